@@ -1,0 +1,99 @@
+"""Filesystem safety: atomic writes, directory fsync, and joins that never escape a root
+or write through a symlink (leaf module: imports only errors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from .errors import GitreproError
+
+
+class UnsafePath(GitreproError):
+    pass
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, *, durable: bool = True, mode: int | None = None):
+    """Yield a binary file; on clean exit it replaces `path` atomically.
+
+    The temp file lives in the same directory so the rename is atomic. With
+    `durable`, the data and the directory entry are fsynced before returning.
+    On any exception the temp file is removed and `path` is untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def check_relpath(rel: str) -> str:
+    """Validate a '/'-separated relative path from untrusted input; return it unchanged."""
+    if not rel or rel.startswith("/") or "\\" in rel or "\0" in rel:
+        raise UnsafePath(f"unsafe path {rel!r}: must be relative, non-empty, '/'-separated")
+    for part in rel.split("/"):
+        if part in ("", ".", "..", ".git"):
+            raise UnsafePath(f"unsafe path {rel!r}: component {part!r} is not allowed")
+    return rel
+
+
+def safe_join(root: str | os.PathLike, rel: str) -> Path:
+    """Join a validated relative path under `root`, refusing symlinked parent directories.
+
+    The final component may be anything (the caller replaces it atomically); every
+    directory between `root` and it must be a real directory or not exist yet.
+    """
+    check_relpath(rel)
+    root = Path(root)
+    current = root
+    for part in rel.split("/")[:-1]:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafePath(f"refusing to write through {current}: it is a symlink or a file, not a directory")
+    return root / rel
+
+
+def make_dirs_safely(root: Path, rel_dir: str) -> Path:
+    """Create `root/rel_dir` directory by directory, refusing to traverse symlinks."""
+    current = root
+    if rel_dir in ("", "."):
+        return current
+    for part in check_relpath(rel_dir).split("/"):
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            os.mkdir(current)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafePath(f"refusing to use {current}: it is a symlink or a file, not a directory")
+    return current
