@@ -92,8 +92,11 @@ def make_dirs_safely(root: Path, rel_dir: str) -> Path:
         try:
             st = os.lstat(current)
         except FileNotFoundError:
-            os.mkdir(current)
-            continue
+            try:
+                os.mkdir(current)
+                continue
+            except FileExistsError:  # another thread made it meanwhile
+                st = os.lstat(current)
         if not stat.S_ISDIR(st.st_mode):
             raise UnsafePath(f"refusing to use {current}: it is a symlink or a file, not a directory")
     return current

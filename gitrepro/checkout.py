@@ -1,0 +1,298 @@
+"""`gitrepro checkout`: make a dataset's files equal a commit's snapshot, byte for byte.
+
+Writes only files that differ, removes files the snapshot lacks (only inside
+the dataset), verifies every chunk and every whole-file hash before a file is
+renamed into place, and refuses to destroy local changes that were never
+snapshotted unless forced.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import manifest as manifestfmt
+from . import statcache, tracking
+from .chunker import new_cutter
+from .errors import GitreproError
+from .fsutil import UnsafePath, make_dirs_safely, safe_join
+from .gitio import resolve_commit
+from .hashing import new_hasher
+from .manifest import DIR, FILE, SYMLINK, Entry, Manifest
+from .pointer import Pointer
+from .repo import Repo
+from .store import JOBS, MissingBlob, Store
+from .worktree import Observed, observe
+
+Fetcher = Callable[[Store, set[bytes]], None]
+
+
+class LocalChanges(GitreproError):
+    pass
+
+
+class CorruptFile(GitreproError):
+    pass
+
+
+@dataclass
+class DatasetCheckout:
+    dataset: str
+    manifest: str
+    written: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    bytes_written: int = 0
+
+
+@dataclass
+class CheckoutResult:
+    commit: str | None
+    target: str
+    datasets: list[DatasetCheckout] = field(default_factory=list)
+
+
+def checkout(repo: Repo, rev: str | None = None, *, to: str | None = None, force: bool = False,
+             datasets: list[str] | None = None, fetch: Fetcher | None = None,
+             progress: Callable[[int], None] | None = None) -> CheckoutResult:
+    """Restore the datasets of commit `rev` (default: the working tree's pointers) into the
+    worktree, or under directory `to` leaving the worktree untouched."""
+    commit = resolve_commit(rev, repo.root) if rev else None
+    pointers = tracking.at_revision(repo.root, commit) if commit else tracking.in_worktree(repo.root)
+    pointers = tracking.select(pointers, datasets)
+    target_root = Path(os.path.abspath(to)) if to else repo.root
+    if to:
+        target_root.mkdir(parents=True, exist_ok=True)
+    result = CheckoutResult(commit, str(target_root))
+    for tracked in pointers:
+        result.datasets.append(checkout_dataset(repo, tracked.pointer, target_root, force=force,
+                                                use_cache=not to, fetch=fetch, progress=progress))
+    return result
+
+
+def load_manifest(store: Store, manifest_id: str, fetch: Fetcher | None = None) -> Manifest:
+    root = bytes.fromhex(manifest_id)
+    if fetch is not None and store.missing([root]):
+        fetch(store, {root})
+    try:
+        data = store.read_manifest(manifest_id)
+    except MissingBlob as e:
+        if fetch is None:
+            raise
+        fetch(store, {e.blob_id})
+        data = store.read_manifest(manifest_id)
+    return manifestfmt.parse(data, f"manifest {manifest_id}")
+
+
+def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool, use_cache: bool,
+                     fetch: Fetcher | None, progress=None) -> DatasetCheckout:
+    store = repo.store
+    manifest = load_manifest(store, ptr.manifest, fetch)
+    _check_kind(ptr, manifest)
+    dataset_root = safe_join(target_root, ptr.path)
+    if os.path.islink(dataset_root):
+        raise UnsafePath(f"{dataset_root} is a symlink; gitrepro will not write through it")
+    cache = statcache.load(store.path, repo.root, ptr.path) if use_cache else statcache.StatCache()
+    kind, now = observe(dataset_root, cache, new_cutter(store.config.chunker))
+    target = manifest.by_path()
+    plan = _plan(kind, ptr.kind, now, target)
+    baseline = _baseline(store, cache.manifest, ptr.manifest, target)
+    _refuse_local_changes(plan, now, baseline, force, ptr.path)
+    _ensure_chunks(store, plan.write, fetch)
+
+    result = DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(plan.keep))
+    scan_time = time.time()
+    fresh = statcache.StatCache(manifest=ptr.manifest)
+    for rel in plan.keep:
+        fresh.remember(rel, now[rel].found.st, now[rel].entry, scan_time)
+    _remove(dataset_root, ptr.kind if kind == ptr.kind else kind, plan.remove)
+    result.removed = len(plan.remove)
+    if ptr.kind == "dir":
+        make_dirs_safely(target_root, ptr.path)
+    else:
+        make_dirs_safely(target_root, ptr.path.rpartition("/")[0])
+    for rel, st, entry in _write_all(store, dataset_root, ptr.kind, plan.write, progress):
+        fresh.remember(rel, st, entry, scan_time)
+        result.written += 1
+        result.bytes_written += entry.size
+    if ptr.kind == "dir":
+        _prune_empty_dirs(dataset_root, target)
+    if use_cache:
+        statcache.save(store.path, repo.root, ptr.path, fresh)
+    return result
+
+
+def _check_kind(ptr: Pointer, manifest: Manifest) -> None:
+    if ptr.kind == "file" and (len(manifest.entries) != 1 or manifest.entries[0].type != FILE):
+        raise manifestfmt.BadManifest(f"manifest {ptr.manifest}: pointer says single file, manifest disagrees")
+
+
+@dataclass
+class _Plan:
+    keep: list[str]
+    write: list[Entry]
+    remove: list[str]
+
+
+def _plan(kind_now: str, kind_target: str, now: dict[str, Observed], target: dict[str, Entry]) -> _Plan:
+    if kind_now != kind_target and kind_now != "missing":
+        return _Plan([], list(target.values()), sorted(now))   # file <-> directory: replace everything
+    keep, write = [], []
+    for rel, entry in target.items():
+        seen = now.get(rel)
+        if seen is not None and seen.entry.same_content(entry):
+            keep.append(rel)
+        else:
+            write.append(entry)
+    return _Plan(keep, write, sorted(now.keys() - target.keys()))
+
+
+def _baseline(store: Store, last_manifest: str | None, target_manifest: str, target) -> dict[str, Entry]:
+    """What gitrepro last put in this dataset (the manifest the stat cache was saved for)."""
+    if last_manifest is None:
+        return {}
+    if last_manifest == target_manifest:
+        return target
+    try:
+        return load_manifest(store, last_manifest).by_path()
+    except GitreproError:
+        return {}
+
+
+def _refuse_local_changes(plan: _Plan, now: dict[str, Observed], baseline: dict[str, Entry],
+                          force: bool, dataset: str) -> None:
+    """Overwriting or removing a file is safe only if gitrepro put its content there:
+    a stat-cache hit, or content equal to the last snapshot checked out or added."""
+    touched = [e.path for e in plan.write] + plan.remove
+    dirty = sorted(rel for rel in touched
+                   if rel in now and not now[rel].cached and not now[rel].entry.same_content(baseline.get(rel)))
+    if dirty and not force:
+        shown = ", ".join(f"{dataset}/{p}" for p in dirty[:10]) + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "")
+        raise LocalChanges(f"checkout would overwrite local changes that are not snapshotted: {shown}; "
+                           f"run `gitrepro add {dataset}` to keep them or pass --force to discard them")
+
+
+def _ensure_chunks(store: Store, entries: list[Entry], fetch: Fetcher | None) -> None:
+    wanted = {bytes.fromhex(c) for e in entries for c in e.chunks}
+    missing = store.missing(wanted)
+    if missing and fetch is not None:
+        fetch(store, missing)
+        missing = store.missing(missing)
+    if missing:
+        raise MissingBlob(next(iter(missing)), f"{len(missing)} chunk(s) needed by this checkout, e.g.")
+
+
+def _remove(dataset_root: Path, kind_now: str, rels: list[str]) -> None:
+    for rel in rels:
+        path = dataset_root if kind_now == "file" else safe_join(dataset_root, rel)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress):
+    """Write entries (large files on the calling thread with parallel chunk reads, small ones in a pool)."""
+    small, large = [], []
+    for e in entries:
+        (large if e.type == FILE and e.size > 8 * 1024 * 1024 else small).append(e)
+    locations = store.index.locate_many(bytes.fromhex(c) for e in small for c in e.chunks)
+    with ThreadPoolExecutor(JOBS) as pool:
+        jobs = [pool.submit(_write_entry, store, dataset_root, kind, e, locations) for e in small]
+        for e in large:
+            yield e.path, _write_file(store, _dest(dataset_root, kind, e), e, store.iter_blobs), e
+            if progress:
+                progress(e.size)
+        for e, job in zip(small, jobs):
+            yield e.path, job.result(), e
+            if progress:
+                progress(e.size)
+
+
+def _dest(dataset_root: Path, kind: str, e: Entry) -> Path:
+    if kind == "file":
+        return dataset_root
+    parent = make_dirs_safely(dataset_root, e.path.rpartition("/")[0])
+    return parent / e.path.rpartition("/")[2]
+
+
+def _write_entry(store: Store, dataset_root: Path, kind: str, e: Entry, locations) -> os.stat_result:
+    dest = _dest(dataset_root, kind, e)
+    if e.type == DIR:
+        _clear_non_dir(dest)
+        dest.mkdir(exist_ok=True)
+        os.chmod(dest, e.mode)
+        return os.lstat(dest)
+    if e.type == SYMLINK:
+        _clear_dir(dest)
+        tmp = dest.with_name(f".{dest.name[:40]}.gitrepro-tmp")
+        tmp.unlink(missing_ok=True)
+        os.symlink(e.target, tmp)
+        os.replace(tmp, dest)
+        return os.lstat(dest)
+
+    def read(ids):
+        for chunk_id in ids:
+            loc = locations.get(chunk_id)
+            yield store.read_located(chunk_id, loc) if loc else store.get(chunk_id)
+
+    return _write_file(store, dest, e, read)
+
+
+def _write_file(store: Store, dest: Path, e: Entry, read_chunks) -> os.stat_result:
+    """Stream verified chunks into a temp file; rename over `dest` only if the whole-file hash matches."""
+    _clear_dir(dest)
+    tmp = dest.with_name(f".{dest.name[:40]}.{os.getpid()}.gitrepro-tmp")
+    ids = [bytes.fromhex(c) for c in e.chunks]
+    whole = new_hasher() if len(ids) != 1 else None   # one chunk: its id is the file hash
+    size = 0
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            for data in read_chunks(ids):
+                f.write(data)
+                size += len(data)
+                if whole is not None:
+                    whole.update(data)
+        digest = whole.hexdigest() if whole is not None else e.chunks[0]
+        if size != e.size or digest != e.hash:
+            raise CorruptFile(f"{dest}: restored content does not match the manifest's hash; run `gitrepro fsck`")
+        os.chmod(tmp, e.mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return os.lstat(dest)
+
+
+def _clear_dir(dest: Path) -> None:
+    """A file or link is about to replace `dest`: a real directory there must go first."""
+    try:
+        if stat.S_ISDIR(os.lstat(dest).st_mode):
+            shutil.rmtree(dest)
+    except FileNotFoundError:
+        pass
+
+
+def _clear_non_dir(dest: Path) -> None:
+    try:
+        if not stat.S_ISDIR(os.lstat(dest).st_mode):
+            dest.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _prune_empty_dirs(dataset_root: Path, target: dict[str, Entry]) -> None:
+    """Remove directories left empty by removals, unless the snapshot has them."""
+    keep = {"/".join(rel.split("/")[:i]) for rel in target for i in range(1, rel.count("/") + 1)}
+    keep |= {rel for rel, e in target.items() if e.type == DIR}
+    for dirpath, dirnames, filenames in os.walk(dataset_root, topdown=False):
+        rel = os.path.relpath(dirpath, dataset_root).replace(os.sep, "/")
+        if rel != "." and rel not in keep and not os.listdir(dirpath):
+            os.rmdir(dirpath)

@@ -1,0 +1,74 @@
+"""Content-defined chunking of byte streams with FastCDC 2020 (pyfastcdc).
+
+See docs/design.md, "Chunking". The parameters decide chunk identity, so they
+live in the versioned store config, never in code defaults alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from pyfastcdc import FastCDC
+
+from .errors import GitreproError
+
+READ_SIZE = 16 * 1024 * 1024  # large reads keep per-chunk Python overhead off the hot path
+
+
+class BadChunkerParams(GitreproError):
+    pass
+
+
+@dataclass(frozen=True)
+class ChunkerParams:
+    algorithm: str = "fastcdc2020"
+    min_size: int = 16 * 1024
+    avg_size: int = 64 * 1024
+    max_size: int = 256 * 1024
+    normalization: int = 1
+
+    def check(self) -> "ChunkerParams":
+        if self.algorithm != "fastcdc2020":
+            raise BadChunkerParams(f"unknown chunker {self.algorithm!r}; this gitrepro knows fastcdc2020")
+        if not (64 <= self.min_size <= self.avg_size <= self.max_size <= 16 * 1024 * 1024):
+            raise BadChunkerParams(f"chunker sizes must satisfy 64 <= min <= avg <= max <= 16 MiB, got {self}")
+        return self
+
+
+def new_cutter(params: ChunkerParams) -> FastCDC:
+    return FastCDC(params.avg_size, min_size=params.min_size, max_size=params.max_size,
+                   normalized_chunking=params.normalization)
+
+
+def iter_chunk_batches(stream: BinaryIO, cutter: FastCDC, read_size: int = READ_SIZE) -> Iterator[list[memoryview]]:
+    """Yield the stream's chunks in batches (one batch per large read), as memoryviews.
+
+    The last chunk of each read is held back and re-cut together with the next
+    read, so cut points depend only on the content, never on read boundaries.
+    Each batch's views keep their own buffer alive, so batches can be consumed
+    out of order or by other threads.
+    """
+    leftover = b""
+    while True:
+        block = stream.read(read_size)
+        if not block:
+            if leftover:
+                yield _cut(cutter, leftover)
+            return
+        buf = leftover + block if leftover else block
+        chunks = _cut(cutter, buf)
+        leftover = bytes(chunks.pop())
+        if chunks:
+            yield chunks
+
+
+def _cut(cutter: FastCDC, buf: bytes) -> list[memoryview]:
+    view = memoryview(buf)
+    return [view[c.offset: c.offset + c.length] for c in cutter.cut_buf(view)]
+
+
+def iter_chunks(stream: BinaryIO, params: ChunkerParams) -> Iterator[memoryview]:
+    cutter = new_cutter(params)
+    for batch in iter_chunk_batches(stream, cutter):
+        yield from batch

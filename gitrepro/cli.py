@@ -1,0 +1,194 @@
+"""Command line: parse arguments, call one operation, render its result (rich or --json).
+
+Errors are converted once, in `main`: a GitreproError is one stderr line and
+exit 1; verification findings exit 2; anything unexpected exits 3 with the
+traceback written to `<git dir>/gitrepro/log`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                           TransferSpeedColumn)
+
+from . import checkout as checkout_op
+from . import fsck as fsck_op
+from . import snapshot, status as status_op
+from .errors import GitreproError
+from .repo import Repo
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Git-native data and config versioning for reproducible ML training.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+def _json(obj) -> None:
+    def default(o):
+        if dataclasses.is_dataclass(o):
+            return dataclasses.asdict(o)
+        if isinstance(o, (set, tuple)):
+            return list(o)
+        return str(o)
+
+    print(json.dumps(obj, default=default, indent=2, sort_keys=True))
+
+
+@contextlib.contextmanager
+def _progress(label: str, total: int | None, enabled: bool = True):
+    """A rich byte progress bar (bytes, MB/s, ETA) on stderr; yields the advance callback."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+@app.command()
+def init() -> None:
+    """Set up the store under the git dir and write gitrepro.toml."""
+    repo = Repo.find()
+    created = repo.init()
+    out.print(f"{'Initialized' if created else 'Already initialized'} gitrepro in {repo.root} "
+              f"(store: {repo.store_path})")
+
+
+@app.command()
+def add(paths: List[Path] = typer.Argument(..., help="Data directories or files to snapshot."),
+        as_json: bool = JsonOpt) -> None:
+    """Snapshot datasets into the store and write their <path>.gitrepro pointers."""
+    repo = Repo.find()
+    with _progress("add", None, not as_json) as advance:
+        results = snapshot.add(repo, [str(p) for p in paths], progress=advance)
+    if as_json:
+        return _json(results)
+    for r in results:
+        out.print(f"{r.dataset}: {r.files} files, {_size(r.bytes)}; read {_size(r.bytes_read)} "
+                  f"({r.files_cached} files unchanged), stored {_size(r.new_bytes_stored)} new, "
+                  f"dedup {r.dedup_ratio:.1f}x -> {r.pointer_path}{'' if r.changed else ' (unchanged)'}")
+    if any(r.changed for r in results):
+        files = " ".join(r.pointer_path for r in results)
+        out.print(f"next: git add {files} .gitignore && git commit")
+
+
+@app.command()
+def status(datasets: Optional[List[str]] = typer.Argument(None, help="Datasets to check (default: all)."),
+           as_json: bool = JsonOpt) -> None:
+    """Which tracked datasets differ from their pointers, file by file."""
+    results = status_op.status(Repo.find(), datasets)
+    if as_json:
+        return _json(results)
+    if not results:
+        out.print("no tracked datasets; run `gitrepro add <path>`")
+    for r in results:
+        if r.clean:
+            out.print(f"{r.dataset}: clean")
+            continue
+        out.print(f"{r.dataset}: {'missing (run `gitrepro checkout`)' if r.missing else 'modified'}")
+        for c in r.changes:
+            out.print(f"  {c.kind:>8}: {r.dataset}/{c.path}")
+
+
+@app.command()
+def checkout(rev: Optional[str] = typer.Argument(None, help="Commit whose data to restore (default: the working tree's pointers)."),
+             to: Optional[Path] = typer.Option(None, "--to", help="Restore into this directory; leave the worktree alone."),
+             force: bool = typer.Option(False, "--force", "-f", help="Discard local changes that are not snapshotted."),
+             dataset: Optional[List[str]] = typer.Option(None, "--dataset", "-d", help="Only this dataset (repeatable)."),
+             as_json: bool = JsonOpt) -> None:
+    """Restore a commit's data, byte for byte, verifying every chunk."""
+    repo = Repo.find()
+    with _progress("checkout", None, not as_json) as advance:
+        result = checkout_op.checkout(repo, rev, to=str(to) if to else None, force=force,
+                                      datasets=dataset, progress=advance)
+    if as_json:
+        return _json(result)
+    for d in result.datasets:
+        out.print(f"{d.dataset}: wrote {d.written} files ({_size(d.bytes_written)}), removed {d.removed}, "
+                  f"{d.unchanged} already up to date")
+
+
+@app.command()
+def fsck(repair: bool = typer.Option(False, "--repair", help="Rebuild the index from the packs."),
+         no_data: bool = typer.Option(False, "--no-data", help="Skip re-hashing pack contents."),
+         as_json: bool = JsonOpt) -> None:
+    """Verify every pack, index entry and manifest in the local store."""
+    repo = Repo.find()
+    notes = fsck_op.repair(repo.store) if repair else []
+    result = fsck_op.fsck(repo.store, read_data=not no_data)
+    result.repaired = notes
+    if as_json:
+        _json(result)
+    else:
+        for note in notes:
+            out.print(f"repaired: {note}")
+        for f in result.findings:
+            out.print(f"error: {f}")
+        out.print(f"checked {result.packs} packs, {result.blobs} chunks ({_size(result.bytes)}), "
+                  f"{result.manifests} manifests: {len(result.findings)} problem(s)")
+    if result.findings:
+        raise typer.Exit(2)
+
+
+@app.command()
+def demo(directory: Optional[Path] = typer.Option(None, "--dir", help="Where to build the demo (default: a temp dir)."),
+         keep: bool = typer.Option(False, "--keep", help="Keep the demo directory.")) -> None:
+    """Build a sample repository and walk through the whole gitrepro cycle."""
+    from .demo import run_demo
+
+    run_demo(directory, keep=keep, say=out.print)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = app(args=argv, prog_name="gitrepro", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except GitreproError as e:
+        err.print(f"gitrepro: error: {e}", markup=False, soft_wrap=True)
+        return 1
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("gitrepro: interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as e:  # the one place allowed: nothing escapes as a traceback
+        where = _log_traceback()
+        err.print(f"gitrepro: unexpected error: {type(e).__name__}: {e} (details in {where})", markup=False)
+        return 3
+
+
+def _log_traceback() -> str:
+    try:
+        log = Repo.find().store_path / "log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as f:
+            f.write(traceback.format_exc() + "\n")
+        return str(log)
+    except Exception:  # noqa: BLE001 - logging must never hide the original error
+        sys.stderr.write(traceback.format_exc())
+        return "the traceback above"

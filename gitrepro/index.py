@@ -1,0 +1,141 @@
+"""The local blob index: blob id -> (pack, offset, length), in SQLite.
+
+A rebuildable hint: packs describe themselves, so `rebuild` can recreate it
+from the pack footers. See docs/design.md, "Index (v1)".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+from .errors import GitreproError
+from .pack import BlobEntry
+
+INDEX_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS packs(id TEXT PRIMARY KEY, size INTEGER NOT NULL, blobs INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blobs(
+    id BLOB PRIMARY KEY, pack TEXT NOT NULL, offset INTEGER NOT NULL,
+    length INTEGER NOT NULL, raw_length INTEGER NOT NULL, flags INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+class IndexError_(GitreproError):
+    pass
+
+
+class Location(NamedTuple):
+    pack: str
+    offset: int
+    length: int
+    raw_length: int
+    flags: int
+
+    def entry(self, blob_id: bytes) -> BlobEntry:
+        return BlobEntry(blob_id, self.flags, self.offset, self.length, self.raw_length)
+
+
+class Index:
+    def __init__(self, path: Path):
+        try:
+            self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # the index must survive a crash once a pointer names its blobs
+            self._db.executescript(_SCHEMA)
+            self._check_version()
+        except sqlite3.DatabaseError as e:
+            raise IndexError_(f"index {path} is unreadable ({e}); run `gitrepro fsck --repair` to rebuild it") from None
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+        if row is None:
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES('version', ?)", (str(INDEX_VERSION),))
+        elif row[0] != str(INDEX_VERSION):
+            raise IndexError_(f"index version {row[0]} is not supported; run `gitrepro fsck --repair` to rebuild it")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add_pack(self, pack_id: str, size: int, entries: Iterable[BlobEntry]) -> None:
+        """Record a pack and its blobs in one transaction (first location of a blob wins)."""
+        entries = list(entries)
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO packs VALUES(?,?,?)", (pack_id, size, len(entries)))
+            self._db.executemany(
+                "INSERT OR IGNORE INTO blobs VALUES(?,?,?,?,?,?)",
+                [(e.id, pack_id, e.offset, e.length, e.raw_length, e.flags) for e in entries])
+
+    def remove_pack(self, pack_id: str) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM blobs WHERE pack=?", (pack_id,))
+            self._db.execute("DELETE FROM packs WHERE id=?", (pack_id,))
+
+    def _transaction(self):
+        db = self._db
+
+        class _Tx:
+            def __enter__(self):
+                db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, exc_type, *_):
+                db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+        return _Tx()
+
+    def has(self, blob_id: bytes) -> bool:
+        return self._db.execute("SELECT 1 FROM blobs WHERE id=?", (blob_id,)).fetchone() is not None
+
+    def missing(self, blob_ids: Iterable[bytes]) -> set[bytes]:
+        """The ids among `blob_ids` that the index does not hold (queried in batches)."""
+        ids = list(dict.fromkeys(blob_ids))
+        found: set[bytes] = set()
+        for i in range(0, len(ids), 500):
+            batch = ids[i:i + 500]
+            q = f"SELECT id FROM blobs WHERE id IN ({','.join('?' * len(batch))})"
+            found.update(row[0] for row in self._db.execute(q, batch))
+        return set(ids) - found
+
+    def locate(self, blob_id: bytes) -> Location | None:
+        row = self._db.execute(
+            "SELECT pack, offset, length, raw_length, flags FROM blobs WHERE id=?", (blob_id,)).fetchone()
+        return Location(*row) if row else None
+
+    def locate_many(self, blob_ids: Iterable[bytes]) -> dict[bytes, Location]:
+        ids = list(dict.fromkeys(blob_ids))
+        out: dict[bytes, Location] = {}
+        for i in range(0, len(ids), 500):
+            batch = ids[i:i + 500]
+            q = (f"SELECT id, pack, offset, length, raw_length, flags FROM blobs "
+                 f"WHERE id IN ({','.join('?' * len(batch))})")
+            for row in self._db.execute(q, batch):
+                out[row[0]] = Location(*row[1:])
+        return out
+
+    def packs(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT id, size FROM packs"))
+
+    def blobs_in_pack(self, pack_id: str) -> list[BlobEntry]:
+        rows = self._db.execute(
+            "SELECT id, flags, offset, length, raw_length FROM blobs WHERE pack=?", (pack_id,))
+        return [BlobEntry(*row) for row in rows]
+
+    def all_blobs(self) -> Iterable[tuple[bytes, Location]]:
+        for row in self._db.execute("SELECT id, pack, offset, length, raw_length, flags FROM blobs"):
+            yield row[0], Location(*row[1:])
+
+    def manifest_roots(self) -> list[bytes]:
+        return [row[0] for row in self._db.execute("SELECT id FROM blobs WHERE flags & 2")]
+
+    def stats(self) -> tuple[int, int, int]:
+        """(blob count, stored bytes, raw bytes)."""
+        row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(length),0), COALESCE(SUM(raw_length),0) FROM blobs").fetchone()
+        return row[0], row[1], row[2]
+
+    def clear(self) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM blobs")
+            self._db.execute("DELETE FROM packs")

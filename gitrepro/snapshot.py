@@ -1,0 +1,139 @@
+"""`gitrepro add`: snapshot datasets into the store and write their pointers.
+
+Write order (the crash contract, docs/design.md "Write order"): chunks and the
+manifest go into packs, packs are fsynced and indexed, and only then is the
+pointer replaced atomically. A process killed at any point leaves either the
+old pointer or the new one, never a pointer naming missing data.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from . import manifest as manifestfmt
+from . import pointer as pointerfmt
+from . import statcache
+from .chunker import new_cutter
+from .errors import GitreproError
+from .fsutil import atomic_write, check_relpath
+from .manifest import Manifest
+from .repo import Repo
+from .worktree import local_path, read_entry, scan
+
+
+class NothingToAdd(GitreproError):
+    pass
+
+
+@dataclass
+class SnapshotResult:
+    dataset: str
+    pointer_path: str
+    manifest: str
+    kind: str
+    files: int
+    bytes: int
+    bytes_read: int          # file bytes actually read (stat-cache misses)
+    files_cached: int        # files whose entry came from the stat cache
+    new_bytes_stored: int    # compressed bytes newly written to packs
+    new_chunks: int
+    changed: bool            # the pointer changed
+
+    @property
+    def dedup_ratio(self) -> float:
+        return self.bytes / self.new_bytes_stored if self.new_bytes_stored else float("inf")
+
+
+def add(repo: Repo, paths: list[str], progress: Callable[[int], None] | None = None) -> list[SnapshotResult]:
+    """Snapshot each dataset path (a directory or a file) and write `<path>.gitrepro`."""
+    datasets = [_dataset_name(repo, p) for p in paths]
+    results = [add_dataset(repo, d, progress) for d in datasets]
+    ignore_datasets(repo, datasets)
+    return results
+
+
+def _dataset_name(repo: Repo, path: str) -> str:
+    rel = repo.relpath(path)
+    check_relpath(rel)
+    if rel.endswith(pointerfmt.POINTER_SUFFIX):
+        rel = pointerfmt.dataset_for_pointer(rel)
+    if not os.path.lexists(repo.root / rel):
+        raise NothingToAdd(f"{path} does not exist; give the data directory or file to snapshot")
+    return rel
+
+
+def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
+    store = repo.store
+    root = repo.root / dataset
+    kind, found = scan(root)
+    cache = statcache.load(store.path, repo.root, dataset)
+    fresh = statcache.StatCache()
+    scan_time = time.time()
+    cutter = new_cutter(store.config.chunker)
+    entries, bytes_read, cached = [], 0, 0
+    with store.writer() as w:
+        hits = {f.rel: cache.lookup(f.rel, f.st) for f in found}
+        hits = _drop_hits_with_missing_chunks(store, hits)
+        for f in found:
+            entry = hits.get(f.rel)
+            if entry is None:
+                entry = read_entry(local_path(root, kind, f.rel), f, cutter, w.add, progress)
+                bytes_read += entry.size
+            else:
+                cached += 1
+                if progress:
+                    progress(entry.size)
+            fresh.remember(f.rel, f.st, entry, scan_time)
+            entries.append(entry)
+        m = Manifest(tuple(sorted(entries, key=lambda e: manifestfmt.sort_key(e.path))))
+        manifest_id = store.write_manifest(w, manifestfmt.dumps(m))
+    # Packs and index are durable now; the pointer may name them.
+    ptr = pointerfmt.Pointer(dataset, manifest_id, kind, m.files, m.bytes)
+    pointer_path = pointerfmt.pointer_path_for(dataset)
+    changed = _write_pointer(repo, pointer_path, ptr)
+    fresh.manifest = manifest_id
+    statcache.save(store.path, repo.root, dataset, fresh)
+    return SnapshotResult(dataset, pointer_path, manifest_id, kind, m.files, m.bytes, bytes_read, cached,
+                          w.stats.new_stored_bytes, w.stats.new_blobs, changed)
+
+
+def _drop_hits_with_missing_chunks(store, hits: dict) -> dict:
+    """A stat-cache hit counts only if the store still has every chunk it names."""
+    wanted = {bytes.fromhex(c) for e in hits.values() if e is not None for c in e.chunks}
+    missing = {c.hex() for c in store.missing(wanted)} if wanted else set()
+    if not missing:
+        return hits
+    return {rel: (None if e is not None and missing.intersection(e.chunks) else e) for rel, e in hits.items()}
+
+
+def _write_pointer(repo: Repo, pointer_path: str, ptr: pointerfmt.Pointer) -> bool:
+    data = pointerfmt.dumps(ptr)
+    path = repo.root / pointer_path
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    with atomic_write(path) as f:
+        f.write(data)
+    return True
+
+
+def ignore_datasets(repo: Repo, datasets: list[str]) -> None:
+    """Add each dataset path, anchored, to the root .gitignore (so git never tracks the data)."""
+    path = repo.root / ".gitignore"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        text = ""
+    lines = set(text.splitlines())
+    new = [f"/{d}" for d in datasets if f"/{d}" not in lines]
+    if not new:
+        return
+    if text and not text.endswith("\n"):
+        text += "\n"
+    with atomic_write(path) as f:
+        f.write((text + "".join(line + "\n" for line in new)).encode())

@@ -1,0 +1,384 @@
+"""The local chunk store: sole owner of the `<git common dir>/gitrepro/` layout.
+
+Owns the store config (format version, chunker, hash, compression), the writer
+lock, pack files and the blob index, and the crash contract: a blob is visible
+only after its pack is fsynced, renamed into place and indexed. See
+docs/design.md, "Store layout" and "Write order".
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import zstandard
+from filelock import FileLock, Timeout
+
+from . import pack as packfmt
+from .chunker import ChunkerParams, iter_chunk_batches, new_cutter
+from .errors import GitreproError
+from .fsutil import atomic_write, fsync_dir
+from .hashing import hash_bytes
+from .index import Index, Location
+from .tomlcompat import tomllib
+
+STORE_VERSION = 1
+PACK_TARGET = 32 * 1024 * 1024      # packs of tens of MiB: few files, cheap listing, big transfers
+BATCH_BYTES = 4 * 1024 * 1024       # chunks handed to a compression thread at once
+ZSTD_LEVEL = 1
+JOBS = max(1, min(4, os.cpu_count() or 1))
+
+
+class StoreError(GitreproError):
+    pass
+
+
+class MissingBlob(StoreError):
+    def __init__(self, blob_id: bytes, what: str = "chunk"):
+        self.blob_id = blob_id
+        super().__init__(f"{what} {blob_id.hex()} is not in the local store; "
+                         "run `gitrepro fetch` from a remote that has it, or `gitrepro fsck`")
+
+
+class StoreLocked(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    chunker: ChunkerParams = field(default_factory=ChunkerParams)
+    compression_level: int = ZSTD_LEVEL
+    version: int = STORE_VERSION
+    hash: str = "blake3"
+
+    def dumps(self) -> bytes:
+        c = self.chunker
+        return (f"# gitrepro store config: decides object identity; do not edit.\n"
+                f"version = {self.version}\nhash = \"{self.hash}\"\n\n"
+                f"[chunker]\nalgorithm = \"{c.algorithm}\"\nmin_size = {c.min_size}\n"
+                f"avg_size = {c.avg_size}\nmax_size = {c.max_size}\nnormalization = {c.normalization}\n\n"
+                f"[compression]\nalgorithm = \"zstd\"\nlevel = {self.compression_level}\n").encode()
+
+    @classmethod
+    def parse(cls, data: bytes, origin: str) -> "StoreConfig":
+        try:
+            doc = tomllib.loads(data.decode())
+            if doc.get("version") != STORE_VERSION:
+                raise StoreError(f"{origin}: store format version {doc.get('version')!r} is not supported "
+                                 f"by this gitrepro (it reads {STORE_VERSION}); upgrade gitrepro")
+            if doc.get("hash") != "blake3":
+                raise StoreError(f"{origin}: unknown hash {doc.get('hash')!r}")
+            chunker = ChunkerParams(**doc["chunker"]).check()
+            return cls(chunker=chunker, compression_level=int(doc["compression"]["level"]))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
+            raise StoreError(f"{origin}: store config is damaged ({e}); restore it from a clone") from None
+
+
+class Store:
+    """A chunk store at `path` (normally `<git common dir>/gitrepro`)."""
+
+    def __init__(self, path: Path, config: StoreConfig):
+        self.path = path
+        self.config = config
+        self.index = Index(path / "index.sqlite")
+        self._fds: dict[str, int] = {}
+        self._fd_lock = threading.Lock()
+
+    # -- opening -----------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path, create_with: StoreConfig | None = None) -> "Store":
+        """Open the store; create it first when `create_with` is given and none exists."""
+        config_path = path / "config.toml"
+        if not config_path.exists():
+            if create_with is None:
+                raise StoreError("no gitrepro store in this repository; run `gitrepro init`")
+            for sub in ("", "packs", "tmp", "statcache"):
+                (path / sub).mkdir(parents=True, exist_ok=True)
+            with atomic_write(config_path) as f:
+                f.write(create_with.dumps())
+        return cls(path, StoreConfig.parse(config_path.read_bytes(), str(config_path)))
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        self.index.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- layout ------------------------------------------------------------------
+    def pack_path(self, pack_id: str) -> Path:
+        return self.path / "packs" / pack_id[:2] / f"{pack_id}.pack"
+
+    def pack_files(self) -> dict[str, Path]:
+        """Every pack file on disk, by id."""
+        found = {}
+        packs = self.path / "packs"
+        for sub in os.scandir(packs) if packs.exists() else ():
+            if sub.is_dir():
+                for entry in os.scandir(sub.path):
+                    if entry.name.endswith(".pack"):
+                        found[entry.name[:-5]] = Path(entry.path)
+        return found
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float = 600):
+        """Exclusive writer lock: serialises add, checkout's fetches, gc and repair."""
+        lock = FileLock(str(self.path / "lock"))
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise StoreLocked(f"another gitrepro process holds {self.path / 'lock'}; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextlib.contextmanager
+    def writer(self, jobs: int = JOBS):
+        """`with store.writer() as w:` — under the lock; flushes packs and index on clean exit."""
+        with self.lock():
+            self.recover()
+            w = StoreWriter(self, jobs)
+            try:
+                yield w
+                w.flush()
+            finally:
+                w.close()
+
+    def recover(self) -> list[str]:
+        """Finish what a killed writer left: drop temp packs, index complete but unindexed packs.
+
+        Called under the lock, so every temp file is stale.
+        """
+        for tmp in (self.path / "tmp").glob("*"):
+            tmp.unlink(missing_ok=True)
+        indexed = self.index.packs()
+        adopted = []
+        for pack_id, path in self.pack_files().items():
+            if pack_id not in indexed:
+                with open(path, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    try:
+                        entries = packfmt.read_footer(f, size)
+                    except packfmt.CorruptPack:
+                        continue  # fsck reports it; never index what we cannot read
+                self.index.add_pack(pack_id, size, entries)
+                adopted.append(pack_id)
+        return adopted
+
+    def publish_pack(self, tmp_path: Path, pack_id: str, entries: list[packfmt.BlobEntry]) -> None:
+        """Move a complete, fsynced pack into place, then index it (the crash-safe order)."""
+        final = self.pack_path(pack_id)
+        final.parent.mkdir(exist_ok=True)
+        size = tmp_path.stat().st_size
+        os.replace(tmp_path, final)
+        fsync_dir(final.parent)
+        self.index.add_pack(pack_id, size, entries)
+
+    # -- reading -----------------------------------------------------------------
+    def has(self, blob_id: bytes) -> bool:
+        return self.index.has(blob_id)
+
+    def missing(self, blob_ids: Iterable[bytes]) -> set[bytes]:
+        return self.index.missing(blob_ids)
+
+    def _fd(self, pack_id: str) -> int:
+        with self._fd_lock:
+            fd = self._fds.get(pack_id)
+            if fd is None:
+                try:
+                    fd = os.open(self.pack_path(pack_id), os.O_RDONLY)
+                except FileNotFoundError:
+                    raise StoreError(f"pack {pack_id} is in the index but missing on disk; "
+                                     "run `gitrepro fsck --repair`") from None
+                if len(self._fds) > 64:
+                    os.close(self._fds.pop(next(iter(self._fds))))
+                self._fds[pack_id] = fd
+            return fd
+
+    def read_located(self, blob_id: bytes, loc: Location) -> bytes:
+        stored = os.pread(self._fd(loc.pack), loc.length, loc.offset)
+        return packfmt.decode_blob(loc.entry(blob_id), stored, f"chunk in pack {loc.pack[:12]}:")
+
+    def get(self, blob_id: bytes) -> bytes:
+        """A blob's verified raw bytes."""
+        loc = self.index.locate(blob_id)
+        if loc is None:
+            raise MissingBlob(blob_id)
+        return self.read_located(blob_id, loc)
+
+    def iter_blobs(self, blob_ids: list[bytes], jobs: int = JOBS) -> Iterator[bytes]:
+        """Verified raw bytes of `blob_ids`, in order, read and decompressed on `jobs` threads."""
+        locs = self.index.locate_many(blob_ids)
+        for blob_id in blob_ids:
+            if blob_id not in locs:
+                raise MissingBlob(blob_id)
+        if len(blob_ids) <= 2 or jobs <= 1:
+            for blob_id in blob_ids:
+                yield self.read_located(blob_id, locs[blob_id])
+            return
+        with ThreadPoolExecutor(jobs) as pool:
+            pending: collections.deque[Future] = collections.deque()
+            for blob_id in blob_ids:
+                pending.append(pool.submit(self.read_located, blob_id, locs[blob_id]))
+                if len(pending) > 4 * jobs:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    # -- manifests ---------------------------------------------------------------
+    def write_manifest(self, w: "StoreWriter", data: bytes) -> str:
+        """Store manifest bytes as chunks plus a root blob listing them; return the root's id.
+
+        Chunking manifests like data means a new version of a million-file
+        dataset stores only the manifest chunks that changed.
+        """
+        ids = []
+        for batch in iter_chunk_batches(_BytesReader(data), new_cutter(self.config.chunker)):
+            for chunk in batch:
+                chunk_id = hash_bytes(chunk)
+                w.add(chunk_id, chunk)
+                ids.append(chunk_id.hex())
+        root = ("gitrepro-manifest-parts 1\n" + "".join(i + "\n" for i in ids)).encode()
+        root_id = hash_bytes(root)
+        w.add(root_id, root, packfmt.FLAG_MANIFEST)
+        return root_id.hex()
+
+    def read_manifest(self, manifest_id: str) -> bytes:
+        """Reassemble verified manifest bytes from its root blob."""
+        root_id = bytes.fromhex(manifest_id)
+        try:
+            root = self.get(root_id)
+        except MissingBlob:
+            raise MissingBlob(root_id, "manifest") from None
+        return b"".join(self.iter_blobs(parse_manifest_root(root, manifest_id)))
+
+
+def parse_manifest_root(root: bytes, manifest_id: str) -> list[bytes]:
+    lines = root.split(b"\n")
+    if lines[0] != b"gitrepro-manifest-parts 1" or lines[-1] != b"":
+        raise StoreError(f"manifest {manifest_id} has an unknown root format; upgrade gitrepro")
+    try:
+        return [bytes.fromhex(line.decode()) for line in lines[1:-1]]
+    except ValueError:
+        raise StoreError(f"manifest {manifest_id} root is damaged; run `gitrepro fsck`") from None
+
+
+class _BytesReader:
+    def __init__(self, data: bytes):
+        self._view, self._pos = memoryview(data), 0
+
+    def read(self, n: int) -> bytes:
+        out = self._view[self._pos:self._pos + n]
+        self._pos += len(out)
+        return bytes(out)
+
+
+@dataclass
+class WriteStats:
+    new_blobs: int = 0
+    new_raw_bytes: int = 0
+    new_stored_bytes: int = 0
+    packs: int = 0
+
+
+class StoreWriter:
+    """Accepts blobs, skips those already stored, compresses new ones on worker
+    threads and appends them, in order, to packs of about PACK_TARGET bytes."""
+
+    def __init__(self, store: Store, jobs: int):
+        self.store = store
+        self.stats = WriteStats()
+        self._jobs = jobs
+        self._pool = ThreadPoolExecutor(jobs)
+        self._local = threading.local()
+        self._seen: set[bytes] = set()
+        self._queue: list[tuple[bytes, memoryview | bytes, int]] = []
+        self._queued_bytes = 0
+        self._inflight: collections.deque[Future] = collections.deque()
+        self._pack: packfmt.PackWriter | None = None
+        self._pack_file = None
+        self._pack_tmp: Path | None = None
+
+    def add(self, blob_id: bytes, data, flags: int = 0) -> bool:
+        """Queue a blob for storage; return False (and do nothing) if it is already stored."""
+        if blob_id in self._seen or self.store.index.has(blob_id):
+            return False
+        self._seen.add(blob_id)
+        self._queue.append((blob_id, data, flags))
+        self._queued_bytes += len(data)
+        if self._queued_bytes >= BATCH_BYTES:
+            self._submit()
+        return True
+
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        comp = getattr(self._local, "comp", None)
+        if comp is None:
+            comp = self._local.comp = zstandard.ZstdCompressor(level=self.store.config.compression_level)
+        return comp
+
+    def _encode(self, items):
+        comp = self._compressor()
+        return [(blob_id, *packfmt.encode_blob(data, comp, flags), len(data)) for blob_id, data, flags in items]
+
+    def _submit(self) -> None:
+        queue, self._queue, self._queued_bytes = self._queue, [], 0
+        step = max(1, -(-len(queue) // self._jobs))
+        for i in range(0, len(queue), step):
+            self._inflight.append(self._pool.submit(self._encode, queue[i:i + step]))
+        while len(self._inflight) > 2 * self._jobs:
+            self._write(self._inflight.popleft().result())
+
+    def _write(self, encoded) -> None:
+        for blob_id, stored, flags, raw_length in encoded:
+            if self._pack is None:
+                self._open_pack()
+            self._pack.add(blob_id, stored, flags, raw_length)
+            self.stats.new_blobs += 1
+            self.stats.new_raw_bytes += raw_length
+            self.stats.new_stored_bytes += len(stored)
+            if self._pack.size >= PACK_TARGET:
+                self._finish_pack()
+
+    def _open_pack(self) -> None:
+
+        fd, tmp = tempfile.mkstemp(dir=self.store.path / "tmp", suffix=".pack")
+        self._pack_tmp = Path(tmp)
+        self._pack_file = os.fdopen(fd, "wb", buffering=1 << 20)
+        self._pack = packfmt.PackWriter(self._pack_file)
+
+    def _finish_pack(self) -> None:
+        pack_id = self._pack.finish()
+        self._pack_file.flush()
+        os.fsync(self._pack_file.fileno())
+        self._pack_file.close()
+        self.store.publish_pack(self._pack_tmp, pack_id, self._pack.entries)
+        self.stats.packs += 1
+        self._pack = self._pack_file = self._pack_tmp = None
+
+    def flush(self) -> None:
+        """Write everything queued and publish the open pack."""
+        if self._queue:
+            self._submit()
+        while self._inflight:
+            self._write(self._inflight.popleft().result())
+        if self._pack is not None:
+            self._finish_pack()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pack_file is not None:
+            self._pack_file.close()
+            self._pack_tmp.unlink(missing_ok=True)

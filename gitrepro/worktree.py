@@ -1,0 +1,129 @@
+"""Scanning a dataset in the working tree: what is there, and what each file holds.
+
+Shared by snapshot, status and checkout. `scan` never reads file contents;
+`read_entry` streams one file through the chunker (and into a store writer
+when one is given) in bounded memory.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .chunker import iter_chunk_batches
+from .errors import GitreproError
+from .fsutil import UnsafePath
+from .hashing import hash_bytes, new_hasher
+from .manifest import DIR, FILE, SYMLINK, Entry, check_symlink
+
+
+class UnsupportedFile(GitreproError):
+    pass
+
+
+@dataclass(frozen=True)
+class Found:
+    rel: str                 # path relative to the dataset root ('' for a single-file dataset)
+    st: os.stat_result
+
+
+def scan(dataset_root: Path) -> tuple[str, list[Found]]:
+    """('dir' | 'file' | 'missing', entries). Directories report only empty ones; symlinks are not followed."""
+    try:
+        st = os.lstat(dataset_root)
+    except FileNotFoundError:
+        return "missing", []
+    if stat.S_ISDIR(st.st_mode):
+        found: list[Found] = []
+        _walk(str(dataset_root), "", found)
+        return "dir", found
+    if stat.S_ISREG(st.st_mode):
+        return "file", [Found(dataset_root.name, st)]
+    raise UnsupportedFile(f"{dataset_root} is neither a regular file nor a directory")
+
+
+def _walk(path: str, prefix: str, out: list[Found]) -> None:
+    empty = True
+    with os.scandir(path) as it:
+        for entry in it:
+            empty = False
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                _walk(entry.path, rel + "/", out)
+            else:
+                out.append(Found(rel, entry.stat(follow_symlinks=False)))
+    if empty and prefix:
+        out.append(Found(prefix[:-1], os.lstat(path)))
+
+
+def local_path(dataset_root: Path, kind: str, rel: str) -> Path:
+    return dataset_root if kind == "file" else dataset_root / rel
+
+
+def read_entry(path: Path, found: Found, cutter, add_chunk: Callable | None = None,
+               progress: Callable[[int], None] | None = None) -> Entry:
+    """The manifest entry for one scanned path; file chunks go to `add_chunk(id, data)` if given."""
+    mode = found.st.st_mode
+    if stat.S_ISLNK(mode):
+        target = os.readlink(path)
+        try:
+            check_symlink(found.rel, target)
+        except UnsafePath as e:
+            raise UnsupportedFile(f"{path}: {e}; replace it with a copy to track it") from None
+        return Entry(found.rel, SYMLINK, target=target)
+    if stat.S_ISDIR(mode):
+        return Entry(found.rel, DIR, stat.S_IMODE(mode) & 0o777)
+    if not stat.S_ISREG(mode):
+        raise UnsupportedFile(f"{path} is a special file (socket, fifo or device); gitrepro tracks only files, symlinks and directories")
+    return _read_file(path, found, cutter, add_chunk, progress)
+
+
+def _read_file(path: Path, found: Found, cutter, add_chunk, progress) -> Entry:
+    file_hash = new_hasher()
+    chunks, size = [], 0
+    with open(path, "rb") as f:
+        for batch in iter_chunk_batches(_Tee(f, file_hash), cutter):
+            for chunk in batch:
+                chunk_id = hash_bytes(chunk)
+                chunks.append(chunk_id.hex())
+                size += len(chunk)
+                if add_chunk is not None:
+                    add_chunk(chunk_id, chunk)
+            if progress:
+                progress(sum(len(c) for c in batch))
+    return Entry(found.rel, FILE, stat.S_IMODE(found.st.st_mode) & 0o777, size, file_hash.hexdigest(), tuple(chunks))
+
+
+class _Tee:
+    """A reader that also feeds the whole-file hash, so the file is read once."""
+
+    def __init__(self, f, hasher):
+        self._f, self._hasher = f, hasher
+
+    def read(self, n: int) -> bytes:
+        block = self._f.read(n)
+        self._hasher.update(block)
+        return block
+
+
+@dataclass
+class Observed:
+    found: Found
+    entry: Entry | None      # None when not hashed
+    cached: bool             # entry came from the stat cache: content gitrepro stored or wrote
+
+
+def observe(dataset_root: Path, cache, cutter, hash_misses: bool = True) -> tuple[str, dict[str, Observed]]:
+    """What the dataset holds now, reading only files the stat cache does not vouch for."""
+    kind, found = scan(dataset_root)
+    observed = {}
+    for f in found:
+        entry = cache.lookup(f.rel, f.st)
+        cached = entry is not None
+        if entry is None and hash_misses:
+            entry = read_entry(local_path(dataset_root, kind, f.rel), f, cutter)
+        observed[f.rel] = Observed(f, entry, cached)
+    return kind, observed
