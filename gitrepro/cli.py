@@ -7,9 +7,6 @@ traceback written to `<git dir>/gitrepro/log`.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import json
 import sys
 import traceback
 from pathlib import Path
@@ -17,52 +14,16 @@ from typing import List, Optional
 
 import click
 import typer
-from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
 
 from . import checkout as checkout_op
 from . import fsck as fsck_op
 from . import snapshot, status as status_op
+from .cliutil import JsonOpt, err, human_size as _size, out, print_json as _json, progress_bar as _progress
 from .errors import GitreproError
 from .repo import Repo
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Git-native data and config versioning for reproducible ML training.")
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
-
-
-def _json(obj) -> None:
-    def default(o):
-        if dataclasses.is_dataclass(o):
-            return dataclasses.asdict(o)
-        if isinstance(o, (set, tuple)):
-            return list(o)
-        return str(o)
-
-    print(json.dumps(obj, default=default, indent=2, sort_keys=True))
-
-
-@contextlib.contextmanager
-def _progress(label: str, total: int | None, enabled: bool = True):
-    """A rich byte progress bar (bytes, MB/s, ETA) on stderr; yields the advance callback."""
-    if not enabled or not err.is_terminal:
-        yield None
-        return
-    with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
 
 
 @app.command()
@@ -157,6 +118,11 @@ def demo(directory: Optional[Path] = typer.Option(None, "--dir", help="Where to 
     from .demo import run_demo
 
     run_demo(directory, keep=keep, say=out.print)
+
+
+# Each topic module adds its commands here (kept apart so every command stays ~10 lines).
+for _topic in ():
+    _topic.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,51 @@
+"""Shared pieces of the command line: consoles, JSON rendering, progress bars, sizes.
+
+Every `cli_<topic>.py` module imports these and exposes `register(app)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                           TransferSpeedColumn)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+def print_json(obj) -> None:
+    def default(o):
+        if dataclasses.is_dataclass(o):
+            return dataclasses.asdict(o)
+        if isinstance(o, (set, tuple)):
+            return list(o)
+        return str(o)
+
+    print(json.dumps(obj, default=default, indent=2, sort_keys=True))
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, total: int | None = None, enabled: bool = True):
+    """A rich byte progress bar (bytes, MB/s, ETA) on stderr; yields the advance callback or None."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"

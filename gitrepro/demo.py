@@ -1,0 +1,118 @@
+"""`gitrepro demo`: build a sample repository and walk through the whole cycle.
+
+Every step runs the real `gitrepro` and `git` commands in a subprocess, prints
+the command and its output, and checks the outcome, so the demo doubles as an
+end-to-end smoke test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from .errors import GitreproError
+
+Say = Callable[[str], None]
+
+
+class DemoFailed(GitreproError):
+    pass
+
+
+def run_demo(directory: Path | None = None, *, keep: bool = False, say: Say = print) -> Path:
+    base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="gitrepro-demo-"))
+    repo = base / "proj"
+    if repo.exists():
+        raise DemoFailed(f"{repo} already exists; pass another --dir")
+    repo.mkdir(parents=True)
+    try:
+        _Demo(repo, say).walk()
+    finally:
+        if not keep and directory is None:
+            shutil.rmtree(base, ignore_errors=True)
+        else:
+            say(f"demo repository kept at {repo}")
+    return repo
+
+
+class _Demo:
+    def __init__(self, repo: Path, say: Say):
+        self.repo, self.say = repo, say
+        self.env = {**os.environ, "GIT_AUTHOR_NAME": "Demo", "GIT_AUTHOR_EMAIL": "demo@example.com",
+                    "GIT_COMMITTER_NAME": "Demo", "GIT_COMMITTER_EMAIL": "demo@example.com"}
+
+    def sh(self, *args: str, expect_ok: bool = True, show: bool = True) -> subprocess.CompletedProcess:
+        shown = " ".join(("gitrepro" if a == "-m gitrepro" else a) for a in args)
+        cmd = [sys.executable, "-m", "gitrepro", *args[1:]] if args[0] == "gitrepro" else list(args)
+        self.say(f"\n$ {shown}")
+        proc = subprocess.run(cmd, cwd=self.repo, env=self.env, capture_output=True, text=True)
+        if show:
+            for line in (proc.stdout + proc.stderr).rstrip().splitlines():
+                self.say(f"  {line}")
+        if expect_ok and proc.returncode != 0:
+            raise DemoFailed(f"demo step `{shown}` failed with exit {proc.returncode}")
+        if not expect_ok and proc.returncode == 0:
+            raise DemoFailed(f"demo step `{shown}` should have been refused but succeeded")
+        return proc
+
+    def step(self, text: str) -> None:
+        self.say(f"\n== {text}")
+
+    def walk(self) -> None:
+        self.step("1. a git repository with a generated dataset")
+        self.sh("git", "init", "-q", "-b", "main")
+        digest_v1 = make_dataset(self.repo / "data" / "train", seed=1)
+        self.sh("gitrepro", "init")
+        self.step("2. snapshot it: chunked, hashed, compressed, deduplicated; git gets a small pointer")
+        self.sh("gitrepro", "add", "data/train")
+        self.sh("cat", "data/train.gitrepro")
+        self.sh("git", "add", "-A")
+        self.sh("git", "commit", "-q", "-m", "train v1")
+        self.step("3. the data changes in place")
+        edit_dataset(self.repo / "data" / "train")
+        self.sh("gitrepro", "status")
+        self.sh("gitrepro", "add", "data/train")
+        self.sh("git", "commit", "-q", "-am", "train v2")
+        self.step("4. check out the old commit's data: byte for byte, every chunk verified")
+        self.sh("gitrepro", "checkout", "HEAD~1")
+        if tree_digest(self.repo / "data" / "train") != digest_v1:
+            raise DemoFailed("restored v1 data differs from the original")
+        self.say("  data/train now equals v1 exactly (tree digest matches)")
+        self.sh("gitrepro", "checkout")
+        self.sh("gitrepro", "checkout", "HEAD~1", "--to", "../v1-copy")
+        self.step("5. prove the store is intact")
+        self.sh("gitrepro", "fsck")
+        self.say("\ndemo finished: every step behaved as expected")
+
+
+def make_dataset(root: Path, seed: int, files: int = 40) -> str:
+    """A small deterministic dataset: CSV shards plus a binary blob, about 3 MiB."""
+    rng = random.Random(seed)
+    (root / "shards").mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        rows = [f"{i},{j},{rng.random():.6f},{rng.choice(['cat', 'dog', 'bird'])}\n" for j in range(1500)]
+        (root / "shards" / f"part-{i:03d}.csv").write_text("id,row,value,label\n" + "".join(rows))
+    (root / "embeddings.bin").write_bytes(rng.randbytes(1 << 20))
+    (root / "README.txt").write_text("demo dataset\n")
+    return tree_digest(root)
+
+
+def edit_dataset(root: Path) -> None:
+    with open(root / "shards" / "part-007.csv", "a") as f:
+        f.write("7,99999,0.5,cat\n")
+    (root / "shards" / "part-013.csv").unlink()
+    (root / "labels.txt").write_text("cat\ndog\nbird\n")
+
+
+def tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
