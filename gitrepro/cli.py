@@ -12,10 +12,15 @@ import traceback
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
 
+try:  # typer >= 0.20 vendors its own click; catch whichever one raises
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exc
+
 from . import checkout as checkout_op
+from . import cli_config
 from . import fsck as fsck_op
 from . import snapshot, status as status_op
 from .cliutil import JsonOpt, err, human_size as _size, out, print_json as _json, progress_bar as _progress
@@ -121,7 +126,7 @@ def demo(directory: Optional[Path] = typer.Option(None, "--dir", help="Where to 
 
 
 # Each topic module adds its commands here (kept apart so every command stays ~10 lines).
-for _topic in ():
+for _topic in (cli_config,):
     _topic.register(app)
 
 
@@ -132,12 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     except GitreproError as e:
         err.print(f"gitrepro: error: {e}", markup=False, soft_wrap=True)
         return 1
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except click_exc.ClickException as e:  # usage errors: one line, exit 1 (2 means "findings")
+        if e.format_message():  # empty when no arguments were given and help was shown
+            err.print(f"gitrepro: error: {e.format_message()} (see `gitrepro --help`)", markup=False)
+        return 1
+    except (typer.Abort, KeyboardInterrupt):
         err.print("gitrepro: interrupted")
         return 130
     except BrokenPipeError:

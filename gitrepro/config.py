@@ -43,13 +43,17 @@ SEED_AUTO_ORIGIN = "<seed auto>"
 SEED_LIMIT = 2**32                 # numpy's legacy seeding accepts [0, 2**32)
 AUTO_SEED_LIMIT = 2**31
 
+SEED_SOURCES = ("config", "override", "argument", "auto")
+FINDING_CODES = ("edited", "source-missing", "source-changed", "data-missing", "data-changed", "data-added",
+                 "stale", "unresolvable")
+
 ReadFile = Callable[[str], "bytes | None"]
 KeyPath = tuple[str, ...]
 
 _HEADER = ("# Resolved by gitrepro from {source}. Do not edit: change the sources and\n"
            "# re-run `gitrepro config resolve`. The [gitrepro] table records how.\n\n")
 _PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
-_KEY_RE = re.compile(rf"\s*{_PART}(?:\s*\.\s*{_PART})*\s*")
+_KEY_RE = re.compile(rf"[ \t]*{_PART}(?:[ \t]*\.[ \t]*{_PART})*[ \t]*")
 _REF_RE = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _WHOLE_REF_RE = re.compile(r"\$\{([^}]*)\}")
 _BARE_RE = re.compile(r"[A-Za-z0-9_-]+")
@@ -86,7 +90,7 @@ class ResolvedConfig:
 
 @dataclass(frozen=True)
 class Finding:
-    code: str      # edited | source-missing | source-changed | data-missing | data-changed | data-added | stale | unresolvable
+    code: str      # one of FINDING_CODES
     path: str      # the repo-relative file or dataset the finding is about
     message: str
 
@@ -124,7 +128,7 @@ def resolve(path: str | os.PathLike, overrides=(), *, seed: int | str | None = N
     root = _repo_root(src.parent)
     out = Path(output).resolve() if output is not None else _default_output(src)
     rel = _relative(src, root)
-    _relative(out, root)
+    _relative(out, root)   # refused outside the repo: check reads it by repo-relative path
     if out == src:
         raise ConfigError(f"{rel}: the output would overwrite the source; pass another -o path")
     overrides = _canonical_overrides(tuple(overrides))
@@ -233,7 +237,8 @@ def render(rc: ResolvedConfig) -> bytes:
     meta = {"version": FORMAT_VERSION, "hash": rc.hash, "source": rc.source,
             "overrides": list(rc.overrides), "force": rc.force, "seed_source": rc.seed_source,
             "sources": rc.sources, "data": rc.data_pointers, "origins": rc.origins}
-    return (_HEADER.format(source=rc.source).encode() + canonical_bytes(rc.values) + b"\n"
+    source = "".join(ch if ch.isprintable() else "?" for ch in rc.source)   # a comment is one line
+    return (_HEADER.format(source=source).encode() + canonical_bytes(rc.values) + b"\n"
             + tomli_w.dumps({META_KEY: _sorted(meta)}).encode())
 
 
@@ -256,12 +261,14 @@ def parse_resolved(data: bytes, path: Path) -> ResolvedConfig:
         source = check_relpath(get("source", str))
     except (BadId, UnsafePath, AttributeError, TypeError) as e:
         raise ConfigError(f"{path}: damaged [{META_KEY}] table ({e}); re-run `gitrepro config resolve`") from None
-    seed = doc.get("seed")
+    seed, seed_source = doc.get("seed"), get("seed_source", str)
+    if seed_source not in SEED_SOURCES:
+        raise ConfigError(f"{path}: unknown seed_source {seed_source!r} in [{META_KEY}]; "
+                          f"re-run `gitrepro config resolve`")
     if not _is_int(seed):
         raise ConfigError(f"{path}: resolved config has no integer seed; re-run `gitrepro config resolve`")
     return ResolvedConfig(path, digest, seed, doc, _str_map(get("origins", dict), path), data_ptrs, sources,
-                          source, tuple(_str_list(get("overrides", list), path)), get("seed_source", str),
-                          get("force", bool))
+                          source, tuple(_str_list(get("overrides", list), path)), seed_source, get("force", bool))
 
 
 def flatten(values: dict, prefix: KeyPath = ()) -> dict[str, object]:
@@ -485,7 +492,8 @@ def _same_type(old, new, text: str, path: KeyPath, origin: str):
         return new   # the type is only known after interpolation
     if _kind(old) != _kind(new):
         raise ConfigError(f"override {text!r} changes {format_key(path)} (set in {origin}) from "
-                          f"{_kind(old)} to {_kind(new)}; quote the value or pass --force")
+                          f"{_kind(old)} to {_kind(new)}; give a {_kind(old)}, or pass --force "
+                          f"(force=True) to change the type")
     return new
 
 
@@ -534,7 +542,9 @@ class _Interpolator:
             return self.done[path]
         if path in self.stack:
             cycle = " -> ".join(format_key(p) for p in self.stack[self.stack.index(path):] + [path])
-            raise ConfigError(f"{_origin_of(self.origins, path)}: {format_key(path)}: interpolation cycle {cycle}")
+            referrer = self.stack[-1]
+            raise ConfigError(f"{_origin_of(self.origins, referrer)}: {format_key(referrer)}: "
+                              f"interpolation cycle {cycle}")
         self.stack.append(path)
         node = _get(self.values, path)
         if isinstance(node, dict):
@@ -687,7 +697,8 @@ def _relative(p: Path, root: Path) -> str:
     try:
         return check_relpath(p.relative_to(root).as_posix())
     except (ValueError, UnsafePath):
-        raise ConfigError(f"{p} is outside the repository at {root}; configs and resolved files must be inside it") from None
+        raise ConfigError(f"{p} is outside the repository at {root}; "
+                          f"configs and resolved files must be inside it") from None
 
 
 def _locate(path, read_file: ReadFile | None) -> tuple[str, ReadFile]:
