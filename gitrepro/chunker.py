@@ -44,11 +44,12 @@ def new_cutter(params: ChunkerParams) -> FastCDC:
 def iter_chunk_batches(stream: BinaryIO, cutter: FastCDC, read_size: int = READ_SIZE) -> Iterator[list[memoryview]]:
     """Yield the stream's chunks in batches (one batch per large read), as memoryviews.
 
-    The last chunk of each read is held back and re-cut together with the next
-    read, so cut points depend only on the content, never on read boundaries.
-    Each batch's views keep their own buffer alive, so batches can be consumed
-    out of order or by other threads.
+    The last chunk of each read is held back and re-cut together with the
+    start of the next read, so cut points depend only on the content, never on
+    read boundaries. Only that short tail is ever copied: the other chunks are
+    views into the read's own bytes, which stay valid while other threads use them.
     """
+    read_size = max(read_size, 2 * cutter.max_size)  # the re-cut tail must see a whole max-size window
     leftover = b""
     while True:
         block = stream.read(read_size)
@@ -56,14 +57,21 @@ def iter_chunk_batches(stream: BinaryIO, cutter: FastCDC, read_size: int = READ_
             if leftover:
                 yield _cut(cutter, leftover)
             return
-        buf = leftover + block if leftover else block
-        chunks = _cut(cutter, buf)
-        leftover = bytes(chunks.pop())
-        if chunks:
-            yield chunks
+        batch, start = [], 0
+        if leftover:
+            joined = leftover + block[:cutter.max_size]
+            first = next(iter(cutter.cut_buf(joined))).length
+            if first <= len(leftover):  # cannot happen for a true tail; stay correct anyway
+                first = len(leftover)
+            batch.append(memoryview(joined)[:first])
+            start = first - len(leftover)
+        batch += _cut(cutter, memoryview(block)[start:]) if start < len(block) else []
+        leftover = bytes(batch.pop())
+        if batch:
+            yield batch
 
 
-def _cut(cutter: FastCDC, buf: bytes) -> list[memoryview]:
+def _cut(cutter: FastCDC, buf) -> list[memoryview]:
     view = memoryview(buf)
     return [view[c.offset: c.offset + c.length] for c in cutter.cut_buf(view)]
 

@@ -59,9 +59,9 @@ def _check_pack(store: Store, pack_id: str, path, result: FsckResult, progress) 
     expected = {e.id: e for e in store.index.blobs_in_pack(pack_id)}
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        if packfmt.pack_id_of(f) != pack_id:
-            result.findings.append(Finding(f"pack {pack_id}", "content does not match its name (damaged)"))
         try:
+            if packfmt.pack_id_of(f, size) != pack_id:
+                result.findings.append(Finding(f"pack {pack_id}", "footer does not match the pack's name (damaged)"))
             entries = packfmt.read_footer(f, size)
         except packfmt.CorruptPack as e:
             result.findings.append(Finding(f"pack {pack_id}", f"unreadable footer: {e}"))

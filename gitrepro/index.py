@@ -7,6 +7,7 @@ from the pack footers. See docs/design.md, "Index (v1)".
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
@@ -40,15 +41,30 @@ class Location(NamedTuple):
 
 
 class Index:
+    """One SQLite connection per thread (SQLite's WAL mode lets them read while one writes)."""
+
     def __init__(self, path: Path):
+        self._path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # the index must survive a crash once a pointer names its blobs
             self._db.executescript(_SCHEMA)
             self._check_version()
         except sqlite3.DatabaseError as e:
             raise IndexError_(f"index {path} is unreadable ({e}); run `gitrepro fsck --repair` to rebuild it") from None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self._path, timeout=60, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # the index must survive a crash once a pointer names its blobs
+            self._local.db = db
+            with self._all_lock:
+                self._all.append(db)
+        return db
 
     def _check_version(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
@@ -58,7 +74,11 @@ class Index:
             raise IndexError_(f"index version {row[0]} is not supported; run `gitrepro fsck --repair` to rebuild it")
 
     def close(self) -> None:
-        self._db.close()
+        with self._all_lock:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+        self._local = threading.local()
 
     def add_pack(self, pack_id: str, size: int, entries: Iterable[BlobEntry]) -> None:
         """Record a pack and its blobs in one transaction (first location of a blob wins)."""

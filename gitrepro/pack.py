@@ -8,7 +8,10 @@ Pure format code: works on file objects, never on paths. See docs/design.md,
     footer   one 49-byte entry per blob: id(32) flags(1) offset(8) stored_len(4) raw_len(4)
     trailer  entry_count(4) BLAKE3(footer)(32) b"GRPKEND1"(8)
 
-Integers are little-endian. A pack's id is the BLAKE3 of the whole file.
+Integers are little-endian. A pack's id is the BLAKE3 of its footer: the
+footer names every blob by its content hash and position, and every blob is
+verified against its id when read, so the id covers the whole pack without a
+second hashing pass over the data when writing.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import BinaryIO, Iterator
 import zstandard
 
 from .errors import GitreproError
-from .hashing import ID_BYTES, hash_bytes, new_hasher
+from .hashing import ID_BYTES, hash_bytes
 
 PACK_VERSION = 1
 HEADER = b"GRPACK\x00" + bytes([PACK_VERSION])
@@ -51,7 +54,6 @@ class PackWriter:
 
     def __init__(self, f: BinaryIO):
         self._f = f
-        self._hasher = new_hasher()
         self._offset = 0
         self.entries: list[BlobEntry] = []
         self._write(HEADER)
@@ -62,7 +64,6 @@ class PackWriter:
 
     def _write(self, data) -> None:
         self._f.write(data)
-        self._hasher.update(data)
         self._offset += len(data)
 
     def add(self, blob_id: bytes, stored: bytes, flags: int, raw_length: int) -> None:
@@ -71,18 +72,23 @@ class PackWriter:
 
     def finish(self) -> str:
         footer = b"".join(ENTRY.pack(e.id, e.flags, e.offset, e.length, e.raw_length) for e in self.entries)
+        footer_hash = hash_bytes(footer)
         self._write(footer)
-        self._write(TRAILER.pack(len(self.entries), hash_bytes(footer), TRAILER_MAGIC))
-        return self._hasher.hexdigest()
+        self._write(TRAILER.pack(len(self.entries), footer_hash, TRAILER_MAGIC))
+        return footer_hash.hex()
 
 
-def encode_blob(data, compressor: zstandard.ZstdCompressor | None, flags: int = 0) -> tuple[bytes, int]:
-    """Compress `data` if that saves at least 3 %; return (stored bytes, flags)."""
-    if compressor is not None and len(data) >= 256:
-        packed = compressor.compress(data)
-        if len(packed) < len(data) * 0.97:
-            return packed, flags | FLAG_ZSTD
+def choose_encoding(data, packed: bytes | None, flags: int = 0) -> tuple[bytes, int]:
+    """Keep the zstd form only if it saves at least 3 %; return (stored bytes, flags)."""
+    if packed is not None and len(packed) < len(data) * 0.97:
+        return packed, flags | FLAG_ZSTD
     return bytes(data), flags
+
+
+def encode_blobs(datas: list, compressor: zstandard.ZstdCompressor, flags: list[int]) -> list[tuple[bytes, int]]:
+    """Compress a batch in one call that runs without the GIL (so several threads truly overlap)."""
+    packed = compressor.multi_compress_to_buffer(datas, threads=1) if datas else []
+    return [choose_encoding(d, packed[i].tobytes(), f) for i, (d, f) in enumerate(zip(datas, flags))]
 
 
 def decode_blob(entry: BlobEntry, stored: bytes, what: str = "blob") -> bytes:
@@ -136,6 +142,13 @@ def read_footer(f: BinaryIO, pack_size: int) -> list[BlobEntry]:
     return parse_footer(f.read(n), pack_size)
 
 
+def footer_id(tail: bytes) -> str:
+    """The pack id named by a pack's trailer (the BLAKE3 of its footer), from its last bytes."""
+    if len(tail) < TRAILER.size:
+        raise CorruptPack("pack too short for a trailer")
+    return TRAILER.unpack(tail[-TRAILER.size:])[1].hex()
+
+
 def iter_pack(f: BinaryIO, pack_size: int) -> Iterator[tuple[BlobEntry, bytes]]:
     """Yield (entry, verified raw bytes) for every blob; check header, footer and every hash."""
     f.seek(0)
@@ -146,13 +159,13 @@ def iter_pack(f: BinaryIO, pack_size: int) -> Iterator[tuple[BlobEntry, bytes]]:
         yield entry, decode_blob(entry, f.read(entry.length))
 
 
-def pack_id_of(f: BinaryIO) -> str:
-    """BLAKE3 of a whole pack file, streamed."""
-    f.seek(0)
-    h = new_hasher()
-    while block := f.read(1 << 22):
-        h.update(block)
-    return h.hexdigest()
+def pack_id_of(f: BinaryIO, pack_size: int) -> str:
+    """A pack's id, after checking its footer against the hash in its trailer."""
+    n = footer_size_hint(f, pack_size)
+    f.seek(pack_size - n)
+    tail = f.read(n)
+    parse_footer(tail, pack_size)
+    return footer_id(tail)
 
 
 assert ENTRY.size == ID_BYTES + 17

@@ -18,10 +18,10 @@ from . import pointer as pointerfmt
 from . import statcache
 from .chunker import new_cutter
 from .errors import GitreproError
-from .fsutil import atomic_write, check_relpath
+from .fsutil import UnsafePath, atomic_write, check_relpath
 from .manifest import Manifest
 from .repo import Repo
-from .worktree import local_path, read_entry, scan
+from .worktree import UnsupportedFile, local_path, read_entry, scan
 
 
 class NothingToAdd(GitreproError):
@@ -80,7 +80,7 @@ def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
         for f in found:
             entry = hits.get(f.rel)
             if entry is None:
-                entry = read_entry(local_path(root, kind, f.rel), f, cutter, w.add, progress)
+                entry = read_entry(local_path(root, kind, f.rel), f, cutter, w, progress)
                 bytes_read += entry.size
             else:
                 cached += 1
@@ -89,6 +89,7 @@ def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
             fresh.remember(f.rel, f.st, entry, scan_time)
             entries.append(entry)
         m = Manifest(tuple(sorted(entries, key=lambda e: manifestfmt.sort_key(e.path))))
+        _check_links(dataset, m)
         manifest_id = store.write_manifest(w, manifestfmt.dumps(m))
     # Packs and index are durable now; the pointer may name them.
     ptr = pointerfmt.Pointer(dataset, manifest_id, kind, m.files, m.bytes)
@@ -98,6 +99,14 @@ def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
     statcache.save(store.path, repo.root, dataset, fresh)
     return SnapshotResult(dataset, pointer_path, manifest_id, kind, m.files, m.bytes, bytes_read, cached,
                           w.stats.new_stored_bytes, w.stats.new_blobs, changed)
+
+
+def _check_links(dataset: str, m: Manifest) -> None:
+    """Never write a manifest that `manifest.parse` would refuse to read back."""
+    try:
+        manifestfmt.check_link_chains(m.entries)
+    except UnsafePath as e:
+        raise UnsupportedFile(f"{dataset}: {e}; replace the link with a copy to track it") from None
 
 
 def _drop_hits_with_missing_chunks(store, hits: dict) -> dict:

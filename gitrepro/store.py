@@ -295,19 +295,26 @@ class WriteStats:
 
 
 class StoreWriter:
-    """Accepts blobs, skips those already stored, compresses new ones on worker
-    threads and appends them, in order, to packs of about PACK_TARGET bytes."""
+    """Accepts blobs, skips those already stored, and stores new ones in packs of
+    about PACK_TARGET bytes.
+
+    Three stages overlap so both cores work: the caller hashes and queues
+    blobs; `jobs` threads compress batches (zstd runs without the GIL); one
+    pack thread appends the results in order, fsyncs each finished pack,
+    renames it into place and indexes it.
+    """
 
     def __init__(self, store: Store, jobs: int):
         self.store = store
         self.stats = WriteStats()
         self._jobs = jobs
-        self._pool = ThreadPoolExecutor(jobs)
+        self._compress_pool = ThreadPoolExecutor(jobs)
+        self._pack_thread = ThreadPoolExecutor(1)  # FIFO: keeps blob order and pack writes serial
         self._local = threading.local()
         self._seen: set[bytes] = set()
         self._queue: list[tuple[bytes, memoryview | bytes, int]] = []
         self._queued_bytes = 0
-        self._inflight: collections.deque[Future] = collections.deque()
+        self._writes: collections.deque[Future] = collections.deque()
         self._pack: packfmt.PackWriter | None = None
         self._pack_file = None
         self._pack_tmp: Path | None = None
@@ -323,6 +330,18 @@ class StoreWriter:
             self._submit()
         return True
 
+    def add_many(self, blob_ids: list[bytes], datas: list) -> None:
+        """Queue data blobs, checking the index once per batch instead of once per blob."""
+        fresh = [i for i in blob_ids if i not in self._seen]
+        missing = self.store.index.missing(fresh) if fresh else set()
+        for blob_id, data in zip(blob_ids, datas):
+            if blob_id in missing and blob_id not in self._seen:
+                self._seen.add(blob_id)
+                self._queue.append((blob_id, data, 0))
+                self._queued_bytes += len(data)
+        if self._queued_bytes >= BATCH_BYTES:
+            self._submit()
+
     def _compressor(self) -> zstandard.ZstdCompressor:
         comp = getattr(self._local, "comp", None)
         if comp is None:
@@ -330,19 +349,23 @@ class StoreWriter:
         return comp
 
     def _encode(self, items):
-        comp = self._compressor()
-        return [(blob_id, *packfmt.encode_blob(data, comp, flags), len(data)) for blob_id, data, flags in items]
+        encoded = packfmt.encode_blobs([data for _, data, _ in items], self._compressor(),
+                                       [flags for _, _, flags in items])
+        return [(blob_id, stored, flags, len(data))
+                for (blob_id, data, _), (stored, flags) in zip(items, encoded)]
 
     def _submit(self) -> None:
         queue, self._queue, self._queued_bytes = self._queue, [], 0
         step = max(1, -(-len(queue) // self._jobs))
         for i in range(0, len(queue), step):
-            self._inflight.append(self._pool.submit(self._encode, queue[i:i + step]))
-        while len(self._inflight) > 2 * self._jobs:
-            self._write(self._inflight.popleft().result())
+            encoding = self._compress_pool.submit(self._encode, queue[i:i + step])
+            self._writes.append(self._pack_thread.submit(self._write, encoding))
+        # Bound memory: at most a few batches in flight.
+        while len(self._writes) > 3 * self._jobs:
+            self._writes.popleft().result()
 
-    def _write(self, encoded) -> None:
-        for blob_id, stored, flags, raw_length in encoded:
+    def _write(self, encoding: Future) -> None:
+        for blob_id, stored, flags, raw_length in encoding.result():
             if self._pack is None:
                 self._open_pack()
             self._pack.add(blob_id, stored, flags, raw_length)
@@ -353,15 +376,13 @@ class StoreWriter:
                 self._finish_pack()
 
     def _open_pack(self) -> None:
-
         fd, tmp = tempfile.mkstemp(dir=self.store.path / "tmp", suffix=".pack")
         self._pack_tmp = Path(tmp)
-        self._pack_file = os.fdopen(fd, "wb", buffering=1 << 20)
+        self._pack_file = os.fdopen(fd, "wb", buffering=0)
         self._pack = packfmt.PackWriter(self._pack_file)
 
     def _finish_pack(self) -> None:
         pack_id = self._pack.finish()
-        self._pack_file.flush()
         os.fsync(self._pack_file.fileno())
         self._pack_file.close()
         self.store.publish_pack(self._pack_tmp, pack_id, self._pack.entries)
@@ -369,16 +390,17 @@ class StoreWriter:
         self._pack = self._pack_file = self._pack_tmp = None
 
     def flush(self) -> None:
-        """Write everything queued and publish the open pack."""
+        """Write everything queued and publish the open pack; afterwards every added blob is durable."""
         if self._queue:
             self._submit()
-        while self._inflight:
-            self._write(self._inflight.popleft().result())
+        while self._writes:
+            self._writes.popleft().result()
         if self._pack is not None:
-            self._finish_pack()
+            self._pack_thread.submit(self._finish_pack).result()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in (self._compress_pool, self._pack_thread):
+            pool.shutdown(wait=True, cancel_futures=True)
         if self._pack_file is not None:
             self._pack_file.close()
             self._pack_tmp.unlink(missing_ok=True)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .chunker import iter_chunk_batches
+from .chunker import READ_SIZE, iter_chunk_batches
 from .errors import GitreproError
-from .fsutil import UnsafePath
+from .fsutil import UnsafePath, check_relpath
 from .hashing import hash_bytes, new_hasher
 from .manifest import DIR, FILE, SYMLINK, Entry, check_symlink
 
@@ -63,9 +64,14 @@ def local_path(dataset_root: Path, kind: str, rel: str) -> Path:
     return dataset_root if kind == "file" else dataset_root / rel
 
 
-def read_entry(path: Path, found: Found, cutter, add_chunk: Callable | None = None,
+def read_entry(path: Path, found: Found, cutter, writer=None,
                progress: Callable[[int], None] | None = None) -> Entry:
-    """The manifest entry for one scanned path; file chunks go to `add_chunk(id, data)` if given."""
+    """The manifest entry for one scanned path; file chunks go to the store writer if given."""
+    try:
+        check_relpath(found.rel)   # a manifest holding it could never be read back
+    except UnsafePath as e:
+        raise UnsupportedFile(f"{path}: {e}; gitrepro does not track '.git' entries or names with "
+                              "backslashes: rename or remove it") from None
     mode = found.st.st_mode
     if stat.S_ISLNK(mode):
         target = os.readlink(path)
@@ -78,35 +84,55 @@ def read_entry(path: Path, found: Found, cutter, add_chunk: Callable | None = No
         return Entry(found.rel, DIR, stat.S_IMODE(mode) & 0o777)
     if not stat.S_ISREG(mode):
         raise UnsupportedFile(f"{path} is a special file (socket, fifo or device); gitrepro tracks only files, symlinks and directories")
-    return _read_file(path, found, cutter, add_chunk, progress)
+    return _read_file(path, found, cutter, writer, progress)
 
 
-def _read_file(path: Path, found: Found, cutter, add_chunk, progress) -> Entry:
-    file_hash = new_hasher()
+def _read_file(path: Path, found: Found, cutter, writer, progress) -> Entry:
     chunks, size = [], 0
-    with open(path, "rb") as f:
-        for batch in iter_chunk_batches(_Tee(f, file_hash), cutter):
-            for chunk in batch:
-                chunk_id = hash_bytes(chunk)
-                chunks.append(chunk_id.hex())
-                size += len(chunk)
-                if add_chunk is not None:
-                    add_chunk(chunk_id, chunk)
+    with open(path, "rb", buffering=0) as f:
+        reader = _HashingReader(f, offload=found.st.st_size > READ_SIZE)
+        for batch in iter_chunk_batches(reader, cutter):
+            ids = [hash_bytes(chunk) for chunk in batch]
+            if writer is not None:
+                writer.add_many(ids, batch)
+            chunks.extend(i.hex() for i in ids)
+            batch_bytes = sum(len(c) for c in batch)
+            size += batch_bytes
             if progress:
-                progress(sum(len(c) for c in batch))
-    return Entry(found.rel, FILE, stat.S_IMODE(found.st.st_mode) & 0o777, size, file_hash.hexdigest(), tuple(chunks))
+                progress(batch_bytes)
+        file_hash = reader.hexdigest()
+    return Entry(found.rel, FILE, stat.S_IMODE(found.st.st_mode) & 0o777, size, file_hash, tuple(chunks))
 
 
-class _Tee:
-    """A reader that also feeds the whole-file hash, so the file is read once."""
+_hash_thread: ThreadPoolExecutor | None = None
 
-    def __init__(self, f, hasher):
-        self._f, self._hasher = f, hasher
+
+class _HashingReader:
+    """Reads into the caller's buffers and feeds the whole-file hash, so the file is read once.
+
+    For large files the hash runs on a helper thread (BLAKE3 releases the GIL),
+    in read order, while this thread chunks and hashes chunks.
+    """
+
+    def __init__(self, f, offload: bool):
+        global _hash_thread
+        self._f, self._hasher, self._pending = f, new_hasher(), []
+        if offload and _hash_thread is None:
+            _hash_thread = ThreadPoolExecutor(1, thread_name_prefix="gitrepro-filehash")
+        self._thread = _hash_thread if offload else None
 
     def read(self, n: int) -> bytes:
         block = self._f.read(n)
-        self._hasher.update(block)
+        if self._thread is not None:
+            self._pending.append(self._thread.submit(self._hasher.update, block))
+        else:
+            self._hasher.update(block)
         return block
+
+    def hexdigest(self) -> str:
+        for job in self._pending:
+            job.result()
+        return self._hasher.hexdigest()
 
 
 @dataclass
