@@ -4,9 +4,14 @@ import sys
 
 
 def run() -> None:
-    from .cli import main
+    from .cli_fast import try_fast
 
-    raise SystemExit(main(sys.argv[1:]))
+    code = try_fast(sys.argv[1:])
+    if code is None:
+        from .cli import main  # the full CLI (typer, rich) only when needed: see cli_fast
+
+        code = main(sys.argv[1:])
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from . import checkout as checkout_op
 from . import cli_config
 from . import fsck as fsck_op
 from . import snapshot, status as status_op
+from .cli_fast import status_lines
 from .cliutil import JsonOpt, err, human_size as _size, out, print_json as _json, progress_bar as _progress
 from .errors import GitreproError
 from .repo import Repo
@@ -65,15 +66,8 @@ def status(datasets: Optional[List[str]] = typer.Argument(None, help="Datasets t
     results = status_op.status(Repo.find(), datasets)
     if as_json:
         return _json(results)
-    if not results:
-        out.print("no tracked datasets; run `gitrepro add <path>`")
-    for r in results:
-        if r.clean:
-            out.print(f"{r.dataset}: clean")
-            continue
-        out.print(f"{r.dataset}: {'missing (run `gitrepro checkout`)' if r.missing else 'modified'}")
-        for c in r.changes:
-            out.print(f"  {c.kind:>8}: {r.dataset}/{c.path}")
+    for line in status_lines(results):
+        out.print(line, markup=False)
 
 
 @app.command()

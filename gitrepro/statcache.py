@@ -4,6 +4,9 @@ A rebuildable hint that lets `add`, `status` and `checkout` skip reading files
 that have not changed. Entries whose mtime is within RACY_SECONDS of the scan
 are never stored: a later write in the same clock tick could go unnoticed.
 See docs/design.md, "Stat cache".
+
+Stored as two marshal files: the small stat table, which is all a no-op
+`status` needs, and the entries (chunk lists), loaded only on first use.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from .fsutil import atomic_write
 from .hashing import hash_bytes
 from .manifest import Entry
 
-STATCACHE_VERSION = 1
+STATCACHE_VERSION = 2
 RACY_SECONDS = 2
 
 
@@ -27,42 +30,66 @@ def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
 
 @dataclass
 class StatCache:
-    manifest: str | None = None       # manifest id the dataset matched when the cache was saved
-    files: dict[str, tuple] = field(default_factory=dict)  # rel path -> (stat key, entry tuple)
+    manifest: str | None = None                            # manifest the dataset matched when saved
+    stats: dict[str, tuple] = field(default_factory=dict)  # rel path -> stat key
+    _entries: dict[str, tuple] | None = None
+    _entries_path: Path | None = None
+
+    @property
+    def entries(self) -> dict[str, tuple]:
+        if self._entries is None:
+            self._entries = _load_marshal(self._entries_path) if self._entries_path else {}
+            if not isinstance(self._entries, dict):
+                self._entries, self.stats = {}, {}
+        return self._entries
+
+    def matches(self, rel: str, st: os.stat_result) -> bool:
+        return self.stats.get(rel) == stat_key(st)
 
     def lookup(self, rel: str, st: os.stat_result) -> Entry | None:
-        hit = self.files.get(rel)
-        if hit is None or hit[0] != stat_key(st):
+        key = stat_key(st)
+        if self.stats.get(rel) != key:
             return None
-        return Entry(*hit[1])
+        hit = self.entries.get(rel)  # carries its own stat key: the two files are written apart
+        return Entry(*hit[1]) if hit is not None and hit[0] == key else None
 
     def remember(self, rel: str, st: os.stat_result, entry: Entry, scan_time: float) -> None:
         if st.st_mtime_ns / 1e9 >= scan_time - RACY_SECONDS:
-            self.files.pop(rel, None)
             return
-        self.files[rel] = (stat_key(st), (entry.path, entry.type, entry.mode, entry.size, entry.hash,
-                                          tuple(entry.chunks), entry.target))
+        key = self.stats[rel] = stat_key(st)
+        self.entries[rel] = (key, (entry.path, entry.type, entry.mode, entry.size, entry.hash,
+                                   tuple(entry.chunks), entry.target))
 
 
-def _cache_path(store_path: Path, root: Path, dataset: str) -> Path:
+def _paths(store_path: Path, root: Path, dataset: str) -> tuple[Path, Path]:
     # Keyed by worktree too: `git worktree`s share the store but not their files.
     key = hash_bytes(os.fsencode(f"{root}\0{dataset}")).hex()[:32]
-    return store_path / "statcache" / key
+    base = store_path / "statcache" / key
+    return base.with_suffix(".stat"), base.with_suffix(".entries")
+
+
+def _load_marshal(path: Path):
+    try:
+        return marshal.loads(path.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        return None  # a missing or damaged hint costs only speed
 
 
 def load(store_path: Path, root: Path, dataset: str) -> StatCache:
-    try:
-        doc = marshal.loads(_cache_path(store_path, root, dataset).read_bytes())
-        if doc.get("v") == STATCACHE_VERSION and doc.get("dataset") == dataset:
-            return StatCache(doc["manifest"], doc["files"])
-    except (OSError, ValueError, EOFError, TypeError, KeyError, AttributeError):
-        pass  # a missing or damaged hint costs only speed
+    stat_path, entries_path = _paths(store_path, root, dataset)
+    doc = _load_marshal(stat_path)
+    if isinstance(doc, dict) and doc.get("v") == STATCACHE_VERSION and doc.get("dataset") == dataset \
+            and isinstance(doc.get("stats"), dict):
+        return StatCache(doc.get("manifest"), doc["stats"], None, entries_path)
     return StatCache()
 
 
 def save(store_path: Path, root: Path, dataset: str, cache: StatCache) -> None:
-    path = _cache_path(store_path, root, dataset)
-    path.parent.mkdir(exist_ok=True)
-    with atomic_write(path, durable=False) as f:
+    stat_path, entries_path = _paths(store_path, root, dataset)
+    stat_path.parent.mkdir(exist_ok=True)
+    # Entries first: a stat table never names entries that were not written.
+    with atomic_write(entries_path, durable=False) as f:
+        f.write(marshal.dumps(cache.entries))
+    with atomic_write(stat_path, durable=False) as f:
         f.write(marshal.dumps({"v": STATCACHE_VERSION, "dataset": dataset,
-                               "manifest": cache.manifest, "files": cache.files}))
+                               "manifest": cache.manifest, "stats": cache.stats}))

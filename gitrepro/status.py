@@ -6,6 +6,7 @@ and the cache was saved for the pointer's manifest, the manifest is not even rea
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -45,12 +46,14 @@ def dataset_status(repo: Repo, ptr) -> DatasetStatus:
     result = DatasetStatus(ptr.path, ptr.manifest)
     root = repo.root / ptr.path
     cache = statcache.load(repo.store_path, repo.root, ptr.path)
-    if cache.manifest == ptr.manifest and _all_cached(root, cache):
-        return result
-    kind, now = observe(root, cache, new_cutter(repo.store.config.chunker))
+    kind, found = scan(root)
     if kind == "missing":
         result.missing = True
         return result
+    if cache.manifest == ptr.manifest and _all_cached(found, cache):
+        return result
+    scan_time = time.time()
+    _, now = observe(root, cache, new_cutter(repo.store.config.chunker), scanned=(kind, found))
     target = manifestfmt.parse(repo.store.read_manifest(ptr.manifest), f"manifest {ptr.manifest}").by_path()
     for rel, seen in sorted(now.items()):
         want = target.get(rel)
@@ -59,12 +62,21 @@ def dataset_status(repo: Repo, ptr) -> DatasetStatus:
         elif not seen.entry.same_content(want):
             result.changes.append(Change(rel, "modified"))
     result.changes += [Change(rel, "removed") for rel in sorted(target.keys() - now.keys())]
+    _refresh_cache(repo, ptr, now, scan_time, clean=result.clean)
     return result
 
 
-def _all_cached(root, cache) -> bool:
+def _all_cached(found, cache) -> bool:
     """True when the dataset holds exactly the cached paths with unchanged stat data."""
-    kind, found = scan(root)
-    if kind == "missing" or len(found) != len(cache.files):
-        return False
-    return all(cache.lookup(f.rel, f.st) is not None for f in found)
+    return len(found) == len(cache.stats) and all(cache.matches(f.rel, f.st) for f in found)
+
+
+def _refresh_cache(repo: Repo, ptr, now, scan_time: float, clean: bool) -> None:
+    """Remember what was just hashed, so the next status reads nothing (as `git status` refreshes its index)."""
+    fresh = statcache.StatCache(manifest=ptr.manifest if clean else None)
+    for rel, seen in now.items():
+        fresh.remember(rel, seen.found.st, seen.entry, scan_time)
+    try:
+        statcache.save(repo.store_path, repo.root, ptr.path, fresh)
+    except OSError:
+        pass  # a read-only store still gets a correct (if slower) status

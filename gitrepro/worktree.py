@@ -12,7 +12,7 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .chunker import READ_SIZE, iter_chunk_batches
 from .errors import GitreproError
@@ -25,9 +25,8 @@ class UnsupportedFile(GitreproError):
     pass
 
 
-@dataclass(frozen=True)
-class Found:
-    rel: str                 # path relative to the dataset root ('' for a single-file dataset)
+class Found(NamedTuple):  # a tuple: scans create one per file, and tuples are cheap
+    rel: str                 # path relative to the dataset root (the file's name for a single-file dataset)
     st: os.stat_result
 
 
@@ -142,9 +141,10 @@ class Observed:
     cached: bool             # entry came from the stat cache: content gitrepro stored or wrote
 
 
-def observe(dataset_root: Path, cache, cutter, hash_misses: bool = True) -> tuple[str, dict[str, Observed]]:
+def observe(dataset_root: Path, cache, cutter, hash_misses: bool = True,
+            scanned: tuple[str, list[Found]] | None = None) -> tuple[str, dict[str, Observed]]:
     """What the dataset holds now, reading only files the stat cache does not vouch for."""
-    kind, found = scan(dataset_root)
+    kind, found = scanned or scan(dataset_root)
     observed = {}
     for f in found:
         entry = cache.lookup(f.rel, f.st)
