@@ -198,43 +198,67 @@ def _remove(dataset_root: Path, kind_now: str, rels: list[str]) -> None:
 
 
 def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress):
-    """Write entries (large files on the calling thread with parallel chunk reads, small ones in a pool)."""
+    """Write entries: small files in batches on a thread pool (file system calls release the GIL),
+    large files on this thread with chunks read and decompressed in parallel."""
+    if kind == "dir":
+        _make_parent_dirs(dataset_root, entries)
     small, large = [], []
     for e in entries:
         (large if e.type == FILE and e.size > 8 * 1024 * 1024 else small).append(e)
     locations = store.index.locate_many(bytes.fromhex(c) for e in small for c in e.chunks)
     with ThreadPoolExecutor(JOBS) as pool:
-        jobs = [pool.submit(_write_entry, store, dataset_root, kind, e, locations) for e in small]
+        jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, locations)
+                for batch in _batches(small)]
         for e in large:
-            yield e.path, _write_file(store, _dest(dataset_root, kind, e), e, store.iter_blobs), e
+            yield e.path, _write_file(_dest(dataset_root, kind, e), e, store.iter_blobs), e
             if progress:
                 progress(e.size)
-        for e, job in zip(small, jobs):
-            yield e.path, job.result(), e
-            if progress:
-                progress(e.size)
+        for job in jobs:
+            for e, st in job.result():
+                yield e.path, st, e
+                if progress:
+                    progress(e.size)
 
 
-def _dest(dataset_root: Path, kind: str, e: Entry) -> Path:
-    if kind == "file":
-        return dataset_root
-    parent = make_dirs_safely(dataset_root, e.path.rpartition("/")[0])
-    return parent / e.path.rpartition("/")[2]
+def _batches(entries: list[Entry], max_files: int = 256, max_bytes: int = 16 << 20):
+    batch, size = [], 0
+    for e in entries:
+        batch.append(e)
+        size += e.size
+        if len(batch) >= max_files or size >= max_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _make_parent_dirs(dataset_root: Path, entries: list[Entry]) -> None:
+    """Create every parent directory once, refusing to traverse symlinks, before files are written."""
+    parents = sorted({e.path.rpartition("/")[0] for e in entries} - {""})
+    for rel in parents:
+        make_dirs_safely(dataset_root, rel)
+
+
+def _dest(dataset_root: Path, kind: str, e: Entry) -> str:
+    return str(dataset_root) if kind == "file" else os.path.join(dataset_root, e.path)
+
+
+def _write_batch(store: Store, dataset_root: Path, kind: str, batch: list[Entry], locations):
+    return [(e, _write_entry(store, dataset_root, kind, e, locations)) for e in batch]
 
 
 def _write_entry(store: Store, dataset_root: Path, kind: str, e: Entry, locations) -> os.stat_result:
     dest = _dest(dataset_root, kind, e)
     if e.type == DIR:
-        _clear_non_dir(dest)
-        dest.mkdir(exist_ok=True)
+        _clear_non_dir(Path(dest))
+        os.makedirs(dest, exist_ok=True)
         os.chmod(dest, e.mode)
         return os.lstat(dest)
     if e.type == SYMLINK:
-        _clear_dir(dest)
-        tmp = dest.with_name(f".{dest.name[:40]}.gitrepro-tmp")
-        tmp.unlink(missing_ok=True)
+        tmp = _tmp_name(dest)
+        _unlink_quietly(tmp)
         os.symlink(e.target, tmp)
-        os.replace(tmp, dest)
+        _replace(tmp, dest)
         return os.lstat(dest)
 
     def read(ids):
@@ -242,40 +266,62 @@ def _write_entry(store: Store, dataset_root: Path, kind: str, e: Entry, location
             loc = locations.get(chunk_id)
             yield store.read_located(chunk_id, loc) if loc else store.get(chunk_id)
 
-    return _write_file(store, dest, e, read)
+    return _write_file(dest, e, read)
 
 
-def _write_file(store: Store, dest: Path, e: Entry, read_chunks) -> os.stat_result:
+def _write_file(dest: str, e: Entry, read_chunks) -> os.stat_result:
     """Stream verified chunks into a temp file; rename over `dest` only if the whole-file hash matches."""
-    _clear_dir(dest)
-    tmp = dest.with_name(f".{dest.name[:40]}.{os.getpid()}.gitrepro-tmp")
+    tmp = _tmp_name(dest)
     ids = [bytes.fromhex(c) for c in e.chunks]
     whole = new_hasher() if len(ids) != 1 else None   # one chunk: its id is the file hash
     size = 0
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as f:
+        try:
             for data in read_chunks(ids):
-                f.write(data)
+                _write_fully(fd, data)
                 size += len(data)
                 if whole is not None:
                     whole.update(data)
-        digest = whole.hexdigest() if whole is not None else e.chunks[0]
-        if size != e.size or digest != e.hash:
-            raise CorruptFile(f"{dest}: restored content does not match the manifest's hash; run `gitrepro fsck`")
-        os.chmod(tmp, e.mode)
-        os.replace(tmp, dest)
+            digest = whole.hexdigest() if whole is not None else e.chunks[0]
+            if size != e.size or digest != e.hash:
+                raise CorruptFile(f"{dest}: restored content does not match the manifest's hash; "
+                                  "run `gitrepro fsck`")
+            os.fchmod(fd, e.mode)
+        finally:
+            os.close(fd)
+        _replace(tmp, dest)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _unlink_quietly(tmp)
         raise
     return os.lstat(dest)
 
 
-def _clear_dir(dest: Path) -> None:
-    """A file or link is about to replace `dest`: a real directory there must go first."""
+def _write_fully(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _tmp_name(dest: str) -> str:
+    head, _, name = dest.rpartition("/")
+    return f"{head}/.{name[:40]}.{os.getpid()}.gitrepro-tmp"
+
+
+def _replace(tmp: str, dest: str) -> None:
+    """Rename into place; a directory standing where a file now belongs is removed first."""
     try:
-        if stat.S_ISDIR(os.lstat(dest).st_mode):
-            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except (IsADirectoryError, OSError) as e:
+        if not os.path.isdir(dest) or os.path.islink(dest):
+            raise e from None
+        shutil.rmtree(dest)
+        os.replace(tmp, dest)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
     except FileNotFoundError:
         pass
 
