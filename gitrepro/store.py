@@ -312,6 +312,8 @@ class StoreWriter:
         self._pack_thread = ThreadPoolExecutor(1)  # FIFO: keeps blob order and pack writes serial
         self._local = threading.local()
         self._seen: set[bytes] = set()
+        self._unchecked: list[tuple[bytes, memoryview | bytes]] = []
+        self._unchecked_bytes = 0
         self._queue: list[tuple[bytes, memoryview | bytes, int]] = []
         self._queued_bytes = 0
         self._writes: collections.deque[Future] = collections.deque()
@@ -331,10 +333,17 @@ class StoreWriter:
         return True
 
     def add_many(self, blob_ids: list[bytes], datas: list) -> None:
-        """Queue data blobs, checking the index once per batch instead of once per blob."""
-        fresh = [i for i in blob_ids if i not in self._seen]
-        missing = self.store.index.missing(fresh) if fresh else set()
-        for blob_id, data in zip(blob_ids, datas):
+        """Queue data blobs; which of them the store lacks is looked up later, for many files
+        at once (one index query per few hundred blobs, not one per small file)."""
+        self._unchecked.extend(zip(blob_ids, datas))
+        self._unchecked_bytes += sum(len(d) for d in datas)
+        if len(self._unchecked) >= 512 or self._unchecked_bytes >= BATCH_BYTES:
+            self._check_unchecked()
+
+    def _check_unchecked(self) -> None:
+        items, self._unchecked, self._unchecked_bytes = self._unchecked, [], 0
+        missing = self.store.index.missing(i for i, _ in items if i not in self._seen)
+        for blob_id, data in items:
             if blob_id in missing and blob_id not in self._seen:
                 self._seen.add(blob_id)
                 self._queue.append((blob_id, data, 0))
@@ -391,6 +400,8 @@ class StoreWriter:
 
     def flush(self) -> None:
         """Write everything queued and publish the open pack; afterwards every added blob is durable."""
+        if self._unchecked:
+            self._check_unchecked()
         if self._queue:
             self._submit()
         while self._writes:

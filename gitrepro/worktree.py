@@ -21,6 +21,9 @@ from .hashing import hash_bytes, new_hasher
 from .manifest import DIR, FILE, SYMLINK, Entry, check_symlink
 
 
+SMALL_FILE = 1 << 20  # files below this are read with one call and chunked in memory
+
+
 class UnsupportedFile(GitreproError):
     pass
 
@@ -87,20 +90,44 @@ def read_entry(path: Path, found: Found, cutter, writer=None,
 
 
 def _read_file(path: Path, found: Found, cutter, writer, progress) -> Entry:
+    mode = stat.S_IMODE(found.st.st_mode) & 0o777
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        if found.st.st_size < SMALL_FILE:
+            data = os.read(fd, found.st.st_size + 1)
+            if len(data) <= found.st.st_size:  # read it all in one call: the common small-file case
+                return _small_file_entry(found.rel, mode, data, cutter, writer, progress)
+            os.lseek(fd, 0, os.SEEK_SET)  # the file grew while we looked; take the general path
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            return _streamed_file_entry(found, mode, f, cutter, writer, progress)
+    finally:
+        os.close(fd)
+
+
+def _small_file_entry(rel: str, mode: int, data: bytes, cutter, writer, progress) -> Entry:
+    chunks = [memoryview(data)[c.offset:c.offset + c.length] for c in cutter.cut_buf(data)] if data else []
+    ids = [hash_bytes(chunk) for chunk in chunks]
+    if writer is not None:
+        writer.add_many(ids, chunks)
+    if progress:
+        progress(len(data))
+    file_hash = ids[0].hex() if len(ids) == 1 else hash_bytes(data).hex()
+    return Entry(rel, FILE, mode, len(data), file_hash, tuple(i.hex() for i in ids))
+
+
+def _streamed_file_entry(found: Found, mode: int, f, cutter, writer, progress) -> Entry:
     chunks, size = [], 0
-    with open(path, "rb", buffering=0) as f:
-        reader = _HashingReader(f, offload=found.st.st_size > READ_SIZE)
-        for batch in iter_chunk_batches(reader, cutter):
-            ids = [hash_bytes(chunk) for chunk in batch]
-            if writer is not None:
-                writer.add_many(ids, batch)
-            chunks.extend(i.hex() for i in ids)
-            batch_bytes = sum(len(c) for c in batch)
-            size += batch_bytes
-            if progress:
-                progress(batch_bytes)
-        file_hash = reader.hexdigest()
-    return Entry(found.rel, FILE, stat.S_IMODE(found.st.st_mode) & 0o777, size, file_hash, tuple(chunks))
+    reader = _HashingReader(f, offload=found.st.st_size > READ_SIZE)
+    for batch in iter_chunk_batches(reader, cutter):
+        ids = [hash_bytes(chunk) for chunk in batch]
+        if writer is not None:
+            writer.add_many(ids, batch)
+        chunks.extend(i.hex() for i in ids)
+        batch_bytes = sum(len(c) for c in batch)
+        size += batch_bytes
+        if progress:
+            progress(batch_bytes)
+    return Entry(found.rel, FILE, mode, size, reader.hexdigest(), tuple(chunks))
 
 
 _hash_thread: ThreadPoolExecutor | None = None
