@@ -116,7 +116,7 @@ def demo(directory: Optional[Path] = typer.Option(None, "--dir", help="Where to 
     """Build a sample repository and walk through the whole gitrepro cycle."""
     from .demo import run_demo
 
-    run_demo(directory, keep=keep, say=out.print)
+    run_demo(directory, keep=keep, say=lambda line: out.print(line, markup=False))
 
 
 # Each topic module adds its commands here (kept apart so every command stays ~10 lines).

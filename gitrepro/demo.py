@@ -87,9 +87,38 @@ class _Demo:
         self.say("  data/train now equals v1 exactly (tree digest matches)")
         self.sh("gitrepro", "checkout")
         self.sh("gitrepro", "checkout", "HEAD~1", "--to", "../v1-copy")
-        self.step("5. prove the store is intact")
+        self.step("5. configs: a base and an experiment, resolved into one hashed file with a fixed seed")
+        write_configs(self.repo)
+        self.sh("cat", "configs/exp/big_lr.toml")
+        self.sh("gitrepro", "config", "resolve", "configs/exp/big_lr.toml", "optim.batch_size=128")
+        self.sh("gitrepro", "config", "check", "configs/exp/big_lr.resolved.toml")
+        self.step("6. prove the store is intact")
         self.sh("gitrepro", "fsck")
         self.say("\ndemo finished: every step behaved as expected")
+
+
+BASE_CONFIG = """\
+seed = 1234
+[data]
+train = "data/train"
+[optim]
+lr = 0.001
+batch_size = 64
+epochs = 3
+"""
+
+EXPERIMENT_CONFIG = """\
+extends = ["../base.toml"]
+run_name = "big-lr-${optim.lr}"
+[optim]
+lr = 0.01
+"""
+
+
+def write_configs(repo: Path) -> None:
+    (repo / "configs" / "exp").mkdir(parents=True, exist_ok=True)
+    (repo / "configs" / "base.toml").write_text(BASE_CONFIG)
+    (repo / "configs" / "exp" / "big_lr.toml").write_text(EXPERIMENT_CONFIG)
 
 
 def make_dataset(root: Path, seed: int, files: int = 40) -> str:
