@@ -107,6 +107,8 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     _ensure_chunks(store, plan.write, fetch)
 
     result = DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(plan.keep))
+    if progress:
+        progress(0, sum(e.size for e in plan.write))
     scan_time = time.time()
     fresh = statcache.StatCache(manifest=ptr.manifest)
     for rel in plan.keep:

@@ -40,7 +40,14 @@ def progress_bar(label: str, total: int | None = None, enabled: bool = True):
     with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+
+        def advance(n: int, more_total: int | None = None) -> None:
+            """Operations call progress(bytes) as work is done, and progress(0, bytes) to announce work."""
+            if more_total is not None:
+                bar.update(task, total=(bar.tasks[0].total or 0) + more_total)
+            bar.advance(task, n)
+
+        yield advance
 
 
 def human_size(n: float) -> str:

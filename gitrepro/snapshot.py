@@ -74,6 +74,8 @@ def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
     scan_time = time.time()
     cutter = new_cutter(store.config.chunker)
     entries, bytes_read, cached = [], 0, 0
+    if progress:
+        progress(0, sum(f.st.st_size for f in found))
     with store.writer() as w:
         hits = {f.rel: cache.lookup(f.rel, f.st) for f in found}
         hits = _drop_hits_with_missing_chunks(store, hits)
