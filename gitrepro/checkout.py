@@ -8,6 +8,7 @@ snapshotted unless forced.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import stat
@@ -28,7 +29,7 @@ from .manifest import DIR, FILE, SYMLINK, Entry, Manifest
 from .pointer import Pointer
 from .repo import Repo
 from .store import JOBS, MissingBlob, Store
-from .worktree import Observed, observe
+from .worktree import Observed, observe, scan
 
 Fetcher = Callable[[Store, set[bytes]], None]
 
@@ -93,13 +94,16 @@ def load_manifest(store: Store, manifest_id: str, fetch: Fetcher | None = None) 
 def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool, use_cache: bool,
                      fetch: Fetcher | None, progress=None) -> DatasetCheckout:
     store = repo.store
-    manifest = load_manifest(store, ptr.manifest, fetch)
-    _check_kind(ptr, manifest)
     dataset_root = safe_join(target_root, ptr.path)
     if os.path.islink(dataset_root):
         raise UnsafePath(f"{dataset_root} is a symlink; gitrepro will not write through it")
     cache = statcache.load(store.path, repo.root, ptr.path) if use_cache else statcache.StatCache()
-    kind, now = observe(dataset_root, cache, new_cutter(store.config.chunker))
+    scanned = scan(dataset_root)
+    if scanned[0] == ptr.kind and cache.covers(ptr.manifest, scanned[1]):
+        return DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(scanned[1]))  # already there: read nothing
+    manifest = load_manifest(store, ptr.manifest, fetch)
+    _check_kind(ptr, manifest)
+    kind, now = observe(dataset_root, cache, new_cutter(store.config.chunker), scanned=scanned)
     target = manifest.by_path()
     plan = _plan(kind, ptr.kind, now, target)
     baseline = _baseline(store, cache.manifest, ptr.manifest, target)
@@ -305,9 +309,13 @@ def _write_fully(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+_tmp_seq = itertools.count()   # next() is atomic under the GIL: writer threads never share a temp name
+
+
 def _tmp_name(dest: str) -> str:
+    """A temp name next to `dest`, unique per call: names cut to 40 characters can coincide."""
     head, _, name = dest.rpartition("/")
-    return f"{head}/.{name[:40]}.{os.getpid()}.gitrepro-tmp"
+    return f"{head}/.{name[:40]}.{os.getpid()}.{next(_tmp_seq)}.gitrepro-tmp"
 
 
 def _replace(tmp: str, dest: str) -> None:

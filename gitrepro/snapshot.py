@@ -50,9 +50,8 @@ class SnapshotResult:
 def add(repo: Repo, paths: list[str], progress: Callable[[int], None] | None = None) -> list[SnapshotResult]:
     """Snapshot each dataset path (a directory or a file) and write `<path>.gitrepro`."""
     datasets = [_dataset_name(repo, p) for p in paths]
-    results = [add_dataset(repo, d, progress) for d in datasets]
-    ignore_datasets(repo, datasets)
-    return results
+    ignore_datasets(repo, datasets)   # first: even if a later dataset fails, `git add -A` never takes data
+    return [add_dataset(repo, d, progress) for d in datasets]
 
 
 def _dataset_name(repo: Repo, path: str) -> str:
@@ -70,6 +69,9 @@ def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
     root = repo.root / dataset
     kind, found = scan(root)
     cache = statcache.load(store.path, repo.root, dataset)
+    unchanged = _unchanged(repo, dataset, kind, found, cache)
+    if unchanged is not None:
+        return unchanged
     fresh = statcache.StatCache()
     scan_time = time.time()
     cutter = new_cutter(store.config.chunker)
@@ -111,6 +113,20 @@ def _check_links(dataset: str, m: Manifest) -> None:
         raise UnsupportedFile(f"{dataset}: {e}; replace the link with a copy to track it") from None
 
 
+def _unchanged(repo: Repo, dataset: str, kind: str, found, cache) -> SnapshotResult | None:
+    """The result of re-adding a dataset that still equals its pointer's snapshot, by stat data
+    alone (no file, manifest or chunk is read), or None when anything may have changed."""
+    pointer_path = pointerfmt.pointer_path_for(dataset)
+    try:
+        ptr = pointerfmt.parse((repo.root / pointer_path).read_bytes(), pointer_path)
+    except (OSError, GitreproError):
+        return None
+    if ptr.path != dataset or ptr.kind != kind or not cache.covers(ptr.manifest, found) \
+            or repo.store.missing([bytes.fromhex(ptr.manifest)]):
+        return None
+    return SnapshotResult(dataset, pointer_path, ptr.manifest, kind, ptr.files, ptr.bytes, 0, len(found), 0, 0, False)
+
+
 def _drop_hits_with_missing_chunks(store, hits: dict) -> dict:
     """A stat-cache hit counts only if the store still has every chunk it names."""
     wanted = {bytes.fromhex(c) for e in hits.values() if e is not None for c in e.chunks}
@@ -141,10 +157,18 @@ def ignore_datasets(repo: Repo, datasets: list[str]) -> None:
     except FileNotFoundError:
         text = ""
     lines = set(text.splitlines())
-    new = [f"/{d}" for d in datasets if f"/{d}" not in lines]
+    new = list(dict.fromkeys(p for p in map(ignore_pattern, datasets) if p not in lines))
     if not new:
         return
     if text and not text.endswith("\n"):
         text += "\n"
     with atomic_write(path) as f:
         f.write((text + "".join(line + "\n" for line in new)).encode())
+
+
+def ignore_pattern(dataset: str) -> str:
+    """The anchored .gitignore line matching exactly `dataset`: glob characters and trailing
+    spaces escaped, so `data[1]` or `a*b` ignore themselves and nothing else."""
+    escaped = "".join("\\" + ch if ch in "\\*?[" else ch for ch in dataset)
+    stripped = escaped.rstrip(" ")
+    return "/" + stripped + "\\ " * (len(escaped) - len(stripped))

@@ -46,6 +46,12 @@ class StatCache:
     def matches(self, rel: str, st: os.stat_result) -> bool:
         return self.stats.get(rel) == stat_key(st)
 
+    def covers(self, manifest: str, found) -> bool:
+        """True when the cache was saved for `manifest` and the scanned (rel, stat) pairs are
+        exactly its paths with unchanged stat data: the dataset still equals that snapshot."""
+        return (self.manifest == manifest and len(found) == len(self.stats)
+                and all(self.stats.get(rel) == stat_key(st) for rel, st in found))
+
     def lookup(self, rel: str, st: os.stat_result) -> Entry | None:
         key = stat_key(st)
         if self.stats.get(rel) != key:

@@ -50,7 +50,7 @@ def dataset_status(repo: Repo, ptr) -> DatasetStatus:
     if kind == "missing":
         result.missing = True
         return result
-    if cache.manifest == ptr.manifest and _all_cached(found, cache):
+    if cache.covers(ptr.manifest, found):
         return result
     scan_time = time.time()
     _, now = observe(root, cache, new_cutter(repo.store.config.chunker), scanned=(kind, found))
@@ -66,14 +66,15 @@ def dataset_status(repo: Repo, ptr) -> DatasetStatus:
     return result
 
 
-def _all_cached(found, cache) -> bool:
-    """True when the dataset holds exactly the cached paths with unchanged stat data."""
-    return len(found) == len(cache.stats) and all(cache.matches(f.rel, f.st) for f in found)
-
-
 def _refresh_cache(repo: Repo, ptr, now, scan_time: float, clean: bool) -> None:
-    """Remember what was just hashed, so the next status reads nothing (as `git status` refreshes its index)."""
-    fresh = statcache.StatCache(manifest=ptr.manifest if clean else None)
+    """Remember what was just hashed, so the next status reads nothing (as `git status` refreshes its index).
+
+    Only a clean dataset is remembered: a cache hit tells checkout "gitrepro stored or wrote this
+    content, it is safe to overwrite", so caching local edits would let checkout discard them.
+    """
+    if not clean:
+        return
+    fresh = statcache.StatCache(manifest=ptr.manifest)
     for rel, seen in now.items():
         fresh.remember(rel, seen.found.st, seen.entry, scan_time)
     try:
