@@ -31,7 +31,12 @@ def status_lines(results: list[status_op.DatasetStatus]) -> list[str]:
 
 
 def try_fast(argv: list[str]) -> int | None:
-    """Run `status` without the full CLI when the arguments are plain; None means "not handled"."""
+    """Run `status` (or a git hook) without the full CLI when the arguments are plain;
+    None means "not handled"."""
+    if argv and argv[0] == "hook-impl" and "--help" not in argv:
+        from . import hooks  # loaded only for hooks: `status` must not pay for the policy's imports
+
+        return hooks.main(argv[1:])
     if not argv or argv[0] != "status":
         return None
     args = argv[1:]

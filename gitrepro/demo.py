@@ -92,9 +92,31 @@ class _Demo:
         self.sh("cat", "configs/exp/big_lr.toml")
         self.sh("gitrepro", "config", "resolve", "configs/exp/big_lr.toml", "optim.batch_size=128")
         self.sh("gitrepro", "config", "check", "configs/exp/big_lr.resolved.toml")
-        self.step("6. prove the store is intact")
+        self.step("6. a training run with provenance; the commit hook refuses what is not reproducible")
+        self.training_run()
+        self.step("7. prove the store is intact")
         self.sh("gitrepro", "fsck")
         self.say("\ndemo finished: every step behaved as expected")
+
+    def training_run(self) -> None:
+        (self.repo / "train.py").write_text(TRAIN_SCRIPT)
+        settings = self.repo / "gitrepro.toml"
+        settings.write_text(settings.read_text().replace("outputs = []", 'outputs = ["models"]')
+                            .replace("training = []", 'training = ["models.gitrepro"]'))
+        self.sh("gitrepro", "install-hooks")
+        self.sh("git", "add", "-A")
+        self.sh("git", "commit", "-q", "-m", "configs and training code")
+        self.sh("gitrepro", "run", "-c", "configs/exp/big_lr.toml", "optim.batch_size=128", "--",
+                sys.executable, "train.py")
+        self.say("\n  (someone edits the base config after the run...)")
+        base = self.repo / "configs" / "base.toml"
+        base.write_text(base.read_text().replace("epochs = 3", "epochs = 5"))
+        self.sh("git", "add", "-A")
+        self.sh("git", "commit", "-m", "big lr run", expect_ok=False)
+        self.say("\n  (refused, with the fix for each problem; restore the config the run used)")
+        self.sh("git", "checkout", "HEAD", "--", "configs/base.toml")
+        self.sh("git", "commit", "-m", "big lr run")
+        self.sh("gitrepro", "policy", "check", "HEAD")
 
 
 BASE_CONFIG = """\
@@ -112,6 +134,21 @@ extends = ["../base.toml"]
 run_name = "big-lr-${optim.lr}"
 [optim]
 lr = 0.01
+"""
+
+
+TRAIN_SCRIPT = """\
+import pathlib
+import random
+
+import gitrepro
+
+cfg = gitrepro.load_config()           # the resolved config `gitrepro run` points at
+gitrepro.seed_everything(cfg["seed"])
+weights = [round(random.gauss(0, cfg["optim"]["lr"]), 6) for _ in range(4)]
+pathlib.Path("models").mkdir(exist_ok=True)
+pathlib.Path("models/model.txt").write_text(f"{cfg['run_name']} weights={weights}\\n")
+print("trained", cfg["run_name"], weights)
 """
 
 

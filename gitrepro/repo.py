@@ -28,7 +28,11 @@ max_size = 262144
 outputs = []             # paths `gitrepro run` snapshots after the command, e.g. ["models"]
 
 [policy]
-training = []            # globs: a commit touching these is a training commit, e.g. ["train.py"]
+training = []            # globs of results: a commit touching these is a training commit,
+                         # e.g. ["models.gitrepro", "metrics/*.json"]
+
+# [hooks]
+# post_checkout = false  # restore data on branch switch
 
 # [remote.origin]
 # url = "s3://bucket/prefix"

@@ -1,0 +1,267 @@
+"""Tests for gitrepro.record (run records and `gitrepro run`) and gitrepro.envcapture."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import run_git
+from gitrepro import config as configmod
+from gitrepro import envcapture, record
+from gitrepro.record import BadRunRecord, RunRefused
+from gitrepro.repo import Repo
+from helpers_runs import PY, ensure_cli, make_project, rewrite_record, train, write
+
+
+@pytest.fixture
+def project(git_repo):
+    make_project(git_repo)
+    return git_repo
+
+
+# ---------------------------------------------------------------- gitrepro run
+
+def test_a_run_records_commit_config_seed_data_environment_outputs_and_timing(project):
+    head = run_git(project, "rev-parse", "HEAD").strip()
+    result = train(project)
+    rec = record.parse((project / result.record.path).read_bytes(), result.record.path)
+    assert rec == result.record
+    assert rec.code == record.CodeState(head)
+    assert rec.config.path == "configs/base.resolved.toml" and rec.config.source == "configs/base.toml"
+    assert rec.config.hash == configmod.load(project / "configs/base.resolved.toml").hash
+    assert rec.seed == 1234
+    pointer = (project / "data/train.gitrepro").read_text()
+    assert f'manifest = "{rec.data["data/train"]}"' in pointer
+    assert set(rec.outputs) == {"models"} and (project / "models.gitrepro").exists()
+    assert rec.has_environment and rec.environment["python"] and "pytest" in rec.environment["packages"]
+    assert rec.environment["hash"] == envcapture.environment_hash(rec.environment)
+    assert rec.exit_status == 0 and rec.wall_seconds > 0 and rec.finished >= rec.started
+    assert rec.command == (PY, "train.py")
+    assert result.record_file == project / "runs" / f"{rec.id}.toml"
+
+
+def test_the_command_sees_the_resolved_config_and_the_seed(project):
+    write(project, "train.py", "import os, pathlib\n"
+                               "pathlib.Path('seen.txt').write_text(os.environ['GITREPRO_CONFIG'] + '\\n' + "
+                               "os.environ['GITREPRO_SEED'] + '\\n' + os.environ['GITREPRO_RUN_ID'])\n")
+    run_git(project, "commit", "-qam", "train writes what it sees")
+    result = train(project, overrides=["optim.lr=0.5"])
+    config_path, seed, run_id = (project / "seen.txt").read_text().splitlines()
+    assert config_path == str(project / "configs/base.resolved.toml")
+    assert configmod.load_config(config_path)["optim"]["lr"] == 0.5
+    assert (seed, run_id) == ("1234", result.record.id)
+    assert result.record.config.overrides == ("optim.lr=0.5",)
+
+
+def test_a_given_resolved_config_is_used_as_it_is(project):
+    configmod.resolve(project / "configs/base.toml", ["optim.lr=0.25"], output=project / "configs/lr.resolved.toml")
+    result = train(project, config="configs/lr.resolved.toml")
+    assert result.record.config.path == "configs/lr.resolved.toml"
+    assert result.record.config.overrides == ("optim.lr=0.25",)
+
+
+def test_a_stale_resolved_config_is_refused(project):
+    configmod.resolve(project / "configs/base.toml", output=project / "configs/lr.resolved.toml")
+    write(project, "configs/base.toml", BASE_EDITED)
+    with pytest.raises(RunRefused, match="stale: source configs/base.toml changed"):
+        train(project, config="configs/lr.resolved.toml", allow_dirty=True)
+
+
+BASE_EDITED = "seed = 1234\n[data]\ntrain = \"data/train\"\n[optim]\nlr = 0.002\n"
+
+
+def test_uncommitted_code_changes_are_refused(project):
+    write(project, "train.py", "print('changed')\n")
+    with pytest.raises(RunRefused, match=r"uncommitted changes to tracked files: train.py; .*--allow-dirty"):
+        train(project)
+    assert not (project / "runs").exists()
+
+
+def test_allow_dirty_runs_and_says_so_in_the_record(project):
+    write(project, "train.py", "print('changed')\n")
+    rec = train(project, allow_dirty=True).record
+    assert rec.code.dirty and rec.code.dirty_files == ("train.py",)
+
+
+def test_what_run_itself_writes_does_not_make_the_next_run_dirty(project):
+    first = train(project)
+    second = train(project)     # runs/, the resolved config, models.gitrepro are uncommitted now
+    assert not second.record.code.dirty and second.record.id != first.record.id
+
+
+def test_data_that_differs_from_its_pointer_is_refused(project):
+    (project / "data/train/part-0.bin").write_bytes(b"edited")
+    with pytest.raises(RunRefused, match=r"data/train has 1 change\(s\) not in its pointer .*gitrepro add data/train"):
+        train(project)
+
+
+def test_missing_data_is_refused(project):
+    shutil.rmtree(project / "data/train")
+    with pytest.raises(RunRefused, match="data/train is missing .*gitrepro checkout"):
+        train(project)
+
+
+def test_a_repository_without_commits_is_refused(git_repo):
+    with pytest.raises(RunRefused, match="no commit yet"):
+        record.run(Repo.find(git_repo), [PY, "-c", "pass"])
+
+
+def test_an_empty_command_is_refused(project):
+    with pytest.raises(RunRefused, match="no command to run"):
+        record.run(Repo.find(project), [])
+
+
+def test_a_command_that_cannot_start_is_refused(project):
+    with pytest.raises(RunRefused, match="cannot run 'no-such-program-xyz'"):
+        record.run(Repo.find(project), ["no-such-program-xyz"], config="configs/base.toml")
+
+
+def test_a_failing_command_is_recorded_with_its_exit_status(project, monkeypatch):
+    monkeypatch.setenv("TRAIN_EXIT", "3")
+    result = train(project)
+    assert result.exit_status == 3 and result.record.exit_status == 3
+    assert record.parse((project / result.record.path).read_bytes()).exit_status == 3
+
+
+def test_a_missing_declared_output_is_reported_not_recorded(project):
+    result = record.run(Repo.find(project), [PY, "-c", "pass"], config="configs/base.toml", outputs=["checkpoints"])
+    assert result.missing_outputs == ["models", "checkpoints"] and result.record.outputs == {}
+
+
+def test_a_run_without_config_takes_an_explicit_seed(project):
+    rec = train(project, config=None, seed=7).record
+    assert rec.config is None and rec.seed == 7
+
+
+def test_the_banner_shows_provenance_at_start_and_end(project):
+    lines: list[str] = []
+    rec = train(project, say=lines.append).record
+    text = "\n".join(lines)
+    assert text.count(rec.code.commit) == 2 and text.count(rec.config.hash[:16]) == 2
+    assert text.count(rec.data["data/train"][:16]) == 2 and text.count(rec.environment["hash"][:16]) == 2
+    assert text.count("seed     1234") == 2
+    assert f"output   models manifest {rec.outputs['models'][:16]}" in text
+    assert lines[0].endswith("starting") and "finished with exit status 0" in text
+
+
+def test_cli_run_keeps_overrides_before_the_double_dash_apart_from_the_command(project, run_cli):
+    ensure_cli()
+    result = run_cli("run", "-c", "configs/base.toml", "optim.lr=0.5", "--", PY, "train.py", "--epochs", "3")
+    assert result.code == 0, result.err
+    rec_path = re.search(r"next: git add (runs/\S+\.toml)", result.err).group(1)
+    rec = record.parse((project / rec_path).read_bytes())
+    assert rec.command == (PY, "train.py", "--epochs", "3")
+    assert rec.config.overrides == ("optim.lr=0.5",)
+    assert "code     " in result.err and "models.gitrepro" in result.err
+
+
+def test_cli_run_exits_with_the_commands_exit_status(project, run_cli, monkeypatch):
+    ensure_cli()
+    monkeypatch.setenv("TRAIN_EXIT", "4")
+    assert run_cli("run", "-c", "configs/base.toml", "--", PY, "train.py").code == 4
+    assert run_cli("run", "-c", "configs/base.toml", "--seed", "x", "--", PY, "train.py").code == 1
+
+
+# ---------------------------------------------------------------- the format
+
+def sample(**changes) -> record.RunRecord:
+    t = datetime(2026, 11, 26, 8, 15, tzinfo=timezone.utc)
+    rec = record.RunRecord(
+        id="20261126T081500Z-3f2a1c", command=("python", "train.py", "--epochs", "3"),
+        code=record.CodeState("a" * 40), config=record.ConfigRef("configs/x.resolved.toml", "b" * 64, "configs/x.toml",
+                                                                 ("optim.lr=0.1",)),
+        seed=7, data={"data/train": "c" * 64}, outputs={"models": "d" * 64},
+        environment={"python": "3.11.7", "packages": {"numpy": "2.0"}, "hash": "e" * 64, "gpus": [],
+                     "variables": {"LANG": "C"}, "lock_files": {}},
+        started=t, finished=t, wall_seconds=1.5, exit_status=0)
+    return dataclasses.replace(rec, **changes)
+
+
+def test_a_record_round_trips_through_dumps_and_parse():
+    rec = sample()
+    assert record.parse(record.dumps(rec)) == rec
+    assert record.dumps(rec).startswith(b"# gitrepro run record (format version 1)")
+    no_config = sample(config=None, seed=None, environment=None)
+    assert record.parse(record.dumps(no_config)) == no_config
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("version = 1", "version = 2"), "unsupported run record version 2"),
+    (lambda t: t.replace("20261126T081500Z-3f2a1c", "latest"), "id 'latest' is not like"),
+    (lambda t: t.replace("a" * 40, "HEAD"), "not a full git commit id"),
+    (lambda t: t.replace("c" * 64, "c" * 63), "invalid data manifest id"),
+    (lambda t: t.replace('"data/train"', '"../etc"'), "unsafe path"),
+    (lambda t: t.replace("seed = 7", "seed = -1"), "seed must be an integer"),
+    (lambda t: t.replace("seed = 7", 'seed = "7"'), "seed must be an integer"),
+    (lambda t: t.replace("wall_seconds = 1.5", "wall_seconds = -1"), "wall_seconds is negative"),
+    (lambda t: t.replace("exit_status = 0", "exit_status = true"), "'exit_status' missing or of the wrong type"),
+    (lambda t: t.replace('numpy = "2.0"', "numpy = 2"), "environment.packages must be a table of strings"),
+    (lambda t: t + "\n[[", "not a valid run record"),
+])
+def test_parse_refuses_damaged_records_with_one_line(edit, message):
+    text = edit(record.dumps(sample()).decode())
+    with pytest.raises(BadRunRecord, match=re.escape(message)) as info:
+        record.parse(text.encode(), "runs/x.toml")
+    assert "\n" not in str(info.value) and str(info.value).startswith("runs/x.toml")
+
+
+def test_a_record_without_a_command_is_refused():
+    text = record.dumps(sample()).decode()
+    text = re.sub(r"command = \[[^\]]*\]", "command = []", text)
+    with pytest.raises(BadRunRecord, match="command must be a non-empty list"):
+        record.parse(text.encode())
+
+
+def test_run_ids_sort_by_start_time_and_are_unique():
+    early = record.new_run_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    late = record.new_run_id(datetime(2026, 1, 2, 3, 4, 6, tzinfo=timezone.utc))
+    assert early < late and early.startswith("20260102T030405Z-") and record.RUN_ID.fullmatch(early)
+    assert len({record.new_run_id() for _ in range(50)}) == 50
+
+
+def test_only_toml_files_directly_in_runs_are_records():
+    assert record.is_record_path("runs/20261126T081500Z-3f2a1c.toml")
+    assert not record.is_record_path("runs/old/x.toml") and not record.is_record_path("sub/runs/x.toml")
+    assert not record.is_record_path("runs/notes.md")
+
+
+# ---------------------------------------------------------------- the environment
+
+def test_the_environment_lists_python_packages_lock_files_and_allowed_variables(tmp_path):
+    (tmp_path / "requirements-dev.txt").write_text("pytest\n")
+    (tmp_path / "uv.lock").write_text("lock\n")
+    env = envcapture.capture_environment(tmp_path, environ={"LANG": "C.UTF-8", "CUDA_VISIBLE_DEVICES": "0",
+                                                           "HOME": "/root", "USER": "me"})
+    assert env["python"].count(".") == 2 and env["packages"]["blake3"]
+    assert set(env["lock_files"]) == {"requirements-dev.txt", "uv.lock"}
+    assert env["variables"] == {"CUDA_VISIBLE_DEVICES": "0", "LANG": "C.UTF-8"}
+    assert isinstance(env["gpus"], list)
+    json.dumps(env)
+
+
+def test_the_environment_hash_ignores_volatile_fields_but_not_packages():
+    env = {"python": "3.11.7", "packages": {"a": "1"}, "executable": "/x/python", "platform": "Linux-6.1"}
+    same = dict(env, executable="/y/python", platform="Linux-6.2")
+    other = dict(env, packages={"a": "2"})
+    assert envcapture.environment_hash(env) == envcapture.environment_hash(same)
+    assert envcapture.environment_hash(env) != envcapture.environment_hash(other)
+
+
+def test_another_pythons_packages_are_probed_in_that_python():
+    other = shutil.which("python3", path="/usr/bin:/bin")
+    if other is None or os.path.realpath(other) == os.path.realpath(PY):
+        pytest.skip("no second Python interpreter on this machine")
+    env = envcapture.capture_environment(None, python=other)
+    assert os.path.realpath(env["executable"]) == os.path.realpath(other)
+
+
+def test_only_a_python_command_names_its_interpreter():
+    assert envcapture.interpreter_for([PY, "train.py"]) == PY
+    assert envcapture.interpreter_for(["sh", "-c", "true"]) is None
+    assert envcapture.interpreter_for([]) is None
