@@ -12,6 +12,7 @@ from typing import Callable
 
 from . import manifest as manifestfmt
 from . import pack as packfmt
+from . import statcache
 from .errors import GitreproError
 from .store import Store
 
@@ -32,6 +33,7 @@ class FsckResult:
     bytes: int = 0
     manifests: int = 0
     findings: list[Finding] = field(default_factory=list)
+    unindexed: list[str] = field(default_factory=list)   # complete packs a killed writer left unindexed
     repaired: list[str] = field(default_factory=list)
 
 
@@ -46,11 +48,20 @@ def fsck(store: Store, read_data: bool = True, progress: Callable[[int], None] |
     for pack_id, path in sorted(on_disk.items()):
         result.packs += 1
         if pack_id not in indexed:
-            result.findings.append(Finding(f"pack {pack_id}", "on disk but not indexed (run `gitrepro fsck --repair`)"))
+            # A writer killed between renaming a pack into place and indexing it; the
+            # next writer adopts it (Store.recover). Not a problem: the index is a hint.
+            result.unindexed.append(pack_id)
         if read_data:
-            bad_blobs |= _check_pack(store, pack_id, path, result, progress)
+            bad_blobs |= _read_from(store, pack_id, _check_pack(store, pack_id, path, result, progress))
     _check_manifests(store, bad_blobs, result)
     return result
+
+
+def _read_from(store: Store, pack_id: str, blob_ids: set[bytes]) -> set[bytes]:
+    """The damaged blobs that reads would really take from this pack: a damaged copy is harmless
+    to the files when the index names an intact copy elsewhere (as after repair and a re-add)."""
+    locations = store.index.locate_many(blob_ids)
+    return {b for b in blob_ids if b in locations and locations[b].pack == pack_id}
 
 
 def _check_pack(store: Store, pack_id: str, path, result: FsckResult, progress) -> set[bytes]:
@@ -63,7 +74,7 @@ def _check_pack(store: Store, pack_id: str, path, result: FsckResult, progress) 
             if packfmt.pack_id_of(f, size) != pack_id:
                 result.findings.append(Finding(f"pack {pack_id}", "footer does not match the pack's name (damaged)"))
             entries = packfmt.read_footer(f, size)
-        except packfmt.CorruptPack as e:
+        except (packfmt.CorruptPack, OSError) as e:   # OSError: shorter than a trailer, or an I/O error
             result.findings.append(Finding(f"pack {pack_id}", f"unreadable footer: {e}"))
             return set(expected)
         for entry in entries:
@@ -123,6 +134,8 @@ def repair(store: Store) -> list[str]:
             store.index.add_pack(pack_id, size, good)
             if len(good) != len(entries):
                 notes.append(f"pack {pack_id}: {len(entries) - len(good)} damaged chunk(s) left out of the index")
+        if notes:
+            statcache.forget_all(store.path)
     return notes
 
 

@@ -31,7 +31,8 @@ def atomic_write(path: str | os.PathLike, *, durable: bool = True, mode: int | N
 
     The temp file lives in the same directory so the rename is atomic. With
     `durable`, the data and the directory entry are fsynced before returning.
-    On any exception the temp file is removed and `path` is untouched.
+    On any exception the temp file is removed and `path` is untouched. The file
+    gets `mode`, else the permissions of the file it replaces, else the umask default.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
@@ -41,8 +42,7 @@ def atomic_write(path: str | os.PathLike, *, durable: bool = True, mode: int | N
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode if mode is not None else _default_mode(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -50,6 +50,24 @@ def atomic_write(path: str | os.PathLike, *, durable: bool = True, mode: int | N
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()   # read once, at import: changing it later would race with other threads
+
+
+def _default_mode(path: Path) -> int:
+    """An existing file keeps its permissions; a new one gets what open() would give it
+    (mkstemp's 0600 would hide a .gitignore or pointer from the rest of a team)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_UMASK
 
 
 def check_relpath(rel: str) -> str:

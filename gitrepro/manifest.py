@@ -113,6 +113,10 @@ def parse(data: bytes, origin: str = "manifest") -> Manifest:
         previous = key
         entries.append(entry)
     _check_no_nesting(entries, origin)
+    try:
+        check_link_chains(entries)
+    except UnsafePath as e:
+        raise BadManifest(f"{origin}: {e}") from None
     return Manifest(tuple(entries))
 
 
@@ -155,6 +159,42 @@ def check_symlink(path: str, target: str) -> None:
                 raise UnsafePath(f"symlink {path!r} -> {target!r} leads outside the dataset")
         elif part not in ("", "."):
             depth += 1
+
+
+MAX_LINK_HOPS = 40   # the kernel's own limit: a longer chain fails with ELOOP, harmlessly
+
+
+def check_link_chains(entries) -> None:
+    """Refuse a symlink that leaves the dataset through another symlink of the dataset.
+
+    `check_symlink` reads one target alone, so it accepts `d/up -> ..` plus
+    `d/x -> up/../..`, which the kernel resolves to outside the dataset.
+    This resolves every target through the dataset's own links, as the kernel would.
+    """
+    links = {e.path: e.target for e in entries if e.type == SYMLINK}
+    for path, target in links.items():
+        _resolve(path.split("/")[:-1], target, links, [MAX_LINK_HOPS], path)
+
+
+def _resolve(parts: list[str], target: str, links: dict[str, str], hops: list[int], origin: str) -> list[str]:
+    parts = list(parts)
+    for name in target.split("/"):
+        if name in ("", "."):
+            continue
+        if name == "..":
+            if not parts:
+                raise UnsafePath(f"symlink {origin!r} -> {links[origin]!r} leads outside the dataset "
+                                 "through another symlink")
+            parts.pop()
+            continue
+        parts.append(name)
+        inner = links.get("/".join(parts))
+        if inner is not None:
+            hops[0] -= 1
+            if hops[0] < 0:
+                return parts
+            parts = _resolve(parts[:-1], inner, links, hops, origin)
+    return parts
 
 
 def _mode(value) -> int:

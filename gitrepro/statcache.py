@@ -99,3 +99,10 @@ def save(store_path: Path, root: Path, dataset: str, cache: StatCache) -> None:
     with atomic_write(stat_path, durable=False) as f:
         f.write(marshal.dumps({"v": STATCACHE_VERSION, "dataset": dataset,
                                "manifest": cache.manifest, "stats": cache.stats}))
+
+
+def forget_all(store_path: Path) -> None:
+    """Drop every dataset's cache. After `fsck --repair` leaves chunks out of the index, a cache
+    saying "this file is stored" is false, and the next add must read the files to store them again."""
+    for path in (store_path / "statcache").glob("*"):
+        path.unlink(missing_ok=True)

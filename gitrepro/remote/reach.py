@@ -1,0 +1,104 @@
+"""Which manifests git history reaches: pointers and run records in commits, the index and the worktree.
+
+Push, fetch, the pre-push check and gc all start from this. Reading is
+deliberately tolerant: a damaged pointer or a run record in a format this
+version does not know still yields every manifest id it plainly names, because
+gc must keep too much rather than too little.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .. import gitio, tracking
+from ..errors import GitreproError
+from ..pointer import POINTER_SUFFIX
+from ..tomlcompat import tomllib
+
+_HEX_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def is_run_record(path: str) -> bool:
+    """`runs/<name>.toml` anywhere in the tree (the run-record layout of `gitrepro run`)."""
+    parts = path.split("/")
+    return len(parts) >= 2 and parts[-2] == "runs" and parts[-1].endswith(".toml")
+
+
+def is_interesting(path: str) -> bool:
+    return path.endswith(POINTER_SUFFIX) or is_run_record(path)
+
+
+def manifest_ids(path: str, data: bytes) -> set[str]:
+    """Manifest ids named by one pointer or run-record file; empty when it names none."""
+    if path.endswith(POINTER_SUFFIX):
+        try:
+            return {tracking.parse_at(path, data, path).manifest}
+        except GitreproError:
+            doc = _toml(data)
+            value = doc.get("manifest")
+            return {value} if isinstance(value, str) and _HEX_ID.fullmatch(value) else set()
+    doc = _toml(data)
+    return _ids_below(doc.get("outputs")) | _ids_below(doc.get("data"))
+
+
+def _toml(data: bytes) -> dict:
+    try:
+        return tomllib.loads(data.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def _ids_below(value) -> set[str]:
+    """Every 64-hex string anywhere under a run record's `[outputs]` (or `[data]`) table."""
+    if isinstance(value, str):
+        return {value} if _HEX_ID.fullmatch(value) else set()
+    if isinstance(value, dict):
+        return set().union(*(_ids_below(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_ids_below(v) for v in value)) if value else set()
+    return set()
+
+
+def in_history(root: Path, rev_args: list[str]) -> set[str]:
+    """Manifest ids in every commit `git rev-list <rev_args>` walks (one git process for all)."""
+    out = gitio.git("rev-list", "--objects", "--filter=object:type=blob", *rev_args, "--", cwd=root)
+    wanted: dict[str, str] = {}
+    for line in out.decode(errors="surrogateescape").splitlines():
+        sha, _, path = line.partition(" ")
+        if path and is_interesting(path):
+            wanted.setdefault(sha, path)
+    blobs = gitio.read_blobs(list(wanted), cwd=root)
+    return set().union(set(), *(manifest_ids(path, blobs[sha]) for sha, path in wanted.items()))
+
+
+def at_commits(root: Path, revs: list[str]) -> set[str]:
+    """Manifest ids in exactly these commits (not their ancestors)."""
+    commits = [gitio.resolve_commit(rev, root) for rev in revs]
+    return in_history(root, ["--no-walk", *commits]) if commits else set()
+
+
+def in_index(root: Path) -> set[str]:
+    entries = [e for e in gitio.ls_staged(cwd=root) if is_interesting(e.path)]
+    blobs = gitio.read_blobs(list({e.sha for e in entries}), cwd=root)
+    return set().union(set(), *(manifest_ids(e.path, blobs[e.sha]) for e in entries))
+
+
+def in_worktree(root: Path) -> set[str]:
+    out = gitio.git("ls-files", "-z", "-c", "-o", "--exclude-standard", cwd=root)
+    found: set[str] = set()
+    for raw in sorted(set(out.split(b"\0"))):
+        path = os.fsdecode(raw)
+        if raw and is_interesting(path):
+            try:
+                found |= manifest_ids(path, (root / path).read_bytes())
+            except OSError:
+                continue  # deleted or unreadable: it names nothing we can keep
+    return found
+
+
+def everything(root: Path) -> set[str]:
+    """What gc must keep: all refs (branches, tags, remotes, notes, stash), every reflog entry
+    (including stash@{n}), every worktree HEAD, the index and the working tree."""
+    return in_history(root, ["--all", "--reflog"]) | in_index(root) | in_worktree(root)

@@ -1,0 +1,187 @@
+"""Tests for gitrepro.gc: what any ref, reflog entry, the stash, the index, the worktree or a run
+record reaches survives; everything else goes; fsck passes afterwards; remotes are swept too."""
+
+from __future__ import annotations
+
+import random
+import shutil
+
+import pytest
+
+from conftest import run_git
+from gitrepro import fsck, gc as gc_op, snapshot
+from gitrepro.checkout import checkout
+from gitrepro.remote import layout, settings, sync
+from gitrepro.repo import Repo
+from helpers_trees import make_tree, tree_state
+from s3server import ensure_cli, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
+
+
+def files(seed: int, count: int = 3, size: int = 120_000) -> dict[str, bytes]:
+    rng = random.Random(seed)
+    return {f"f{i}.bin": rng.randbytes(size) for i in range(count)}
+
+
+def snap(repo, root, name: str, seed: int) -> str:
+    make_tree(root / name, files(seed))
+    return snapshot.add(repo, [str(root / name)])[0].manifest
+
+
+def blobs_of(store, manifest_id: str) -> set[bytes]:
+    return sync.manifest_blobs(store, manifest_id)
+
+
+def drop(root, name: str) -> None:
+    shutil.rmtree(root / name)
+    (root / f"{name}.gitrepro").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def history(git_repo, repo, commit, git):
+    """A repository whose data is reachable in every way gc must honour, plus garbage."""
+    repo.init()
+    commit("base")
+    h = {}
+    git("checkout", "-q", "-b", "old")                                  # an old branch
+    h["old_branch"] = (snap(repo, git_repo, "branchdata", 1), commit("on an old branch"), "branchdata")
+    h["old_state"] = tree_state(git_repo / "branchdata")
+    git("checkout", "-q", "main")
+    shutil.rmtree(git_repo / "branchdata")
+
+    git("checkout", "-q", "--detach")                                   # only a tag
+    h["tag"] = (snap(repo, git_repo, "tagged", 2), commit("tagged"), "tagged")
+    h["tag_state"] = tree_state(git_repo / "tagged")
+    git("tag", "v1")
+    git("checkout", "-q", "main")
+    shutil.rmtree(git_repo / "tagged")
+
+    h["reflog"] = (snap(repo, git_repo, "undone", 3), commit("undone"), "undone")    # only the reflog
+    h["reflog_state"] = tree_state(git_repo / "undone")
+    git("reset", "-q", "--hard", "HEAD~1")
+    shutil.rmtree(git_repo / "undone")
+
+    model = snap(repo, git_repo, "models", 4)                           # only a run record
+    drop(git_repo, "models")
+    (git_repo / "runs").mkdir()
+    (git_repo / "runs" / "r1.toml").write_text(f'version = 1\n[outputs]\nmodels = "{model}"\n')
+    commit("run record")
+    h["run"] = model
+
+    stashed = snap(repo, git_repo, "stashed", 5)                        # only the stash
+    git("add", "stashed.gitrepro")
+    git("stash", "-q")
+    shutil.rmtree(git_repo / "stashed")
+    h["stash"] = stashed
+
+    h["garbage"] = snap(repo, git_repo, "garbage", 6)                   # nothing
+    h["garbage_blobs"] = blobs_of(repo.store, h["garbage"])
+    drop(git_repo, "garbage")
+    return h
+
+
+def test_gc_keeps_everything_reachable_removes_garbage_and_fsck_passes(history, git_repo, repo, tmp_path):
+    result = gc_op.gc(repo, grace=0)
+    assert [a.action for a in result.local] == ["delete"]
+    assert repo.store.missing(history["garbage_blobs"]) == history["garbage_blobs"]
+
+    for key, state in (("old_branch", "old_state"), ("tag", "tag_state"), ("reflog", "reflog_state")):
+        _, rev, name = history[key]
+        checkout(repo, rev, to=str(tmp_path / key))
+        assert tree_state(tmp_path / key / name) == history[state]
+    for manifest in (history["run"], history["stash"]):
+        assert repo.store.missing(blobs_of(repo.store, manifest)) == set()
+    assert fsck.fsck(repo.store).findings == []
+    assert gc_op.gc(repo, grace=0).local == []   # nothing left to do
+
+
+def test_a_dry_run_lists_packs_with_sizes_and_deletes_nothing(history, repo, run_cli):
+    ensure_cli()
+    packs = set(repo.store.pack_files())
+    shown = run_cli("gc", "--dry-run", "--grace", "0")
+    assert shown.code == 0
+    assert "local: delete pack" in shown.out and "would free" in shown.out and "KiB" in shown.out
+    assert set(repo.store.pack_files()) == packs
+
+
+def test_packs_younger_than_the_grace_period_are_never_touched(history, repo):
+    assert gc_op.gc(repo).local == []
+    assert repo.store.missing(history["garbage_blobs"]) == set()
+
+
+def test_a_partly_used_pack_is_rewritten_with_only_its_live_chunks(git_repo, repo, commit):
+    make_tree(git_repo / "data", files(7, count=4))
+    snapshot.add(repo, ["data"])
+    dropped = {bytes.fromhex(c) for c in sync.manifestfmt.parse(
+        repo.store.read_manifest(snapshot.add(repo, ["data"])[0].manifest)).by_path()["f3.bin"].chunks}
+    (git_repo / "data" / "f3.bin").unlink()
+    snapshot.add(repo, ["data"])
+    commit("without f3")
+    state = tree_state(git_repo / "data")
+
+    result = gc_op.gc(repo, grace=0)
+    assert [a.action for a in result.local] == ["repack"] and result.local_freed > 100_000
+    assert repo.store.missing(dropped) == dropped
+    assert fsck.fsck(repo.store).findings == []
+    shutil.rmtree(git_repo / "data")
+    checkout(repo, None)
+    assert tree_state(git_repo / "data") == state
+
+
+def test_a_reachable_manifest_that_cannot_be_read_stops_gc(git_repo, repo, commit):
+    make_tree(git_repo / "data", files(8))
+    manifest = snapshot.add(repo, ["data"])[0].manifest
+    commit("v1")
+    root = bytes.fromhex(manifest)
+    part = sync.parse_manifest_root(repo.store.get(root), manifest)[0]
+    loc = repo.store.index.locate(part)
+    with open(repo.store.pack_path(loc.pack), "r+b") as f:   # damage the manifest part on disk
+        f.seek(loc.offset)
+        f.write(b"\xff" * 8)
+    with pytest.raises(gc_op.GcError, match="gc stopped without deleting anything"):
+        gc_op.gc(repo, grace=0)
+
+
+def test_gc_on_a_remote_drops_unreachable_packs_and_keeps_the_rest(
+        remote_kind, tmp_path, request, git_repo, repo, commit, git, run_cli):
+    ensure_cli()
+    assert run_cli("remote", "add", "origin", *remote_args(remote_kind, tmp_path, request)).code == 0
+    make_tree(git_repo / "keep", files(9))
+    snapshot.add(repo, ["keep"])
+    commit("keep")
+    sync.push(repo)
+    make_tree(git_repo / "lose", files(10))
+    lost = snapshot.add(repo, ["lose"])[0].manifest
+    commit("lose")
+    sync.push(repo)
+    git("reset", "-q", "--hard", "HEAD~1")
+    git("reflog", "expire", "--expire=now", "--all")
+    shutil.rmtree(git_repo / "lose")
+    remote = settings.open_settings(repo, settings.resolve(repo))
+    before = {o.key for o in remote.list(layout.INDEX_PREFIX)}
+
+    dry = gc_op.gc(repo, grace=0, sweep_remote=True, dry_run=True)
+    assert len(dry.remote_actions) == 1 and {o.key for o in remote.list(layout.INDEX_PREFIX)} == before
+    result = gc_op.gc(repo, grace=0, sweep_remote=True)
+    assert len(result.remote_actions) == 1 and result.remote_freed > 300_000
+    view = sync.load_view(remote, repo.store)
+    assert bytes.fromhex(lost) not in view.blobs and len(view.packs) == 1
+
+    run_git(tmp_path, "clone", "-q", str(git_repo), str(tmp_path / "clone"))
+    other = Repo.find(tmp_path / "clone")
+    sync.fetch(other)
+    checkout(other, None)
+    assert tree_state(tmp_path / "clone" / "keep") == tree_state(git_repo / "keep")
+    other.close()
+
+
+def test_a_dead_manifest_root_is_rewritten_away_even_from_a_mostly_live_pack(git_repo, repo, commit):
+    make_tree(git_repo / "data", files(11, count=4))
+    old_root = bytes.fromhex(snapshot.add(repo, ["data"])[0].manifest)
+    (git_repo / "data" / "extra.bin").write_bytes(b"x" * 1000)
+    snapshot.add(repo, ["data"])
+    commit("only the second version")
+
+    result = gc_op.gc(repo, grace=0)
+    assert [a.action for a in result.local] == ["repack"] and result.local_freed < 0.1 * result.local[0].size
+    assert not repo.store.has(old_root)
+    assert fsck.fsck(repo.store).findings == []

@@ -1,0 +1,77 @@
+"""Tests for gitrepro.pointer: canonical TOML out, strict validation in."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gitrepro import pointer
+from gitrepro.pointer import BadPointer, Pointer
+
+MANIFEST = "ab" * 32
+
+component = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\\\0"),
+                    min_size=1, max_size=12).filter(lambda c: c not in (".", "..", ".git"))
+dataset_path = st.lists(component, min_size=1, max_size=4).map("/".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=dataset_path, kind=st.sampled_from(["dir", "file"]),
+       files=st.integers(0, 2**40), size=st.integers(0, 2**62))
+def test_any_valid_pointer_round_trips(path, kind, files, size):
+    p = Pointer(path=path, manifest=MANIFEST, kind=kind, files=files, bytes=size)
+    assert pointer.parse(pointer.dumps(p)) == p
+
+
+def test_pointer_bytes_are_stable_and_readable():
+    data = pointer.dumps(Pointer("data/train", MANIFEST, "dir", 3, 1234))
+    assert data.decode().splitlines()[2:] == [
+        "version = 1", 'path = "data/train"', 'kind = "dir"', f'manifest = "{MANIFEST}"', "files = 3", "bytes = 1234"]
+
+
+def test_a_path_that_is_not_utf8_cannot_become_a_pointer():
+    with pytest.raises(BadPointer, match="UTF-8"):
+        pointer.dumps(Pointer("caf\udce9", MANIFEST, "dir", 0, 0))
+
+
+def good(**changes) -> str:
+    fields = {"version": "1", "path": '"data"', "kind": '"dir"', "manifest": f'"{MANIFEST}"',
+              "files": "1", "bytes": "5", **changes}
+    return "".join(f"{k} = {v}\n" for k, v in fields.items() if v is not None)
+
+
+@pytest.mark.parametrize("text,fragment", [
+    (good(version="2"), "version"),
+    (good(version=None), "version"),
+    (good(version='"1"'), "version"),
+    (good(path='"../x"'), "unsafe path"),
+    (good(path='"/abs"'), "unsafe path"),
+    (good(path='"a/.git/b"'), "unsafe path"),
+    (good(path='"a//b"'), "unsafe path"),
+    (good(path='"a\\\\b"'), "unsafe path"),
+    (good(path='""'), "unsafe path"),
+    (good(path=None), "path"),
+    (good(path="3"), "path"),
+    (good(manifest='"ABAB"'), "manifest"),
+    (good(manifest=f'"{MANIFEST.upper()}"'), "manifest"),
+    (good(kind='"link"'), "kind"),
+    (good(files="-1"), "negative"),
+    (good(bytes="true"), "bytes"),
+    (good(files="1.5"), "files"),
+    ("version = 1\npath = ", "not a valid pointer"),
+    ("\xff\xfe", "not a valid pointer"),
+])
+def test_parse_refuses_bad_pointers_naming_the_origin(text, fragment):
+    data = text.encode("latin-1") if "\xff" in text else text.encode()
+    with pytest.raises(BadPointer) as e:
+        pointer.parse(data, "x/data.gitrepro")
+    assert str(e.value).startswith("x/data.gitrepro:") and fragment in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_pointer_file_names():
+    assert pointer.pointer_path_for("a/b") == "a/b.gitrepro"
+    assert pointer.dataset_for_pointer("a/b.gitrepro") == "a/b"
+    with pytest.raises(BadPointer):
+        pointer.dataset_for_pointer("a/b.toml")
