@@ -23,13 +23,14 @@ from . import statcache, tracking
 from .chunker import new_cutter
 from .errors import GitreproError
 from .fsutil import UnsafePath, make_dirs_safely, safe_join
+from . import gitio
 from .gitio import resolve_commit
 from .hashing import new_hasher
 from .manifest import DIR, FILE, SYMLINK, Entry, Manifest
 from .pointer import Pointer
 from .repo import Repo
 from .store import JOBS, MissingBlob, Store
-from .worktree import Observed, observe, scan
+from .worktree import TEMP_SUFFIX, Observed, observe, scan
 
 Fetcher = Callable[[Store, set[bytes]], None]
 
@@ -39,6 +40,10 @@ class LocalChanges(GitreproError):
 
 
 class CorruptFile(GitreproError):
+    pass
+
+
+class CheckoutFailed(GitreproError):
     pass
 
 
@@ -72,9 +77,22 @@ def checkout(repo: Repo, rev: str | None = None, *, to: str | None = None, force
         target_root.mkdir(parents=True, exist_ok=True)
     result = CheckoutResult(commit, str(target_root))
     for tracked in pointers:
-        result.datasets.append(checkout_dataset(repo, tracked.pointer, target_root, force=force,
-                                                use_cache=not to, fetch=fetch, progress=progress))
+        if not to:
+            _refuse_git_tracked(repo, tracked.pointer.path)
+        try:
+            result.datasets.append(checkout_dataset(repo, tracked.pointer, target_root, force=force,
+                                                    use_cache=not to, fetch=fetch, progress=progress))
+        except OSError as e:  # disk full, permissions: one line, not a traceback
+            raise CheckoutFailed(f"cannot restore {tracked.pointer.path}: {e.strerror or e} "
+                                 f"({e.filename or target_root}); files already restored are complete") from None
     return result
+
+
+def _refuse_git_tracked(repo: Repo, dataset: str) -> None:
+    """A pointer (perhaps from an untrusted commit) must not aim a checkout at files git tracks."""
+    if gitio.git("ls-files", "-z", "--", f":(literal){dataset}", cwd=repo.root):
+        raise UnsafePath(f"{dataset}: git tracks files there, so it cannot be a dataset; "
+                         f"the pointer {dataset}.gitrepro is wrong — remove it with `git rm {dataset}.gitrepro`")
 
 
 def load_manifest(store: Store, manifest_id: str, fetch: Fetcher | None = None) -> Manifest:
@@ -315,7 +333,7 @@ _tmp_seq = itertools.count()   # next() is atomic under the GIL: writer threads 
 def _tmp_name(dest: str) -> str:
     """A temp name next to `dest`, unique per call: names cut to 40 characters can coincide."""
     head, _, name = dest.rpartition("/")
-    return f"{head}/.{name[:40]}.{os.getpid()}.{next(_tmp_seq)}.gitrepro-tmp"
+    return f"{head}/.{name[:40]}.{os.getpid()}.{next(_tmp_seq)}{TEMP_SUFFIX}"
 
 
 def _replace(tmp: str, dest: str) -> None:
@@ -349,6 +367,9 @@ def _prune_empty_dirs(dataset_root: Path, target: dict[str, Entry]) -> None:
     keep = {"/".join(rel.split("/")[:i]) for rel in target for i in range(1, rel.count("/") + 1)}
     keep |= {rel for rel, e in target.items() if e.type == DIR}
     for dirpath, dirnames, filenames in os.walk(dataset_root, topdown=False):
+        for name in filenames:
+            if name.endswith(TEMP_SUFFIX):  # left by a checkout that was killed
+                _unlink_quietly(os.path.join(dirpath, name))
         rel = os.path.relpath(dirpath, dataset_root).replace(os.sep, "/")
         if rel != "." and rel not in keep and not os.listdir(dirpath):
             os.rmdir(dirpath)

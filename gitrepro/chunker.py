@@ -52,7 +52,7 @@ def iter_chunk_batches(stream: BinaryIO, cutter: FastCDC, read_size: int = READ_
     read_size = max(read_size, 2 * cutter.max_size)  # the re-cut tail must see a whole max-size window
     leftover = b""
     while True:
-        block = stream.read(read_size)
+        block = _read_full(stream, read_size)
         if not block:
             if leftover:
                 yield _cut(cutter, leftover)
@@ -69,6 +69,23 @@ def iter_chunk_batches(stream: BinaryIO, cutter: FastCDC, read_size: int = READ_
         leftover = bytes(batch.pop())
         if batch:
             yield batch
+
+
+def _read_full(stream: BinaryIO, size: int) -> bytes:
+    """Read `size` bytes or up to end of file: pipes and network file systems return short reads,
+    and cut points must not depend on them."""
+    block = stream.read(size)
+    if not block or len(block) == size:
+        return block
+    parts = [block]
+    got = len(block)
+    while got < size:
+        more = stream.read(size - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
 
 
 def _cut(cutter: FastCDC, buf) -> list[memoryview]:

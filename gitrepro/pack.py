@@ -98,6 +98,11 @@ def decode_blob(entry: BlobEntry, stored: bytes, what: str = "blob") -> bytes:
     data = stored
     if entry.flags & FLAG_ZSTD:
         try:
+            # A frame's own size field is untrusted: refuse a lie before it makes us allocate it.
+            claimed = zstandard.frame_content_size(stored)
+            if claimed not in (-1, entry.raw_length):
+                raise CorruptPack(f"{what} {entry.id.hex()}: zstd frame claims {claimed} bytes, "
+                                  f"the pack says {entry.raw_length}")
             data = zstandard.ZstdDecompressor().decompress(stored, max_output_size=entry.raw_length)
         except zstandard.ZstdError as e:
             raise CorruptPack(f"{what} {entry.id.hex()}: cannot decompress ({e})") from None
@@ -161,6 +166,8 @@ def iter_pack(f: BinaryIO, pack_size: int) -> Iterator[tuple[BlobEntry, bytes]]:
 
 def pack_id_of(f: BinaryIO, pack_size: int) -> str:
     """A pack's id, after checking its footer against the hash in its trailer."""
+    if pack_size < len(HEADER) + TRAILER.size:
+        raise CorruptPack("pack too short")
     n = footer_size_hint(f, pack_size)
     f.seek(pack_size - n)
     tail = f.read(n)

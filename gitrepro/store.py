@@ -70,6 +70,8 @@ class StoreConfig:
     def parse(cls, data: bytes, origin: str) -> "StoreConfig":
         try:
             doc = tomllib.loads(data.decode())
+            if not isinstance(doc.get("version"), int):
+                raise StoreError(f"{origin}: store config is damaged (no version); restore it from a clone")
             if doc.get("version") != STORE_VERSION:
                 raise StoreError(f"{origin}: store format version {doc.get('version')!r} is not supported "
                                  f"by this gitrepro (it reads {STORE_VERSION}); upgrade gitrepro")

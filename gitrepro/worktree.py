@@ -21,6 +21,7 @@ from .hashing import hash_bytes, new_hasher
 from .manifest import DIR, FILE, SYMLINK, Entry, check_symlink
 
 
+TEMP_SUFFIX = ".gitrepro-tmp"  # checkout writes files under such names before renaming them
 SMALL_FILE = 1 << 20  # files below this are read with one call and chunked in memory
 
 
@@ -53,6 +54,8 @@ def _walk(path: str, prefix: str, out: list[Found]) -> None:
     with os.scandir(path) as it:
         for entry in it:
             empty = False
+            if entry.name.endswith(TEMP_SUFFIX):
+                continue  # a killed checkout's half-written file: never data
             rel = prefix + entry.name
             if entry.is_dir(follow_symlinks=False):
                 _walk(entry.path, rel + "/", out)
@@ -95,9 +98,9 @@ def _read_file(path: Path, found: Found, cutter, writer, progress) -> Entry:
     try:
         if found.st.st_size < SMALL_FILE:
             data = os.read(fd, found.st.st_size + 1)
-            if len(data) <= found.st.st_size:  # read it all in one call: the common small-file case
+            if len(data) == found.st.st_size and not os.read(fd, 1):  # all of it, in one call
                 return _small_file_entry(found.rel, mode, data, cutter, writer, progress)
-            os.lseek(fd, 0, os.SEEK_SET)  # the file grew while we looked; take the general path
+            os.lseek(fd, 0, os.SEEK_SET)  # a short read or a file that changed: take the general path
         with open(fd, "rb", buffering=0, closefd=False) as f:
             return _streamed_file_entry(found, mode, f, cutter, writer, progress)
     finally:

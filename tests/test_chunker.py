@@ -52,9 +52,6 @@ def test_short_reads_never_lose_or_reorder_bytes(seed, size, short):
     assert b"".join(cut(data, read_size=4096, short=short)) == data
 
 
-@pytest.mark.xfail(strict=True, reason="BUG in chunker.py (lead): iter_chunk_batches assumes read() fills the "
-                   "buffer; a short read (pipe, FUSE, NFS) re-cuts the tail with less than a max-size window, "
-                   "so FastCDC picks other cut points and dedup is lost. Fix: read until read_size or EOF.")
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32), size=st.integers(0, 40_000), short=st.integers(1, 3000))
 def test_cut_points_do_not_depend_on_short_reads(seed, size, short):

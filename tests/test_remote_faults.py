@@ -63,8 +63,11 @@ def published(remote) -> set[str]:
 
 
 def assert_consistent(remote) -> None:
-    """Every published pack is on the remote whole: its footer matches its id and every blob verifies."""
-    for pack_id in published(remote):
+    """No reader sees half a pack: every pack listed (published or not) is whole, its footer
+    matches its id and every blob verifies; every published pack is there."""
+    listed = {layout.pack_id_of_pack_key(o.key) for o in remote.list(layout.PACK_PREFIX)} - {None}
+    assert published(remote) <= listed
+    for pack_id in listed:
         data = remote.get(layout.pack_key(pack_id))
         assert packfmt.pack_id_of(io.BytesIO(data), len(data)) == pack_id
         assert len(list(packfmt.iter_pack(io.BytesIO(data), len(data)))) > 0
