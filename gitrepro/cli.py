@@ -20,7 +20,8 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exc
 
 from . import checkout as checkout_op
-from . import cli_config, cli_run
+from . import cli_config, cli_remote, cli_run
+from .remote import sync as remote_sync
 from . import fsck as fsck_op
 from . import snapshot, status as status_op
 from .cli_fast import status_lines
@@ -80,7 +81,8 @@ def checkout(rev: Optional[str] = typer.Argument(None, help="Commit whose data t
     repo = Repo.find()
     with _progress("checkout", None, not as_json) as advance:
         result = checkout_op.checkout(repo, rev, to=str(to) if to else None, force=force,
-                                      datasets=dataset, progress=advance)
+                                      datasets=dataset, fetch=remote_sync.make_fetcher(repo),
+                                      progress=advance)
     if as_json:
         return _json(result)
     for d in result.datasets:
@@ -120,7 +122,7 @@ def demo(directory: Optional[Path] = typer.Option(None, "--dir", help="Where to 
 
 
 # Each topic module adds its commands here (kept apart so every command stays ~10 lines).
-for _topic in (cli_config, cli_run):
+for _topic in (cli_config, cli_run, cli_remote):
     _topic.register(app)
 
 

@@ -173,8 +173,7 @@ def _repack(store: Store, pack_id: str, live: set[bytes]) -> None:
     finally:
         Path(tmp).unlink(missing_ok=True)
     # The new pack is durable; a crash from here on leaves packs that `recover` re-indexes.
-    store.index.remove_pack(pack_id)
-    store.index.add_pack(new_id, final.stat().st_size, writer.entries)
+    store.index.replace_pack(pack_id, new_id, final.stat().st_size, writer.entries)
 
 
 # -- remote ------------------------------------------------------------------------

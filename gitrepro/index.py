@@ -89,6 +89,17 @@ class Index:
                 "INSERT OR IGNORE INTO blobs VALUES(?,?,?,?,?,?)",
                 [(e.id, pack_id, e.offset, e.length, e.raw_length, e.flags) for e in entries])
 
+    def replace_pack(self, old_id: str, new_id: str, size: int, entries: Iterable[BlobEntry]) -> None:
+        """Swap a pack for its rewritten copy in one transaction (gc), so no reader sees a gap."""
+        entries = list(entries)
+        with self._transaction():
+            self._db.execute("DELETE FROM blobs WHERE pack=?", (old_id,))
+            self._db.execute("DELETE FROM packs WHERE id=?", (old_id,))
+            self._db.execute("INSERT OR REPLACE INTO packs VALUES(?,?,?)", (new_id, size, len(entries)))
+            self._db.executemany(
+                "INSERT OR IGNORE INTO blobs VALUES(?,?,?,?,?,?)",
+                [(e.id, new_id, e.offset, e.length, e.raw_length, e.flags) for e in entries])
+
     def remove_pack(self, pack_id: str) -> None:
         with self._transaction():
             self._db.execute("DELETE FROM blobs WHERE pack=?", (pack_id,))
