@@ -7,8 +7,6 @@ traceback written to `<git dir>/gitrepro/log`.
 
 from __future__ import annotations
 
-import sys
-import traceback
 from pathlib import Path
 from typing import List, Optional
 
@@ -27,7 +25,7 @@ from . import snapshot, status as status_op
 from .cli_fast import status_lines
 from .cliutil import JsonOpt, err, human_size as _size, out, print_json as _json, progress_bar as _progress
 from .errors import GitreproError
-from .repo import Repo
+from .repo import Repo, log_traceback
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Git-native data and config versioning for reproducible ML training.")
@@ -145,18 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as e:  # the one place allowed: nothing escapes as a traceback
-        where = _log_traceback()
+        where = log_traceback()
         err.print(f"gitrepro: unexpected error: {type(e).__name__}: {e} (details in {where})", markup=False)
         return 3
-
-
-def _log_traceback() -> str:
-    try:
-        log = Repo.find().store_path / "log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a") as f:
-            f.write(traceback.format_exc() + "\n")
-        return str(log)
-    except Exception:  # noqa: BLE001 - logging must never hide the original error
-        sys.stderr.write(traceback.format_exc())
-        return "the traceback above"

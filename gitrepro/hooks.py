@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -26,7 +25,7 @@ from . import gitio, policy
 from .errors import GitreproError
 from .fsutil import atomic_write
 from .policy import Violation
-from .repo import Repo
+from .repo import Repo, log_traceback
 
 HOOK_TYPES = ("pre-commit", "pre-push", "post-checkout")
 STDIN_HOOKS = ("pre-push",)          # git feeds these on stdin: the shim buffers it for both hooks
@@ -303,24 +302,11 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"gitrepro {hook}: error: {e}\n")
         return 1
     except Exception as e:  # noqa: BLE001 - a hook must fail with a message, not a traceback
-        sys.stderr.write(f"gitrepro {hook}: unexpected error: {type(e).__name__}: {e} (details in {_log()})\n")
+        sys.stderr.write(f"gitrepro {hook}: unexpected error: {type(e).__name__}: {e} (details in {log_traceback()})\n")
         return 3
     for line in outcome.messages:
         sys.stderr.write(line + "\n")
     return outcome.exit_code
-
-
-def _log() -> str:
-    """Append the current traceback to `<git common dir>/gitrepro/log`, as the CLI does."""
-    try:
-        log = gitio.find_repo().common_dir / "gitrepro" / "log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a") as f:
-            f.write(traceback.format_exc() + "\n")
-        return str(log)
-    except Exception:  # noqa: BLE001 - logging must never hide the original error
-        sys.stderr.write(traceback.format_exc())
-        return "the traceback above"
 
 
 if __name__ == "__main__":

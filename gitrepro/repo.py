@@ -5,6 +5,8 @@ settings in the committed `gitrepro.toml`. See docs/design.md, "Project settings
 from __future__ import annotations
 
 import os
+import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,3 +135,19 @@ class Repo:
         if rel.parts[0] == ".git":
             raise GitreproError(f"{path} is inside .git")
         return "/".join(rel.parts)
+
+
+def log_traceback() -> str:
+    """Append the exception being handled to `<git common dir>/gitrepro/log`; return where it went.
+
+    Unexpected errors print one line; the details go here for a bug report.
+    """
+    try:
+        log = find_repo().common_dir / "gitrepro" / "log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as f:
+            f.write(traceback.format_exc() + "\n")
+        return str(log)
+    except Exception:  # noqa: BLE001 - logging must never hide the original error
+        sys.stderr.write(traceback.format_exc())
+        return "the traceback above"
