@@ -10,6 +10,11 @@ _LAZY = {
     "load_config": ("gitrepro.config", "load_config"),
     "resolve_config": ("gitrepro.config", "resolve"),
     "seed_everything": ("gitrepro.seeding", "seed_everything"),
+    "show": ("gitrepro.provenance", "api_show"),
+    "log": ("gitrepro.provenance", "api_log"),
+    "diff": ("gitrepro.provenance", "api_diff"),
+    "lineage": ("gitrepro.provenance", "api_lineage"),
+    "reproduce": ("gitrepro.reproduce", "api_reproduce"),
 }
 
 

@@ -52,9 +52,10 @@ class _Demo:
         shown = " ".join(("gitrepro" if a == "-m gitrepro" else a) for a in args)
         cmd = [sys.executable, "-m", "gitrepro", *args[1:]] if args[0] == "gitrepro" else list(args)
         self.say(f"\n$ {shown}")
-        proc = subprocess.run(cmd, cwd=self.repo, env=self.env, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=self.repo, env=self.env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # in the order a user sees
         if show:
-            for line in (proc.stdout + proc.stderr).rstrip().splitlines():
+            for line in proc.stdout.rstrip().splitlines():
                 self.say(f"  {line}")
         if expect_ok and proc.returncode != 0:
             raise DemoFailed(f"demo step `{shown}` failed with exit {proc.returncode}")
@@ -117,6 +118,11 @@ class _Demo:
         self.sh("git", "checkout", "HEAD", "--", "configs/base.toml")
         self.sh("git", "commit", "-m", "big lr run")
         self.sh("gitrepro", "policy", "check", "HEAD")
+        self.say("\n  (what that training commit rests on, and the proof it can be rebuilt)")
+        self.sh("gitrepro", "show", "HEAD")
+        proc = self.sh("gitrepro", "reproduce", "HEAD")
+        if "result: identical outputs" not in proc.stdout:
+            raise DemoFailed("reproducing the training commit did not give identical outputs")
 
 
 BASE_CONFIG = """\

@@ -3,8 +3,13 @@ contain to be reproducible. One rule set judges the staged index (the pre-commit
 commit (`gitrepro policy check REV`, the basis of verify). See docs/runs-and-hooks.md, "Policy".
 
 Everything is read from the tree being judged, never the worktree: gitrepro.toml, run records,
-resolved configs and their sources, pointers. Data availability is judged from the store's
-index (manifests are read, chunks are only looked up), so the check never re-hashes data.
+resolved configs and their sources, pointers. Data availability is judged by a `DataJudge`: the
+local store's index (the hook) or, for `verify`, a remote's pack indexes. Manifests are read and
+chunks only looked up, so the check never re-hashes data.
+
+Judging many commits (`verify`) shares one `Memo` and one `DataJudge` across their trees: a file
+is read and parsed once per distinct blob, a config is checked once per distinct set of files it
+reads, and a manifest is judged once.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from . import config as configmod
 from . import gitio, tracking
@@ -38,6 +43,7 @@ class Violation:
     path: str        # the file (or dataset) at fault, repo-relative
     problem: str
     fix: str         # one command that fixes it
+    object: str = ""  # the object at fault, e.g. "manifest <id>", "chunk <id>", "run <id>", "config <hash>"
 
     def __str__(self) -> str:
         return " ".join(f"{self.path}: {self.problem} — fix: `{self.fix}`".splitlines())
@@ -49,12 +55,57 @@ class PolicyResult:
     training: bool
     training_paths: list[str] = field(default_factory=list)   # what made it a training commit
     records: list[str] = field(default_factory=list)          # run records judged
-    pointers: list[str] = field(default_factory=list)         # changed pointers judged
+    pointers: list[str] = field(default_factory=list)         # pointers judged (changed ones, or all: thorough)
     violations: list[Violation] = field(default_factory=list)
+    data: dict[str, list[tuple[str, str]]] = field(default_factory=dict)   # manifest -> [(file, dataset)] judged
 
     @property
     def ok(self) -> bool:
         return not self.violations
+
+
+# ---------------------------------------------------------------- what judging trees learns
+
+class Memo:
+    """What judging one tree learns that holds for any tree with the same files: blob bytes by
+    id, files parsed by (path, blob id), config judgments keyed by every file they read, and
+    ancestry answers. The hook uses one per check; `verify` shares one across all its commits,
+    so a file unchanged between commits is read, parsed and judged once."""
+
+    def __init__(self, root: Path, is_ancestor: Callable[[str, str], bool] | None = None,
+                 read_blobs: Callable[[list[str]], dict[str, bytes]] | None = None):
+        self.root = root
+        self.blobs: dict[str, bytes] = {}
+        self.parsed: dict[tuple[str, str, str], object] = {}
+        self.configs: dict[tuple[str, str], list[tuple[dict[str, str | None], object]]] = {}
+        self._ancestry: dict[tuple[str, str], bool] = {}
+        self._is_ancestor = is_ancestor or self._git_is_ancestor
+        self._read_blobs = read_blobs or self._git_read_blobs
+
+    def read(self, shas: Iterable[str]) -> None:
+        """Load the blobs not read yet (by default in one `git cat-file --batch`)."""
+        wanted = sorted({s for s in shas if s not in self.blobs})
+        if wanted:
+            self.blobs.update(self._read_blobs(wanted))
+
+    def _git_read_blobs(self, shas: list[str]) -> dict[str, bytes]:
+        return gitio.read_blobs(shas, cwd=self.root)
+
+    def trim(self) -> None:
+        """Forget what only the tree just judged needs: blob bytes and whole run records (a record
+        is judged in full by the commit that adds it). Parsed pointers, record summaries and
+        config judgments stay, so memory grows with distinct small results, not with history."""
+        self.blobs.clear()
+        self.parsed = {k: v for k, v in self.parsed.items() if k[0] != "record"}
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        key = (ancestor, descendant)
+        if key not in self._ancestry:
+            self._ancestry[key] = self._is_ancestor(ancestor, descendant)
+        return self._ancestry[key]
+
+    def _git_is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return gitio.is_ancestor(ancestor, descendant, cwd=self.root)
 
 
 # ---------------------------------------------------------------- the tree being judged
@@ -64,18 +115,16 @@ class TreeView:
 
     `changed` maps each path that differs from the parent to "A", "M" or "D". `tips` and
     `exclude` say which code commits a run record may name: ancestors of (or equal to) a
-    tip, but never `exclude` (a commit cannot name itself).
+    tip, but never `exclude` (a commit cannot name itself). `memo` may be shared by many trees.
     """
 
     def __init__(self, root: Path, label: str, blobs: dict[str, str], changed: dict[str, str],
-                 tips: list[str], exclude: str | None = None, fix_fetch: bool = False):
+                 tips: list[str], exclude: str | None = None, fix_fetch: bool = False, memo: Memo | None = None):
         self.root, self.label = root, label
         self.blobs, self.changed = blobs, changed
         self.tips, self.exclude = tips, exclude
         self.fix_fetch = fix_fetch          # missing data is fetched (a commit), not re-added (the index)
-        self._cache: dict[str, bytes] = {}
-        self._ancestry: dict[str, bool] = {}
-        self.memo: dict[tuple, object] = {}    # results already computed on this tree (pointers, configs)
+        self.memo = memo or Memo(root)
 
     @classmethod
     def staged(cls, root: Path, git_dir: Path) -> "TreeView":
@@ -104,25 +153,41 @@ class TreeView:
         return path in self.blobs
 
     def prefetch(self, paths) -> None:
-        """Read many files in one `git cat-file --batch`."""
-        wanted = {p: self.blobs[p] for p in paths if p in self.blobs and p not in self._cache}
-        if wanted:
-            data = gitio.read_blobs(sorted(set(wanted.values())), cwd=self.root)
-            self._cache.update({p: data[sha] for p, sha in wanted.items()})
+        """Read many files in one `git cat-file --batch` (none that an earlier tree already read)."""
+        self.memo.read(self.blobs[p] for p in paths if p in self.blobs)
 
     def read(self, path: str) -> bytes | None:
         """A file's bytes, or None if the tree has no such file (config.ReadFile)."""
-        if path not in self.blobs:
+        sha = self.blobs.get(path)
+        if sha is None:
             return None
-        self.prefetch([path])
-        return self._cache[path]
+        self.memo.read([sha])
+        return self.memo.blobs[sha]
 
     def code_commit_ok(self, commit: str) -> bool:
         if commit == self.exclude:
             return False
-        if commit not in self._ancestry:
-            self._ancestry[commit] = any(gitio.is_ancestor(commit, tip, cwd=self.root) for tip in self.tips)
-        return self._ancestry[commit]
+        return any(self.memo.is_ancestor(commit, tip) for tip in self.tips)
+
+
+def _unparsed(tree: TreeView, kind: str, paths: Iterable[str]) -> list[str]:
+    """The paths among `paths` whose blob has not been parsed as `kind` yet (worth prefetching)."""
+    return [p for p in paths if p in tree.blobs and (kind, p, tree.blobs[p]) not in tree.memo.parsed]
+
+
+def _parsed(tree: TreeView, kind: str, path: str, parse: Callable[[bytes], object]):
+    """parse(bytes of `path`), computed once per distinct (path, blob) in all trees sharing the memo;
+    a GitreproError is kept and raised again each time."""
+    key = (kind, path, tree.blobs[path])
+    if key not in tree.memo.parsed:
+        try:
+            tree.memo.parsed[key] = parse(tree.read(path) or b"")
+        except GitreproError as e:
+            tree.memo.parsed[key] = e
+    found = tree.memo.parsed[key]
+    if isinstance(found, GitreproError):
+        raise found
+    return found
 
 
 def _name_status(out: bytes) -> dict[str, str]:
@@ -176,30 +241,48 @@ def _matches(path: str, glob: str) -> bool:
     return fnmatch.fnmatchcase(path, glob) or path == bare or path.startswith(bare + "/")
 
 
-def check_tree(repo: Repo, tree: TreeView) -> PolicyResult:
+def check_tree(repo: Repo, tree: TreeView, *, data: "DataJudge | None" = None,
+               thorough: bool = False) -> PolicyResult:
     """Every violation in `tree`: changed pointers must resolve; a training commit must carry
-    run records whose config, seed, data, environment and code commit all check out."""
-    tree.prefetch([PROJECT_FILE])
+    run records whose config, seed, data, environment and code commit all check out.
+
+    `data` judges data availability (default: the local store, opened only if needed); share
+    one across trees to judge each manifest once. `thorough` (verify) also judges every pointer
+    and run record in the tree, not only changed ones, and every resolved config the tree changes.
+    """
+    judge = data if data is not None else LocalData(repo)
+    try:
+        return _check_tree(tree, judge, thorough)
+    finally:
+        if data is None:
+            judge.close()
+
+
+def _check_tree(tree: TreeView, judge: "DataJudge", thorough: bool) -> PolicyResult:
+    tree.prefetch(_unparsed(tree, "project", [PROJECT_FILE]))
     violations: list[Violation] = []
     project = _project(tree, violations)
-    data = DataAvailability(repo, _fetch_fix if tree.fix_fetch else _add_fix)
-    present = [p for p, how in tree.changed.items() if how != DELETED]
-    changed_pointers = sorted(p for p in present if p.endswith(POINTER_SUFFIX))
+    data = DataAvailability(judge, judge.fix or (_fetch_fix if tree.fix_fetch else _add_fix))
+    present = [p for p, how in tree.changed.items() if how != DELETED and p in tree.blobs]
+    pointers = sorted(p for p in (tree.blobs if thorough else present) if p.endswith(POINTER_SUFFIX))
     records = sorted(p for p in present if is_record_path(p))
     try:
         why = training_paths(tree.changed, project)
     except GitreproError as e:     # a bad [policy] table
         violations.append(Violation(PROJECT_FILE, str(e), f"$EDITOR {PROJECT_FILE}"))
         why = training_paths(tree.changed, Project())
-    tree.prefetch(changed_pointers + (records if why else []))
-    for path in changed_pointers:
+    tree.prefetch(_unparsed(tree, "pointer", pointers) + _unparsed(tree, "record", records if why else []))
+    for path in pointers:
         ptr = _pointer(tree, path, violations)
         if ptr is not None:
             data.want(ptr.manifest, path, ptr.path)
-    result = PolicyResult(tree.label, bool(why), why, records if why else [], changed_pointers)
+    result = PolicyResult(tree.label, bool(why), why, records if why else [], pointers)
     if why:
         violations += _check_training(tree, records, why, data)
+    if thorough:
+        violations += _check_rest(tree, records if why else [], present, data)
     result.violations = list(dict.fromkeys(violations + data.violations()))   # runs sharing a config: once
+    result.data = data.wanted
     return result
 
 
@@ -212,29 +295,35 @@ def _add_fix(dataset: str) -> str:
 
 
 def _project(tree: TreeView, violations: list[Violation]) -> Project:
-    data = tree.read(PROJECT_FILE)
-    if data is None:
+    if not tree.has(PROJECT_FILE):
         return Project()
     try:
-        return parse_project(data)
+        return _parsed(tree, "project", PROJECT_FILE, parse_project)
     except GitreproError as e:
         violations.append(Violation(PROJECT_FILE, str(e), f"$EDITOR {PROJECT_FILE}"))
         return Project()
 
 
 def _pointer(tree: TreeView, path: str, violations: list[Violation]) -> Pointer | None:
-    """The pointer at `path`, parsed once per tree; a damaged one adds a violation each time it is named."""
-    key = ("pointer", path)
-    if key not in tree.memo:
-        try:
-            tree.memo[key] = tracking.parse_at(path, tree.read(path) or b"", path)
-        except GitreproError as e:
-            tree.memo[key] = Violation(path, str(e), f"gitrepro add {dataset_for_pointer(path)}")
-    found = tree.memo[key]
-    if isinstance(found, Violation):
-        violations.append(found)
+    """The pointer at `path`, parsed once per blob; a damaged one adds a violation each time it is named."""
+    try:
+        return _parsed(tree, "pointer", path, lambda data: tracking.parse_at(path, data, path))
+    except GitreproError as e:
+        violations.append(Violation(path, str(e), f"gitrepro add {dataset_for_pointer(path)}",
+                                    f"blob {tree.blobs[path]}"))
         return None
-    return found
+
+
+def _record(tree: TreeView, path: str) -> RunRecord:
+    return _parsed(tree, "record", path, lambda data: parse_record(data, path))
+
+
+def _record_data(tree: TreeView, path: str) -> list[tuple[str, str]]:
+    """(dataset or output, manifest id) a run record names: all later commits need of it."""
+    def summary(data: bytes) -> list[tuple[str, str]]:
+        rec = parse_record(data, path)
+        return sorted(rec.data.items()) + sorted(rec.outputs.items())
+    return _parsed(tree, "record-data", path, summary)
 
 
 # ---------------------------------------------------------------- training commits
@@ -247,9 +336,9 @@ def _check_training(tree: TreeView, records: list[str], why: list[str], data: Da
     violations: list[Violation] = []
     for path in records:
         try:
-            parsed[path] = parse_record(tree.read(path) or b"", path)
+            parsed[path] = _record(tree, path)
         except GitreproError as e:
-            violations.append(Violation(path, str(e), f"git rm --cached {path}"))
+            violations.append(Violation(path, str(e), f"git rm --cached {path}", f"blob {tree.blobs[path]}"))
     tree.prefetch([r.config.path for r in parsed.values() if r.config]
                   + [pointer_path_for(d) for r in parsed.values() for d in r.data])
     for path, rec in parsed.items():
@@ -259,21 +348,22 @@ def _check_training(tree: TreeView, records: list[str], why: list[str], data: Da
 
 def _check_record(tree: TreeView, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
     rerun = _rerun_command(rec)
+    run = f"run {rec.id}"
     found = []
     if path != rec.path:
         found.append(Violation(path, f"names run {rec.id}, not the one its file name says",
-                               f"git mv {path} {record_path(rec.id)}"))
+                               f"git mv {path} {record_path(rec.id)}", run))
     if not rec.has_environment:
-        found.append(Violation(path, "no environment record ([environment] with python and packages)", rerun))
+        found.append(Violation(path, "no environment record ([environment] with python and packages)", rerun, run))
     if rec.code.dirty:
         files = ", ".join(rec.code.dirty_files[:3]) or "tracked files"
         found.append(Violation(path, f"the run started with uncommitted changes (--allow-dirty: {files}); "
-                                     f"commit the code, then re-run", rerun))
+                                     f"commit the code, then re-run", rerun, run))
     if not tree.code_commit_ok(rec.code.commit):
         found.append(Violation(path, f"code commit {rec.code.commit[:12]} is not an ancestor of the commit being "
-                                     f"made; re-run on this branch", rerun))
+                                     f"made; re-run on this branch", rerun, f"commit {rec.code.commit}"))
     if rec.seed is None:
-        found.append(Violation(path, "the run record has no seed; set `seed` in the config and re-run", rerun))
+        found.append(Violation(path, "the run record has no seed; set `seed` in the config and re-run", rerun, run))
     found += _check_config(tree, path, rec, rerun)
     found += _check_data(tree, path, rec, data)
     for output, manifest in sorted(rec.outputs.items()):
@@ -285,36 +375,50 @@ def _check_config(tree: TreeView, path: str, rec: RunRecord, rerun: str) -> list
     ref = rec.config
     if ref is None:
         return [Violation(path, "the run names no resolved config", "gitrepro run -c <config> -- "
-                          + shlex.join(rec.command))]
+                          + shlex.join(rec.command), f"run {rec.id}")]
     if not tree.has(ref.path):
-        return [Violation(ref.path, f"resolved config used by {path} is not in this commit", f"git add {ref.path}")]
+        return [Violation(ref.path, f"resolved config used by {path} is not in this commit", f"git add {ref.path}",
+                          f"config {ref.hash}")]
     try:
         rc, findings = _config_state(tree, ref.path)
     except GitreproError as e:
-        return [Violation(ref.path, str(e), rerun)]
-    found = [Violation(f.path, f"stale config: {_without_hint(f.message)}", rerun) for f in findings]
+        return [Violation(ref.path, str(e), rerun, f"blob {tree.blobs[ref.path]}")]
+    config = f"config {rc.hash}"
+    found = [Violation(f.path, f"stale config: {_without_hint(f.message)}", rerun, config) for f in findings]
     if rc.hash != ref.hash:
         found.append(Violation(ref.path, f"changed after run {rec.id} used it (hash {rc.hash[:12]}, the run used "
-                                         f"{ref.hash[:12]})", rerun))
+                                         f"{ref.hash[:12]})", rerun, config))
     if rec.seed is not None and rc.seed != rec.seed:
-        found.append(Violation(path, f"seed {rec.seed} differs from the config's seed {rc.seed}", rerun))
+        found.append(Violation(path, f"seed {rec.seed} differs from the config's seed {rc.seed}", rerun, config))
     return found
 
 
 def _config_state(tree: TreeView, path: str) -> tuple[configmod.ResolvedConfig, list[configmod.Finding]]:
-    """A resolved config in the tree and its drift findings, computed once per tree (runs share configs)."""
-    key = ("config", path)
-    if key not in tree.memo:
+    """A resolved config in the tree and its drift findings. Computed once for every distinct set
+    of files the check reads (the config, its sources, pointers its values name), so runs sharing
+    a config, and commits that leave those files alone, check it once."""
+    key = (path, tree.blobs[path])
+    candidates = tree.memo.configs.setdefault(key, [])
+    for reads, outcome in candidates:
+        if all(tree.blobs.get(p) == sha for p, sha in reads.items()):
+            break
+    else:
+        reads: dict[str, str | None] = {}
+
+        def read(rel: str) -> bytes | None:
+            reads[rel] = tree.blobs.get(rel)
+            return tree.read(rel)
+
         try:
-            rc = configmod.parse_resolved(tree.read(path), Path(path))
+            rc = configmod.parse_resolved(read(path), Path(path))
             tree.prefetch(list(rc.sources) + [pointer_path_for(d) for d in rc.data_pointers])
-            tree.memo[key] = (rc, configmod.check(path, read_file=tree.read))
+            outcome = (rc, configmod.check(path, read_file=read))
         except GitreproError as e:
-            tree.memo[key] = e
-    found = tree.memo[key]
-    if isinstance(found, GitreproError):
-        raise found
-    return found
+            outcome = e
+        candidates.append((reads, outcome))
+    if isinstance(outcome, GitreproError):
+        raise outcome
+    return outcome
 
 
 def _check_data(tree: TreeView, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
@@ -323,12 +427,13 @@ def _check_data(tree: TreeView, path: str, rec: RunRecord, data: DataAvailabilit
         ptr_path = pointer_path_for(dataset)
         if not tree.has(ptr_path):
             found.append(Violation(ptr_path, f"dataset {dataset} used by {path} has no pointer in this commit",
-                                   f"git add {ptr_path}"))
+                                   f"git add {ptr_path}", f"manifest {manifest}"))
             continue
         ptr = _pointer(tree, ptr_path, found)
         if ptr is not None and ptr.manifest != manifest:
             found.append(Violation(ptr_path, f"names manifest {ptr.manifest[:12]}, but {path} trained on "
-                                             f"{manifest[:12]}", f"git checkout {rec.code.commit[:12]} -- {ptr_path}"))
+                                             f"{manifest[:12]}", f"git checkout {rec.code.commit[:12]} -- {ptr_path}",
+                                   f"manifest {ptr.manifest}"))
         data.want(manifest, ptr_path, dataset)
     return found
 
@@ -346,14 +451,153 @@ def _without_hint(message: str) -> str:
     return head if sep else message
 
 
+def _hint_command(message: str, path: str) -> str:
+    """The command a config finding's `; re-run `...`` advice names (or a check, when it names none)."""
+    _, sep, tail = message.rpartition("; re-run `")
+    return tail.rstrip("`") if sep else f"gitrepro config check {path}"
+
+
+# ---------------------------------------------------------------- the rest of a tree (thorough)
+
+def _check_rest(tree: TreeView, judged: list[str], present: list[str], data: DataAvailability) -> list[Violation]:
+    """What `verify` adds to the policy: the data named by run records the commit did not touch
+    (their runs need it still), and every resolved config the commit adds or changes that no
+    judged record uses must match its sources. Unchanged records and configs are not re-judged:
+    later commits may legitimately change a config's sources (docs/runs-and-hooks.md, "Policy")."""
+    used = set()
+    for path in judged:
+        try:
+            rec = _record(tree, path)
+        except GitreproError:
+            continue
+        if rec.config is not None:
+            used.add(rec.config.path)
+    others = [p for p in tree.blobs if is_record_path(p) and p not in judged]
+    tree.prefetch(_unparsed(tree, "record-data", others))
+    for path in sorted(others):
+        try:
+            named = _record_data(tree, path)
+        except GitreproError:
+            continue         # judged when it was committed
+        for name, manifest in named:
+            data.want(manifest, path, name)
+    configs = sorted(p for p in present if p.endswith(configmod.RESOLVED_SUFFIX) and p not in used)
+    return [v for path in configs for v in _check_resolved(tree, path)]
+
+
+def _check_resolved(tree: TreeView, path: str) -> list[Violation]:
+    try:
+        rc, findings = _config_state(tree, path)
+    except configmod.NotResolved:
+        return []            # a source that happens to be named *.resolved.toml
+    except GitreproError as e:
+        return [Violation(path, str(e), f"gitrepro config check {path}", f"blob {tree.blobs[path]}")]
+    return [Violation(f.path, f"stale config: {_without_hint(f.message)}", _hint_command(f.message, path),
+                      f"config {rc.hash}") for f in findings]
+
+
 # ---------------------------------------------------------------- data availability
 
-class DataAvailability:
-    """Collects (manifest, where) pairs, then judges them all at once: one index query for the
-    manifest roots, each manifest read once, one index query for all their chunks."""
+@dataclass(frozen=True)
+class DataProblem:
+    text: str        # completes "data of <dataset> (manifest <id>) ..."
+    object: str      # "manifest <id>" or "chunk <id>"
 
-    def __init__(self, repo: Repo, fix: Callable[[str], str]):
-        self.repo, self.fix = repo, fix
+
+class DataJudge:
+    """Judges whether manifests, and every chunk they need, are available from one place; each
+    manifest is judged once and each chunk id looked up once, however many trees ask.
+
+    Subclasses say where (`where`, `source`), which blob ids are absent there (`missing`) and how
+    to read manifest bytes (`read_manifests`). `fix`, if set, overrides the tree's suggested fix.
+    """
+    where = "in the local store"
+    source = "from the local store"
+    fix: Callable[[str], str] | None = None
+    unreadable: tuple[type[Exception], ...] = (GitreproError,)   # read errors that are findings, not failures
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, DataProblem | None] = {}
+        self.checked: set[bytes] = set()     # chunk ids looked up
+        self.absent: set[bytes] = set()      # ... and found missing
+
+    def judge(self, manifest_ids: Iterable[str]) -> dict[str, DataProblem | None]:
+        ids = sorted(set(manifest_ids))
+        new = [m for m in ids if m not in self.verdicts]
+        if new:
+            self.verdicts.update(self._judge(new))
+        return {m: self.verdicts[m] for m in ids}
+
+    def _judge(self, ids: list[str]) -> dict[str, DataProblem | None]:
+        absent = {b.hex() for b in self.missing({bytes.fromhex(m) for m in ids})}
+        verdicts: dict[str, DataProblem | None] = {m: DataProblem(f"is not {self.where}", f"manifest {m}")
+                                                   for m in absent}
+        chunks: dict[str, list[bytes]] = {}
+        for m, found in self.read_manifests([m for m in ids if m not in absent]):
+            try:
+                if isinstance(found, Exception):
+                    raise found
+                parsed = manifestfmt.parse(found, f"manifest {m}")
+                chunks[m] = list(dict.fromkeys(bytes.fromhex(c) for e in parsed.entries for c in e.chunks))
+            except self.unreadable as e:
+                verdicts[m] = DataProblem(f"cannot be read {self.source} ({e})", f"manifest {m}")
+        unknown = set().union(set(), *chunks.values()) - self.checked
+        if unknown:
+            self.absent |= self.missing(unknown)
+            self.checked |= unknown
+        for m, ids_ in chunks.items():
+            lost = [c for c in ids_ if c in self.absent]
+            verdicts[m] = DataProblem(f"lacks {len(lost)} of its {len(ids_)} chunks {self.where}",
+                                      f"chunk {lost[0].hex()}") if lost else None
+        return verdicts
+
+    def missing(self, blob_ids: set[bytes]) -> set[bytes]:
+        raise NotImplementedError
+
+    def read_manifests(self, manifest_ids: list[str]) -> Iterator[tuple[str, bytes | Exception]]:
+        """(id, manifest bytes or the error reading them) for each id, in order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class LocalData(DataJudge):
+    """Availability in the local store's index; the store is opened on first need, never created."""
+
+    def __init__(self, repo: Repo):
+        super().__init__()
+        self.repo = repo
+        self._store: Store | None = None
+        self._opened = False
+
+    @property
+    def store(self) -> Store | None:
+        if not self._opened:
+            self._store, self._opened = open_store(self.repo), True
+        return self._store
+
+    def missing(self, blob_ids: set[bytes]) -> set[bytes]:
+        return set(blob_ids) if self.store is None else self.store.missing(blob_ids)
+
+    def read_manifests(self, manifest_ids: list[str]) -> Iterator[tuple[str, bytes | Exception]]:
+        for m in manifest_ids:
+            try:
+                yield m, self.store.read_manifest(m)
+            except GitreproError as e:
+                yield m, e
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self._store, self._opened = None, False
+
+
+class DataAvailability:
+    """The (manifest, where) pairs one tree names, judged all at once by a shared DataJudge."""
+
+    def __init__(self, judge: DataJudge, fix: Callable[[str], str]):
+        self.judge, self.fix = judge, fix
         self.wanted: dict[str, list[tuple[str, str]]] = {}
 
     def want(self, manifest: str, path: str, dataset: str) -> None:
@@ -362,35 +606,11 @@ class DataAvailability:
     def violations(self) -> list[Violation]:
         if not self.wanted:
             return []
-        store = open_store(self.repo)
-        if store is None:
-            problems = {m: "is not in the local store" for m in self.wanted}
-        else:
-            with store:
-                problems = self._judge(store)
-        return [Violation(path, f"data of {dataset} (manifest {manifest[:12]}) {problem}", self.fix(dataset))
-                for manifest, problem in sorted(problems.items())
+        problems = self.judge.judge(self.wanted)
+        return [Violation(path, f"data of {dataset} (manifest {manifest[:12]}) {problem.text}", self.fix(dataset),
+                          problem.object)
+                for manifest, problem in sorted(problems.items()) if problem is not None
                 for path, dataset in sorted(set(self.wanted[manifest]))]
-
-    def _judge(self, store: Store) -> dict[str, str]:
-        ids = sorted(self.wanted)
-        absent = {b.hex() for b in store.missing(bytes.fromhex(m) for m in ids)}
-        problems = {m: "is not in the local store" for m in absent}
-        chunks: dict[str, set[bytes]] = {}
-        for m in ids:
-            if m in absent:
-                continue
-            try:
-                parsed = manifestfmt.parse(store.read_manifest(m), f"manifest {m}")
-                chunks[m] = {bytes.fromhex(c) for c in parsed.chunk_ids()}
-            except GitreproError as e:
-                problems[m] = f"cannot be read from the local store ({e})"
-        missing = store.missing(set().union(set(), *chunks.values()))
-        for m, ids_ in chunks.items():
-            lost = len(ids_ & missing)
-            if lost:
-                problems[m] = f"lacks {lost} of its {len(ids_)} chunks in the local store"
-        return problems
 
 
 def open_store(repo: Repo) -> Store | None:
@@ -442,8 +662,12 @@ def pushed_data(root: Path, rev_args: list[str]) -> tuple[dict[str, list[tuple[s
 def check_push(repo: Repo, rev_args: list[str]) -> PushCheck:
     """Is every dataset version the pushed commits name available in the local store?"""
     wanted, bad = pushed_data(repo.root, rev_args)
-    data = DataAvailability(repo, _fetch_fix)
-    for manifest, places in wanted.items():
-        for path, dataset in places:
-            data.want(manifest, path, dataset)
-    return PushCheck("in the local store", len(wanted), bad + data.violations())
+    judge = LocalData(repo)
+    try:
+        data = DataAvailability(judge, _fetch_fix)
+        for manifest, places in wanted.items():
+            for path, dataset in places:
+                data.want(manifest, path, dataset)
+        return PushCheck("in the local store", len(wanted), bad + data.violations())
+    finally:
+        judge.close()
