@@ -5,7 +5,7 @@ Printed, not asserted.
 The history is real: a dataset (40 files x 256 KiB, ~10 MiB), configs/base.toml and train.py in
 the first commit; then 199 commits editing src/step.py, except every 20th (and the last), which
 is a training commit made by `record.run` (run record, resolved config, model pointer). Timed in
-process, fresh `Repo` each time, median of 5:
+process, fresh `Repo` each time, HEAD and the whole history alternately, median of 7:
 
   * local store: `verify HEAD` (one training commit) vs `verify --all` (200 commits);
   * directory remote (after `gitrepro push`): the same two, judged by the remote's pack indexes;
@@ -31,7 +31,7 @@ from gitrepro import record, snapshot, verify
 from gitrepro.remote import settings, sync
 from gitrepro.repo import DEFAULT_PROJECT, Repo
 
-COMMITS, TRAIN_EVERY, REPEATS, TARGET_RATIO = 200, 20, 5, 3.0
+COMMITS, TRAIN_EVERY, REPEATS, TARGET_RATIO = 200, 20, 7, 3.0
 IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
             "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
 TRAIN_PY = ("import os, pathlib\npathlib.Path('models').mkdir(exist_ok=True)\n"
@@ -83,22 +83,27 @@ def build(root: Path, commits: int) -> int:
     return training
 
 
-def timed(root: Path, **kwargs) -> tuple[float, verify.VerifyResult]:
-    times, result = [], None
-    for _ in range(REPEATS):
-        repo = Repo.find(root)
+def once(root: Path, **kwargs) -> tuple[float, verify.VerifyResult]:
+    repo = Repo.find(root)
+    try:
         start = time.perf_counter()
         result = verify.verify(repo, **kwargs)
-        times.append(time.perf_counter() - start)
+        return time.perf_counter() - start, result
+    finally:
         repo.close()
-    return statistics.median(times), result
 
 
 def compare(label: str, root: Path, **kwargs) -> float:
-    one_s, one = timed(root, **kwargs)
-    all_s, whole = timed(root, all_refs=True, **kwargs)
-    ratio = all_s / one_s
+    """HEAD alone and the whole history, alternately (so both see the same machine load)."""
+    one_t, all_t = [], []
+    for _ in range(REPEATS):
+        seconds, one = once(root, **kwargs)
+        one_t.append(seconds)
+        seconds, whole = once(root, all_refs=True, **kwargs)
+        all_t.append(seconds)
     assert one.ok and whole.ok, [str(f) for r in whole.failing for f in r.findings][:5]
+    one_s, all_s = statistics.median(one_t), statistics.median(all_t)
+    ratio = all_s / one_s
     s = whole.stats
     print(f"  {label:<34} HEAD {one_s * 1000:6.0f} ms | all {s.commits} commits ({s.training_commits} training, "
           f"{s.datasets} dataset versions, {s.chunks} chunks, {s.bytes_verified / 2**20:.1f} MiB re-hashed) "

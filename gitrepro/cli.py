@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exc
 
 from . import checkout as checkout_op
-from . import cli_config, cli_provenance, cli_remote, cli_run
+from . import cli_config, cli_provenance, cli_remote, cli_run, cli_verify
 from .remote import sync as remote_sync
 from . import fsck as fsck_op
 from . import snapshot, status as status_op
@@ -120,7 +120,7 @@ def demo(directory: Optional[Path] = typer.Option(None, "--dir", help="Where to 
 
 
 # Each topic module adds its commands here (kept apart so every command stays ~10 lines).
-for _topic in (cli_config, cli_run, cli_remote, cli_provenance):
+for _topic in (cli_config, cli_run, cli_remote, cli_provenance, cli_verify):
     _topic.register(app)
 
 

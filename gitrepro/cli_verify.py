@@ -30,7 +30,11 @@ class BadFormat(GitreproError):
     pass
 
 
-def verify(revs: Optional[List[str]] = typer.Argument(None, metavar="[REVS]...",
+class BadOutput(GitreproError):
+    pass
+
+
+def verify(revs: Optional[List[str]] = typer.Argument(None, metavar="REV",
                                                       help="REV (that commit alone), A..B or several REVs "
                                                            "(as git rev-list); default HEAD."),
            all_refs: bool = typer.Option(False, "--all", help="Every commit reachable from a branch, tag or "
@@ -39,16 +43,16 @@ def verify(revs: Optional[List[str]] = typer.Argument(None, metavar="[REVS]...",
                                                                             "(by its pack indexes), not locally."),
            deep: bool = typer.Option(False, "--deep", help="Also read back and re-hash every chunk and file."),
            fmt: str = typer.Option("text", "--format", help="text, json or junit."),
-           output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to this file "
-                                                                              "(the text summary still prints).")) -> None:
+           output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                                 help="Write the report to this file (the text summary still "
+                                                      "prints).")) -> None:
     """Prove every commit in a range is reproducible: policy, pointers, data, configs, run records."""
     if fmt not in FORMATS:
         raise BadFormat(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
     with _progress(enabled=err.is_terminal) as advance:
         result = verify_op.verify(Repo.find(), revs, all_refs=all_refs, remote=remote, deep=deep, progress=advance)
     if output is not None:
-        with atomic_write(output, durable=False) as f:
-            f.write(RENDERERS[fmt](result).encode())
+        write_report(output, RENDERERS[fmt](result))
     if output is not None or fmt == "text":
         for line in text_lines(result):
             out.print(line, markup=False, soft_wrap=True)
@@ -60,6 +64,15 @@ def verify(revs: Optional[List[str]] = typer.Argument(None, metavar="[REVS]...",
 
 def register(app: typer.Typer) -> None:
     app.command()(verify)
+
+
+def write_report(path: Path, text: str) -> None:
+    try:
+        with atomic_write(path, durable=False) as f:
+            f.write(text.encode())
+    except OSError as e:
+        raise BadOutput(f"cannot write the report to {path} ({e.strerror or e}); check the directory exists "
+                        f"and is writable") from None
 
 
 # ---------------------------------------------------------------- renderers

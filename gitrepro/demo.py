@@ -95,8 +95,9 @@ class _Demo:
         self.sh("gitrepro", "config", "check", "configs/exp/big_lr.resolved.toml")
         self.step("6. a training run with provenance; the commit hook refuses what is not reproducible")
         self.training_run()
-        self.step("7. prove the store is intact")
+        self.step("7. prove the store is intact and every commit is reproducible (what CI runs)")
         self.sh("gitrepro", "fsck")
+        self.sh("gitrepro", "verify", "--all")
         self.say("\ndemo finished: every step behaved as expected")
 
     def training_run(self) -> None:

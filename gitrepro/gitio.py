@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from .errors import GitreproError
 
@@ -138,3 +140,115 @@ def hooks_dir(cwd=None) -> Path:
 def config_get(key: str, cwd=None) -> str | None:
     out = git("config", "--get", key, cwd=cwd, check=False).decode().strip()
     return out or None
+
+
+CAT_BATCH = 1000  # blob ids per write to `git cat-file --batch` (41 KB: fits a pipe buffer)
+
+
+def diff_tree_stream(root: Path, pairs: list[tuple[str, str | None]]) -> Iterator[tuple[str, list[tuple[str, str, str, str]]]]:
+    """(commit, [(status, path, new mode, new blob id)]) for each (commit, first parent or None),
+    in order, from one `git diff-tree --stdin` whose output is parsed as it streams."""
+    stdin = "".join(f"{sha} {parent}\n" if parent else f"{sha}\n" for sha, parent in pairs).encode()
+    try:
+        proc = subprocess.Popen(["git", "diff-tree", "--stdin", "-r", "-z", "--raw", "--no-renames", "--root",
+                                 "--always"], cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH") from None
+    writer = threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True)
+    writer.start()
+    try:
+        yield from _parse_raw(_tokens(proc.stdout))
+        writer.join()
+        error = proc.stderr.read().decode(errors="replace").strip()
+        if proc.wait() != 0:
+            raise GitError(f"git diff-tree failed: {error.splitlines()[-1] if error else proc.returncode}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def _feed(pipe, data: bytes) -> None:
+    try:
+        pipe.write(data)
+        pipe.close()
+    except OSError:
+        pass          # git exited early; its exit status says why
+
+
+def _tokens(stream) -> Iterator[bytes]:
+    rest = b""
+    while block := stream.read(1 << 16):
+        *done, rest = (rest + block).split(b"\0")
+        yield from done
+    if rest:
+        yield rest
+
+
+def _parse_raw(tokens: Iterator[bytes]) -> Iterator[tuple[str, list[tuple[str, str, str, str]]]]:
+    """`<commit>\\0` then `:<old mode> <new mode> <old id> <new id> <status>\\0<path>\\0` per change."""
+    commit, entries, meta = None, [], None
+    for tok in tokens:
+        if meta is not None:
+            fields = meta[1:].decode().split()
+            entries.append((fields[4][:1], os.fsdecode(tok), fields[1], fields[3]))
+            meta = None
+        elif tok.startswith(b":"):
+            meta = tok
+        elif tok:
+            if commit is not None:
+                yield commit, entries
+            commit, entries = tok.decode().strip(), []
+    if commit is not None:
+        yield commit, entries
+
+
+class CatFile:
+    """One long-lived `git cat-file --batch` for the whole run: a blob costs a pipe round trip,
+    not a process (a range of training commits reads new records and pointers at each)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._proc: subprocess.Popen | None = None
+
+    def read(self, shas: list[str]) -> dict[str, bytes]:
+        if self._proc is None:
+            try:
+                self._proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=self.root, stdin=subprocess.PIPE,
+                                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            except FileNotFoundError:
+                raise GitError("git is not installed or not on PATH") from None
+        found = {}
+        for i in range(0, len(shas), CAT_BATCH):
+            found.update(self._batch(shas[i:i + CAT_BATCH]))
+        return found
+
+    def _batch(self, shas: list[str]) -> dict[str, bytes]:
+        """Ask for a batch small enough to sit in the pipe whole (git never waits for us to read
+        while we are still writing), then read the answers."""
+        found, missing = {}, []
+        try:
+            self._proc.stdin.write("".join(s + "\n" for s in shas).encode())
+            self._proc.stdin.flush()
+            for sha in shas:
+                header = self._proc.stdout.readline().split()
+                if len(header) < 3:        # "<id> missing": no body follows
+                    missing.append(sha)
+                    continue
+                found[sha] = self._proc.stdout.read(int(header[2]))
+                self._proc.stdout.read(1)
+        except OSError as e:
+            raise GitError(f"git cat-file --batch stopped ({e}); retry") from None
+        if missing:
+            raise GitError(f"git object {missing[0]} is missing; run `git fsck`")
+        return found
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.stdin.close()
+            self._proc.stdout.close()
+            self._proc.wait()
+            self._proc = None

@@ -77,7 +77,9 @@ class Memo:
         self.root = root
         self.blobs: dict[str, bytes] = {}
         self.parsed: dict[tuple[str, str, str], object] = {}
+        self.records: dict[tuple[str, str, str], object] = {}    # whole run records: dropped by trim()
         self.configs: dict[tuple[str, str], list[tuple[dict[str, str | None], object]]] = {}
+        self.wholes: dict[tuple, tuple[list[Violation], dict[str, list[tuple[str, str]]], list[str]]] = {}
         self._ancestry: dict[tuple[str, str], bool] = {}
         self._is_ancestor = is_ancestor or self._git_is_ancestor
         self._read_blobs = read_blobs or self._git_read_blobs
@@ -96,7 +98,7 @@ class Memo:
         is judged in full by the commit that adds it). Parsed pointers, record summaries and
         config judgments stay, so memory grows with distinct small results, not with history."""
         self.blobs.clear()
-        self.parsed = {k: v for k, v in self.parsed.items() if k[0] != "record"}
+        self.records.clear()
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         key = (ancestor, descendant)
@@ -119,12 +121,14 @@ class TreeView:
     """
 
     def __init__(self, root: Path, label: str, blobs: dict[str, str], changed: dict[str, str],
-                 tips: list[str], exclude: str | None = None, fix_fetch: bool = False, memo: Memo | None = None):
+                 tips: list[str], exclude: str | None = None, fix_fetch: bool = False, memo: Memo | None = None,
+                 data_files: dict[str, str] | None = None):
         self.root, self.label = root, label
         self.blobs, self.changed = blobs, changed
         self.tips, self.exclude = tips, exclude
         self.fix_fetch = fix_fetch          # missing data is fetched (a commit), not re-added (the index)
         self.memo = memo or Memo(root)
+        self._data_files = data_files
 
     @classmethod
     def staged(cls, root: Path, git_dir: Path) -> "TreeView":
@@ -152,6 +156,13 @@ class TreeView:
     def has(self, path: str) -> bool:
         return path in self.blobs
 
+    def data_files(self) -> dict[str, str]:
+        """Path -> blob of the tree's pointers and run records (given by a caller that keeps them
+        up to date from diffs, as verify does; else found by scanning the tree once)."""
+        if self._data_files is None:
+            self._data_files = {p: sha for p, sha in self.blobs.items() if is_data_file(p)}
+        return self._data_files
+
     def prefetch(self, paths) -> None:
         """Read many files in one `git cat-file --batch` (none that an earlier tree already read)."""
         self.memo.read(self.blobs[p] for p in paths if p in self.blobs)
@@ -170,21 +181,28 @@ class TreeView:
         return any(self.memo.is_ancestor(commit, tip) for tip in self.tips)
 
 
+def is_data_file(path: str) -> bool:
+    """A pointer or a run record: the files that name data."""
+    return path.endswith(POINTER_SUFFIX) or is_record_path(path)
+
+
 def _unparsed(tree: TreeView, kind: str, paths: Iterable[str]) -> list[str]:
     """The paths among `paths` whose blob has not been parsed as `kind` yet (worth prefetching)."""
-    return [p for p in paths if p in tree.blobs and (kind, p, tree.blobs[p]) not in tree.memo.parsed]
+    table = tree.memo.records if kind == "record" else tree.memo.parsed
+    return [p for p in paths if p in tree.blobs and (kind, p, tree.blobs[p]) not in table]
 
 
 def _parsed(tree: TreeView, kind: str, path: str, parse: Callable[[bytes], object]):
     """parse(bytes of `path`), computed once per distinct (path, blob) in all trees sharing the memo;
     a GitreproError is kept and raised again each time."""
     key = (kind, path, tree.blobs[path])
-    if key not in tree.memo.parsed:
+    table = tree.memo.records if kind == "record" else tree.memo.parsed
+    if key not in table:
         try:
-            tree.memo.parsed[key] = parse(tree.read(path) or b"")
+            table[key] = parse(tree.read(path) or b"")
         except GitreproError as e:
-            tree.memo.parsed[key] = e
-    found = tree.memo.parsed[key]
+            table[key] = e
+    found = table[key]
     if isinstance(found, GitreproError):
         raise found
     return found
@@ -264,26 +282,42 @@ def _check_tree(tree: TreeView, judge: "DataJudge", thorough: bool) -> PolicyRes
     project = _project(tree, violations)
     data = DataAvailability(judge, judge.fix or (_fetch_fix if tree.fix_fetch else _add_fix))
     present = [p for p, how in tree.changed.items() if how != DELETED and p in tree.blobs]
-    pointers = sorted(p for p in (tree.blobs if thorough else present) if p.endswith(POINTER_SUFFIX))
     records = sorted(p for p in present if is_record_path(p))
     try:
         why = training_paths(tree.changed, project)
     except GitreproError as e:     # a bad [policy] table
         violations.append(Violation(PROJECT_FILE, str(e), f"$EDITOR {PROJECT_FILE}"))
         why = training_paths(tree.changed, Project())
-    tree.prefetch(_unparsed(tree, "pointer", pointers) + _unparsed(tree, "record", records if why else []))
-    for path in pointers:
-        ptr = _pointer(tree, path, violations)
-        if ptr is not None:
-            data.want(ptr.manifest, path, ptr.path)
-    result = PolicyResult(tree.label, bool(why), why, records if why else [], pointers)
+    judged = records if why else []
+    wanted: dict[str, list[tuple[str, str]]] = {}
+    if thorough:
+        found, wanted, pointers = _whole_tree(tree, judged, data)
+        violations += found
+        tree.prefetch(_unparsed(tree, "record", judged))
+    else:
+        pointers = sorted(p for p in present if p.endswith(POINTER_SUFFIX))
+        tree.prefetch(_unparsed(tree, "pointer", pointers) + _unparsed(tree, "record", judged))
+        for path in pointers:
+            ptr = _pointer(tree, path, violations)
+            if ptr is not None:
+                data.want(ptr.manifest, path, ptr.path)
+    result = PolicyResult(tree.label, bool(why), why, judged, pointers)
     if why:
         violations += _check_training(tree, records, why, data)
     if thorough:
-        violations += _check_rest(tree, records if why else [], present, data)
+        violations += _check_changed_configs(tree, judged, present)
     result.violations = list(dict.fromkeys(violations + data.violations()))   # runs sharing a config: once
-    result.data = data.wanted
+    result.data = _merged(wanted, data.wanted)
     return result
+
+
+def _merged(a: dict[str, list], b: dict[str, list]) -> dict[str, list]:
+    if not a or not b:
+        return a or b
+    out = dict(a)
+    for key, values in b.items():
+        out[key] = out.get(key, []) + values
+    return out
 
 
 def _fetch_fix(dataset: str) -> str:
@@ -315,15 +349,20 @@ def _pointer(tree: TreeView, path: str, violations: list[Violation]) -> Pointer 
 
 
 def _record(tree: TreeView, path: str) -> RunRecord:
-    return _parsed(tree, "record", path, lambda data: parse_record(data, path))
+    rec = _parsed(tree, "record", path, lambda data: parse_record(data, path))
+    summary = ("record-data", path, tree.blobs[path])
+    if summary not in tree.memo.parsed:        # what later commits need of it, without parsing it again
+        tree.memo.parsed[summary] = _named_data(rec)
+    return rec
+
+
+def _named_data(rec: RunRecord) -> list[tuple[str, str]]:
+    return sorted(rec.data.items()) + sorted(rec.outputs.items())
 
 
 def _record_data(tree: TreeView, path: str) -> list[tuple[str, str]]:
     """(dataset or output, manifest id) a run record names: all later commits need of it."""
-    def summary(data: bytes) -> list[tuple[str, str]]:
-        rec = parse_record(data, path)
-        return sorted(rec.data.items()) + sorted(rec.outputs.items())
-    return _parsed(tree, "record-data", path, summary)
+    return _parsed(tree, "record-data", path, lambda data: _named_data(parse_record(data, path)))
 
 
 # ---------------------------------------------------------------- training commits
@@ -459,11 +498,45 @@ def _hint_command(message: str, path: str) -> str:
 
 # ---------------------------------------------------------------- the rest of a tree (thorough)
 
-def _check_rest(tree: TreeView, judged: list[str], present: list[str], data: DataAvailability) -> list[Violation]:
-    """What `verify` adds to the policy: the data named by run records the commit did not touch
-    (their runs need it still), and every resolved config the commit adds or changes that no
-    judged record uses must match its sources. Unchanged records and configs are not re-judged:
-    later commits may legitimately change a config's sources (docs/runs-and-hooks.md, "Policy")."""
+WHOLES_KEPT = 16      # whole-tree verdicts remembered (a commit usually shares its parent's)
+
+
+def _whole_tree(tree: TreeView, judged: list[str], data: DataAvailability
+                ) -> tuple[list[Violation], dict[str, list[tuple[str, str]]], list[str]]:
+    """What `verify` adds to the policy: every pointer in the tree must parse and every pointer
+    and every run record the commit did not judge must name available data (their runs need it
+    still). Returns (violations, manifest -> [(file, dataset)], pointers). The verdict depends
+    only on the tree's pointers and records, so a commit that changes none of them reuses it."""
+    files = tree.data_files()
+    key = (frozenset(files.items()), tuple(judged), tree.fix_fetch)
+    found = tree.memo.wholes.get(key)
+    if found is None:
+        rest = DataAvailability(data.judge, data.fix)
+        violations: list[Violation] = []
+        pointers = sorted(p for p in files if p.endswith(POINTER_SUFFIX))
+        others = sorted(p for p in files if is_record_path(p) and p not in judged)
+        tree.prefetch(_unparsed(tree, "pointer", pointers) + _unparsed(tree, "record-data", others))
+        for path in pointers:
+            ptr = _pointer(tree, path, violations)
+            if ptr is not None:
+                rest.want(ptr.manifest, path, ptr.path)
+        for path in others:
+            try:
+                named = _record_data(tree, path)
+            except GitreproError:
+                continue         # judged when it was committed
+            for name, manifest in named:
+                rest.want(manifest, path, name)
+        found = tree.memo.wholes[key] = (violations + rest.violations(), rest.wanted, pointers)
+        while len(tree.memo.wholes) > WHOLES_KEPT:
+            del tree.memo.wholes[next(iter(tree.memo.wholes))]
+    return found
+
+
+def _check_changed_configs(tree: TreeView, judged: list[str], present: list[str]) -> list[Violation]:
+    """Every resolved config the commit adds or changes that no judged record uses must match its
+    sources. Unchanged configs are not re-judged: later commits may legitimately change a config's
+    sources (docs/runs-and-hooks.md, "Policy")."""
     used = set()
     for path in judged:
         try:
@@ -472,15 +545,6 @@ def _check_rest(tree: TreeView, judged: list[str], present: list[str], data: Dat
             continue
         if rec.config is not None:
             used.add(rec.config.path)
-    others = [p for p in tree.blobs if is_record_path(p) and p not in judged]
-    tree.prefetch(_unparsed(tree, "record-data", others))
-    for path in sorted(others):
-        try:
-            named = _record_data(tree, path)
-        except GitreproError:
-            continue         # judged when it was committed
-        for name, manifest in named:
-            data.want(manifest, path, name)
     configs = sorted(p for p in present if p.endswith(configmod.RESOLVED_SUFFIX) and p not in used)
     return [v for path in configs for v in _check_resolved(tree, path)]
 

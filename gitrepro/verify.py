@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import os
-import subprocess
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -141,7 +138,8 @@ def open_judge(repo: Repo, remote: str | None) -> tuple[policy.DataJudge, str, l
     else:
         view = RemoteView()
         notes.append(f"remote {settings.name} holds no gitrepro data yet; run `gitrepro push {settings.name}`")
-    notes += [f"remote {settings.name}: {layout.idx_key(p)} is damaged; its pack counts as absent" for p in view.damaged]
+    notes += [f"remote {settings.name}: {layout.idx_key(p)} is damaged; its pack counts as absent"
+              for p in view.damaged]
     return RemoteData(settings.name, opened, view, settings.jobs), f"remote {settings.name} ({opened.url})", notes
 
 
@@ -151,7 +149,7 @@ def verify_commits(repo: Repo, commits: list[CommitInfo], judge: policy.DataJudg
     stats = VerifyStats(commits=len(commits))
     reports: list[CommitReport] = []
     needs: dict[str, set[tuple[int, str, str]]] = {}   # manifest -> (report, file, dataset), for --deep
-    with contextlib.closing(CatFile(repo.root)) as cat:
+    with contextlib.closing(gitio.CatFile(repo.root)) as cat:
         memo = policy.Memo(repo.root, Ancestry(repo.root, {c.sha: c.parents for c in commits}), cat.read)
         for n, (info, tree) in enumerate(iter_trees(repo.root, commits, memo), 1):
             judged = policy.check_tree(repo, tree, data=judge, thorough=True)
@@ -217,136 +215,46 @@ def list_commits(root: Path, revs: list[str] | None, all_refs: bool = False) -> 
     return commits
 
 
-def iter_trees(root: Path, commits: list[CommitInfo], memo: policy.Memo) -> Iterator[tuple[CommitInfo, policy.TreeView]]:
+def iter_trees(root: Path, commits: list[CommitInfo],
+               memo: policy.Memo) -> Iterator[tuple[CommitInfo, policy.TreeView]]:
     """Each commit's tree, with its changes against its first parent. A tree is the parent's tree
     with the diff applied (the parent's dict is reused in place by its last child), or one
     `git ls-tree` when the parent is not listed. Each view is valid until the next is yielded."""
     children = collections.Counter(c.parents[0] for c in commits if c.parents)
-    kept: dict[str, dict[str, str]] = {}
-    for info, (sha, entries) in zip(commits, diff_tree_stream(root, commits)):
+    kept: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+    pairs = [(c.sha, c.parents[0] if c.parents else None) for c in commits]
+    for info, (sha, entries) in zip(commits, gitio.diff_tree_stream(root, pairs)):
         if sha != info.sha:
             raise VerifyError(f"git diff-tree answered for commit {sha}, not {info.sha}; is the repository "
                               f"being rewritten? retry")
         parent = info.parents[0] if info.parents else None
         if parent in kept:
             children[parent] -= 1
-            blobs = kept.pop(parent) if children[parent] == 0 else dict(kept[parent])
-            _apply(blobs, entries)
+            blobs, files = kept.pop(parent) if children[parent] == 0 else (dict(kept[parent][0]),
+                                                                            dict(kept[parent][1]))
+            _apply(blobs, files, entries)
         elif parent is None:
-            blobs = {}
-            _apply(blobs, entries)
+            blobs, files = {}, {}
+            _apply(blobs, files, entries)
         else:
             blobs = {e.path: e.sha for e in gitio.ls_tree(sha, cwd=root) if e.type == "blob"}
+            files = {p: s for p, s in blobs.items() if policy.is_data_file(p)}
         changed = {path: ("M" if status == "T" else status) for status, path, _, _ in entries}
         if children[sha]:
-            kept[sha] = blobs
-        yield info, policy.TreeView(root, sha, blobs, changed, [sha], exclude=sha, fix_fetch=True, memo=memo)
+            kept[sha] = (blobs, files)
+        yield info, policy.TreeView(root, sha, blobs, changed, [sha], exclude=sha, fix_fetch=True, memo=memo,
+                                    data_files=files)
 
 
-def _apply(blobs: dict[str, str], entries: list[tuple[str, str, str, str]]) -> None:
+def _apply(blobs: dict[str, str], files: dict[str, str], entries: list[tuple[str, str, str, str]]) -> None:
+    """Apply a diff to a tree (`blobs`) and to its pointers and run records (`files`)."""
     for status, path, mode, sha in entries:
-        if status == "D" or mode in ("000000", "160000"):   # deleted, or a submodule (not a blob)
-            blobs.pop(path, None)
-        else:
-            blobs[path] = sha
-
-
-def diff_tree_stream(root: Path, commits: list[CommitInfo]) -> Iterator[tuple[str, list[tuple[str, str, str, str]]]]:
-    """(commit, [(status, path, new mode, new blob id)]) against each commit's first parent, in
-    order, from one `git diff-tree --stdin` whose output is parsed as it streams."""
-    stdin = "".join(f"{c.sha} {c.parents[0]}\n" if c.parents else f"{c.sha}\n" for c in commits).encode()
-    try:
-        proc = subprocess.Popen(["git", "diff-tree", "--stdin", "-r", "-z", "--raw", "--no-renames", "--root",
-                                 "--always"], cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-    except FileNotFoundError:
-        raise gitio.GitError("git is not installed or not on PATH") from None
-    writer = threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True)
-    writer.start()
-    try:
-        yield from _parse_raw(_tokens(proc.stdout))
-        writer.join()
-        error = proc.stderr.read().decode(errors="replace").strip()
-        if proc.wait() != 0:
-            raise gitio.GitError(f"git diff-tree failed: {error.splitlines()[-1] if error else proc.returncode}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-
-
-def _feed(pipe, data: bytes) -> None:
-    try:
-        pipe.write(data)
-        pipe.close()
-    except OSError:
-        pass          # git exited early; its exit status says why
-
-
-def _tokens(stream) -> Iterator[bytes]:
-    rest = b""
-    while block := stream.read(1 << 16):
-        *done, rest = (rest + block).split(b"\0")
-        yield from done
-    if rest:
-        yield rest
-
-
-def _parse_raw(tokens: Iterator[bytes]) -> Iterator[tuple[str, list[tuple[str, str, str, str]]]]:
-    """`<commit>\\0` then `:<old mode> <new mode> <old id> <new id> <status>\\0<path>\\0` per change."""
-    commit, entries, meta = None, [], None
-    for tok in tokens:
-        if meta is not None:
-            fields = meta[1:].decode().split()
-            entries.append((fields[4][:1], os.fsdecode(tok), fields[1], fields[3]))
-            meta = None
-        elif tok.startswith(b":"):
-            meta = tok
-        elif tok:
-            if commit is not None:
-                yield commit, entries
-            commit, entries = tok.decode().strip(), []
-    if commit is not None:
-        yield commit, entries
-
-
-class CatFile:
-    """One long-lived `git cat-file --batch` for the whole run: a blob costs a pipe round trip,
-    not a process (a range of training commits reads new records and pointers at each)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self._proc: subprocess.Popen | None = None
-
-    def read(self, shas: list[str]) -> dict[str, bytes]:
-        if self._proc is None:
-            try:
-                self._proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=self.root, stdin=subprocess.PIPE,
-                                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            except FileNotFoundError:
-                raise gitio.GitError("git is not installed or not on PATH") from None
-        found = {}
-        for sha in shas:       # one at a time: git never blocks on output we have not read
-            try:
-                self._proc.stdin.write(sha.encode() + b"\n")
-                self._proc.stdin.flush()
-                header = self._proc.stdout.readline().split()
-            except OSError as e:
-                raise gitio.GitError(f"git cat-file --batch stopped ({e}); retry") from None
-            if len(header) < 3:
-                raise gitio.GitError(f"git object {sha} is missing")
-            found[sha] = self._proc.stdout.read(int(header[2]))
-            self._proc.stdout.read(1)
-        return found
-
-    def close(self) -> None:
-        if self._proc is not None:
-            self._proc.stdin.close()
-            self._proc.stdout.close()
-            self._proc.wait()
-            self._proc = None
+        gone = status == "D" or mode in ("000000", "160000")     # deleted, or a submodule (not a blob)
+        for table in (blobs, files) if policy.is_data_file(path) else (blobs,):
+            if gone:
+                table.pop(path, None)
+            else:
+                table[path] = sha
 
 
 class Ancestry:
@@ -566,7 +474,7 @@ def deep_verify(judge: policy.DataJudge, packs: RemotePacks | LocalPacks, manife
             parsed = manifestfmt.parse(data, f"manifest {m}")
         except judge.unreadable as e:
             damage[m] = [Damage("", f"the manifest cannot be read {judge.source} ({e})", f"manifest {m}",
-                                f"run `gitrepro push` from a clone that has it")]
+                                "run `gitrepro push` from a clone that has it")]
             continue
         files = list({(e.hash, e.size, e.chunks): e for e in parsed.entries
                       if e.type == manifestfmt.FILE and (e.hash, e.size, e.chunks) not in done}.values())

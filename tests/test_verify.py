@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -24,9 +25,20 @@ from gitrepro.remote import layout, settings, sync
 from gitrepro.repo import Repo
 from helpers_runs import (BASE_TOML, keep_only_manifests, make_dataset, make_project, rewrite_record, stage_run, train,
                           write)
-from s3server import remote_kind, s3, s3_server  # noqa: F401 - fixtures
+from s3server import remote_kind, s3, s3_server  # noqa: F401,F811 - fixtures
 
 # ---------------------------------------------------------------- histories
+
+
+@contextlib.contextmanager
+def inside(directory: Path):
+    """chdir for the length of a block (train.py runs in the current directory)."""
+    old = os.getcwd()
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(old)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +47,7 @@ def template(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("template") / "repo"
     root.mkdir()
     run_git(root, "init", "-q", "-b", "main")
-    with contextlib.chdir(root):
+    with inside(root):
         make_project(root)
         stage_run(root, train(root))
         run_git(root, "commit", "-q", "--no-verify", "-m", "train")
@@ -288,6 +300,7 @@ def test_trees_built_from_diffs_match_git_across_branches_and_merges(project):
     for info, tree in verify.iter_trees(project, commits, policy.Memo(project)):
         expected = {e.path: e.sha for e in verify.gitio.ls_tree(info.sha, cwd=project) if e.type == "blob"}
         assert tree.blobs == expected, info.subject
+        assert tree.data_files() == {p: sha for p, sha in expected.items() if policy.is_data_file(p)}
         seen += 1
     assert seen == len(commits) == 7
 
@@ -438,6 +451,7 @@ def test_the_cli_prints_json_for_ci(cli_ready, run_cli):
     assert doc["reports"][0]["commit"] == head(cli_ready) and doc["reports"][0]["findings"] == []
 
 
-def test_the_cli_refuses_an_unknown_format_and_an_unknown_revision(cli_ready, run_cli):
+def test_the_cli_refuses_an_unknown_format_an_unknown_revision_and_an_unwritable_report(cli_ready, run_cli):
     assert "unknown --format 'yaml'" in run_cli("verify", "--format", "yaml").error_line()
     assert "cannot list the commits 'nope'" in run_cli("verify", "nope").error_line()
+    assert "cannot write the report to no/such/v.xml" in run_cli("verify", "--output", "no/such/v.xml").error_line()
