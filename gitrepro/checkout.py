@@ -124,8 +124,8 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     kind, now = observe(dataset_root, cache, new_cutter(store.config.chunker), scanned=scanned)
     target = manifest.by_path()
     plan = _plan(kind, ptr.kind, now, target)
-    baseline = _baseline(store, cache.manifest, ptr.manifest, target)
-    _refuse_local_changes(plan, now, baseline, force, ptr.path)
+    _refuse_local_changes(plan, now, lambda: _baseline(store, cache.manifest, ptr.manifest, target),
+                          force, ptr.path)
     _ensure_chunks(store, plan.write, fetch)
 
     result = DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(plan.keep))
@@ -134,7 +134,8 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     scan_time = time.time()
     fresh = statcache.StatCache(manifest=ptr.manifest)
     for rel in plan.keep:
-        fresh.remember(rel, now[rel].found.st, now[rel].entry, scan_time)
+        if not (now[rel].cached and fresh.carry(rel, cache)):
+            fresh.remember(rel, now[rel].found.st, now[rel].entry, scan_time)
     _remove(dataset_root, ptr.kind if kind == ptr.kind else kind, plan.remove)
     result.removed = len(plan.remove)
     if ptr.kind == "dir":
@@ -189,13 +190,15 @@ def _baseline(store: Store, last_manifest: str | None, target_manifest: str, tar
         return {}
 
 
-def _refuse_local_changes(plan: _Plan, now: dict[str, Observed], baseline: dict[str, Entry],
+def _refuse_local_changes(plan: _Plan, now: dict[str, Observed], baseline: Callable[[], dict[str, Entry]],
                           force: bool, dataset: str) -> None:
     """Overwriting or removing a file is safe only if gitrepro put its content there:
-    a stat-cache hit, or content equal to the last snapshot checked out or added."""
+    a stat-cache hit, or content equal to the last snapshot checked out or added
+    (that manifest is read only when some touched file missed the cache)."""
     touched = [e.path for e in plan.write] + plan.remove
-    dirty = sorted(rel for rel in touched
-                   if rel in now and not now[rel].cached and not now[rel].entry.same_content(baseline.get(rel)))
+    unknown = [rel for rel in touched if rel in now and not now[rel].cached]
+    last = baseline() if unknown else {}
+    dirty = sorted(rel for rel in unknown if not now[rel].entry.same_content(last.get(rel)))
     if dirty and not force:
         shown = ", ".join(f"{dataset}/{p}" for p in dirty[:10]) + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "")
         raise LocalChanges(f"checkout would overwrite local changes that are not snapshotted: {shown}; "

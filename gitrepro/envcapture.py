@@ -39,7 +39,8 @@ SECRET_VALUE = re.compile(r"""
     | AIza[0-9A-Za-z_-]{30,}                                    # Google API keys
     | eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}                    # JWTs
     | -----BEGIN[A-Z ]*PRIVATE\ KEY-----
-    | [A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@              # URLs with user:password@
+    | [A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@              # URLs with [user]:password@
+    | (?i:\b(?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=-]{8,}     # Authorization header values
     | (?<![0-9A-Za-z])[0-9a-fA-F]{32,}(?![0-9A-Za-z])            # long hex
 """, re.VERBOSE)
 TOKEN_RUN = re.compile(r"[A-Za-z0-9+/=_-]{30,}")

@@ -64,10 +64,11 @@ def gc(repo: Repo, *, dry_run: bool = False, grace: float = GRACE, remote_name: 
        sweep_remote: bool = False, progress: Callable[[int], None] | None = None) -> GcResult:
     """Remove local (and with `sweep_remote`, remote) packs that nothing reachable needs."""
     result = GcResult(dry_run)
-    roots = reach.everything(repo.root)
-    result.manifests = len(roots)
     store = repo.store
     with store.lock():
+        # Marked under the lock: an `add` that finished before it holds its pointer already.
+        roots = reach.everything(repo.root)
+        result.manifests = len(roots)
         store.recover()
         now = time.time()
         packs = store.index.packs()

@@ -26,7 +26,7 @@ class BadManifest(GitreproError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     path: str                      # '/'-separated, relative to the dataset root; fsdecoded (surrogateescape)
     type: str                      # FILE, SYMLINK or DIR (an empty directory)

@@ -26,7 +26,7 @@ import tomli_w
 from . import config as configmod
 from . import envcapture, gitio, snapshot, status, tracking
 from .errors import GitreproError
-from .fsutil import UnsafePath, atomic_write, check_relpath
+from .fsutil import UnsafePath, atomic_write, check_relpath, safe_join
 from .hashing import BadId, parse_id
 from .pointer import pointer_path_for
 from .repo import Repo
@@ -321,6 +321,8 @@ def _output_paths(repo: Repo, given: list[str]) -> list[str]:
         raise RunRefused("gitrepro.toml: [run] outputs must be a list of paths, e.g. [\"models\"]")
     paths = [check_relpath(p.rstrip("/")) for p in declared]
     paths += [repo.relpath(os.path.abspath(p)) for p in given]
+    for p in paths:
+        safe_join(repo.root, p)   # its pointer is written beside it: never through a symlinked directory
     return list(dict.fromkeys(paths))
 
 

@@ -27,6 +27,7 @@ from . import checkout as checkout_op
 from . import config as configmod
 from . import envcapture, gitio, snapshot, tracking
 from .errors import GitreproError
+from .fsutil import UnsafePath, safe_join
 from .provenance import (FileChange, chunk_presence, commit_records, compare_environments, diff_manifests,
                          open_repo, read_manifest_bytes, reading_store)
 from .record import RUN_ID, RunRecord, record_path
@@ -114,6 +115,10 @@ def _reproduce_in(wt_repo: Repo, commit: str, rec: RunRecord, result: ReproduceR
     cwd = wt_repo.root / rec.cwd
     if not cwd.is_dir():
         _failed_before_run(result, f"the recorded working directory {rec.cwd} does not exist at this commit")
+        return
+    if not Path(os.path.realpath(cwd)).is_relative_to(os.path.realpath(wt_repo.root)):
+        _failed_before_run(result, f"the recorded working directory {rec.cwd} leads out of the worktree "
+                                   "through a symlink; nothing was run")
         return
     say(f"running {shlex.join(rec.command)}")
     t0 = time.monotonic()
@@ -307,6 +312,11 @@ def _execute(command: list[str], cwd: Path, env: dict[str, str], say: Say) -> tu
 def _compare_output(wt_repo: Repo, path: str, recorded: str) -> OutputComparison:
     """Snapshot what the re-run wrote at `path` (into the shared store) and compare manifests."""
     result = OutputComparison(path, recorded, None)
+    try:
+        safe_join(wt_repo.root, path)   # the snapshot writes `<path>.gitrepro`: never through a symlink
+    except UnsafePath as e:
+        result.note = f"not snapshotted: {e}"
+        return result
     if not os.path.lexists(wt_repo.root / path):
         result.note = "the re-run did not write it"
     else:

@@ -20,7 +20,7 @@ from .fsutil import atomic_write
 from .hashing import hash_bytes
 from .manifest import Entry
 
-STATCACHE_VERSION = 2
+STATCACHE_VERSION = 4
 RACY_SECONDS = 2
 
 
@@ -57,14 +57,34 @@ class StatCache:
         if self.stats.get(rel) != key:
             return None
         hit = self.entries.get(rel)  # carries its own stat key: the two files are written apart
-        return Entry(*hit[1]) if hit is not None and hit[0] == key else None
+        return _unpack(rel, hit[4:]) if hit is not None and hit[:4] == key else None
+
+    def carry(self, rel: str, old: "StatCache") -> bool:
+        """Reuse `old`'s entry for `rel` as it is (no repacking); False if it has none."""
+        hit = old.entries.get(rel) if rel in old.stats else None
+        if hit is None:
+            return False
+        self.stats[rel] = old.stats[rel]
+        self.entries[rel] = hit
+        return True
 
     def remember(self, rel: str, st: os.stat_result, entry: Entry, scan_time: float) -> None:
         if st.st_mtime_ns / 1e9 >= scan_time - RACY_SECONDS:
             return
         key = self.stats[rel] = stat_key(st)
-        self.entries[rel] = (key, (entry.path, entry.type, entry.mode, entry.size, entry.hash,
-                                   tuple(entry.chunks), entry.target))
+        self.entries[rel] = key + _pack(entry)
+
+
+def _pack(e: Entry) -> tuple:
+    """A compact form (ids as raw bytes, chunk ids joined): a 50,000-file cache stays small."""
+    return (e.type, e.mode, e.size, bytes.fromhex(e.hash) if e.hash else b"",
+            b"".join(bytes.fromhex(c) for c in e.chunks), e.target)
+
+
+def _unpack(rel: str, packed: tuple) -> Entry:
+    kind, mode, size, file_hash, chunks, target = packed
+    ids = tuple(chunks[i:i + 32].hex() for i in range(0, len(chunks), 32))
+    return Entry(rel, kind, mode, size, file_hash.hex(), ids, target)
 
 
 def _paths(store_path: Path, root: Path, dataset: str) -> tuple[Path, Path]:

@@ -29,6 +29,19 @@ class UnsupportedFile(GitreproError):
     pass
 
 
+class FileStat(NamedTuple):
+    """The stat fields gitrepro uses, named as in os.stat_result but a quarter of its size:
+    a scan keeps one per file."""
+    st_size: int
+    st_mtime_ns: int
+    st_ino: int
+    st_mode: int
+
+
+def file_stat(st: os.stat_result) -> FileStat:
+    return FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+
+
 class Found(NamedTuple):  # a tuple: scans create one per file, and tuples are cheap
     rel: str                 # path relative to the dataset root (the file's name for a single-file dataset)
     st: os.stat_result
@@ -45,7 +58,7 @@ def scan(dataset_root: Path) -> tuple[str, list[Found]]:
         _walk(str(dataset_root), "", found)
         return "dir", found
     if stat.S_ISREG(st.st_mode):
-        return "file", [Found(dataset_root.name, st)]
+        return "file", [Found(dataset_root.name, file_stat(st))]
     raise UnsupportedFile(f"{dataset_root} is neither a regular file nor a directory")
 
 
@@ -60,9 +73,9 @@ def _walk(path: str, prefix: str, out: list[Found]) -> None:
             if entry.is_dir(follow_symlinks=False):
                 _walk(entry.path, rel + "/", out)
             else:
-                out.append(Found(rel, entry.stat(follow_symlinks=False)))
+                out.append(Found(rel, file_stat(entry.stat(follow_symlinks=False))))
     if empty and prefix:
-        out.append(Found(prefix[:-1], os.lstat(path)))
+        out.append(Found(prefix[:-1], file_stat(os.lstat(path))))
 
 
 def local_path(dataset_root: Path, kind: str, rel: str) -> Path:

@@ -73,6 +73,12 @@ def parse_idx(data: bytes, pack_id: str, origin: str) -> tuple[int, list[packfmt
         raise packfmt.CorruptPack(f"{origin}: trailing bytes after the footer")
     if packfmt.footer_id(data[head:]) != pack_id:
         raise packfmt.CorruptPack(f"{origin}: footer does not belong to pack {pack_id}")
+    # A blob is stored raw unless zstd makes it smaller, so a longer stored length is a lie that
+    # would make a range read allocate up to 4 GiB.
+    for e in entries:
+        if e.length > e.raw_length:
+            raise packfmt.CorruptPack(f"{origin}: blob {e.id.hex()} claims {e.length} stored bytes "
+                                      f"for {e.raw_length} raw bytes")
     return pack_size, entries
 
 

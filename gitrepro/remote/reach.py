@@ -98,7 +98,24 @@ def in_worktree(root: Path) -> set[str]:
     return found
 
 
+def worktrees(root: Path) -> list[Path]:
+    """Every worktree of the repository that still exists (the main one and each linked one):
+    they share the store, so each one's index and working tree keep data alive."""
+    out = gitio.git("worktree", "list", "--porcelain", cwd=root).decode(errors="surrogateescape")
+    found = []
+    for block in out.split("\n\n"):
+        lines = block.splitlines()
+        if lines and lines[0].startswith("worktree ") and "bare" not in lines[1:]:
+            path = Path(lines[0][len("worktree "):])
+            if path.is_dir():
+                found.append(path)
+    return found or [root]
+
+
 def everything(root: Path) -> set[str]:
     """What gc must keep: all refs (branches, tags, remotes, notes, stash), every reflog entry
-    (including stash@{n}), every worktree HEAD, the index and the working tree."""
-    return in_history(root, ["--all", "--reflog"]) | in_index(root) | in_worktree(root)
+    (including stash@{n}), every worktree HEAD, and the index and working tree of every worktree."""
+    found = in_history(root, ["--all", "--reflog"])
+    for tree in worktrees(root):
+        found |= in_index(tree) | in_worktree(tree)
+    return found

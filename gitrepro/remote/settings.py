@@ -29,6 +29,7 @@ from . import Remote, RemoteError, open_remote, scheme_of
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SECRET = re.compile(r"secret|access_key|password|token|credential", re.I)
+_URL_PASSWORD = re.compile(r"://[^/@\s]*:[^/@\s]*@")
 
 
 class RemoteConfigError(RemoteError):
@@ -83,7 +84,31 @@ def _settings(name: str, table: dict) -> RemoteSettings:
         value = getattr(s, key)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 256:
             raise RemoteConfigError(f"{PROJECT_FILE}: [remote.{name}] {key} must be an integer from 1 to 256")
+    _check_types(s)
     return s
+
+
+def _check_types(s: RemoteSettings) -> None:
+    """Every other value has the type and range its user expects, so a typo is one line, not a crash."""
+    bad = ""
+    for key in ("endpoint_url", "region", "profile", "addressing_style"):
+        if getattr(s, key) is not None and (not isinstance(getattr(s, key), str) or not getattr(s, key)):
+            bad = f"{key} must be a non-empty string"
+    if isinstance(s.endpoint_url, str) and not s.endpoint_url.startswith(("http://", "https://")):
+        bad = "endpoint_url must start with http:// or https://"
+    if s.addressing_style not in (None, "path", "virtual", "auto"):
+        bad = 'addressing_style must be "path", "virtual" or "auto"'
+    if not isinstance(s.timeout, (int, float)) or isinstance(s.timeout, bool) or not s.timeout > 0:
+        bad = "timeout must be a positive number of seconds"
+    for key, least in (("multipart_threshold", 1), ("multipart_chunksize", 5 * 1024 * 1024)):   # S3's part minimum
+        value = getattr(s, key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+            bad = f"{key} must be a whole number of bytes, at least {least}"
+    for key in ("url", "endpoint_url"):
+        if isinstance(getattr(s, key), str) and _URL_PASSWORD.search(getattr(s, key)):
+            bad = f"{key} holds a user:password@: credentials must never be committed; use AWS_PROFILE or the environment"
+    if bad:
+        raise RemoteConfigError(f"{PROJECT_FILE}: [remote.{s.name}] {bad}")
 
 
 def remotes(project: Project) -> dict[str, RemoteSettings]:

@@ -227,9 +227,19 @@ class _CompleteRoots:
 
     def save(self, roots: set[str]) -> None:
         if roots - self.ids:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(self.path, durable=False) as f:
-                f.write("".join(f"{m}\n" for m in sorted(self.ids | roots)).encode())
+            self._write(self.ids | roots)
+
+    def forget(self, roots: set[str]) -> None:
+        """Drop roots found incomplete (another clone's `gc --remote` may have removed their data),
+        so the next push reads their manifests again and re-uploads what is gone."""
+        if roots & self.ids:
+            self._write(self.ids - roots)
+
+    def _write(self, ids: set[str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.path, durable=False) as f:
+            f.write("".join(f"{m}\n" for m in sorted(ids)).encode())
+        self.ids = set(ids)
 
 
 def _needed_for_push(store: Store, roots: set[str], view: RemoteView, complete: _CompleteRoots,
@@ -669,10 +679,12 @@ def check_push(repo: Repo, updates: list[tuple[str, str, str, str]], git_remote:
     result = PushCheck(settings.name, manifests=len(roots))
     if not roots:
         return result
-    view = load_view(open_settings(repo, settings), repo.store, settings.jobs)
+    remote = open_settings(repo, settings)
+    view = load_view(remote, repo.store, settings.jobs)
     for manifest_id in sorted(roots):
         if not _complete_on_remote(repo.store, view, manifest_id):
             result.missing.append(manifest_id)
+    _CompleteRoots(repo.store, remote.url).forget(set(result.missing))   # so `gitrepro push` repairs them
     return result
 
 
