@@ -142,10 +142,14 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
         make_dirs_safely(target_root, ptr.path)
     else:
         make_dirs_safely(target_root, ptr.path.rpartition("/")[0])
+    written = []
     for rel, st, entry in _write_all(store, dataset_root, ptr.kind, plan.write, progress):
-        fresh.remember(rel, st, entry, scan_time)
+        written.append((rel, st, entry))
         result.written += 1
         result.bytes_written += entry.size
+    done_time = time.time()  # the reference for files we wrote, as git uses its index's mtime
+    for rel, st, entry in written:
+        fresh.remember(rel, st, entry, done_time)
     if ptr.kind == "dir":
         _prune_empty_dirs(dataset_root, target)
     if use_cache:
@@ -303,7 +307,7 @@ def _write_file(dest: str, e: Entry, read_chunks) -> os.stat_result:
     whole = new_hasher() if len(ids) != 1 else None   # one chunk: its id is the file hash
     size = 0
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, e.mode & ~_UMASK)
         try:
             for data in read_chunks(ids):
                 _write_fully(fd, data)
@@ -314,14 +318,25 @@ def _write_file(dest: str, e: Entry, read_chunks) -> os.stat_result:
             if size != e.size or digest != e.hash:
                 raise CorruptFile(f"{dest}: restored content does not match the manifest's hash; "
                                   "run `gitrepro fsck`")
-            os.fchmod(fd, e.mode)
+            if e.mode & ~_UMASK != e.mode:  # the usual modes need no extra call
+                os.fchmod(fd, e.mode)
+            st = os.fstat(fd)  # rename keeps mtime and inode: no lstat of the final path needed
         finally:
             os.close(fd)
         _replace(tmp, dest)
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    return os.lstat(dest)
+    return st
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import, before any writer thread exists
 
 
 def _write_fully(fd: int, data: bytes) -> None:

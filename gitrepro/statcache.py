@@ -1,8 +1,10 @@
 """The stat cache: per dataset, path -> (size, mtime_ns, inode, mode) -> manifest entry.
 
 A rebuildable hint that lets `add`, `status` and `checkout` skip reading files
-that have not changed. Entries whose mtime is within RACY_SECONDS of the scan
-are never stored: a later write in the same clock tick could go unnoticed.
+that have not changed. An entry whose mtime is within the file system's
+timestamp granularity of the reference time (the scan for add and status; the
+end of the writes for checkout, as git uses its index's own mtime) is never
+stored: a later write in the same clock tick could go unnoticed.
 See docs/design.md, "Stat cache".
 
 Stored as two marshal files: the small stat table, which is all a no-op
@@ -21,7 +23,8 @@ from .hashing import hash_bytes
 from .manifest import Entry
 
 STATCACHE_VERSION = 4
-RACY_SECONDS = 2
+RACY_SECONDS = 2          # file systems with whole-second (or FAT's 2 s) timestamps
+RACY_SECONDS_FINE = 0.05  # nanosecond timestamps advance with the kernel's coarse clock (<= 10 ms)
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -69,7 +72,9 @@ class StatCache:
         return True
 
     def remember(self, rel: str, st: os.stat_result, entry: Entry, scan_time: float) -> None:
-        if st.st_mtime_ns / 1e9 >= scan_time - RACY_SECONDS:
+        # A sub-second part in the mtime shows the file system keeps fine timestamps.
+        margin = RACY_SECONDS_FINE if st.st_mtime_ns % 1_000_000_000 else RACY_SECONDS
+        if st.st_mtime_ns / 1e9 >= scan_time - margin:
             return
         key = self.stats[rel] = stat_key(st)
         self.entries[rel] = key + _pack(entry)
