@@ -112,7 +112,7 @@ class Gitrepro:
     name = "gitrepro"
     pointer_suffix = ".gitrepro"
 
-    def __init__(self, work: Path):
+    def __init__(self):
         exe = Path(sys.executable).with_name("gitrepro")
         self.cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "gitrepro"]
 
@@ -424,7 +424,7 @@ def startup(bench: Bench, repo: Path) -> list[str]:
     lines = []
     for label, cmd in [("python -c pass", [sys.executable, "-c", "pass"]),
                        ("python -c 'import gitrepro.cli'", [sys.executable, "-c", "import gitrepro.cli"]),
-                       ("gitrepro status", Gitrepro(bench.work).status())]:
+                       ("gitrepro status", Gitrepro().status())]:
         m = median_of([measure(cmd, repo, bench.log, env) for _ in range(QUICK_REPEATS)])
         lines.append(f"  {label:<34} {m.seconds * 1000:7.1f} ms  (median of {QUICK_REPEATS}, RSS {m.rss_mb:.0f} MB)")
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "gitrepro", "status"], cwd=repo, env=env,
@@ -435,7 +435,7 @@ def startup(bench: Bench, repo: Path) -> list[str]:
         if len(parts) == 3 and parts[0].isdigit():
             rows.append((int(parts[1]), int(parts[0]), parts[2]))
     rows.sort(reverse=True)
-    lines.append(f"  top imports of `python -X importtime -m gitrepro status` (cumulative / self ms):")
+    lines.append("  top imports of `python -X importtime -m gitrepro status` (cumulative / self ms):")
     lines += [f"    {cum / 1000:7.1f} {own / 1000:7.1f}  {name}" for cum, own, name in rows[:10]]
     lines.append(f"  all imports: {sum(r[1] for r in rows) / 1000:.1f} ms self time in {len(rows)} modules")
     return lines
@@ -491,7 +491,7 @@ class Check:
     ok: bool
 
 
-def targets(bench: Bench, r: Result, blocks: dict[str, float]) -> list[Check]:
+def targets(bench: Bench, r: Result) -> list[Check]:
     """The issue's targets that apply to one gitrepro result."""
     checks = []
     ref = dvc_figure(bench, r)
@@ -521,7 +521,7 @@ def dvc_figure(bench: Bench, r: Result) -> float | None:
     return ref * bench.scale if ref else None
 
 
-def table(bench: Bench, blocks: dict[str, float]) -> list[str]:
+def table(bench: Bench) -> list[str]:
     head = (f"{'workload':<6} | {'step':<24} | {'time / size':>12} | {'MB/s':>7} | {'RSS MB':>6} | "
             f"{'DVC':>12} | {'DVC ref':>9} | {'ratio':>6} | {'target':<28} | result")
     lines = [head, "-" * len(head)]
@@ -530,7 +530,7 @@ def table(bench: Bench, blocks: dict[str, float]) -> list[str]:
         ref = DVC_REFERENCE.get((r.workload, r.step))
         ours = r.seconds if r.seconds is not None else r.bytes
         theirs = dvc_figure(bench, r)
-        checks = targets(bench, r, blocks)
+        checks = targets(bench, r)
         lines.append(" | ".join([
             f"{r.workload:<6}", f"{r.step:<24}", f"{_fmt(r, ours):>12}", f"{r.mb_s or 0:7.0f}" if r.mb_s else " " * 7,
             f"{r.rss_mb:6.0f}" if r.rss_mb is not None else " " * 6,
@@ -611,7 +611,7 @@ def main(argv=None) -> int:
     print(f"gitrepro core benchmark: scale {a.scale}, repeat {a.repeat}, work {work}, {os.cpu_count()} CPUs; "
           f"data is in the page cache (just written); load average {_load()}; command output in {bench.log}",
           flush=True)
-    tools = [Gitrepro(work)]
+    tools = [Gitrepro()]
     if a.vs_dvc:
         dvc = Dvc(a.dvc_venv.resolve() if a.dvc_venv else work / "dvc-venv")
         version = dvc.install(work / "dvc-install.log")
@@ -637,7 +637,7 @@ def main(argv=None) -> int:
     print("\n".join(blocks_report(bench, blocks)))
     print(f"load average at the end: {_load()}")
     print(f"\nresults (scale {a.scale}; 'DVC ref' = the issue's DVC 3.67 figure x scale):")
-    print("\n".join(table(bench, blocks)))
+    print("\n".join(table(bench)))
     (work / "results.json").write_text(json.dumps({"scale": a.scale, "results": [asdict(r) for r in bench.results],
                                                     "blocks": blocks}, indent=1))
     if not a.keep:
