@@ -241,7 +241,7 @@ def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry]
         jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, locations)
                 for batch in _batches(small)]
         for e in large:
-            yield e.path, _write_file(_dest(dataset_root, kind, e), e, store.iter_blobs), e
+            yield e.path, _write_file(_dest(dataset_root, kind, e), e, store.iter_joined), e
             if progress:
                 progress(e.size)
         for job in jobs:

@@ -34,6 +34,7 @@ PACK_TARGET = 32 * 1024 * 1024      # packs of tens of MiB: few files, cheap lis
 BATCH_BYTES = 4 * 1024 * 1024       # chunks handed to a compression thread at once
 ZSTD_LEVEL = 1
 JOBS = max(1, min(4, os.cpu_count() or 1))
+RUN_BLOBS = 48                      # chunks read and verified per task (~3 MiB)
 
 
 class StoreError(GitreproError):
@@ -223,22 +224,36 @@ class Store:
 
     def iter_blobs(self, blob_ids: list[bytes], jobs: int = JOBS) -> Iterator[bytes]:
         """Verified raw bytes of `blob_ids`, in order, read and decompressed on `jobs` threads."""
+        for run in self._iter_runs(blob_ids, jobs):
+            yield from run
+
+    def iter_joined(self, blob_ids: list[bytes], jobs: int = JOBS) -> Iterator[bytes]:
+        """The same bytes as `iter_blobs`, joined into runs of a few MiB: fewer writes and
+        hash updates for the caller, and each large BLAKE3 update releases the GIL."""
+        for run in self._iter_runs(blob_ids, jobs):
+            yield run[0] if len(run) == 1 else b"".join(run)
+
+    def _iter_runs(self, blob_ids: list[bytes], jobs: int) -> Iterator[list[bytes]]:
         locs = self.index.locate_many(blob_ids)
         for blob_id in blob_ids:
             if blob_id not in locs:
                 raise MissingBlob(blob_id)
-        if len(blob_ids) <= 2 or jobs <= 1:
-            for blob_id in blob_ids:
-                yield self.read_located(blob_id, locs[blob_id])
+        runs = [blob_ids[i:i + RUN_BLOBS] for i in range(0, len(blob_ids), RUN_BLOBS)]
+        if len(runs) <= 1 or jobs <= 1:
+            for run in runs:
+                yield self._read_run(run, locs)
             return
-        with ThreadPoolExecutor(jobs) as pool:
+        with ThreadPoolExecutor(jobs) as pool:  # one task per run: per-chunk tasks cost more than they save
             pending: collections.deque[Future] = collections.deque()
-            for blob_id in blob_ids:
-                pending.append(pool.submit(self.read_located, blob_id, locs[blob_id]))
-                if len(pending) > 4 * jobs:
+            for run in runs:
+                pending.append(pool.submit(self._read_run, run, locs))
+                if len(pending) > 2 * jobs:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+
+    def _read_run(self, run: list[bytes], locs: dict[bytes, Location]) -> list[bytes]:
+        return [self.read_located(blob_id, locs[blob_id]) for blob_id in run]
 
     # -- manifests ---------------------------------------------------------------
     def write_manifest(self, w: "StoreWriter", data: bytes) -> str:
