@@ -166,6 +166,9 @@ class _HashingReader:
     def read(self, n: int) -> bytes:
         block = self._f.read(n)
         if self._thread is not None:
+            self._pending = [job for job in self._pending if not job.done()]
+            if len(self._pending) > 2:  # back-pressure: memory stays flat however large the file
+                self._pending.pop(0).result()
             self._pending.append(self._thread.submit(self._hasher.update, block))
         else:
             self._hasher.update(block)
