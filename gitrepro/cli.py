@@ -22,7 +22,7 @@ from . import cli_config, cli_provenance, cli_remote, cli_run, cli_verify
 from .remote import sync as remote_sync
 from . import fsck as fsck_op
 from . import snapshot, status as status_op
-from .cli_fast import status_lines
+from .cli_fast import add_lines, status_lines
 from .cliutil import JsonOpt, err, human_size as _size, out, print_json as _json, progress_bar as _progress
 from .errors import GitreproError
 from .repo import Repo, log_traceback
@@ -49,13 +49,8 @@ def add(paths: List[Path] = typer.Argument(..., help="Data directories or files 
         results = snapshot.add(repo, [str(p) for p in paths], progress=advance)
     if as_json:
         return _json(results)
-    for r in results:
-        out.print(f"{r.dataset}: {r.files} files, {_size(r.bytes)}; read {_size(r.bytes_read)} "
-                  f"({r.files_cached} files unchanged), stored {_size(r.new_bytes_stored)} new, "
-                  f"dedup {r.dedup_ratio:.1f}x -> {r.pointer_path}{'' if r.changed else ' (unchanged)'}")
-    if any(r.changed for r in results):
-        files = " ".join(r.pointer_path for r in results)
-        out.print(f"next: git add {files} .gitignore && git commit")
+    for line in add_lines(results):
+        out.print(line, markup=False)
 
 
 @app.command()

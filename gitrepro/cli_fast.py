@@ -1,9 +1,10 @@
-"""A start-up fast path for `gitrepro status`, which editors, prompts and scripts run constantly.
+"""A start-up fast path for commands that editors, prompts, scripts and hooks run constantly.
 
 Importing typer and rich costs more than checking 50,000 unchanged files, so a
-plain `gitrepro status [--json] [DATASET...]` is parsed here by hand and
-rendered as plain text; anything else (help, unknown options) falls through to
-the full CLI. `cli.py` uses the same `status_lines`, so both paths print the same.
+plain `gitrepro status [--json] [DATASET...]`, an `add` of datasets that have
+not changed, and the git hooks are handled here by hand and rendered as plain
+text; anything else (help, options, real work needing progress bars) falls
+through to the full CLI. `cli.py` renders with the same functions.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 import json
 import sys
 
+from . import snapshot
 from . import status as status_op
 from .errors import GitreproError
 from .repo import Repo
@@ -30,6 +32,33 @@ def status_lines(results: list[status_op.DatasetStatus]) -> list[str]:
     return lines
 
 
+def add_lines(results: list[snapshot.SnapshotResult]) -> list[str]:
+    lines = [f"{r.dataset}: {r.files} files, {human_size(r.bytes)}; read {human_size(r.bytes_read)} "
+             f"({r.files_cached} files unchanged), stored {human_size(r.new_bytes_stored)} new, "
+             f"dedup {r.dedup_ratio:.1f}x -> {r.pointer_path}{'' if r.changed else ' (unchanged)'}" for r in results]
+    if any(r.changed for r in results):
+        lines.append(f"next: git add {' '.join(r.pointer_path for r in results)} .gitignore && git commit")
+    return lines
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _fast_add(args: list[str]) -> int | None:
+    if not args or any(a.startswith("-") for a in args):
+        return None
+    results = snapshot.unchanged(Repo.find(), args)
+    if results is None:
+        return None
+    sys.stdout.write("".join(line + "\n" for line in add_lines(results)))
+    return 0
+
+
 def try_fast(argv: list[str]) -> int | None:
     """Run `status` (or a git hook) without the full CLI when the arguments are plain;
     None means "not handled"."""
@@ -37,6 +66,11 @@ def try_fast(argv: list[str]) -> int | None:
         from . import hooks  # loaded only for hooks: `status` must not pay for the policy's imports
 
         return hooks.main(argv[1:])
+    if argv and argv[0] == "add":
+        try:
+            return _fast_add(argv[1:])
+        except GitreproError:
+            return None  # let the full CLI report it
     if not argv or argv[0] != "status":
         return None
     args = argv[1:]

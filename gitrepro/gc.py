@@ -1,8 +1,8 @@
 """`gitrepro gc`: mark and sweep the local store (and, on request, a remote).
 
 Mark: every manifest named by a pointer or run record in any commit reachable
-from any ref or reflog entry (stash included), in the index or in the working
-tree, plus every manifest in a pack younger than the grace period; then each
+from any ref or reflog entry (stash included), in the index or working tree of
+any worktree (linked worktrees share the store), plus every manifest in a pack younger than the grace period; then each
 manifest's parts and chunks. Sweep, under the store lock: a pack none of whose
 blobs is marked is dropped from the index, then deleted; a pack with enough
 unmarked bytes is rewritten with its marked blobs only: the new pack is
@@ -66,7 +66,7 @@ def gc(repo: Repo, *, dry_run: bool = False, grace: float = GRACE, remote_name: 
     result = GcResult(dry_run)
     store = repo.store
     with store.lock():
-        # Marked under the lock: an `add` that finished before it holds its pointer already.
+        # Marked under the lock, so an `add` that ran while gc waited has written its pointer.
         roots = reach.everything(repo.root)
         result.manifests = len(roots)
         store.recover()
@@ -79,10 +79,9 @@ def gc(repo: Repo, *, dry_run: bool = False, grace: float = GRACE, remote_name: 
             action = _plan_local(store, pack_id, packs[pack_id], live)
             if action is None:
                 continue
-            result.local.append(action)
-            result.local_freed += action.freed
-            if not dry_run:
-                _apply_local(store, action, live, result)
+            if dry_run or _apply_local(store, action, live, result):
+                result.local.append(action)
+                result.local_freed += action.freed
             if progress:
                 progress(action.size)
     if sweep_remote:
@@ -139,18 +138,20 @@ def _plan_local(store: Store, pack_id: str, size: int, live: set[bytes]) -> Pack
     return None
 
 
-def _apply_local(store: Store, action: PackAction, live: set[bytes], result: GcResult) -> None:
+def _apply_local(store: Store, action: PackAction, live: set[bytes], result: GcResult) -> bool:
+    """Carry out one action; False (with a note) when the pack had to be kept."""
     path = store.pack_path(action.pack)
     if action.action == "repack":
         try:
             _repack(store, action.pack, live)
         except packfmt.CorruptPack as e:
             result.notes.append(f"pack {action.pack} kept: {e}; run `gitrepro fsck`")
-            return
+            return False
     else:
         store.index.remove_pack(action.pack)
     path.unlink(missing_ok=True)
     fsync_dir(path.parent)
+    return True
 
 
 def _repack(store: Store, pack_id: str, live: set[bytes]) -> None:

@@ -77,11 +77,16 @@ class HookError(GitreproError):
 
 def render(hook: str, python: str) -> str:
     """The shim script for `hook`; `python` is an interpreter with gitrepro installed ('' = use PATH)."""
-    if hook not in HOOK_TYPES:
-        raise HookError(f"unknown hook {hook!r}; gitrepro provides {', '.join(HOOK_TYPES)}")
+    check_hook(hook)
     body = (STDIN_BODY if hook in STDIN_HOOKS else BODY).format(legacy=LEGACY_SUFFIX)
     return TEMPLATE.format(marker=MARKER, hook=hook, legacy=LEGACY_SUFFIX, body=body,
                            python=python.replace("'", "'\\''"))
+
+
+def check_hook(hook: str) -> str:
+    if hook not in HOOK_TYPES:
+        raise HookError(f"unknown hook {hook!r}; gitrepro provides {', '.join(HOOK_TYPES)}")
+    return hook
 
 
 def is_ours(path: Path) -> bool:
@@ -116,7 +121,8 @@ def install(repo: Repo, hooks=HOOK_TYPES, python: str | None = None) -> list[Hoo
     directory = hooks_dir(repo)
     directory.mkdir(parents=True, exist_ok=True)
     python = python if python is not None else sys.executable
-    return [_install_one(directory, hook, render(hook, python)) for hook in hooks]
+    scripts = {hook: render(hook, python) for hook in hooks}   # every name checked before anything changes
+    return [_install_one(directory, hook, script) for hook, script in scripts.items()]
 
 
 def _install_one(directory: Path, hook: str, script: str) -> HookChange:
@@ -142,7 +148,7 @@ def _install_one(directory: Path, hook: str, script: str) -> HookChange:
 def uninstall(repo: Repo, hooks=HOOK_TYPES) -> list[HookChange]:
     """Remove the shims and put any `<hook>.legacy` back where it was."""
     directory = gitio.hooks_dir(cwd=repo.root)
-    return [_uninstall_one(directory, hook) for hook in hooks]
+    return [_uninstall_one(directory, hook) for hook in [check_hook(h) for h in hooks]]
 
 
 def _uninstall_one(directory: Path, hook: str) -> HookChange:

@@ -54,6 +54,26 @@ def add(repo: Repo, paths: list[str], progress: Callable[[int], None] | None = N
     return [add_dataset(repo, d, progress) for d in datasets]
 
 
+def unchanged(repo: Repo, paths: list[str]) -> list[SnapshotResult] | None:
+    """`add`'s results when every dataset still equals its pointer and is already ignored,
+    judged by stat data alone; None when any of them needs the real `add`."""
+    datasets = [_dataset_name(repo, p) for p in paths]
+    try:
+        ignored = set((repo.root / ".gitignore").read_text().splitlines())
+    except (OSError, UnicodeDecodeError):
+        return None
+    if any(ignore_pattern(d) not in ignored for d in datasets):
+        return None
+    results = []
+    for dataset in datasets:
+        kind, found = scan(repo.root / dataset)
+        result = _unchanged(repo, dataset, kind, found, statcache.load(repo.store_path, repo.root, dataset))
+        if result is None:
+            return None
+        results.append(result)
+    return results
+
+
 def _dataset_name(repo: Repo, path: str) -> str:
     rel = repo.relpath(path)
     check_relpath(rel)

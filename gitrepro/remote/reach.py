@@ -61,22 +61,43 @@ def _ids_below(value) -> set[str]:
     return set()
 
 
+# Every path a pointer or run record can sit at (filtered again by `is_interesting`).
+PATHSPECS = (":(glob)**/*" + POINTER_SUFFIX, ":(glob)**/runs/*.toml")
+
+
 def in_history(root: Path, rev_args: list[str]) -> set[str]:
-    """Manifest ids in every commit `git rev-list <rev_args>` walks (one git process for all)."""
-    out = gitio.git("rev-list", "--objects", "--filter=object:type=blob", *rev_args, "--", cwd=root)
+    """Manifest ids in every commit `git log <rev_args>` walks (one git process for all).
+
+    Each (path, blob) a tree holds was added or changed by some walked commit against one of its
+    parents (or by a root commit), so `log --raw -m --root --full-history` sees every pointer and
+    run record in history under its own path. (`rev-list --objects` names a blob only once, by
+    the first path it meets, so a pointer also committed as `copy.txt` would be missed.)
+    """
+    out = gitio.git("log", "--format=", "--raw", "-z", "--no-abbrev", "--no-renames", "-m", "--root",
+                    "--full-history", "--diff-filter=AMT", *rev_args, "--", *PATHSPECS, cwd=root)
     wanted: dict[str, str] = {}
-    for line in out.decode(errors="surrogateescape").splitlines():
-        sha, _, path = line.partition(" ")
-        if path and is_interesting(path):
-            wanted.setdefault(sha, path)
+    fields = iter(out.split(b"\0"))
+    for header in fields:            # ":<mode> <mode> <sha> <sha> <status>" NUL "<path>" NUL
+        if header.startswith(b":"):
+            sha, path = header.split()[3].decode(), os.fsdecode(next(fields, b""))
+            if is_interesting(path):
+                wanted.setdefault(sha, path)
+    return _named_by(root, wanted)
+
+
+def _named_by(root: Path, wanted: dict[str, str]) -> set[str]:
     blobs = gitio.read_blobs(list(wanted), cwd=root)
     return set().union(set(), *(manifest_ids(path, blobs[sha]) for sha, path in wanted.items()))
 
 
 def at_commits(root: Path, revs: list[str]) -> set[str]:
     """Manifest ids in exactly these commits (not their ancestors)."""
-    commits = [gitio.resolve_commit(rev, root) for rev in revs]
-    return in_history(root, ["--no-walk", *commits]) if commits else set()
+    wanted: dict[str, str] = {}
+    for commit in [gitio.resolve_commit(rev, root) for rev in revs]:
+        for e in gitio.ls_tree(commit, cwd=root):
+            if e.type == "blob" and is_interesting(e.path):
+                wanted.setdefault(e.sha, e.path)
+    return _named_by(root, wanted)
 
 
 def in_index(root: Path) -> set[str]:
