@@ -15,6 +15,7 @@ import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Callable
 
@@ -138,15 +139,25 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
             fresh.remember(rel, now[rel].found.st, now[rel].entry, scan_time)
     _remove(dataset_root, ptr.kind if kind == ptr.kind else kind, plan.remove)
     result.removed = len(plan.remove)
+    make_dirs_safely(target_root, ptr.path.rpartition("/")[0])
+    # A directory restored from nothing is built beside its final place and renamed in whole:
+    # one rename instead of one per file, and nobody ever sees it half-restored.
+    staged = kind == "missing" and ptr.kind == "dir"
+    write_root = _staging_dir(dataset_root) if staged else dataset_root
     if ptr.kind == "dir":
-        make_dirs_safely(target_root, ptr.path)
-    else:
-        make_dirs_safely(target_root, ptr.path.rpartition("/")[0])
+        make_dirs_safely(target_root, os.path.relpath(write_root, target_root).replace(os.sep, "/"))
     written = []
-    for rel, st, entry in _write_all(store, dataset_root, ptr.kind, plan.write, progress):
-        written.append((rel, st, entry))
-        result.written += 1
-        result.bytes_written += entry.size
+    try:
+        for rel, st, entry in _write_all(store, write_root, ptr.kind, plan.write, progress, direct=staged):
+            written.append((rel, st, entry))
+            result.written += 1
+            result.bytes_written += entry.size
+        if staged:
+            os.rename(write_root, dataset_root)
+    except BaseException:
+        if staged:
+            shutil.rmtree(write_root, ignore_errors=True)
+        raise
     done_time = time.time()  # the reference for files we wrote, as git uses its index's mtime
     for rel, st, entry in written:
         fresh.remember(rel, st, entry, done_time)
@@ -155,6 +166,15 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     if use_cache:
         statcache.save(store.path, repo.root, ptr.path, fresh)
     return result
+
+
+def _staging_dir(dataset_root: Path) -> Path:
+    """A fresh sibling of the dataset to build it in; strays from killed checkouts go first."""
+    prefix = f".{dataset_root.name[:40]}."
+    for stray in dataset_root.parent.glob(f"{glob_escape(prefix)}*{TEMP_SUFFIX}"):
+        if stray.is_dir() and not stray.is_symlink():
+            shutil.rmtree(stray, ignore_errors=True)
+    return dataset_root.parent / f"{prefix}{os.getpid()}.{next(_tmp_seq)}{TEMP_SUFFIX}"
 
 
 def _check_kind(ptr: Pointer, manifest: Manifest) -> None:
@@ -228,9 +248,10 @@ def _remove(dataset_root: Path, kind_now: str, rels: list[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress):
+def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress, direct: bool = False):
     """Write entries: small files in batches on a thread pool (file system calls release the GIL),
-    large files on this thread with chunks read and decompressed in parallel."""
+    large files on this thread with chunks read and decompressed in parallel. `direct` writes
+    straight to the final names (inside a staging directory nobody else sees)."""
     if kind == "dir":
         _make_parent_dirs(dataset_root, entries)
     small, large = [], []
@@ -238,10 +259,10 @@ def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry]
         (large if e.type == FILE and e.size > 8 * 1024 * 1024 else small).append(e)
     locations = store.index.locate_many(bytes.fromhex(c) for e in small for c in e.chunks)
     with ThreadPoolExecutor(JOBS) as pool:
-        jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, locations)
+        jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, locations, direct)
                 for batch in _batches(small)]
         for e in large:
-            yield e.path, _write_file(_dest(dataset_root, kind, e), e, store.iter_joined), e
+            yield e.path, _write_file(_dest(dataset_root, kind, e), e, store.iter_joined, direct), e
             if progress:
                 progress(e.size)
         for job in jobs:
@@ -274,11 +295,12 @@ def _dest(dataset_root: Path, kind: str, e: Entry) -> str:
     return str(dataset_root) if kind == "file" else os.path.join(dataset_root, e.path)
 
 
-def _write_batch(store: Store, dataset_root: Path, kind: str, batch: list[Entry], locations):
-    return [(e, _write_entry(store, dataset_root, kind, e, locations)) for e in batch]
+def _write_batch(store: Store, dataset_root: Path, kind: str, batch: list[Entry], locations, direct: bool):
+    return [(e, _write_entry(store, dataset_root, kind, e, locations, direct)) for e in batch]
 
 
-def _write_entry(store: Store, dataset_root: Path, kind: str, e: Entry, locations) -> os.stat_result:
+def _write_entry(store: Store, dataset_root: Path, kind: str, e: Entry, locations,
+                 direct: bool = False) -> os.stat_result:
     dest = _dest(dataset_root, kind, e)
     if e.type == DIR:
         _clear_non_dir(Path(dest))
@@ -286,10 +308,12 @@ def _write_entry(store: Store, dataset_root: Path, kind: str, e: Entry, location
         os.chmod(dest, e.mode)
         return os.lstat(dest)
     if e.type == SYMLINK:
-        tmp = _tmp_name(dest)
-        _unlink_quietly(tmp)
+        tmp = dest if direct else _tmp_name(dest)
+        if not direct:
+            _unlink_quietly(tmp)
         os.symlink(e.target, tmp)
-        _replace(tmp, dest)
+        if not direct:
+            _replace(tmp, dest)
         return os.lstat(dest)
 
     def read(ids):
@@ -297,17 +321,19 @@ def _write_entry(store: Store, dataset_root: Path, kind: str, e: Entry, location
             loc = locations.get(chunk_id)
             yield store.read_located(chunk_id, loc) if loc else store.get(chunk_id)
 
-    return _write_file(dest, e, read)
+    return _write_file(dest, e, read, direct)
 
 
-def _write_file(dest: str, e: Entry, read_chunks) -> os.stat_result:
-    """Stream verified chunks into a temp file; rename over `dest` only if the whole-file hash matches."""
-    tmp = _tmp_name(dest)
+def _write_file(dest: str, e: Entry, read_chunks, direct: bool = False) -> os.stat_result:
+    """Stream verified chunks into a temp file; rename over `dest` only if the whole-file hash matches.
+    `direct` (inside a private staging directory) writes `dest` itself and removes it on a mismatch."""
+    tmp = dest if direct else _tmp_name(dest)
     ids = [bytes.fromhex(c) for c in e.chunks]
     whole = new_hasher() if len(ids) != 1 else None   # one chunk: its id is the file hash
     size = 0
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, e.mode & ~_UMASK)
+        excl = os.O_EXCL if direct else os.O_TRUNC
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | excl | os.O_NOFOLLOW, e.mode & ~_UMASK)
         try:
             for data in read_chunks(ids):
                 _write_fully(fd, data)
@@ -323,7 +349,8 @@ def _write_file(dest: str, e: Entry, read_chunks) -> os.stat_result:
             st = os.fstat(fd)  # rename keeps mtime and inode: no lstat of the final path needed
         finally:
             os.close(fd)
-        _replace(tmp, dest)
+        if not direct:
+            _replace(tmp, dest)
     except BaseException:
         _unlink_quietly(tmp)
         raise

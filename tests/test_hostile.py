@@ -182,7 +182,8 @@ def test_a_file_whose_content_does_not_match_its_hash_is_not_written(git_repo, r
     rev = commit_file(git, git_repo, "data.gitrepro", pointer_text(manifest=manifest_id))
     assert_one_line_error(run_cli("checkout", rev), "does not match")
     assert not (git_repo / "data" / "a").exists()
-    assert not [p for p in (git_repo / "data").iterdir() if "gitrepro-tmp" in p.name]
+    leftovers = [p for p in git_repo.rglob("*gitrepro-tmp*") if ".git" not in p.parts]
+    assert not leftovers  # neither a temp file nor the staging directory is left behind
 
 
 # ------------------------------------------------------------------ symlinks already in the worktree
