@@ -273,13 +273,17 @@ def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry]
 
 
 def _batches(entries: list[Entry], max_files: int = 256, max_bytes: int = 16 << 20):
-    batch, size = [], 0
+    """Groups of entries, one directory per group: threads then create files in different
+    directories, not racing for one directory's lock in the kernel."""
+    batch, size, parent = [], 0, None
     for e in entries:
-        batch.append(e)
-        size += e.size
-        if len(batch) >= max_files or size >= max_bytes:
+        here = e.path.rpartition("/")[0]
+        if batch and (here != parent or len(batch) >= max_files or size >= max_bytes):
             yield batch
             batch, size = [], 0
+        batch.append(e)
+        size += e.size
+        parent = here
     if batch:
         yield batch
 
