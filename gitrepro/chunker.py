@@ -59,12 +59,16 @@ def iter_chunk_batches(stream: BinaryIO, cutter: FastCDC, read_size: int = READ_
             return
         batch, start = [], 0
         if leftover:
+            # Re-cut the tail with a max-size window of the new block: keep its chunks up to and
+            # including the first one that crosses into the block (each saw its whole window).
             joined = leftover + block[:cutter.max_size]
-            first = next(iter(cutter.cut_buf(joined))).length
-            if first <= len(leftover):  # cannot happen for a true tail; stay correct anyway
-                first = len(leftover)
-            batch.append(memoryview(joined)[:first])
-            start = first - len(leftover)
+            end = 0
+            for piece in _cut(cutter, joined):
+                batch.append(piece)
+                end += len(piece)
+                if end > len(leftover):
+                    break
+            start = end - len(leftover)
         batch += _cut(cutter, memoryview(block)[start:]) if start < len(block) else []
         leftover = bytes(batch.pop())
         if batch:

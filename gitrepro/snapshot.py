@@ -18,7 +18,7 @@ from . import pointer as pointerfmt
 from . import statcache
 from .chunker import new_cutter
 from .errors import GitreproError
-from .fsutil import UnsafePath, atomic_write, check_relpath
+from .fsutil import UnsafePath, atomic_write, check_relpath, safe_join
 from .manifest import Manifest
 from .repo import Repo
 from .worktree import UnsupportedFile, local_path, read_entry, scan
@@ -115,10 +115,12 @@ def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
         m = Manifest(tuple(sorted(entries, key=lambda e: manifestfmt.sort_key(e.path))))
         _check_links(dataset, m)
         manifest_id = store.write_manifest(w, manifestfmt.dumps(m))
-    # Packs and index are durable now; the pointer may name them.
-    ptr = pointerfmt.Pointer(dataset, manifest_id, kind, m.files, m.bytes)
-    pointer_path = pointerfmt.pointer_path_for(dataset)
-    changed = _write_pointer(repo, pointer_path, ptr)
+        w.flush()
+        # Packs and index are durable now, so the pointer may name them; it is written before
+        # the lock is released, so gc can never run between the two.
+        ptr = pointerfmt.Pointer(dataset, manifest_id, kind, m.files, m.bytes)
+        pointer_path = pointerfmt.pointer_path_for(dataset)
+        changed = _write_pointer(repo, pointer_path, ptr)
     fresh.manifest = manifest_id
     statcache.save(store.path, repo.root, dataset, fresh)
     return SnapshotResult(dataset, pointer_path, manifest_id, kind, m.files, m.bytes, bytes_read, cached,
@@ -158,7 +160,7 @@ def _drop_hits_with_missing_chunks(store, hits: dict) -> dict:
 
 def _write_pointer(repo: Repo, pointer_path: str, ptr: pointerfmt.Pointer) -> bool:
     data = pointerfmt.dumps(ptr)
-    path = repo.root / pointer_path
+    path = safe_join(repo.root, pointer_path)  # never through a symlinked directory
     try:
         if path.read_bytes() == data:
             return False
