@@ -13,7 +13,6 @@ import dataclasses
 import json
 import sys
 
-from . import snapshot
 from . import status as status_op
 from .errors import GitreproError
 from .repo import Repo
@@ -32,7 +31,8 @@ def status_lines(results: list[status_op.DatasetStatus]) -> list[str]:
     return lines
 
 
-def add_lines(results: list[snapshot.SnapshotResult]) -> list[str]:
+def add_lines(results: list) -> list[str]:
+    """The summary of `add` (a list of snapshot.SnapshotResult), one line per dataset."""
     lines = [f"{r.dataset}: {r.files} files, {human_size(r.bytes)}; read {human_size(r.bytes_read)} "
              f"({r.files_cached} files unchanged), stored {human_size(r.new_bytes_stored)} new, "
              f"dedup {r.dedup_ratio:.1f}x -> {r.pointer_path}{'' if r.changed else ' (unchanged)'}" for r in results]
@@ -52,6 +52,8 @@ def human_size(n: float) -> str:
 def _fast_add(args: list[str]) -> int | None:
     if not args or any(a.startswith("-") for a in args):
         return None
+    from . import snapshot  # loaded only for `add`: `status` must not pay for it
+
     results = snapshot.unchanged(Repo.find(), args)
     if results is None:
         return None

@@ -17,6 +17,7 @@ second hashing pass over the data when writing.
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
@@ -103,12 +104,23 @@ def decode_blob(entry: BlobEntry, stored: bytes, what: str = "blob") -> bytes:
             if claimed not in (-1, entry.raw_length):
                 raise CorruptPack(f"{what} {entry.id.hex()}: zstd frame claims {claimed} bytes, "
                                   f"the pack says {entry.raw_length}")
-            data = zstandard.ZstdDecompressor().decompress(stored, max_output_size=entry.raw_length)
+            data = _decompressor().decompress(stored, max_output_size=entry.raw_length)
         except zstandard.ZstdError as e:
             raise CorruptPack(f"{what} {entry.id.hex()}: cannot decompress ({e})") from None
     if len(data) != entry.raw_length or hash_bytes(data) != entry.id:
         raise CorruptPack(f"{what} {entry.id.hex()}: content does not match its hash")
     return data
+
+
+_local = threading.local()
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    """One decompression context per thread: creating one per chunk costs more than decoding it."""
+    dctx = getattr(_local, "dctx", None)
+    if dctx is None:
+        dctx = _local.dctx = zstandard.ZstdDecompressor()
+    return dctx
 
 
 def parse_footer(tail: bytes, pack_size: int) -> list[BlobEntry]:
