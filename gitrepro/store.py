@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import zstandard
-from filelock import FileLock, Timeout
 
 from . import pack as packfmt
 from .chunker import ChunkerParams, iter_chunk_batches, new_cutter
@@ -138,6 +137,10 @@ class Store:
     @contextlib.contextmanager
     def lock(self, timeout: float = 600):
         """Exclusive writer lock: serialises add, checkout's fetches, gc and repair."""
+        # Imported here, not at the top: filelock costs ~25 ms of start-up that read-only
+        # commands (status, a no-op add) never need.
+        from filelock import FileLock, Timeout
+
         lock = FileLock(str(self.path / "lock"))
         try:
             lock.acquire(timeout=timeout)
