@@ -19,12 +19,13 @@ except ImportError:  # pragma: no cover
 
 from . import checkout as checkout_op
 from . import cli_config, cli_provenance, cli_remote, cli_run, cli_verify
-from .remote import sync as remote_sync
 from . import fsck as fsck_op
-from . import snapshot, status as status_op
+from . import snapshot
+from . import status as status_op
 from .cli_fast import add_lines, status_lines
 from .cliutil import JsonOpt, err, human_size as _size, out, print_json as _json, progress_bar as _progress
 from .errors import GitreproError
+from .remote import sync as remote_sync
 from .repo import Repo, log_traceback
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,

@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
                            TransferSpeedColumn)
 
-from .cli_fast import human_size  # noqa: F401 - re-exported: one size format for both CLI paths
+from .cli_fast import human_size  # re-exported: one size format for both CLI paths
+
+__all__ = ["JsonOpt", "err", "human_size", "out", "print_json", "progress_bar"]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
