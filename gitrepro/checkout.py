@@ -158,7 +158,7 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
         if staged:
             shutil.rmtree(write_root, ignore_errors=True)
         raise
-    done_time = time.time()  # the reference for files we wrote, as git uses its index's mtime
+    done_time = _settle(written)  # the reference for files we wrote, as git uses its index's mtime
     for rel, st, entry in written:
         fresh.remember(rel, st, entry, done_time)
     if ptr.kind == "dir":
@@ -166,6 +166,17 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     if use_cache:
         statcache.save(store.path, repo.root, ptr.path, fresh)
     return result
+
+
+def _settle(written: list) -> float:
+    """The time to judge freshly written files against: if the last ones were written within the
+    last fine-grained clock tick, wait that tick out (at most 50 ms) so they are not "racy" and
+    the next command does not re-read them, as git writes its index after the files."""
+    newest = max((st.st_mtime_ns for _, st, _ in written), default=0) / 1e9
+    wait = newest + statcache.RACY_SECONDS_FINE - time.time()
+    if 0 < wait <= statcache.RACY_SECONDS_FINE + 0.01:
+        time.sleep(wait + 0.001)
+    return time.time()
 
 
 def _staging_dir(dataset_root: Path) -> Path:
