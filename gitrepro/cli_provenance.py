@@ -11,30 +11,16 @@ import shlex
 from typing import Optional
 
 import typer
-from typer.core import TyperCommand
 
 from . import provenance as prov_op
 from . import reproduce as repro_op
-from .cliutil import JsonOpt, err, human_size, out, print_json
+from .cliutil import AFTER_DASHES, JsonOpt, WordsAfterDashes, err, human_size, out, print_json
 from .errors import GitreproError
 from .repo import Repo
-
-PATHS_KEY = "gitrepro.paths"
 
 
 class BadFormat(GitreproError):
     pass
-
-
-class _PathsAfterDashes(TyperCommand):
-    """`log RANGE -- PATH ...`: the words after `--` are paths, never the range."""
-
-    def parse_args(self, ctx, args):
-        if "--" in args:
-            cut = args.index("--")
-            ctx.meta[PATHS_KEY] = args[cut + 1:]
-            args = args[:cut]
-        return super().parse_args(ctx, args)
 
 
 def _format(value: str, allowed: tuple[str, ...], as_json: bool) -> str:
@@ -67,7 +53,7 @@ def show(rev: Optional[str] = typer.Argument(None, help="Commit to show (default
 def log(ctx: typer.Context, rev_range: Optional[str] = typer.Argument(None, help="Revision range (default HEAD)."),
         as_json: bool = JsonOpt) -> None:
     """Training commits only, one line each: commit, date, config hash, data, seed, exit status, outputs."""
-    entries = prov_op.log(Repo.find(), rev_range, ctx.meta.get(PATHS_KEY, []))
+    entries = prov_op.log(Repo.find(), rev_range, ctx.meta.get(AFTER_DASHES, []))
     if as_json:
         return print_json(entries)
     for entry in entries:
@@ -113,7 +99,7 @@ def reproduce(rev: str = typer.Argument(..., help="The training commit to reprod
 
 def register(app: typer.Typer) -> None:
     app.command()(show)
-    app.command(cls=_PathsAfterDashes)(log)
+    app.command(cls=WordsAfterDashes)(log)
     app.command()(diff)
     app.command()(lineage)
     app.command()(reproduce)

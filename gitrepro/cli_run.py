@@ -9,27 +9,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from typer.core import TyperCommand
 
 from . import hooks as hooks_op
 from . import policy as policy_op
 from . import record
-from .cliutil import JsonOpt, err, out, print_json
+from .cliutil import AFTER_DASHES, JsonOpt, WordsAfterDashes, err, out, print_json
 from .errors import GitreproError
 from .repo import Repo
-
-COMMAND_KEY = "gitrepro.command"
-
-
-class _CommandAfterDashes(TyperCommand):
-    """Keeps everything after the first `--` as the command to run, apart from the overrides."""
-
-    def parse_args(self, ctx, args):
-        if "--" in args:
-            cut = args.index("--")
-            ctx.meta[COMMAND_KEY] = args[cut + 1:]
-            args = args[:cut]
-        return super().parse_args(ctx, args)
 
 
 class BadSeedOption(GitreproError):
@@ -46,7 +32,7 @@ def run(ctx: typer.Context,
         allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Run over uncommitted code (recorded)."),
         as_json: bool = JsonOpt) -> None:
     """Run a training command with provenance: `gitrepro run -c cfg.toml [k=v ...] -- python train.py`."""
-    result = record.run(Repo.find(), ctx.meta.get(COMMAND_KEY, []), config=config, overrides=overrides or [],
+    result = record.run(Repo.find(), ctx.meta.get(AFTER_DASHES, []), config=config, overrides=overrides or [],
                         seed=_seed(seed), outputs=output or [], allow_dirty=allow_dirty,
                         say=lambda line: err.print(line, markup=False, soft_wrap=True))
     if as_json:
@@ -115,7 +101,7 @@ def policy_check(rev: Optional[str] = typer.Argument(None, help="Commit to judge
 
 
 def register(app: typer.Typer) -> None:
-    app.command(cls=_CommandAfterDashes)(run)
+    app.command(cls=WordsAfterDashes)(run)
     app.command("install-hooks")(install_hooks)
     app.command("uninstall-hooks")(uninstall_hooks)
     app.command("hook-impl", hidden=True)(hook_impl)

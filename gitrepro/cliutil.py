@@ -10,13 +10,29 @@ import dataclasses
 import json
 
 import typer
+from typer.core import TyperCommand
 from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
                            TransferSpeedColumn)
 
 from .cli_fast import human_size  # re-exported: one size format for both CLI paths
 
-__all__ = ["JsonOpt", "err", "human_size", "out", "print_json", "progress_bar"]
+__all__ = ["AFTER_DASHES", "JsonOpt", "WordsAfterDashes", "err", "human_size", "out", "print_json",
+           "progress_bar"]
+
+AFTER_DASHES = "gitrepro.after_dashes"
+
+
+class WordsAfterDashes(TyperCommand):
+    """Keeps every word after the first `--` out of option parsing, in ctx.meta[AFTER_DASHES]:
+    `run ... -- <command>` and `log RANGE -- <paths>`."""
+
+    def parse_args(self, ctx, args):
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta[AFTER_DASHES] = args[cut + 1:]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
