@@ -71,9 +71,9 @@ def _check_pack(store: Store, pack_id: str, path, result: FsckResult, progress) 
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         try:
-            if packfmt.pack_id_of(f, size) != pack_id:
+            named, entries = packfmt.read_identified_footer(f, size)
+            if named != pack_id:
                 result.findings.append(Finding(f"pack {pack_id}", "footer does not match the pack's name (damaged)"))
-            entries = packfmt.read_footer(f, size)
         except (packfmt.CorruptPack, OSError) as e:   # OSError: shorter than a trailer, or an I/O error
             result.findings.append(Finding(f"pack {pack_id}", f"unreadable footer: {e}"))
             return set(expected)

@@ -151,12 +151,23 @@ def footer_size_hint(f: BinaryIO, pack_size: int) -> int:
     return min(pack_size, count * ENTRY.size + TRAILER.size)
 
 
-def read_footer(f: BinaryIO, pack_size: int) -> list[BlobEntry]:
+def _read_tail(f: BinaryIO, pack_size: int) -> bytes:
+    """The footer and trailer of a pack (one read after the trailer's)."""
     if pack_size < len(HEADER) + TRAILER.size:
         raise CorruptPack("pack too short")
     n = footer_size_hint(f, pack_size)
     f.seek(pack_size - n)
-    return parse_footer(f.read(n), pack_size)
+    return f.read(n)
+
+
+def read_footer(f: BinaryIO, pack_size: int) -> list[BlobEntry]:
+    return parse_footer(_read_tail(f, pack_size), pack_size)
+
+
+def read_identified_footer(f: BinaryIO, pack_size: int) -> tuple[str, list[BlobEntry]]:
+    """(the id the trailer names, the verified footer entries), from one read of the tail."""
+    tail = _read_tail(f, pack_size)
+    return footer_id(tail), parse_footer(tail, pack_size)
 
 
 def footer_id(tail: bytes) -> str:
@@ -178,13 +189,7 @@ def iter_pack(f: BinaryIO, pack_size: int) -> Iterator[tuple[BlobEntry, bytes]]:
 
 def pack_id_of(f: BinaryIO, pack_size: int) -> str:
     """A pack's id, after checking its footer against the hash in its trailer."""
-    if pack_size < len(HEADER) + TRAILER.size:
-        raise CorruptPack("pack too short")
-    n = footer_size_hint(f, pack_size)
-    f.seek(pack_size - n)
-    tail = f.read(n)
-    parse_footer(tail, pack_size)
-    return footer_id(tail)
+    return read_identified_footer(f, pack_size)[0]
 
 
 assert ENTRY.size == ID_BYTES + 17

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import os
 import tempfile
 import threading
@@ -266,7 +267,7 @@ class Store:
         dataset stores only the manifest chunks that changed.
         """
         ids = []
-        for batch in iter_chunk_batches(_BytesReader(data), new_cutter(self.config.chunker)):
+        for batch in iter_chunk_batches(io.BytesIO(data), new_cutter(self.config.chunker)):
             for chunk in batch:
                 chunk_id = hash_bytes(chunk)
                 w.add(chunk_id, chunk)
@@ -294,16 +295,6 @@ def parse_manifest_root(root: bytes, manifest_id: str) -> list[bytes]:
         return [bytes.fromhex(line.decode()) for line in lines[1:-1]]
     except ValueError:
         raise StoreError(f"manifest {manifest_id} root is damaged; run `gitrepro fsck`") from None
-
-
-class _BytesReader:
-    def __init__(self, data: bytes):
-        self._view, self._pos = memoryview(data), 0
-
-    def read(self, n: int) -> bytes:
-        out = self._view[self._pos:self._pos + n]
-        self._pos += len(out)
-        return bytes(out)
 
 
 @dataclass
