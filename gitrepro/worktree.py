@@ -111,7 +111,7 @@ def _read_file(path: Path, found: Found, cutter, writer, progress) -> Entry:
     try:
         if found.st.st_size < SMALL_FILE:
             data = os.read(fd, found.st.st_size + 1)
-            if len(data) == found.st.st_size and not os.read(fd, 1):  # all of it, in one call
+            if len(data) == found.st.st_size:  # all of it in one call (we asked for one byte more)
                 return _small_file_entry(found.rel, mode, data, cutter, writer, progress)
             os.lseek(fd, 0, os.SEEK_SET)  # a short read or a file that changed: take the general path
         with open(fd, "rb", buffering=0, closefd=False) as f:
