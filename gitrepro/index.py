@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterable, NamedTuple
 
 from .errors import GitreproError
-from .pack import BlobEntry
+from .pack import FLAG_MANIFEST, BlobEntry
 
 INDEX_VERSION = 1
 
@@ -154,12 +154,8 @@ class Index:
             "SELECT id, flags, offset, length, raw_length FROM blobs WHERE pack=?", (pack_id,))
         return [BlobEntry(*row) for row in rows]
 
-    def all_blobs(self) -> Iterable[tuple[bytes, Location]]:
-        for row in self._db.execute("SELECT id, pack, offset, length, raw_length, flags FROM blobs"):
-            yield row[0], Location(*row[1:])
-
     def manifest_roots(self) -> list[bytes]:
-        return [row[0] for row in self._db.execute("SELECT id FROM blobs WHERE flags & 2")]
+        return [row[0] for row in self._db.execute("SELECT id FROM blobs WHERE flags & ?", (FLAG_MANIFEST,))]
 
     def stats(self) -> tuple[int, int, int]:
         """(blob count, stored bytes, raw bytes)."""

@@ -46,9 +46,6 @@ class StatCache:
                 self._entries, self.stats = {}, {}
         return self._entries
 
-    def matches(self, rel: str, st: os.stat_result) -> bool:
-        return self.stats.get(rel) == stat_key(st)
-
     def covers(self, manifest: str, found) -> bool:
         """True when the cache was saved for `manifest` and the scanned (rel, stat) pairs are
         exactly its paths with unchanged stat data: the dataset still equals that snapshot."""
