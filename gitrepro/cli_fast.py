@@ -9,8 +9,6 @@ through to the full CLI. `cli.py` renders with the same functions.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
 
 from . import status as status_op
@@ -86,6 +84,9 @@ def try_fast(argv: list[str]) -> int | None:
         sys.stderr.write(f"gitrepro: error: {e}\n")
         return 1
     if as_json:
+        import dataclasses
+        import json
+
         print(json.dumps([dataclasses.asdict(r) for r in results], indent=2, sort_keys=True))
     else:
         sys.stdout.write("".join(line + "\n" for line in status_lines(results)))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from .errors import GitreproError
@@ -35,6 +34,8 @@ def atomic_write(path: str | os.PathLike, *, durable: bool = True, mode: int | N
     gets `mode`, else the permissions of the file it replaces, else the umask default.
     """
     path = Path(path)
+    import tempfile  # here: read-only commands (`status`) start without it
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -9,13 +9,16 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .chunker import ChunkerParams
 from .errors import GitreproError
 from .fsutil import atomic_write
 from .gitio import RepoPaths, find_repo
-from .store import Store, StoreConfig
 from .tomlcompat import tomllib
+
+if TYPE_CHECKING:  # imported where used: `status` and the hooks start without the store's modules
+    from .chunker import ChunkerParams
+    from .store import Store
 
 PROJECT_FILE = "gitrepro.toml"
 DEFAULT_PROJECT = """\
@@ -57,6 +60,8 @@ class Project:
         return value
 
     def chunker(self) -> ChunkerParams:
+        from .chunker import ChunkerParams
+
         c = self.section("chunker")
         try:
             return ChunkerParams(min_size=c.get("min_size", 16384), avg_size=c.get("avg_size", 65536),
@@ -101,6 +106,8 @@ class Repo:
     def store(self) -> Store:
         """The store, created on first use from the committed chunker settings (so a fresh clone just works)."""
         if self._store is None:
+            from .store import Store, StoreConfig
+
             config = StoreConfig(chunker=self.project.chunker())
             self._store = Store.open(self.store_path, create_with=config)
         return self._store

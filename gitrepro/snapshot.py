@@ -15,7 +15,7 @@ from typing import Callable
 
 from . import manifest as manifestfmt
 from . import pointer as pointerfmt
-from . import statcache
+from . import statcache, statwalk
 from .chunker import new_cutter
 from .errors import GitreproError
 from .fsutil import UnsafePath, atomic_write, check_relpath, safe_join
@@ -66,8 +66,7 @@ def unchanged(repo: Repo, paths: list[str]) -> list[SnapshotResult] | None:
         return None
     results = []
     for dataset in datasets:
-        kind, found = scan(repo.root / dataset)
-        result = _unchanged(repo, dataset, kind, found, statcache.load(repo.store_path, repo.root, dataset))
+        result = _unchanged(repo, dataset, statcache.load(repo.store_path, repo.root, dataset))
         if result is None:
             return None
         results.append(result)
@@ -89,7 +88,7 @@ def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
     root = repo.root / dataset
     kind, found = scan(root)
     cache = statcache.load(store.path, repo.root, dataset)
-    unchanged = _unchanged(repo, dataset, kind, found, cache)
+    unchanged = _unchanged(repo, dataset, cache, scanned=(kind, found))
     if unchanged is not None:
         return unchanged
     fresh = statcache.StatCache()
@@ -135,18 +134,25 @@ def _check_links(dataset: str, m: Manifest) -> None:
         raise UnsupportedFile(f"{dataset}: {e}; replace the link with a copy to track it") from None
 
 
-def _unchanged(repo: Repo, dataset: str, kind: str, found, cache) -> SnapshotResult | None:
+def _unchanged(repo: Repo, dataset: str, cache, scanned=None) -> SnapshotResult | None:
     """The result of re-adding a dataset that still equals its pointer's snapshot, by stat data
-    alone (no file, manifest or chunk is read), or None when anything may have changed."""
+    alone (no file, manifest or chunk is read), or None when anything may have changed.
+    Compares a scan already made when given (kind, found), else walks the dataset itself."""
     pointer_path = pointerfmt.pointer_path_for(dataset)
     try:
         ptr = pointerfmt.parse((repo.root / pointer_path).read_bytes(), pointer_path)
     except (OSError, GitreproError):
         return None
-    if ptr.path != dataset or ptr.kind != kind or not cache.covers(ptr.manifest, found) \
-            or repo.store.missing([bytes.fromhex(ptr.manifest)]):
+    if ptr.path != dataset or cache.manifest != ptr.manifest:
         return None
-    return SnapshotResult(dataset, pointer_path, ptr.manifest, kind, ptr.files, ptr.bytes, 0, len(found), 0, 0, False)
+    if scanned is not None:
+        matches = scanned[0] == ptr.kind and cache.covers(ptr.manifest, scanned[1])
+    else:
+        matches = statwalk.tree_matches(repo.root / dataset, ptr.kind, cache.stats)
+    if not matches or repo.store.missing([bytes.fromhex(ptr.manifest)]):
+        return None
+    return SnapshotResult(dataset, pointer_path, ptr.manifest, ptr.kind, ptr.files, ptr.bytes, 0,
+                          len(cache.stats), 0, 0, False)
 
 
 def _drop_hits_with_missing_chunks(store, hits: dict) -> dict:

@@ -17,24 +17,24 @@ import marshal
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .fsutil import atomic_write
 from .hashing import hash_bytes
-from .manifest import Entry
+from .statwalk import stat_key
 
-STATCACHE_VERSION = 4
+if TYPE_CHECKING:  # loaded with the first entry unpacked: a clean `status` needs none
+    from .manifest import Entry
+
+STATCACHE_VERSION = 5
 RACY_SECONDS = 2          # file systems with whole-second (or FAT's 2 s) timestamps
 RACY_SECONDS_FINE = 0.05  # nanosecond timestamps advance with the kernel's coarse clock (<= 10 ms)
-
-
-def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
 
 
 @dataclass
 class StatCache:
     manifest: str | None = None                            # manifest the dataset matched when saved
-    stats: dict[str, tuple] = field(default_factory=dict)  # rel path -> stat key
+    stats: dict[str, bytes] = field(default_factory=dict)  # rel path -> packed stat key
     _entries: dict[str, tuple] | None = None
     _entries_path: Path | None = None
 
@@ -57,7 +57,7 @@ class StatCache:
         if self.stats.get(rel) != key:
             return None
         hit = self.entries.get(rel)  # carries its own stat key: the two files are written apart
-        return _unpack(rel, hit[4:]) if hit is not None and hit[:4] == key else None
+        return _unpack(rel, hit[1:]) if hit is not None and hit[0] == key else None
 
     def carry(self, rel: str, old: "StatCache") -> bool:
         """Reuse `old`'s entry for `rel` as it is (no repacking); False if it has none."""
@@ -74,7 +74,7 @@ class StatCache:
         if st.st_mtime_ns / 1e9 >= scan_time - margin:
             return
         key = self.stats[rel] = stat_key(st)
-        self.entries[rel] = key + _pack(entry)
+        self.entries[rel] = (key,) + _pack(entry)
 
 
 def _pack(e: Entry) -> tuple:
@@ -84,6 +84,8 @@ def _pack(e: Entry) -> tuple:
 
 
 def _unpack(rel: str, packed: tuple) -> Entry:
+    from .manifest import Entry
+
     kind, mode, size, file_hash, chunks, target = packed
     ids = tuple(chunks[i:i + 32].hex() for i in range(0, len(chunks), 32))
     return Entry(rel, kind, mode, size, file_hash.hex(), ids, target)

@@ -10,11 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from . import manifest as manifestfmt
-from . import statcache, tracking
-from .chunker import new_cutter
+from . import statcache, statwalk, tracking
 from .repo import Repo
-from .worktree import observe, scan
 
 ChangeKind = Literal["added", "removed", "modified"]
 
@@ -46,11 +43,16 @@ def dataset_status(repo: Repo, ptr) -> DatasetStatus:
     result = DatasetStatus(ptr.path, ptr.manifest)
     root = repo.root / ptr.path
     cache = statcache.load(repo.store_path, repo.root, ptr.path)
+    if cache.manifest == ptr.manifest and statwalk.tree_matches(root, ptr.kind, cache.stats):
+        return result
+    # Something differs: find out what. Imported only here, as a clean status must not pay for them.
+    from . import manifest as manifestfmt
+    from .chunker import new_cutter
+    from .worktree import observe, scan
+
     kind, found = scan(root)
     if kind == "missing":
         result.missing = True
-        return result
-    if cache.covers(ptr.manifest, found):
         return result
     scan_time = time.time()
     _, now = observe(root, cache, new_cutter(repo.store.config.chunker), scanned=(kind, found))

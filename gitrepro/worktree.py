@@ -19,9 +19,9 @@ from .errors import GitreproError
 from .fsutil import UnsafePath, check_relpath
 from .hashing import hash_bytes, new_hasher
 from .manifest import DIR, FILE, SYMLINK, Entry, check_symlink
+from .statwalk import TEMP_SUFFIX
 
 
-TEMP_SUFFIX = ".gitrepro-tmp"  # checkout writes files under such names before renaming them
 SMALL_FILE = 1 << 20  # files below this are read with one call and chunked in memory
 
 
