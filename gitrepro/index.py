@@ -63,7 +63,7 @@ class Index:
             db.execute("PRAGMA synchronous=FULL")  # the index must survive a crash once a pointer names its blobs
             # Ids are random, so lookups touch pages all over the file: with SQLite's default 2 MiB
             # page cache, a 50,000-file checkout made ~90,000 pread calls. 16 MiB (per connection, grown
-            # on use) holds the whole index of ~250,000 chunks.
+            # on use) holds the whole index of ~120,000 chunks.
             db.execute("PRAGMA cache_size=-16384")
             self._local.db = db
             with self._all_lock:
