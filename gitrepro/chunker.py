@@ -7,11 +7,12 @@ live in the versioned store config, never in code defaults alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
-
-from pyfastcdc import FastCDC
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from .errors import GitreproError
+
+if TYPE_CHECKING:  # imported by new_cutter: `status` and a no-op `add` never cut
+    from pyfastcdc import FastCDC
 
 READ_SIZE = 16 * 1024 * 1024  # large reads keep per-chunk Python overhead off the hot path
 
@@ -37,6 +38,8 @@ class ChunkerParams:
 
 
 def new_cutter(params: ChunkerParams) -> FastCDC:
+    from pyfastcdc import FastCDC
+
     return FastCDC(params.avg_size, min_size=params.min_size, max_size=params.max_size,
                    normalized_chunking=params.normalization)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import sys
 
-from . import status as status_op
 from .errors import GitreproError
 from .repo import Repo
 
 
-def status_lines(results: list[status_op.DatasetStatus]) -> list[str]:
+def status_lines(results: list) -> list[str]:
+    """The text of `status` (a list of status.DatasetStatus)."""
     if not results:
         return ["no tracked datasets; run `gitrepro add <path>`"]
     lines = []
@@ -78,6 +78,8 @@ def try_fast(argv: list[str]) -> int | None:
     datasets = [a for a in args if a != "--json"]
     if any(a.startswith("-") for a in datasets):
         return None
+    from . import status as status_op  # loaded only for `status`: a no-op `add` must not pay for it
+
     try:
         results = status_op.status(Repo.find(), datasets or None)
     except GitreproError as e:

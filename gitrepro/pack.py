@@ -19,12 +19,13 @@ from __future__ import annotations
 import struct
 import threading
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
-
-import zstandard
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from .errors import GitreproError
 from .hashing import ID_BYTES, hash_bytes
+
+if TYPE_CHECKING:  # imported where used: `status` and a no-op `add` never (de)compress
+    import zstandard
 
 PACK_VERSION = 1
 HEADER = b"GRPACK\x00" + bytes([PACK_VERSION])
@@ -98,6 +99,8 @@ def decode_blob(entry: BlobEntry, stored: bytes, what: str = "blob") -> bytes:
         raise CorruptPack(f"{what} {entry.id.hex()}: truncated ({len(stored)} of {entry.length} bytes)")
     data = stored
     if entry.flags & FLAG_ZSTD:
+        import zstandard
+
         try:
             # A frame's own size field is untrusted: refuse a lie before it makes us allocate it.
             claimed = zstandard.frame_content_size(stored)
@@ -119,6 +122,8 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     """One decompression context per thread: creating one per chunk costs more than decoding it."""
     dctx = getattr(_local, "dctx", None)
     if dctx is None:
+        import zstandard
+
         dctx = _local.dctx = zstandard.ZstdDecompressor()
     return dctx
 

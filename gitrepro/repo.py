@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -149,6 +148,8 @@ def log_traceback() -> str:
 
     Unexpected errors print one line; the details go here for a bug report.
     """
+    import traceback  # only on the error path: start-up must not pay for it
+
     try:
         log = find_repo().common_dir / "gitrepro" / "log"
         log.parent.mkdir(parents=True, exist_ok=True)

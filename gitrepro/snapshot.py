@@ -13,15 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from . import manifest as manifestfmt
 from . import pointer as pointerfmt
 from . import statcache, statwalk
-from .chunker import new_cutter
 from .errors import GitreproError
 from .fsutil import UnsafePath, atomic_write, check_relpath, safe_join
-from .manifest import Manifest
 from .repo import Repo
-from .worktree import UnsupportedFile, local_path, read_entry, scan
 
 
 class NothingToAdd(GitreproError):
@@ -84,6 +80,12 @@ def _dataset_name(repo: Repo, path: str) -> str:
 
 
 def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
+    # Imported here, not at the top: a no-op `add` (see `unchanged`) never reads, cuts or
+    # writes anything, and its start-up time is most of its cost.
+    from . import manifest as manifestfmt
+    from .chunker import new_cutter
+    from .worktree import local_path, read_entry, scan
+
     store = repo.store
     root = repo.root / dataset
     kind, found = scan(root)
@@ -111,7 +113,7 @@ def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
                     progress(entry.size)
             fresh.remember(f.rel, f.st, entry, scan_time)
             entries.append(entry)
-        m = Manifest(tuple(sorted(entries, key=lambda e: manifestfmt.sort_key(e.path))))
+        m = manifestfmt.Manifest(tuple(sorted(entries, key=lambda e: manifestfmt.sort_key(e.path))))
         _check_links(dataset, m)
         manifest_id = store.write_manifest(w, manifestfmt.dumps(m))
         w.flush()
@@ -126,8 +128,11 @@ def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
                           w.stats.new_stored_bytes, w.stats.new_blobs, changed)
 
 
-def _check_links(dataset: str, m: Manifest) -> None:
+def _check_links(dataset: str, m) -> None:
     """Never write a manifest that `manifest.parse` would refuse to read back."""
+    from . import manifest as manifestfmt
+    from .worktree import UnsupportedFile
+
     try:
         manifestfmt.check_link_chains(m.entries)
     except UnsafePath as e:

@@ -12,14 +12,10 @@ import collections
 import contextlib
 import io
 import os
-import tempfile
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
-
-import zstandard
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from . import pack as packfmt
 from .chunker import ChunkerParams, iter_chunk_batches, new_cutter
@@ -28,6 +24,11 @@ from .fsutil import atomic_write, fsync_dir
 from .hashing import hash_bytes
 from .index import Index, Location
 from .tomlcompat import tomllib
+
+if TYPE_CHECKING:  # imported where used: a no-op `add` (which only looks up a manifest) starts without them
+    from concurrent.futures import Future
+
+    import zstandard
 
 STORE_VERSION = 1
 PACK_TARGET = 32 * 1024 * 1024      # packs of tens of MiB: few files, cheap listing, big transfers
@@ -247,6 +248,8 @@ class Store:
             for run in runs:
                 yield self._read_run(run, locs)
             return
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(jobs) as pool:  # one task per run: per-chunk tasks cost more than they save
             pending: collections.deque[Future] = collections.deque()
             for run in runs:
@@ -316,6 +319,8 @@ class StoreWriter:
     """
 
     def __init__(self, store: Store, jobs: int):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.store = store
         self.stats = WriteStats()
         self._jobs = jobs
@@ -365,6 +370,8 @@ class StoreWriter:
     def _compressor(self) -> zstandard.ZstdCompressor:
         comp = getattr(self._local, "comp", None)
         if comp is None:
+            import zstandard
+
             comp = self._local.comp = zstandard.ZstdCompressor(level=self.store.config.compression_level)
         return comp
 
@@ -396,6 +403,8 @@ class StoreWriter:
                 self._finish_pack()
 
     def _open_pack(self) -> None:
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=self.store.path / "tmp", suffix=".pack")
         self._pack_tmp = Path(tmp)
         self._pack_file = os.fdopen(fd, "wb", buffering=0)
