@@ -29,6 +29,7 @@ from .errors import GitreproError
 from .fsutil import UnsafePath, atomic_write, check_relpath
 from .gitio import find_repo
 from .hashing import BadId, hash_bytes, parse_id
+from .redact import credential_in_override
 from .tomlcompat import tomllib
 
 FORMAT_VERSION = 1
@@ -448,6 +449,11 @@ def _apply_override(values: dict, origins: dict, text: str, force: bool) -> None
     if path[0] == META_KEY or path in ((EXTENDS_KEY,), (DELETE_KEY,)):
         raise ConfigError(f"override {text!r}: the top-level key {path[0]!r} is reserved; see docs/config.md")
     for leaf_path, leaf in _leaves(parse_value(raw), path):
+        if credential_in_override(format_key(leaf_path), leaf):
+            # Named by key only: the message must not print the secret either.
+            raise ConfigError(f"override of {format_key(leaf_path)} looks like a credential; resolved configs "
+                              "are committed to git, so gitrepro will not record it: read it from the "
+                              "environment in your code instead (gitrepro never records secret variables)")
         _set_override(values, origins, text, leaf_path, leaf, add, force)
 
 

@@ -10,9 +10,7 @@ PEM keys) is replaced too. Command lines go through the same value test.
 
 from __future__ import annotations
 
-import collections
 import json
-import math
 import os
 import re
 import shutil
@@ -21,30 +19,14 @@ import sys
 from pathlib import Path
 
 from .hashing import hash_bytes
+from .redact import REDACTED, SECRET_NAME, looks_secret, redact_command  # noqa: F401 - part of this API
 
-REDACTED = "<redacted>"
 
 # Only these variables are captured; everything else in os.environ is never read.
 ALLOWED_NAMES = frozenset({"PYTHONHASHSEED", "PYTHONPATH", "PYTHONOPTIMIZE", "LANG", "LANGUAGE", "TZ",
                            "XLA_FLAGS", "OMP_NUM_THREADS"})
 ALLOWED_PREFIXES = ("CUDA_", "CUBLAS_", "CUDNN_", "NCCL_", "NVIDIA_", "OMP_", "MKL_", "OPENBLAS_", "LC_",
                     "TORCH_", "PYTORCH_", "TF_", "JAX_", "HF_", "TRANSFORMERS_", "TOKENIZERS_", "GITREPRO_")
-
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|PWD|PASSPHRASE|CREDENTIAL|AUTH|PRIVATE|SESSION|COOKIE|"
-                         r"SIGNATURE|CERT|SALT|BEARER", re.IGNORECASE)
-SECRET_VALUE = re.compile(r"""
-      (?<![A-Z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}(?![A-Z0-9])  # AWS key ids
-    | (?<![A-Za-z0-9])(?:hf|ghp|gho|ghu|ghs|ghr|glpat|xox[abprs]|sk|pk|rk|npm|pypi)[_-][A-Za-z0-9_-]{16,}
-    | github_pat_[A-Za-z0-9_]{20,}
-    | AIza[0-9A-Za-z_-]{30,}                                    # Google API keys
-    | eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}                    # JWTs
-    | -----BEGIN[A-Z ]*PRIVATE\ KEY-----
-    | [A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@              # URLs with [user]:password@
-    | (?i:\b(?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=-]{8,}     # Authorization header values
-    | (?<![0-9A-Za-z])[0-9a-fA-F]{32,}(?![0-9A-Za-z])            # long hex
-""", re.VERBOSE)
-TOKEN_RUN = re.compile(r"[A-Za-z0-9+/=_-]{30,}")
-TOKEN_ENTROPY = 4.3           # bits per character; random base64 is ~5, words and paths are lower
 
 LOCK_FILES = ("uv.lock", "poetry.lock", "Pipfile.lock", "pdm.lock", "environment.yml", "environment.yaml",
               "conda-lock.yml")
@@ -94,43 +76,6 @@ def captured_variables(environ) -> dict[str, str]:
             value = environ[name]
             found[name] = REDACTED if SECRET_NAME.search(name) or looks_secret(value) else value
     return found
-
-
-def looks_secret(value: str) -> bool:
-    """True for credential-shaped text: known token formats, long hex, or long random-looking runs."""
-    if SECRET_VALUE.search(value):
-        return True
-    return any(_random_looking(m.group()) for m in TOKEN_RUN.finditer(value))
-
-
-def _random_looking(run: str) -> bool:
-    classes = (any(c.islower() for c in run), any(c.isupper() for c in run), any(c.isdigit() for c in run))
-    return all(classes) and _entropy(run) >= TOKEN_ENTROPY
-
-
-def _entropy(text: str) -> float:
-    counts = collections.Counter(text)
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
-
-
-def redact_command(command: list[str]) -> list[str]:
-    """The command with secret values replaced: `--token X`, `--api-key=X`, `PASSWORD=X`, or any
-    argument that looks like a credential itself."""
-    out, hide_next = [], False
-    for arg in command:
-        if hide_next:
-            out.append(REDACTED)
-            hide_next = False
-            continue
-        name, eq, value = arg.partition("=")
-        if eq and SECRET_NAME.search(name) and re.fullmatch(r"-{0,2}[A-Za-z0-9_.-]+", name):
-            out.append(f"{name}={REDACTED}")
-        elif looks_secret(arg):
-            out.append(REDACTED)
-        else:
-            out.append(arg)
-            hide_next = arg.startswith("-") and not eq and bool(SECRET_NAME.search(arg))
-    return out
 
 
 def lock_file_hashes(root: Path) -> dict[str, str]:

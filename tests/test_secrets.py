@@ -99,3 +99,29 @@ def test_the_capture_reads_only_the_environment_it_is_given(monkeypatch):
     env = envcapture.capture_environment(None, environ={"LANG": "C"})
     assert env["variables"] == {"LANG": "C"} and HF_TOKEN not in repr(env)
     assert os.environ["HF_TOKEN"] == HF_TOKEN
+
+
+@pytest.mark.parametrize("override", [f"+wandb.api_key={HF_TOKEN}", "+db.password=hunter2-but-longer",
+                                      f"+hub.repo_url=https://user:{DB_PASSWORD}@hub.example/x",
+                                      f"+notes={AWS_KEY_ID}", f"+wandb={{api_key = \"{HF_TOKEN}\"}}",
+                                      "+auth.token=abc"])
+def test_a_credential_in_a_config_override_is_refused_and_recorded_nowhere(git_repo, run_cli, override):
+    """A resolved config is committed and must be exactly what ran, so it is refused, not hidden."""
+    make_project(git_repo)
+    ensure_cli()
+    result = run_cli("run", "-c", "configs/base.toml", override, "--", PY, "train.py")
+    assert result.code != 0
+    assert "looks like a credential" in result.error_line() and "environment" in result.error_line()
+    for value in (HF_TOKEN, DB_PASSWORD, AWS_KEY_ID, "hunter2"):
+        assert value not in result.err        # the message names the key, never the value
+    assert not list(git_repo.glob("runs/*.toml")) and not list(git_repo.glob("configs/*.resolved.toml"))
+
+
+@pytest.mark.parametrize("override", ["optim.lr=0.01", "+model.max_tokens=\"4096\"", "+meta.author=\"Jane\"",
+                                      "+data.revision=\"0123456789abcdef0123456789abcdef01234567\"",
+                                      "+tokenizer.name=\"bpe\"", "+train.token_budget=100000"])
+def test_ordinary_overrides_are_not_mistaken_for_credentials(git_repo, run_cli, override):
+    make_project(git_repo)
+    ensure_cli()
+    result = run_cli("run", "-c", "configs/base.toml", override, "--", PY, "train.py")
+    assert result.code == 0, result.err
