@@ -102,11 +102,15 @@ def gpu_info() -> list[dict]:
     return gpus
 
 
-def interpreter_for(command: list[str]) -> str | None:
-    """The Python that will run `command` when it starts with a python executable, else None."""
+def interpreter_for(command: list[str], cwd: str | os.PathLike | None = None) -> str | None:
+    """The Python that will run `command` (in `cwd`, default the current directory) when it
+    starts with a python executable, else None."""
     if not command:
         return None
-    found = shutil.which(command[0])
+    program = command[0]
+    if cwd is not None and os.sep in program and not os.path.isabs(program):
+        program = os.path.join(cwd, program)   # as the kernel resolves it in the command's cwd
+    found = shutil.which(program)
     if found and re.fullmatch(r"python[0-9.]*(\.exe)?", Path(found).name):
         return found
     return None

@@ -90,7 +90,7 @@ def reproduce(repo: Repo, rev: str, run_id: str | None = None, *, keep: bool = F
     commit = gitio.resolve_commit(rev, repo.root)
     rec = pick_record(repo.root, commit, run_id)
     result = ReproduceResult(commit, rec.id, command=list(rec.command), recorded_exit_status=rec.exit_status,
-                             recorded_wall_seconds=rec.wall_seconds, warnings=environment_drift(rec))
+                             recorded_wall_seconds=rec.wall_seconds, warnings=environment_drift(rec, repo.root))
     for warning in result.warnings:
         say(f"warning: {warning}")
     refusal = _unrunnable(rec)
@@ -101,13 +101,14 @@ def reproduce(repo: Repo, rev: str, run_id: str | None = None, *, keep: bool = F
         say(f"reproducing run {rec.id} of commit {commit[:12]} in a temporary worktree {wt}")
         wt_repo = Repo.find(wt)
         try:
-            _reproduce_in(wt_repo, commit, rec, result, say)
+            _reproduce_in(wt_repo, commit, rec, result, say, checkout=repo.root)
         finally:
             wt_repo.close()
     return result
 
 
-def _reproduce_in(wt_repo: Repo, commit: str, rec: RunRecord, result: ReproduceResult, say: Say) -> None:
+def _reproduce_in(wt_repo: Repo, commit: str, rec: RunRecord, result: ReproduceResult, say: Say,
+                  checkout: Path) -> None:
     problem = restore_inputs(wt_repo, commit, rec, say)
     if problem:
         _failed_before_run(result, problem)
@@ -121,9 +122,10 @@ def _reproduce_in(wt_repo: Repo, commit: str, rec: RunRecord, result: ReproduceR
                                    "through a symlink; nothing was run")
         return
     say(f"running {shlex.join(rec.command)}")
+    command = [_program(rec.command[0], cwd, checkout / rec.cwd), *rec.command[1:]]
     t0 = time.monotonic()
     try:
-        result.exit_status, result.output_tail = _execute(list(rec.command), cwd, _child_env(wt_repo, rec), say)
+        result.exit_status, result.output_tail = _execute(command, cwd, _child_env(wt_repo, rec), say)
     except OSError as e:
         _failed_before_run(result, f"cannot start {rec.command[0]!r}: {e.strerror}")
         return
@@ -186,7 +188,17 @@ def _unrunnable(rec: RunRecord) -> str:
 
 # ---------------------------------------------------------------- environment
 
-def environment_drift(rec: RunRecord) -> list[str]:
+def _program(program: str, cwd: Path, checkout_cwd: Path) -> str:
+    """A relative program path (`.venv/bin/python`, `./train.sh`) as the run would find it: in
+    the commit's tree if it is there, else in the user's checkout, where untracked tools such as
+    a virtualenv live (the temporary worktree has only tracked files)."""
+    if os.sep not in program or os.path.isabs(program) or os.path.lexists(cwd / program):
+        return program
+    mine = checkout_cwd / program
+    return str(mine) if os.path.exists(mine) else program
+
+
+def environment_drift(rec: RunRecord, checkout: Path | None = None) -> list[str]:
     """How the environment the command would run in now differs from the recorded one:
     Python version and implementation, and every recorded package whose version changed or
     that is no longer installed."""
@@ -196,7 +208,8 @@ def environment_drift(rec: RunRecord) -> list[str]:
                         "may differ from what ran")
     if not rec.has_environment:
         return warnings + ["the run record has no environment, so drift cannot be checked"]
-    now = envcapture.capture_environment(None, envcapture.interpreter_for(list(rec.command)))
+    cwd = checkout / rec.cwd if checkout is not None else None
+    now = envcapture.capture_environment(None, envcapture.interpreter_for(list(rec.command), cwd))
     drift = compare_environments(rec.environment, now)
     if drift.python:
         warnings.append(f"Python {drift.python[0]} recorded, {drift.python[1]} now")

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import run_git
-from gitrepro import cli, cli_provenance, reproduce, snapshot
+from gitrepro import cli, cli_provenance, record, reproduce, snapshot
 from gitrepro.manifest import parse as parse_manifest
 from gitrepro.provenance import MODIFIED, REMOVED, FileChange
 from gitrepro.repo import Repo
@@ -244,6 +245,31 @@ def test_environment_drift_is_warned_up_front_and_reported_with_the_result(proje
     assert "package left-pad 1.0 recorded, not installed now" in result.warnings
     first_run_line = next(i for i, line in enumerate(said) if line.startswith("running "))
     assert said.index(f"warning: {result.warnings[0]}") < first_run_line
+
+
+def test_a_relative_interpreter_outside_git_is_found_in_the_users_checkout(project):
+    """`.tools/python train.py`, with .tools/ untracked (a virtualenv, say): the temporary
+    worktree has no .tools/, so both the run and the environment probe use the checkout's."""
+    (project / ".tools").mkdir()
+    wrapper = project / ".tools" / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    with open(project / ".gitignore", "a") as f:
+        f.write(".tools/\n")
+    write(project, "train.py", DETERMINISTIC)
+    run_git(project, "add", ".gitignore", "train.py")
+    run_git(project, "commit", "-q", "-m", "training code")
+    repo = Repo.find(project)
+    try:
+        result = record.run(repo, [".tools/python", "train.py"], config="configs/base.toml")
+    finally:
+        repo.close()
+    assert result.exit_status == 0
+    stage_run(project, result)
+    run_git(project, "commit", "-q", "-m", "train")
+    outcome = reproduce_at(project, head(project))
+    assert outcome.status == IDENTICAL, (outcome.reason, outcome.output_tail)
+    assert not any("not installed now" in w for w in outcome.warnings), outcome.warnings
 
 
 def test_a_commit_without_a_run_record_is_refused(project):
