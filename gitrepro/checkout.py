@@ -30,6 +30,7 @@ from .hashing import new_hasher
 from .manifest import DIR, FILE, SYMLINK, Entry, Manifest
 from .pointer import Pointer
 from .repo import Repo
+from .index import Location
 from .store import JOBS, MissingBlob, Store
 from .worktree import TEMP_SUFFIX, Observed, observe, scan
 
@@ -127,7 +128,7 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     plan = _plan(kind, ptr.kind, now, target)
     _refuse_local_changes(plan, now, lambda: _baseline(store, cache.manifest, ptr.manifest, target),
                           force, ptr.path)
-    _ensure_chunks(store, plan.write, fetch)
+    locations = _locate_chunks(store, plan.write, fetch)
 
     result = DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(plan.keep))
     if progress:
@@ -148,7 +149,8 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
         make_dirs_safely(target_root, os.path.relpath(write_root, target_root).replace(os.sep, "/"))
     written = []
     try:
-        for rel, st, entry in _write_all(store, write_root, ptr.kind, plan.write, progress, direct=staged):
+        for rel, st, entry in _write_all(store, write_root, ptr.kind, plan.write, locations, progress,
+                                         direct=staged):
             written.append((rel, st, entry))
             result.written += 1
             result.bytes_written += entry.size
@@ -161,7 +163,7 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     done_time = _settle(written)  # the reference for files we wrote, as git uses its index's mtime
     for rel, st, entry in written:
         fresh.remember(rel, st, entry, done_time)
-    if ptr.kind == "dir":
+    if ptr.kind == "dir" and not staged:   # a directory built from nothing has nothing to prune
         _prune_empty_dirs(dataset_root, target)
     if use_cache:
         statcache.save(store.path, repo.root, ptr.path, fresh)
@@ -240,14 +242,18 @@ def _refuse_local_changes(plan: _Plan, now: dict[str, Observed], baseline: Calla
                            f"run `gitrepro add {dataset}` to keep them or pass --force to discard them")
 
 
-def _ensure_chunks(store: Store, entries: list[Entry], fetch: Fetcher | None) -> None:
+def _locate_chunks(store: Store, entries: list[Entry], fetch: Fetcher | None) -> dict[bytes, Location]:
+    """Where each chunk the entries need is in the local store; missing ones are fetched first."""
     wanted = {bytes.fromhex(c) for e in entries for c in e.chunks}
-    missing = store.missing(wanted)
+    located = store.index.locate_many(wanted)
+    missing = wanted - located.keys()
     if missing and fetch is not None:
         fetch(store, missing)
-        missing = store.missing(missing)
+        located.update(store.index.locate_many(missing))
+        missing = wanted - located.keys()
     if missing:
         raise MissingBlob(next(iter(missing)), f"{len(missing)} chunk(s) needed by this checkout, e.g.")
+    return located
 
 
 def _remove(dataset_root: Path, kind_now: str, rels: list[str]) -> None:
@@ -259,7 +265,8 @@ def _remove(dataset_root: Path, kind_now: str, rels: list[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress, direct: bool = False):
+def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], locations: dict, progress,
+               direct: bool = False):
     """Write entries: small files in batches on a thread pool (file system calls release the GIL),
     large files on this thread with chunks read and decompressed in parallel. `direct` writes
     straight to the final names (inside a staging directory nobody else sees)."""
@@ -268,7 +275,6 @@ def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry]
     small, large = [], []
     for e in entries:
         (large if e.type == FILE and e.size > 8 * 1024 * 1024 else small).append(e)
-    locations = store.index.locate_many(bytes.fromhex(c) for e in small for c in e.chunks)
     with ThreadPoolExecutor(JOBS) as pool:
         jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, locations, direct)
                 for batch in _batches(small)]
@@ -307,7 +313,7 @@ def _make_parent_dirs(dataset_root: Path, entries: list[Entry]) -> None:
 
 
 def _dest(dataset_root: Path, kind: str, e: Entry) -> str:
-    return str(dataset_root) if kind == "file" else os.path.join(dataset_root, e.path)
+    return str(dataset_root) if kind == "file" else f"{dataset_root}/{e.path}"   # e.path: checked, relative
 
 
 def _write_batch(store: Store, dataset_root: Path, kind: str, batch: list[Entry], locations, direct: bool):

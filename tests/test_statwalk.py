@@ -118,14 +118,14 @@ def test_a_child_that_fails_answers_no(tmp_path, monkeypatch):
     """The forked child reports by a count on a pipe; if it dies, the answer is 'differs'."""
     force_fork(monkeypatch)
     root = wide_tree(tmp_path / "data")
-    parent, real_count = os.getpid(), statwalk._count
+    parent, real_count = os.getpid(), statwalk._count_dir
 
     def failing_in_child(*args, **kwargs):
         if os.getpid() != parent:
             raise OSError("disk vanished")
         return real_count(*args, **kwargs)
 
-    monkeypatch.setattr(statwalk, "_count", failing_in_child)
+    monkeypatch.setattr(statwalk, "_count_dir", failing_in_child)
     assert not tree_matches(root, "dir", stat_table(root))
 
 
