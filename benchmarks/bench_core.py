@@ -245,6 +245,10 @@ class Bench:
         for _ in range(times):
             if before:
                 before()
+            # Write back what earlier steps left dirty (generated data, a copy, the last tool's
+            # packs) now, untimed: otherwise whichever step comes next pays for the kernel's
+            # writeback of someone else's bytes.
+            os.sync()
             runs.append(measure(cmd, repo, self.log, child_env(repo)))
         m = median_of(runs)
         note = f"(median of {times})" if times > 1 else ""

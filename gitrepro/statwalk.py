@@ -49,7 +49,8 @@ def tree_matches(root: str | os.PathLike, kind: str, stats: dict[str, bytes]) ->
             return False
         counted, frontier = _top(os.fspath(root), stats)
         if len(stats) >= PARALLEL_FROM and len(frontier) > 1 and _can_fork():
-            return counted + _count_forked(frontier, stats) == len(stats)
+            rest = _count_forked(frontier, stats)
+            return rest is not None and counted + rest == len(stats)
         return counted + sum(_count_dir(path, prefix, stats) for path, prefix in frontier) == len(stats)
     except (_Differs, OSError, struct.error):
         return False
@@ -122,8 +123,9 @@ def _can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1 and (os.cpu_count() or 1) > 1
 
 
-def _count_forked(frontier: list[tuple[str, str]], stats: dict) -> int:
-    """Count the frontier's entries, half in a forked child; -1 when either half differs."""
+def _count_forked(frontier: list[tuple[str, str]], stats: dict) -> int | None:
+    """Count the frontier's entries, half in a forked child; None when the child failed
+    (raises _Differs when this half differs)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: walk every other directory, report a count, never return
@@ -144,7 +146,7 @@ def _count_forked(frontier: list[tuple[str, str]], stats: dict) -> int:
             theirs = pipe.read()
         _, status = os.waitpid(pid, 0)
         pid = 0
-        return mine + int(theirs) if status == 0 and theirs else -1
+        return mine + int(theirs) if status == 0 and theirs else None
     finally:
         if read_end >= 0:
             os.close(read_end)
