@@ -30,6 +30,7 @@ import gen_data  # noqa: E402  (benchmarks/ is not a package)
 MiB = 1024 * 1024
 RSS_LIMIT_MB = 250
 QUICK_REPEATS = 5
+FREED_INODE_WAIT = 65   # s: ext4 skips inodes freed in the last 60 s when the inode table is clean
 DVC_SPEC, DVC_FALLBACK = "dvc==3.67.*", "dvc>=3,<4"
 # DVC 3.67 on this class of machine, from the issue (full scale); scaled with --scale.
 DVC_REFERENCE = {("big", "add"): 6.9, ("small", "add"): 15.8, ("small", "status"): 2.3,
@@ -620,6 +621,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def settle_after(work: Path, workload: str, tools) -> None:
+    """Delete a finished workload's repositories and trash, so the page cache they fill does not
+    slow the next workload down, then wait out ext4's window for recently freed inodes (see
+    Bench.discard), so no tool pays for the deletion."""
+    for tool in tools:
+        remove(work / "runs" / tool.name / workload)
+    remove(work / "trash")
+    os.sync()
+    print(f"  (deleted the {workload} repositories; waiting {FREED_INODE_WAIT} s for ext4 to reuse freed inodes)",
+          flush=True)
+    time.sleep(FREED_INODE_WAIT)
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
     work = a.work.resolve()
@@ -649,6 +663,8 @@ def main(argv=None) -> int:
                 run_csv_workload(bench, tool, data["csv"])
             else:
                 run_tree_workload(bench, tool, workload, data[workload], mutators[workload])
+        if not a.keep and workload != wanted[-1]:
+            settle_after(work, workload, tools)
     if bench.startup:
         print("\nstart-up of a no-op status, and file-system floors (small workload):")
         print("\n".join(bench.startup))
