@@ -27,10 +27,10 @@ from .fsutil import UnsafePath, make_dirs_safely, safe_join
 from . import gitio
 from .gitio import resolve_commit
 from .hashing import new_hasher
+from .index import Location
 from .manifest import DIR, FILE, SYMLINK, Entry, Manifest
 from .pointer import Pointer
 from .repo import Repo
-from .index import Location
 from .store import JOBS, MissingBlob, Store
 from .worktree import TEMP_SUFFIX, Observed, observe, scan
 
