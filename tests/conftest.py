@@ -29,6 +29,18 @@ def run_git(root: Path, *args: str) -> str:
     return proc.stdout
 
 
+def flip_chunk_byte(store, chunk_id: bytes) -> None:
+    """Flip one byte in the middle of a chunk's stored bytes inside its pack (packs are read-only)."""
+    loc = store.index.locate(chunk_id)
+    path = store.pack_path(loc.pack)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(loc.offset + loc.length // 2)
+        byte = f.read(1)[0]
+        f.seek(-1, 1)
+        f.write(bytes([byte ^ 0xFF]))
+
+
 @pytest.fixture
 def git_repo(tmp_path, monkeypatch) -> Path:
     """A fresh `git init` repo at tmp_path/'repo' with user config; the test runs inside it (cwd)."""

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from conftest import flip_chunk_byte
 from gitrepro import checkout as checkout_op
 from gitrepro import pointer, snapshot, tracking
 from gitrepro.checkout import LocalChanges, checkout
@@ -19,10 +20,10 @@ def add(repo, *paths):
     return snapshot.add(repo, [str(p) for p in paths])
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_trees_round_trip_through_every_commit(git_repo, repo, commit, tmp_path, seed):
-    rng = random.Random(seed)
-    data = make_tree(git_repo / "data", random_tree(rng))
+def three_versions(git_repo, repo, commit, rng: random.Random, files: int = 25):
+    """A random tree added and committed, then mutated, added and committed twice:
+    (data dir, tree state of each version, commit of each version)."""
+    data = make_tree(git_repo / "data", random_tree(rng, files=files))
     states, commits = [], []
     for version in range(3):
         if version:
@@ -30,6 +31,12 @@ def test_random_trees_round_trip_through_every_commit(git_repo, repo, commit, tm
         add(repo, data)
         commits.append(commit(f"v{version}"))
         states.append(tree_state(data))
+    return data, states, commits
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_trees_round_trip_through_every_commit(git_repo, repo, commit, tmp_path, seed):
+    data, states, commits = three_versions(git_repo, repo, commit, random.Random(seed))
     assert len({repr(s) for s in states}) == 3
 
     for i in [0, 2, 1, 0, 2]:
@@ -42,15 +49,7 @@ def test_random_trees_round_trip_through_every_commit(git_repo, repo, commit, tm
 
 
 def test_git_checkout_then_gitrepro_checkout_restores_each_commit(git_repo, repo, commit, git):
-    rng = random.Random(7)
-    data = make_tree(git_repo / "data", random_tree(rng, files=10))
-    states, commits = [], []
-    for version in range(3):
-        if version:
-            mutate_tree(data, rng)
-        add(repo, data)
-        commits.append(commit(f"v{version}"))
-        states.append(tree_state(data))
+    data, states, commits = three_versions(git_repo, repo, commit, random.Random(7), files=10)
     for i in [0, 1, 2, 0]:
         git("checkout", "-q", commits[i])
         checkout(repo)
@@ -171,7 +170,7 @@ def test_checkout_of_a_damaged_chunk_fails_and_keeps_the_working_file(git_repo, 
     add(repo, data)
     manifest = checkout_op.load_manifest(repo.store, _pointer_manifest(git_repo, "data"))
     chunk = bytes.fromhex(manifest.by_path()["f"].chunks[0])
-    _flip_byte_in_chunk(repo.store, bytes.fromhex(_old_chunk(repo, git_repo, c1, "f")))
+    flip_chunk_byte(repo.store, bytes.fromhex(_old_chunk(repo, git_repo, c1, "f")))
     before = (data / "f").read_bytes(), (data / "f").stat().st_mtime_ns
 
     with pytest.raises(CorruptPack):
@@ -193,16 +192,6 @@ def _pointer_manifest(root, dataset):
 def _old_chunk(repo, root, rev, rel):
     ptr = tracking.at_revision(root, rev)[0].pointer
     return checkout_op.load_manifest(repo.store, ptr.manifest).by_path()[rel].chunks[0]
-
-
-def _flip_byte_in_chunk(store, chunk_id: bytes) -> None:
-    loc = store.index.locate(chunk_id)
-    path = store.pack_path(loc.pack)
-    with open(path, "r+b") as f:
-        f.seek(loc.offset + loc.length // 2)
-        b = f.read(1)
-        f.seek(loc.offset + loc.length // 2)
-        f.write(bytes([b[0] ^ 0x01]))
 
 
 def test_running_status_first_does_not_make_local_edits_look_safe_to_overwrite(git_repo, repo, commit):
@@ -271,7 +260,7 @@ def test_checkout_of_a_damaged_chunk_via_the_cli_is_one_line_and_keeps_the_file(
     c1 = commit()
     (data / "f").write_bytes(b"current")
     add(repo, data)
-    _flip_byte_in_chunk(repo.store, bytes.fromhex(_old_chunk(repo, git_repo, c1, "f")))
+    flip_chunk_byte(repo.store, bytes.fromhex(_old_chunk(repo, git_repo, c1, "f")))
     before = (data / "f").read_bytes(), (data / "f").stat().st_mtime_ns
     assert "does not match its hash" in run_cli("checkout", c1).error_line()
     assert ((data / "f").read_bytes(), (data / "f").stat().st_mtime_ns) == before

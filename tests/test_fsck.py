@@ -6,6 +6,7 @@ import json
 import random
 import shutil
 
+from conftest import flip_chunk_byte
 from gitrepro import fsck as fsck_op
 from gitrepro import snapshot
 from gitrepro.checkout import checkout, load_manifest
@@ -14,16 +15,6 @@ from helpers_trees import make_tree, set_old_mtimes
 
 def add(repo, *paths):
     return snapshot.add(repo, [str(p) for p in paths])
-
-
-def flip_byte(store, chunk_id: bytes) -> None:
-    """Flip one byte in the middle of a chunk's stored bytes inside its pack."""
-    loc = store.index.locate(chunk_id)
-    with open(store.pack_path(loc.pack), "r+b") as f:
-        f.seek(loc.offset + loc.length // 2)
-        byte = f.read(1)[0]
-        f.seek(loc.offset + loc.length // 2)
-        f.write(bytes([byte ^ 0x40]))
 
 
 def make_dataset(git_repo, repo):
@@ -44,7 +35,7 @@ def test_fsck_of_a_healthy_store_finds_nothing(git_repo, repo, run_cli):
 def test_a_flipped_byte_names_the_chunk_and_every_file_using_it(git_repo, repo, run_cli):
     entries = make_dataset(git_repo, repo)
     bad = entries["a.bin"].chunks[1]
-    flip_byte(repo.store, bytes.fromhex(bad))
+    flip_chunk_byte(repo.store, bytes.fromhex(bad))
 
     cli = run_cli("fsck")
 
@@ -58,7 +49,7 @@ def test_a_flipped_byte_names_the_chunk_and_every_file_using_it(git_repo, repo, 
 
 def test_fsck_json_lists_the_findings(git_repo, repo, run_cli):
     entries = make_dataset(git_repo, repo)
-    flip_byte(repo.store, bytes.fromhex(entries["other"].chunks[0]))
+    flip_chunk_byte(repo.store, bytes.fromhex(entries["other"].chunks[0]))
     cli = run_cli("fsck", "--json")
     assert cli.code == 2
     doc = json.loads(cli.out)
@@ -68,7 +59,7 @@ def test_fsck_json_lists_the_findings(git_repo, repo, run_cli):
 def test_a_damaged_manifest_is_reported(git_repo, repo):
     make_dataset(git_repo, repo)
     [root] = repo.store.index.manifest_roots()
-    flip_byte(repo.store, root)
+    flip_chunk_byte(repo.store, root)
     findings = fsck_op.fsck(repo.store).findings
     assert any(f.object == f"manifest {root.hex()}" for f in findings)
 
@@ -115,7 +106,7 @@ def test_repair_rebuilds_a_lost_index_from_the_packs(git_repo, repo, run_cli):
 def test_repair_leaves_damaged_chunks_out_of_the_index(git_repo, repo):
     entries = make_dataset(git_repo, repo)
     bad = bytes.fromhex(entries["other"].chunks[0])
-    flip_byte(repo.store, bad)
+    flip_chunk_byte(repo.store, bad)
     notes = fsck_op.repair(repo.store)
     assert any("damaged" in n for n in notes)
     assert not repo.store.has(bad)
@@ -136,7 +127,7 @@ def test_after_repair_drops_a_damaged_chunk_re_adding_the_data_restores_it(git_r
     set_old_mtimes(data)
     [r] = add(repo, data)
     bad = bytes.fromhex(load_manifest(repo.store, r.manifest).by_path()["a.bin"].chunks[0])
-    flip_byte(repo.store, bad)
+    flip_chunk_byte(repo.store, bad)
     fsck_op.repair(repo.store)
     assert not repo.store.has(bad) and repo.store.has(bytes.fromhex(r.manifest))
 

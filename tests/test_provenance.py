@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_git
+from conftest import flip_chunk_byte, run_git
 from gitrepro import cli, cli_provenance, provenance, snapshot
 from gitrepro.manifest import parse as parse_manifest
 from gitrepro.provenance import ADDED, MODIFIED, REMOVED, FileChange
@@ -233,15 +233,8 @@ def test_show_with_read_data_rehashes_every_chunk(history, repo_of):
 
 def test_show_with_read_data_reports_a_corrupt_chunk(history, repo_of):
     chunk = bytes.fromhex(min(parse_manifest(repo_of.store.read_manifest(history.run1.data["data/train"])).chunk_ids()))
-    loc = repo_of.store.index.locate(chunk)
-    pack = repo_of.store.pack_path(loc.pack)
+    flip_chunk_byte(repo_of.store, chunk)
     repo_of.close()
-    os.chmod(pack, 0o644)
-    with open(pack, "r+b") as f:
-        f.seek(loc.offset + loc.length // 2)
-        byte = f.read(1)
-        f.seek(-1, 1)
-        f.write(bytes([byte[0] ^ 0xFF]))
     quick = provenance.show(repo_of, history.train1)
     assert quick.verification.ok       # looked up only: the index still lists the chunk
     p = provenance.show(repo_of, history.train1, read_data=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_git
+from conftest import flip_chunk_byte, run_git
 from gitrepro import cli, cli_provenance, record, reproduce, snapshot
 from gitrepro.manifest import parse as parse_manifest
 from gitrepro.provenance import MODIFIED, REMOVED, FileChange
@@ -193,15 +193,8 @@ def test_a_corrupted_chunk_fails_before_running_anything(project, monkeypatch, t
     repo = Repo.find(project)
     manifest = parse_manifest(repo.store.read_manifest(repo_manifest(project, "data/train")))
     chunk = bytes.fromhex(manifest.entries[0].chunks[0])
-    loc = repo.store.index.locate(chunk)
-    pack = repo.store.pack_path(loc.pack)
+    flip_chunk_byte(repo.store, chunk)
     repo.close()
-    os.chmod(pack, 0o644)
-    with open(pack, "r+b") as f:
-        f.seek(loc.offset + loc.length // 2)
-        byte = f.read(1)
-        f.seek(-1, 1)
-        f.write(bytes([byte[0] ^ 0xFF]))
     marker = tmp_path / "marker"
     monkeypatch.setenv("MARKER", str(marker))
     result = reproduce_at(project, commit)
