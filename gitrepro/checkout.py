@@ -23,7 +23,7 @@ from . import manifest as manifestfmt
 from . import statcache, tracking
 from .chunker import new_cutter
 from .errors import GitreproError
-from .fsutil import UnsafePath, make_dirs_safely, safe_join
+from .fsutil import UMASK, UnsafePath, make_dirs_safely, safe_join
 from . import gitio
 from .gitio import resolve_commit
 from .hashing import new_hasher
@@ -354,7 +354,7 @@ def _write_file(dest: str, e: Entry, read_chunks, direct: bool = False) -> os.st
     size = 0
     try:
         excl = os.O_EXCL if direct else os.O_TRUNC
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | excl | os.O_NOFOLLOW, e.mode & ~_UMASK)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | excl | os.O_NOFOLLOW, e.mode & ~UMASK)
         try:
             for data in read_chunks(ids):
                 _write_fully(fd, data)
@@ -365,7 +365,7 @@ def _write_file(dest: str, e: Entry, read_chunks, direct: bool = False) -> os.st
             if size != e.size or digest != e.hash:
                 raise CorruptFile(f"{dest}: restored content does not match the manifest's hash; "
                                   "run `gitrepro fsck`")
-            if e.mode & ~_UMASK != e.mode:  # the usual modes need no extra call
+            if e.mode & ~UMASK != e.mode:  # the usual modes need no extra call
                 os.fchmod(fd, e.mode)
             st = os.fstat(fd)  # rename keeps mtime and inode: no lstat of the final path needed
         finally:
@@ -376,15 +376,6 @@ def _write_file(dest: str, e: Entry, read_chunks, direct: bool = False) -> os.st
         _unlink_quietly(tmp)
         raise
     return st
-
-
-def _read_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()  # read once at import, before any writer thread exists
 
 
 def _write_fully(fd: int, data: bytes) -> None:

@@ -59,7 +59,7 @@ def _read_umask() -> int:
     return mask
 
 
-_UMASK = _read_umask()   # read once, at import: changing it later would race with other threads
+UMASK = _read_umask()   # read once, at import: changing it later would race with other threads
 
 
 def _default_mode(path: Path) -> int:
@@ -68,7 +68,7 @@ def _default_mode(path: Path) -> int:
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
-        return 0o666 & ~_UMASK
+        return 0o666 & ~UMASK
 
 
 def check_relpath(rel: str) -> str:

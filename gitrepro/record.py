@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import tomli_w
 
@@ -257,7 +257,8 @@ def run(repo: Repo, command: list[str], *, config: str | os.PathLike | None = No
     for line in banner(rec, "start"):
         say(line)
     t0 = time.monotonic()
-    exit_status = _execute(command, _child_env(rec, rc))
+    config_path = Path(rc.path).resolve() if rc is not None else None
+    exit_status = _execute(command, run_env(rec, config_path, os.environ))
     wall = round(time.monotonic() - t0, 3)
     snapshots, missing = _snapshot_outputs(repo, out_paths)
     rec = dataclasses.replace(rec, outputs=snapshots, finished=_now(), wall_seconds=wall, exit_status=exit_status)
@@ -417,11 +418,13 @@ def _relative_cwd(repo: Repo) -> str:
     return "." if rel == "." else Path(rel).as_posix()
 
 
-def _child_env(rec: RunRecord, rc: configmod.ResolvedConfig | None) -> dict[str, str]:
-    env = dict(os.environ)
+def run_env(rec: RunRecord, config_path: Path | None, base: Mapping[str, str]) -> dict[str, str]:
+    """`base` plus what a run's command is told: its run id, resolved config and seed
+    (`reproduce` gives a re-run the same)."""
+    env = dict(base)
     env["GITREPRO_RUN_ID"] = rec.id
-    if rc is not None:
-        env[configmod.ENV_VAR] = str(Path(rc.path).resolve())
+    if config_path is not None:
+        env[configmod.ENV_VAR] = str(config_path)
     if rec.seed is not None:
         env["GITREPRO_SEED"] = str(rec.seed)
     return env

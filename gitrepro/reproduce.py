@@ -30,7 +30,7 @@ from .errors import GitreproError
 from .fsutil import UnsafePath, safe_join
 from .provenance import (FileChange, chunk_presence, commit_records, compare_environments, diff_manifests,
                          open_repo, read_manifest_bytes, reading_store)
-from .record import RUN_ID, RunRecord, record_path
+from .record import RUN_ID, RunRecord, record_path, run_env
 from .record import parse as parse_record
 from .repo import Repo
 
@@ -289,13 +289,8 @@ def _missing_data(wt_repo: Repo, manifests: dict[str, str]) -> list[str]:
 def _child_env(wt_repo: Repo, rec: RunRecord) -> dict[str, str]:
     """The recorded config, seed and run id, as `gitrepro run` gave them; PYTHONHASHSEED as recorded,
     else the seed; no variable that would aim git at the user's repository."""
-    env = {k: v for k, v in os.environ.items() if k not in GIT_LOCATION_VARS}
-    env.pop(configmod.ENV_VAR, None)
-    env["GITREPRO_RUN_ID"] = rec.id
-    if rec.config is not None:
-        env[configmod.ENV_VAR] = str(wt_repo.root / rec.config.path)
-    if rec.seed is not None:
-        env["GITREPRO_SEED"] = str(rec.seed)
+    base = {k: v for k, v in os.environ.items() if k not in GIT_LOCATION_VARS and k != configmod.ENV_VAR}
+    env = run_env(rec, wt_repo.root / rec.config.path if rec.config is not None else None, base)
     recorded = (rec.environment or {}).get("variables", {}).get("PYTHONHASHSEED")
     if recorded and recorded != envcapture.REDACTED:
         env["PYTHONHASHSEED"] = recorded
