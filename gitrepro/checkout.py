@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from . import manifest as manifestfmt
-from . import statcache, tracking
+from . import forkpool, statcache, tracking
 from .chunker import new_cutter
 from .errors import GitreproError
 from .fsutil import UMASK, UnsafePath, make_dirs_safely, safe_join
@@ -31,6 +31,7 @@ from .index import Location
 from .manifest import DIR, FILE, SYMLINK, Entry, Manifest
 from .pointer import Pointer
 from .repo import Repo
+from .statwalk import stat_key, unpack_keys
 from .store import JOBS, MissingBlob, Store
 from .worktree import TEMP_SUFFIX, Observed, observe, scan
 
@@ -275,6 +276,9 @@ def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry]
     small, large = [], []
     for e in entries:
         (large if e.type == FILE and e.size > 8 * 1024 * 1024 else small).append(e)
+    if len(small) >= FORK_FROM and forkpool.can_fork():
+        yield from _write_forked(store, dataset_root, kind, small, locations, progress, direct)
+        small = []
     with ThreadPoolExecutor(JOBS) as pool:
         jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, locations, direct)
                 for batch in _batches(small)]
@@ -287,6 +291,36 @@ def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry]
                 yield e.path, st, e
                 if progress:
                     progress(e.size)
+
+
+FORK_FROM = 512   # small files: fewer are written faster than worker processes start
+
+
+class _WrittenStat(NamedTuple):
+    """What the stat cache needs of a file a worker process wrote (it sends back only its stat key)."""
+    st_size: int
+    st_mtime_ns: int
+    st_ino: int
+    st_mode: int
+
+
+def _write_forked(store: Store, dataset_root: Path, kind: str, entries: list[Entry], locations, progress,
+                  direct: bool):
+    """Write small files in forked worker processes: per file this is a few system calls and a
+    little Python, and on threads the Python part queues for the one GIL."""
+    batches = list(_batches(entries))
+    per_task = -(-len(batches) // forkpool.MAX_TASKS)
+    tasks = [list(itertools.chain(*batches[i:i + per_task])) for i in range(0, len(batches), per_task)]
+
+    def task(i: int) -> bytes:
+        return b"".join(stat_key(_write_entry(store, dataset_root, kind, e, locations, direct))
+                        for e in tasks[i])
+
+    for i, keys in forkpool.forked_map(task, len(tasks), JOBS):
+        for e, st in zip(tasks[i], unpack_keys(keys)):
+            yield e.path, _WrittenStat(*st), e
+        if progress:
+            progress(sum(e.size for e in tasks[i]))
 
 
 def _batches(entries: list[Entry], max_files: int = 256, max_bytes: int = 16 << 20):

