@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import time
 
 import typer
 from typer.core import TyperCommand
@@ -57,14 +58,20 @@ def progress_bar(label: str, total: int | None = None, enabled: bool = True):
     if not enabled or not err.is_terminal:
         yield None
         return
+    # Redrawn from the callback, not by rich's refresh thread: a process running a second
+    # thread must not fork, and checkout and status fork workers.
     with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+                  TimeRemainingColumn(), console=err, transient=True, auto_refresh=False) as bar:
         task = bar.add_task(label, total=total)
+        next_draw = [0.0]
 
         def advance(n: int, more_total: int | None = None) -> None:
             """Operations call progress(bytes) as work is done, and progress(0, bytes) to announce work."""
             if more_total is not None:
                 bar.update(task, total=(bar.tasks[0].total or 0) + more_total)
             bar.advance(task, n)
+            if time.monotonic() >= next_draw[0]:
+                next_draw[0] = time.monotonic() + 0.1
+                bar.refresh()
 
         yield advance

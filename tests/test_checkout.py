@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 
@@ -9,11 +10,22 @@ import pytest
 
 from conftest import flip_chunk_byte
 from gitrepro import checkout as checkout_op
-from gitrepro import pointer, snapshot, tracking
+from gitrepro import pointer, snapshot, statcache, tracking
 from gitrepro.checkout import LocalChanges, checkout
 from gitrepro.pack import CorruptPack
 from gitrepro.status import status
+from gitrepro.statwalk import stat_key
 from helpers_trees import Link, make_tree, mutate_tree, random_tree, set_old_mtimes, tree_state
+
+
+@pytest.fixture(autouse=True, params=["threads", "forked"])
+def writers(request, monkeypatch):
+    """Every test here runs twice: small files written on threads, and by forked worker
+    processes (which the CLI uses; pytest-xdist's own threads would otherwise rule them out)."""
+    if request.param == "forked":
+        monkeypatch.setattr(checkout_op.forkpool, "can_fork", lambda: True)
+        monkeypatch.setattr(checkout_op, "FORK_FROM", 1)
+    return request.param
 
 
 def add(repo, *paths):
@@ -288,3 +300,31 @@ def test_files_whose_long_names_share_a_prefix_are_restored_intact(git_repo, rep
     shutil.rmtree(data)
     checkout(repo, c1)
     assert tree_state(data) == want
+
+
+def test_forked_writers_write_from_other_processes(git_repo, repo, commit, writers, monkeypatch, tmp_path):
+    data = make_tree(git_repo / "data", {f"d{i % 3}/f{i}": f"content {i}".encode() for i in range(40)})
+    add(repo, data)
+    commit("v1")
+    expected = tree_state(data)
+    shutil.rmtree(data)
+    log = tmp_path / "writer-pids"
+    write_entry = checkout_op._write_entry
+
+    def logged(*args, **kw):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return write_entry(*args, **kw)
+
+    monkeypatch.setattr(checkout_op, "_write_entry", logged)
+    checkout(repo)
+    assert tree_state(data) == expected
+    pids = set(log.read_text().split())
+    assert len(log.read_text().split()) == 40
+    assert (str(os.getpid()) not in pids) == (writers == "forked")
+    cache = statcache.load(repo.store.path, repo.root, "data")   # the stat keys the workers sent back
+    assert cache.stats == {rel: stat_key(os.lstat(data / rel)) for rel in expected_paths(data)}
+
+
+def expected_paths(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root) for f in files)
