@@ -376,6 +376,9 @@ def _write_entry(store: Store, dataset_root: Path, kind: str, e: Entry, location
             loc = locations.get(chunk_id)
             yield store.read_located(chunk_id, loc) if loc else store.get(chunk_id)
 
+    if len(e.chunks) == 1:   # most small files: read (and verify) the chunk before creating the file
+        data = next(read([bytes.fromhex(e.chunks[0])]))
+        return _write_file(dest, e, lambda ids: (data,), direct)
     return _write_file(dest, e, read, direct)
 
 

@@ -12,6 +12,7 @@ fast worker simply takes more) and answer on a pipe of their own, in frames of
 
 from __future__ import annotations
 
+import gc
 import os
 import struct
 from typing import Callable, Iterator
@@ -47,14 +48,21 @@ def forked_map(task: Callable[[int], bytes], count: int, workers: int) -> Iterat
     os.close(work_w)   # a worker finding the pipe empty reads EOF: no tasks left
     children: dict[int, int] = {}   # result pipe -> pid
     try:
-        for _ in range(min(workers, count)):
-            result_r, result_w = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                os.close(result_r)
-                _work(task, work_r, result_w)   # never returns
-            os.close(result_w)
-            children[result_r] = pid
+        # Frozen objects are never visited by the collector, in the parent or in a worker: a
+        # collection in a worker would otherwise touch every object the parent holds and so
+        # copy every page of its heap.
+        gc.freeze()
+        try:
+            for _ in range(min(workers, count)):
+                result_r, result_w = os.pipe()
+                pid = os.fork()
+                if pid == 0:
+                    os.close(result_r)
+                    _work(task, work_r, result_w)   # never returns
+                os.close(result_w)
+                children[result_r] = pid
+        finally:
+            gc.unfreeze()
         yield from _collect(children, work_r, count)
     finally:
         _stop(children, work_r)
@@ -63,6 +71,7 @@ def forked_map(task: Callable[[int], bytes], count: int, workers: int) -> Iterat
 def _work(task: Callable[[int], bytes], work_r: int, result_w: int) -> None:
     """A worker's whole life: take tasks until none are left or one raises, then exit."""
     code = 0
+    gc.disable()   # a worker lives for one batch of tasks: its garbage dies with it
     try:
         while len(raw := os.read(work_r, _TASK.size)) == _TASK.size:
             i = _TASK.unpack(raw)[0]
