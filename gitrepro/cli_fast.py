@@ -86,10 +86,9 @@ def try_fast(argv: list[str]) -> int | None:
         sys.stderr.write(f"gitrepro: error: {e}\n")
         return 1
     if as_json:
-        import dataclasses
         import json
 
-        print(json.dumps([dataclasses.asdict(r) for r in results], indent=2, sort_keys=True))
+        print(json.dumps([r.as_dict() for r in results], indent=2, sort_keys=True))
     else:
         sys.stdout.write("".join(line + "\n" for line in status_lines(results)))
     return 0

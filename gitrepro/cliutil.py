@@ -43,6 +43,8 @@ JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
 
 def print_json(obj) -> None:
     def default(o):
+        if hasattr(o, "as_dict"):
+            return o.as_dict()
         if dataclasses.is_dataclass(o):
             return dataclasses.asdict(o)
         if isinstance(o, (set, tuple)):

@@ -8,9 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from .errors import GitreproError
 
@@ -36,8 +35,7 @@ def git(*args: str, cwd: str | os.PathLike | None = None, input: bytes | None = 
     return proc.stdout
 
 
-@dataclass(frozen=True)
-class RepoPaths:
+class RepoPaths(NamedTuple):   # named tuples, not dataclasses: `status` starts without importing those
     root: Path        # top of the working tree
     git_dir: Path     # this worktree's git dir
     common_dir: Path  # shared by all worktrees: the store lives here
@@ -73,8 +71,7 @@ def head_commit(cwd=None) -> str | None:
     return rev_parse("HEAD", cwd)
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     mode: str
     type: str
     sha: str

@@ -7,8 +7,9 @@ validates everything. See docs/design.md, "Pointer (v1)".
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .tomlcompat import tomllib
-from dataclasses import dataclass
 
 from .errors import GitreproError
 from .fsutil import UnsafePath, check_relpath
@@ -23,8 +24,7 @@ class BadPointer(GitreproError):
     pass
 
 
-@dataclass(frozen=True)
-class Pointer:
+class Pointer(NamedTuple):
     path: str          # dataset path relative to the repository root, '/'-separated
     manifest: str      # 64-hex manifest id
     kind: str          # "dir" or "file"

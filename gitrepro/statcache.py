@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import marshal
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,12 +30,13 @@ RACY_SECONDS = 2          # file systems with whole-second (or FAT's 2 s) timest
 RACY_SECONDS_FINE = 0.05  # nanosecond timestamps advance with the kernel's coarse clock (<= 10 ms)
 
 
-@dataclass
 class StatCache:
-    manifest: str | None = None                            # manifest the dataset matched when saved
-    stats: dict[str, bytes] = field(default_factory=dict)  # rel path -> packed stat key
-    _entries: dict[str, tuple] | None = None
-    _entries_path: Path | None = None
+    def __init__(self, manifest: str | None = None, stats: dict[str, bytes] | None = None,
+                 entries_path: Path | None = None):
+        self.manifest = manifest                                    # manifest the dataset matched when saved
+        self.stats = stats if stats is not None else {}             # rel path -> packed stat key
+        self._entries: dict[str, tuple] | None = None if entries_path else {}
+        self._entries_path = entries_path
 
     @property
     def entries(self) -> dict[str, tuple]:
@@ -110,7 +110,7 @@ def load(store_path: Path, root: Path, dataset: str) -> StatCache:
     doc = _load_marshal(stat_path)
     if isinstance(doc, dict) and doc.get("v") == STATCACHE_VERSION and doc.get("dataset") == dataset \
             and isinstance(doc.get("stats"), dict):
-        return StatCache(doc.get("manifest"), doc["stats"], None, entries_path)
+        return StatCache(doc.get("manifest"), doc["stats"], entries_path)
     return StatCache()
 
 

@@ -7,8 +7,7 @@ and the cache was saved for the pointer's manifest, the manifest is not even rea
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from . import statcache, statwalk, tracking
 from .repo import Repo
@@ -16,22 +15,29 @@ from .repo import Repo
 ChangeKind = Literal["added", "removed", "modified"]
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     path: str
     kind: ChangeKind
 
 
-@dataclass
 class DatasetStatus:
-    dataset: str
-    manifest: str
-    changes: list[Change] = field(default_factory=list)
-    missing: bool = False            # the dataset path does not exist at all
+    """One dataset's status. A plain class, not a dataclass: importing dataclasses would cost
+    a no-op `status` about 15 ms."""
+
+    def __init__(self, dataset: str, manifest: str, changes: list[Change] | None = None, missing: bool = False):
+        self.dataset = dataset
+        self.manifest = manifest
+        self.changes = changes if changes is not None else []
+        self.missing = missing            # the dataset path does not exist at all
 
     @property
     def clean(self) -> bool:
         return not self.changes and not self.missing
+
+    def as_dict(self) -> dict:
+        """The --json form."""
+        return {"dataset": self.dataset, "manifest": self.manifest, "missing": self.missing,
+                "changes": [c._asdict() for c in self.changes]}
 
 
 def status(repo: Repo, datasets: list[str] | None = None) -> list[DatasetStatus]:

@@ -8,15 +8,14 @@ another dataset.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import gitio
 from . import pointer as pointerfmt
 from .pointer import POINTER_SUFFIX, BadPointer, Pointer
 
 
-@dataclass(frozen=True)
-class TrackedPointer:
+class TrackedPointer(NamedTuple):
     file: str          # path of the .gitrepro file, relative to the repo root
     pointer: Pointer
 
