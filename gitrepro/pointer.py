@@ -7,9 +7,8 @@ validates everything. See docs/design.md, "Pointer (v1)".
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
-
-from .tomlcompat import tomllib
 
 from .errors import GitreproError
 from .fsutil import UnsafePath, check_relpath
@@ -69,12 +68,22 @@ def _toml_escape(s: str) -> str:
     return "".join(out)
 
 
+# The fields of a pointer exactly as `dumps` writes it, for reading one without a TOML parser.
+_CANONICAL = re.compile(rb'version = (\d+)\npath = "([^"\\\x00-\x1f\x7f]*)"\nkind = "(\w+)"\n'
+                        rb'manifest = "(\w+)"\nfiles = (\d+)\nbytes = (\d+)\n\Z')
+
+
 def parse(data: bytes, origin: str = "pointer") -> Pointer:
     """Parse and validate pointer bytes; raise BadPointer naming `origin` on any defect."""
-    try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise BadPointer(f"{origin}: not a valid pointer file ({e}); restore it with `git checkout -- {origin}`") from None
+    doc = _read_canonical(data)
+    if doc is None:
+        from .tomlcompat import tomllib  # only for a pointer someone edited: `status` starts without it
+
+        try:
+            doc = tomllib.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise BadPointer(f"{origin}: not a valid pointer file ({e}); "
+                             f"restore it with `git checkout -- {origin}`") from None
     version = doc.get("version")
     if version != POINTER_VERSION:
         raise BadPointer(f"{origin}: unsupported pointer version {version!r} (this gitrepro reads version {POINTER_VERSION}); upgrade gitrepro")
@@ -90,6 +99,22 @@ def parse(data: bytes, origin: str = "pointer") -> Pointer:
     if files < 0 or size < 0:
         raise BadPointer(f"{origin}: files and bytes must not be negative")
     return Pointer(path=path, manifest=manifest, kind=kind, files=files, bytes=size)
+
+
+def _read_canonical(data: bytes) -> dict | None:
+    """The fields of a pointer whose bytes are exactly what `dumps` writes for them (so TOML
+    would read the same), else None."""
+    found = _CANONICAL.search(data)
+    if found is None:
+        return None
+    version, path, kind, manifest, files, size = found.groups()
+    try:
+        doc = {"version": int(version), "path": path.decode("utf-8"), "kind": kind.decode(),
+               "manifest": manifest.decode(), "files": int(files), "bytes": int(size)}
+        exact = dumps(Pointer(doc["path"], doc["manifest"], doc["kind"], doc["files"], doc["bytes"], doc["version"]))
+    except (UnicodeDecodeError, BadPointer):
+        return None
+    return doc if exact == data else None
 
 
 def _field(doc: dict, key: str, typ: type, origin: str):

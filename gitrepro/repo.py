@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from .errors import GitreproError
 from .fsutil import atomic_write
 from .gitio import RepoPaths, find_repo
-from .tomlcompat import tomllib
 
 if TYPE_CHECKING:  # imported where used: `status` and the hooks start without the store's modules
     from .chunker import ChunkerParams
@@ -72,6 +71,8 @@ class Project:
 
 
 def parse_project(data: bytes) -> Project:
+    from .tomlcompat import tomllib  # only when the project file is read: `status` starts without it
+
     try:
         return Project(tomllib.loads(data.decode()))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:

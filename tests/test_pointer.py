@@ -35,6 +35,10 @@ def test_a_path_that_is_not_utf8_cannot_become_a_pointer():
         pointer.dumps(Pointer("caf\udce9", MANIFEST, "dir", 0, 0))
 
 
+HEADER = ("# gitrepro data pointer: commit this file, not the data it names.\n"
+          "# Restore the data with `gitrepro checkout`.\n")
+
+
 def good(**changes) -> str:
     fields = {"version": "1", "path": '"data"', "kind": '"dir"', "manifest": f'"{MANIFEST}"',
               "files": "1", "bytes": "5", **changes}
@@ -62,7 +66,9 @@ def good(**changes) -> str:
     ("version = 1\npath = ", "not a valid pointer"),
     ("\xff\xfe", "not a valid pointer"),
 ])
-def test_parse_refuses_bad_pointers_naming_the_origin(text, fragment):
+@pytest.mark.parametrize("header", ["", HEADER], ids=["bare", "canonical"])
+def test_parse_refuses_bad_pointers_naming_the_origin(text, fragment, header):
+    text = header + text
     data = text.encode("latin-1") if "\xff" in text else text.encode()
     with pytest.raises(BadPointer) as e:
         pointer.parse(data, "x/data.gitrepro")
@@ -75,3 +81,32 @@ def test_pointer_file_names():
     assert pointer.dataset_for_pointer("a/b.gitrepro") == "a/b"
     with pytest.raises(BadPointer):
         pointer.dataset_for_pointer("a/b.toml")
+
+
+def toml_fields(data: bytes) -> dict:
+    from gitrepro.tomlcompat import tomllib
+
+    return tomllib.loads(data.decode())
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=dataset_path, kind=st.sampled_from(["dir", "file"]),
+       files=st.integers(0, 2**40), size=st.integers(0, 2**62))
+def test_a_canonical_pointer_is_read_without_toml_as_toml_reads_it(path, kind, files, size):
+    data = pointer.dumps(Pointer(path=path, manifest=MANIFEST, kind=kind, files=files, bytes=size))
+    fields = pointer._read_canonical(data)
+    needs_escapes = any(c in '"\\' or ord(c) < 0x20 or ord(c) == 0x7F for c in path)
+    assert fields == toml_fields(data) if not needs_escapes else fields in (None, toml_fields(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(base=st.sampled_from([pointer.dumps(Pointer("data/train", MANIFEST, "dir", 3, 1234)),
+                             pointer.dumps(Pointer('we"ird\\name', MANIFEST, "file", 0, 0))]),
+       at=st.integers(0, 400), insert=st.sampled_from([b" ", b"\n", b"#", b"0", b'"', b"\\", b"x", b""]),
+       cut=st.integers(0, 2))
+def test_an_edited_pointer_is_read_as_toml_reads_it_or_not_at_all(base, at, insert, cut):
+    at = min(at, len(base))
+    data = base[:at] + insert + base[at + cut:]
+    fields = pointer._read_canonical(data)
+    if fields is not None:
+        assert fields == toml_fields(data)
