@@ -17,15 +17,15 @@ try:  # typer >= 0.20 vendors its own click; catch whichever one raises
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exc
 
-from . import checkout as checkout_op
 from . import cli_config, cli_provenance, cli_remote, cli_run, cli_verify
-from . import fsck as fsck_op
-from . import snapshot
-from . import status as status_op
 from .cli_fast import add_lines, status_lines
-from .cliutil import JsonOpt, err, human_size as _size, out, print_json as _json, progress_bar as _progress
+from .cliutil import JsonOpt, err, human_size as _size, lazy_module, out, print_json as _json, progress_bar as _progress
 from .errors import GitreproError
-from .remote import sync as remote_sync
+
+checkout_op = lazy_module("gitrepro.checkout")
+fsck_op = lazy_module("gitrepro.fsck")
+snapshot = lazy_module("gitrepro.snapshot")
+status_op = lazy_module("gitrepro.status")
 from .repo import Repo, log_traceback
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -72,6 +72,8 @@ def checkout(rev: Optional[str] = typer.Argument(None, help="Commit whose data t
              dataset: Optional[List[str]] = typer.Option(None, "--dataset", "-d", help="Only this dataset (repeatable)."),
              as_json: bool = JsonOpt) -> None:
     """Restore a commit's data, byte for byte, verifying every chunk."""
+    from .remote import sync as remote_sync  # the remote package loads only for commands that may fetch
+
     repo = Repo.find()
     with _progress("checkout", None, not as_json) as advance:
         result = checkout_op.checkout(repo, rev, to=str(to) if to else None, force=force,

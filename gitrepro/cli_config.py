@@ -8,8 +8,9 @@ from typing import List, Optional
 
 import typer
 
-from . import config as config_op
-from .cliutil import JsonOpt, out, print_json
+from .cliutil import JsonOpt, lazy_module, out, print_json
+
+config_op = lazy_module("gitrepro.config")
 
 config_app = typer.Typer(no_args_is_help=True, help="Resolve, inspect and check hierarchical TOML configs.")
 

@@ -12,11 +12,12 @@ from typing import Optional
 
 import typer
 
-from . import provenance as prov_op
-from . import reproduce as repro_op
-from .cliutil import AFTER_DASHES, JsonOpt, WordsAfterDashes, err, human_size, out, print_json
+from .cliutil import AFTER_DASHES, JsonOpt, WordsAfterDashes, err, human_size, lazy_module, out, print_json
 from .errors import GitreproError
 from .repo import Repo
+
+prov_op = lazy_module("gitrepro.provenance")
+repro_op = lazy_module("gitrepro.reproduce")
 
 
 class BadFormat(GitreproError):

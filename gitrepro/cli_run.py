@@ -10,12 +10,13 @@ from typing import List, Optional
 
 import typer
 
-from . import hooks as hooks_op
-from . import policy as policy_op
-from . import record
-from .cliutil import AFTER_DASHES, JsonOpt, WordsAfterDashes, err, out, print_json
+from .cliutil import AFTER_DASHES, JsonOpt, WordsAfterDashes, err, lazy_module, out, print_json
 from .errors import GitreproError
 from .repo import Repo
+
+hooks_op = lazy_module("gitrepro.hooks")
+policy_op = lazy_module("gitrepro.policy")
+record = lazy_module("gitrepro.record")
 
 
 class BadSeedOption(GitreproError):

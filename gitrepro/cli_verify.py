@@ -9,18 +9,17 @@ import contextlib
 import dataclasses
 import json
 import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from . import verify as verify_op
-from .cliutil import err, human_size, out
+from .cliutil import err, human_size, lazy_module, out
 from .errors import GitreproError
 from .fsutil import atomic_write
 from .repo import Repo
+
+verify_op = lazy_module("gitrepro.verify")
 
 FORMATS = ("text", "json", "junit")
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -103,6 +102,8 @@ def render_json(result: verify_op.VerifyResult) -> str:
 
 def render_junit(result: verify_op.VerifyResult) -> str:
     """JUnit XML: one testcase per commit, one <failure> per failing commit listing every reason."""
+    import xml.etree.ElementTree as ET
+
     s = result.stats
     failures = str(len(result.failing))
     suites = ET.Element("testsuites", name="gitrepro verify", tests=str(s.commits), failures=failures, errors="0",
@@ -141,6 +142,8 @@ def _progress(enabled: bool = True):
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[amount]}"),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         tasks: dict[str, TaskID] = {}

@@ -13,10 +13,29 @@ import time
 import typer
 from typer.core import TyperCommand
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
 
 from .cli_fast import human_size  # re-exported: one size format for both CLI paths
+
+
+def lazy_module(name: str):
+    """The module `name`, loaded on first attribute access (importlib's LazyLoader).
+
+    The CLI registers every command at start-up, but one invocation runs one: loading
+    each command's operation module only when it runs keeps ~0.1-0.2 s of imports
+    (provenance, config, verify, policy, gc and theirs) off every other command."""
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    setattr(sys.modules[parent], child, module)   # as `import` does: `from gitrepro import x` finds it
+    return module
 
 __all__ = ["AFTER_DASHES", "JsonOpt", "WordsAfterDashes", "err", "human_size", "out", "print_json",
            "progress_bar"]
@@ -60,6 +79,9 @@ def progress_bar(label: str, total: int | None = None, enabled: bool = True):
     if not enabled or not err.is_terminal:
         yield None
         return
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                               TransferSpeedColumn)
+
     # Redrawn from the callback, not by rich's refresh thread: a process running a second
     # thread must not fork, and checkout and status fork workers.
     with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),

@@ -57,7 +57,10 @@ def forked_map(task: Callable[[int], bytes], count: int, workers: int) -> Iterat
                 result_r, result_w = os.pipe()
                 pid = os.fork()
                 if pid == 0:
-                    os.close(result_r)
+                    # Hold no read end of any worker's answers (its own or an earlier sibling's):
+                    # a worker whose parent stopped listening must get EPIPE, not block forever.
+                    for fd in (result_r, *children):
+                        os.close(fd)
                     _work(task, work_r, result_w)   # never returns
                 os.close(result_w)
                 children[result_r] = pid
@@ -157,8 +160,9 @@ def _stop(children: dict[int, int], work_r: int) -> None:
     """Let running tasks finish (a task leaves no half-done work behind), then reap everyone."""
     _drain(work_r)
     os.close(work_r)
-    for fd, pid in children.items():
-        os.close(fd)
+    for fd in children:
+        os.close(fd)   # a worker still answering gets EPIPE and exits
+    for pid in children.values():
         os.waitpid(pid, 0)
 
 
