@@ -27,7 +27,6 @@ from .fsutil import UMASK, UnsafePath, make_dirs_safely, safe_join
 from . import gitio
 from .gitio import resolve_commit
 from .hashing import new_hasher
-from .index import Location
 from .manifest import DIR, FILE, SYMLINK, Entry, Manifest
 from .pointer import Pointer
 from .repo import Repo
@@ -129,7 +128,7 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     plan = _plan(kind, ptr.kind, now, target)
     _refuse_local_changes(plan, now, lambda: _baseline(store, cache.manifest, ptr.manifest, target),
                           force, ptr.path)
-    locations = _locate_chunks(store, plan.write, fetch)
+    _require_chunks(store, plan.write, fetch)
 
     result = DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(plan.keep))
     if progress:
@@ -150,7 +149,7 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
         make_dirs_safely(target_root, os.path.relpath(write_root, target_root).replace(os.sep, "/"))
     written = []
     try:
-        for rel, st, entry in _write_all(store, write_root, ptr.kind, plan.write, locations, progress,
+        for rel, st, entry in _write_all(store, write_root, ptr.kind, plan.write, progress,
                                          direct=staged):
             written.append((rel, st, entry))
             result.written += 1
@@ -243,18 +242,19 @@ def _refuse_local_changes(plan: _Plan, now: dict[str, Observed], baseline: Calla
                            f"run `gitrepro add {dataset}` to keep them or pass --force to discard them")
 
 
-def _locate_chunks(store: Store, entries: list[Entry], fetch: Fetcher | None) -> dict[bytes, Location]:
-    """Where each chunk the entries need is in the local store; missing ones are fetched first."""
-    wanted = {bytes.fromhex(c) for e in entries for c in e.chunks}
-    located = store.index.locate_many(wanted)
-    missing = wanted - located.keys()
+def _require_chunks(store: Store, entries: list[Entry], fetch: Fetcher | None) -> None:
+    """Every chunk the entries need must be in the local store (missing ones are fetched first),
+    before a single file is written."""
+    missing = store.missing(_chunk_ids(entries))
     if missing and fetch is not None:
         fetch(store, missing)
-        located.update(store.index.locate_many(missing))
-        missing = wanted - located.keys()
+        missing = store.missing(missing)
     if missing:
         raise MissingBlob(next(iter(missing)), f"{len(missing)} chunk(s) needed by this checkout, e.g.")
-    return located
+
+
+def _chunk_ids(entries: list[Entry]) -> set[bytes]:
+    return {bytes.fromhex(c) for e in entries for c in e.chunks}
 
 
 def _remove(dataset_root: Path, kind_now: str, rels: list[str]) -> None:
@@ -266,7 +266,7 @@ def _remove(dataset_root: Path, kind_now: str, rels: list[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], locations: dict, progress,
+def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress,
                direct: bool = False):
     """Write entries: small files in batches on a thread pool (file system calls release the GIL),
     large files on this thread with chunks read and decompressed in parallel. `direct` writes
@@ -277,8 +277,9 @@ def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry]
     for e in entries:
         (large if e.type == FILE and e.size > 8 * 1024 * 1024 else small).append(e)
     if len(small) >= FORK_FROM and forkpool.can_fork():
-        yield from _write_forked(store, dataset_root, kind, small, locations, progress, direct)
+        yield from _write_forked(store, dataset_root, kind, small, progress, direct)
         small = []
+    locations = store.index.locate_many(_chunk_ids(small))
     with ThreadPoolExecutor(JOBS) as pool:
         jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, locations, direct)
                 for batch in _batches(small)]
@@ -304,15 +305,15 @@ class _WrittenStat(NamedTuple):
     st_mode: int
 
 
-def _write_forked(store: Store, dataset_root: Path, kind: str, entries: list[Entry], locations, progress,
-                  direct: bool):
+def _write_forked(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress, direct: bool):
     """Write small files in forked worker processes: per file this is a few system calls and a
     little Python, and on threads the Python part queues for the one GIL."""
     batches = list(_batches(entries))
     per_task = -(-len(batches) // forkpool.MAX_TASKS)
     tasks = [list(itertools.chain(*batches[i:i + per_task])) for i in range(0, len(batches), per_task)]
 
-    def task(i: int) -> bytes:
+    def task(i: int) -> bytes:   # runs in a worker, which also looks up where its chunks are
+        locations = store.index.locate_many(_chunk_ids(tasks[i]))
         return b"".join(stat_key(_write_entry(store, dataset_root, kind, e, locations, direct))
                         for e in tasks[i])
 
