@@ -268,8 +268,9 @@ def _remove(dataset_root: Path, kind_now: str, rels: list[str]) -> None:
 
 def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress,
                direct: bool = False):
-    """Write entries: small files in batches on a thread pool (file system calls release the GIL),
-    large files on this thread with chunks read and decompressed in parallel. `direct` writes
+    """Write entries: small files by forked worker processes where this process may fork, else
+    in batches on a thread pool (file system calls release the GIL); large files on this thread
+    with chunks read and decompressed in parallel. `direct` writes
     straight to the final names (inside a staging directory nobody else sees)."""
     if kind == "dir":
         _make_parent_dirs(dataset_root, entries)
