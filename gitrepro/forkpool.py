@@ -48,24 +48,17 @@ def forked_map(task: Callable[[int], bytes], count: int, workers: int) -> Iterat
     os.close(work_w)   # a worker finding the pipe empty reads EOF: no tasks left
     children: dict[int, int] = {}   # result pipe -> pid
     try:
-        # Frozen objects are never visited by the collector, in the parent or in a worker: a
-        # collection in a worker would otherwise touch every object the parent holds and so
-        # copy every page of its heap.
-        gc.freeze()
-        try:
-            for _ in range(min(workers, count)):
-                result_r, result_w = os.pipe()
-                pid = os.fork()
-                if pid == 0:
-                    # Hold no read end of any worker's answers (its own or an earlier sibling's):
-                    # a worker whose parent stopped listening must get EPIPE, not block forever.
-                    for fd in (result_r, *children):
-                        os.close(fd)
-                    _work(task, work_r, result_w)   # never returns
-                os.close(result_w)
-                children[result_r] = pid
-        finally:
-            gc.unfreeze()
+        for _ in range(min(workers, count)):
+            result_r, result_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                # Hold no read end of any worker's answers (its own or an earlier sibling's):
+                # a worker whose parent stopped listening must get EPIPE, not block forever.
+                for fd in (result_r, *children):
+                    os.close(fd)
+                _work(task, work_r, result_w)   # never returns
+            os.close(result_w)
+            children[result_r] = pid
         yield from _collect(children, work_r, count)
     finally:
         _stop(children, work_r)
@@ -74,7 +67,9 @@ def forked_map(task: Callable[[int], bytes], count: int, workers: int) -> Iterat
 def _work(task: Callable[[int], bytes], work_r: int, result_w: int) -> None:
     """A worker's whole life: take tasks until none are left or one raises, then exit."""
     code = 0
-    gc.disable()   # a worker lives for one batch of tasks: its garbage dies with it
+    # No collections: one would visit every object inherited from the parent and so copy every
+    # page of its heap; a worker lives for one batch of tasks and its garbage dies with it.
+    gc.disable()
     try:
         while len(raw := os.read(work_r, _TASK.size)) == _TASK.size:
             i = _TASK.unpack(raw)[0]
