@@ -8,8 +8,9 @@ the loaded stat table copy-on-write and answers with a count, nothing to copy
 back. Any doubt (an error, a vanished directory, a child that died) answers
 "no", and the caller takes its slow, exact path.
 
-Leaf module: it sits on the start-up path of `status`, so it imports no more
-than the standard library needs.
+It sits on the start-up path of `status`, so it imports only the standard
+library and `forkpool` (another standard-library leaf, for the one rule on when
+a process may fork).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import os
 import stat
 import struct
+
+from .forkpool import can_fork as _can_fork
 
 TEMP_SUFFIX = ".gitrepro-tmp"  # checkout writes files under such names before renaming them
 PARALLEL_FROM = 2048           # entries: a smaller tree is walked faster than a process forks
@@ -118,14 +121,6 @@ def _count(fd: int, prefix: str, stats: dict, subdirs: list | None = None, path:
             raise _Differs
         counted += 1
     return counted
-
-
-def _can_fork() -> bool:
-    # Forking a process that runs other threads can copy a lock some thread holds, so only
-    # a single-threaded process (the CLI's start-up path) forks.
-    import threading
-
-    return hasattr(os, "fork") and threading.active_count() == 1 and (os.cpu_count() or 1) > 1
 
 
 def _count_forked(frontier: list[tuple[str, str]], stats: dict) -> int | None:
