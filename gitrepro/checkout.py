@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from . import manifest as manifestfmt
 from . import forkpool, statcache, tracking
@@ -285,7 +285,8 @@ def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry]
         jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, locations, direct)
                 for batch in _batches(small)]
         for e in large:
-            yield e.path, _write_file(_dest(dataset_root, kind, e), e, store.iter_joined, direct), e
+            chunks = store.iter_joined(_ids(e))   # read lazily, once the file is open
+            yield e.path, _write_file(_dest(dataset_root, kind, e), e, chunks, direct), e
             if progress:
                 progress(e.size)
         for job in jobs:
@@ -373,29 +374,34 @@ def _write_entry(store: Store, dataset_root: Path, kind: str, e: Entry, location
             _replace(tmp, dest)
         return os.lstat(dest)
 
-    def read(ids):
-        for chunk_id in ids:
-            loc = locations.get(chunk_id)
-            yield store.read_located(chunk_id, loc) if loc else store.get(chunk_id)
-
+    chunks = _read_chunks(store, _ids(e), locations)
     if len(e.chunks) == 1:   # most small files: read (and verify) the chunk before creating the file
-        data = next(read([bytes.fromhex(e.chunks[0])]))
-        return _write_file(dest, e, lambda ids: (data,), direct)
-    return _write_file(dest, e, read, direct)
+        chunks = [next(chunks)]
+    return _write_file(dest, e, chunks, direct)
 
 
-def _write_file(dest: str, e: Entry, read_chunks, direct: bool = False) -> os.stat_result:
+def _ids(e: Entry) -> list[bytes]:
+    return [bytes.fromhex(c) for c in e.chunks]
+
+
+def _read_chunks(store: Store, ids: list[bytes], locations) -> Iterator[bytes]:
+    """Verified chunk bytes, in order, from where `locations` says (else looked up)."""
+    for chunk_id in ids:
+        loc = locations.get(chunk_id)
+        yield store.read_located(chunk_id, loc) if loc else store.get(chunk_id)
+
+
+def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = False) -> os.stat_result:
     """Stream verified chunks into a temp file; rename over `dest` only if the whole-file hash matches.
     `direct` (inside a private staging directory) writes `dest` itself and removes it on a mismatch."""
     tmp = dest if direct else _tmp_name(dest)
-    ids = [bytes.fromhex(c) for c in e.chunks]
-    whole = new_hasher() if len(ids) != 1 else None   # one chunk: its id is the file hash
+    whole = new_hasher() if len(e.chunks) != 1 else None   # one chunk: its id is the file hash
     size = 0
     try:
         excl = os.O_EXCL if direct else os.O_TRUNC
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | excl | os.O_NOFOLLOW, e.mode & ~UMASK)
         try:
-            for data in read_chunks(ids):
+            for data in chunks:
                 _write_fully(fd, data)
                 size += len(data)
                 if whole is not None:
