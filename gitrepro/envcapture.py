@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from .hashing import hash_bytes
-from .redact import REDACTED, SECRET_NAME, looks_secret, redact_command  # noqa: F401 - part of this API
+from .redact import REDACTED, SECRET_NAME, looks_secret
 
 
 # Only these variables are captured; everything else in os.environ is never read.

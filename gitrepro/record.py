@@ -24,7 +24,7 @@ from typing import Callable, Mapping
 import tomli_w
 
 from . import config as configmod
-from . import envcapture, gitio, snapshot, status, tracking
+from . import envcapture, gitio, redact, snapshot, status, tracking
 from .errors import GitreproError
 from .fsutil import UnsafePath, atomic_write, check_relpath, safe_join
 from .hashing import BadId, parse_id
@@ -279,7 +279,7 @@ def prepare(repo: Repo, command: list[str], *, config, overrides: tuple[str, ...
     run_seed = rc.seed if rc is not None else _plain_seed(seed)
     environment = envcapture.capture_environment(repo.root, envcapture.interpreter_for(command))
     started = _now()
-    rec = RunRecord(new_run_id(started), tuple(envcapture.redact_command(command)), code, _config_ref(repo, rc),
+    rec = RunRecord(new_run_id(started), tuple(redact.redact_command(command)), code, _config_ref(repo, rc),
                     run_seed, data, {}, environment, started, started, 0.0, 0, _relative_cwd(repo))
     return rec, rc
 

@@ -25,7 +25,7 @@ from typing import Callable
 
 from . import checkout as checkout_op
 from . import config as configmod
-from . import envcapture, gitio, snapshot, tracking
+from . import envcapture, gitio, redact, snapshot, tracking
 from .errors import GitreproError
 from .fsutil import UnsafePath, safe_join
 from .provenance import (FileChange, chunk_presence, commit_records, compare_environments, diff_manifests,
@@ -181,7 +181,7 @@ def pick_record(root: Path, commit: str, run_id: str | None) -> RunRecord:
 
 def _unrunnable(rec: RunRecord) -> str:
     """Why the recorded command cannot be re-run as it was, or ''."""
-    if envcapture.REDACTED in rec.command:
+    if redact.REDACTED in rec.command:
         return "the recorded command has redacted (secret-looking) arguments, so it cannot be re-run as recorded"
     return ""
 
@@ -292,7 +292,7 @@ def _child_env(wt_repo: Repo, rec: RunRecord) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if k not in GIT_LOCATION_VARS and k != configmod.ENV_VAR}
     env = run_env(rec, wt_repo.root / rec.config.path if rec.config is not None else None, base)
     recorded = (rec.environment or {}).get("variables", {}).get("PYTHONHASHSEED")
-    if recorded and recorded != envcapture.REDACTED:
+    if recorded and recorded != redact.REDACTED:
         env["PYTHONHASHSEED"] = recorded
     elif rec.seed is not None:
         env["PYTHONHASHSEED"] = str(rec.seed)

@@ -61,9 +61,9 @@ def test_after_a_remote_loses_a_pack_the_pre_push_check_makes_the_next_push_uplo
 
 @pytest.mark.parametrize("secret", ["redis://:hunter2pass@localhost:6379/0", "Authorization: Bearer abcdefgh12345"])
 def test_a_url_password_without_a_user_and_an_authorization_header_are_redacted(secret):
-    from gitrepro import envcapture
-    assert envcapture.redact_command(["python", "train.py", "--x", secret])[-1] == envcapture.REDACTED
-    assert envcapture.captured_variables({"TORCH_DB": secret})["TORCH_DB"] == envcapture.REDACTED
+    from gitrepro import envcapture, redact
+    assert redact.redact_command(["python", "train.py", "--x", secret])[-1] == redact.REDACTED
+    assert envcapture.captured_variables({"TORCH_DB": secret})["TORCH_DB"] == redact.REDACTED
 
 
 @pytest.mark.parametrize("line", ['timeout = "abc"', 'multipart_threshold = "x"', "region = 5", "endpoint_url = 7",

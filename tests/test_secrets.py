@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from gitrepro import envcapture
+from gitrepro import envcapture, redact
 from gitrepro import pack as packfmt
 from gitrepro.repo import Repo
 from helpers_runs import PY, ensure_cli, make_project
@@ -44,8 +44,8 @@ def test_secret_environment_values_appear_nowhere_in_the_record_or_the_store(git
     assert len(records) == 1
     text = records[0].read_text()
     assert 'CUDA_VISIBLE_DEVICES = "0"' in text             # capture did happen
-    assert f'HF_TOKEN = "{envcapture.REDACTED}"' in text     # an allowlisted prefix, redacted by name
-    assert f'GITREPRO_DB_URL = "{envcapture.REDACTED}"' in text
+    assert f'HF_TOKEN = "{redact.REDACTED}"' in text     # an allowlisted prefix, redacted by name
+    assert f'GITREPRO_DB_URL = "{redact.REDACTED}"' in text
     assert "AWS_SECRET_ACCESS_KEY" not in text               # not allowlisted: never read
     repo = Repo.find(git_repo)
     stored = every_stored_byte(repo)
@@ -59,7 +59,7 @@ def test_secret_environment_values_appear_nowhere_in_the_record_or_the_store(git
 @pytest.mark.parametrize("name", ["HF_TOKEN", "GITREPRO_API_KEY", "CUDA_AUTH", "TORCH_PASSWORD", "MKL_SECRET",
                                   "NCCL_SESSION_ID", "TF_PRIVATE_THING", "HF_HUB_COOKIE", "GITREPRO_CREDENTIALS"])
 def test_allowlisted_names_that_sound_secret_are_redacted(name):
-    assert envcapture.captured_variables({name: "plain"}) == {name: envcapture.REDACTED}
+    assert envcapture.captured_variables({name: "plain"}) == {name: redact.REDACTED}
 
 
 @pytest.mark.parametrize("value", [
@@ -70,14 +70,14 @@ def test_allowlisted_names_that_sound_secret_are_redacted(name):
     "0123456789abcdef0123456789abcdef01234567", "prefix " + AWS_SECRET + " suffix",
 ])
 def test_values_shaped_like_credentials_are_redacted_whatever_the_name(value):
-    assert envcapture.looks_secret(value)
-    assert envcapture.captured_variables({"GITREPRO_NOTE": value}) == {"GITREPRO_NOTE": envcapture.REDACTED}
+    assert redact.looks_secret(value)
+    assert envcapture.captured_variables({"GITREPRO_NOTE": value}) == {"GITREPRO_NOTE": redact.REDACTED}
 
 
 @pytest.mark.parametrize("value", ["0", "0,1", "8", "C.UTF-8", ":4096:8", "/data/hf/Cache2024/models--bert-base-uncased",
                                    "/home/someuser/projects/MyProject2024/src", "eth0", "7.0;8.0;9.0+PTX", "Europe/Paris"])
 def test_ordinary_values_are_kept(value):
-    assert not envcapture.looks_secret(value)
+    assert not redact.looks_secret(value)
     assert envcapture.captured_variables({"GITREPRO_NOTE": value}) == {"GITREPRO_NOTE": value}
 
 
@@ -89,7 +89,7 @@ def test_variables_outside_the_allowlist_are_never_captured():
 def test_secret_command_arguments_are_redacted():
     cmd = ["python", "train.py", "--token", "abc", "--api-key=xyz", "DB_PASSWORD=pw", "--epochs", "3",
            "--wandb-key", "k", HF_TOKEN, "--lr=0.1"]
-    assert envcapture.redact_command(cmd) == [
+    assert redact.redact_command(cmd) == [
         "python", "train.py", "--token", "<redacted>", "--api-key=<redacted>", "DB_PASSWORD=<redacted>",
         "--epochs", "3", "--wandb-key", "<redacted>", "<redacted>", "--lr=0.1"]
 
