@@ -23,7 +23,7 @@ from . import manifest as manifestfmt
 from . import forkpool, statcache, tracking
 from .chunker import new_cutter
 from .errors import GitreproError
-from .fsutil import UMASK, UnsafePath, make_dirs_safely, safe_join
+from .fsutil import UMASK, UnsafePath, make_dirs_safely, safe_join, write_fully
 from . import gitio
 from .gitio import resolve_commit
 from .hashing import new_hasher
@@ -402,7 +402,7 @@ def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = Fal
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | excl | os.O_NOFOLLOW, e.mode & ~UMASK)
         try:
             for data in chunks:
-                _write_fully(fd, data)
+                write_fully(fd, data)
                 size += len(data)
                 if whole is not None:
                     whole.update(data)
@@ -422,11 +422,6 @@ def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = Fal
         raise
     return st
 
-
-def _write_fully(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 _tmp_seq = itertools.count()   # next() is atomic under the GIL: writer threads never share a temp name

@@ -7,7 +7,7 @@ parent has loaded copy-on-write, with nothing to serialise on the way in.
 
 Workers take task numbers from one pipe (4-byte reads of a pipe are atomic, so a
 fast worker simply takes more) and answer on a pipe of their own, in frames of
-(task, status, length, payload). Leaf module: the standard library only.
+(task, status, length, payload). Imports only the standard library and fsutil.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import gc
 import os
 import struct
 from typing import Callable, Iterator
+
+from .fsutil import write_fully
 
 MAX_TASKS = 8192                  # task numbers are written before the workers start: 32 KiB of pipe
 _TASK = struct.Struct("<I")
@@ -77,7 +79,7 @@ def _work(task: Callable[[int], bytes], work_r: int, result_w: int) -> None:
                 status, payload = 0, task(i)
             except BaseException as e:  # noqa: BLE001 - handed to the parent to raise
                 status, payload = 1, _pickled(e)
-            _write_fully(result_w, _FRAME.pack(i, status, len(payload)) + payload)
+            write_fully(result_w, _FRAME.pack(i, status, len(payload)) + payload)
             if status:
                 break
     except BaseException:  # noqa: BLE001 - the parent sees the missing answer
@@ -160,8 +162,3 @@ def _stop(children: dict[int, int], work_r: int) -> None:
     for pid in children.values():
         os.waitpid(pid, 0)
 
-
-def _write_fully(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]

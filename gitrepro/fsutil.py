@@ -24,6 +24,13 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def write_fully(fd: int, data) -> None:
+    """os.write until all of `data` is written (a pipe or a signal can cut a write short)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, *, durable: bool = True, mode: int | None = None):
     """Yield a binary file; on clean exit it replaces `path` atomically.

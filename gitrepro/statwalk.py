@@ -9,8 +9,8 @@ back. Any doubt (an error, a vanished directory, a child that died) answers
 "no", and the caller takes its slow, exact path.
 
 It sits on the start-up path of `status`, so it imports only the standard
-library and `forkpool` (another standard-library leaf, for the one rule on when
-a process may fork).
+library and `forkpool` (for the one rule on when a process may fork; it needs
+no more than fsutil).
 """
 
 from __future__ import annotations
