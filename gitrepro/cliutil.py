@@ -37,7 +37,7 @@ def lazy_module(name: str):
     setattr(sys.modules[parent], child, module)   # as `import` does: `from gitrepro import x` finds it
     return module
 
-__all__ = ["AFTER_DASHES", "JsonOpt", "WordsAfterDashes", "err", "human_size", "out", "print_json",
+__all__ = ["AFTER_DASHES", "JsonOpt", "WordsAfterDashes", "err", "human_size", "lazy_module", "out", "print_json",
            "progress_bar"]
 
 AFTER_DASHES = "gitrepro.after_dashes"
