@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 from . import pack as packfmt
 from .chunker import ChunkerParams, iter_chunk_batches, new_cutter
 from .errors import GitreproError
-from .fsutil import atomic_write, fsync_dir
+from .fsutil import atomic_write, drop_cached, fsync_dir
 from .hashing import hash_bytes
 from .index import Index, Location
 from .tomlcompat import tomllib
@@ -412,7 +412,9 @@ class StoreWriter:
 
     def _finish_pack(self) -> None:
         pack_id = self._pack.finish()
-        os.fsync(self._pack_file.fileno())
+        fd = self._pack_file.fileno()
+        os.fsync(fd)
+        drop_cached(fd)
         self._pack_file.close()
         self.store.publish_pack(self._pack_tmp, pack_id, self._pack.entries)
         self.stats.packs += 1
