@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple
 
 from . import manifest as manifestfmt
-from . import forkpool, statcache, tracking
+from . import forkpool, statcache, statwalk, tracking
 from .chunker import new_cutter
 from .errors import GitreproError
 from .fsutil import UMASK, UnsafePath, make_dirs_safely, safe_join, write_fully
@@ -118,9 +118,9 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     if os.path.islink(dataset_root):
         raise UnsafePath(f"{dataset_root} is a symlink; gitrepro will not write through it")
     cache = statcache.load(store.path, repo.root, ptr.path) if use_cache else statcache.StatCache()
+    if cache.manifest == ptr.manifest and statwalk.tree_matches(dataset_root, ptr.kind, cache.stats):
+        return DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(cache.stats))  # already there: read nothing
     scanned = scan(dataset_root)
-    if scanned[0] == ptr.kind and cache.covers(ptr.manifest, scanned[1]):
-        return DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(scanned[1]))  # already there: read nothing
     manifest = load_manifest(store, ptr.manifest, fetch)
     _check_kind(ptr, manifest)
     kind, now = observe(dataset_root, cache, new_cutter(store.config.chunker), scanned=scanned)
@@ -314,10 +314,13 @@ def _write_forked(store: Store, dataset_root: Path, kind: str, entries: list[Ent
     per_task = -(-len(batches) // forkpool.MAX_TASKS)
     tasks = [list(itertools.chain(*batches[i:i + per_task])) for i in range(0, len(batches), per_task)]
 
-    def task(i: int) -> bytes:   # runs in a worker, which also looks up where its chunks are
-        locations = store.index.locate_many(_chunk_ids(tasks[i]))
-        return b"".join(stat_key(_write_entry(store, dataset_root, kind, e, locations, direct))
-                        for e in tasks[i])
+    def task(i: int) -> bytes:   # runs in a worker, which also looks up and reads its chunks
+        blobs = store.read_batch(store.index.locate_many(_chunk_ids(tasks[i])))
+
+        def chunks_of(e: Entry) -> list[bytes]:
+            return [blobs[chunk_id] for chunk_id in _ids(e)]
+
+        return b"".join(stat_key(_write_entry(dataset_root, kind, e, chunks_of, direct)) for e in tasks[i])
 
     for i, keys in forkpool.forked_map(task, len(tasks), JOBS):
         for e, st in zip(tasks[i], unpack_keys(keys)):
@@ -354,10 +357,13 @@ def _dest(dataset_root: Path, kind: str, e: Entry) -> str:
 
 
 def _write_batch(store: Store, dataset_root: Path, kind: str, batch: list[Entry], locations, direct: bool):
-    return [(e, _write_entry(store, dataset_root, kind, e, locations, direct)) for e in batch]
+    def chunks_of(e: Entry) -> Iterator[bytes]:
+        return _read_chunks(store, _ids(e), locations)
+
+    return [(e, _write_entry(dataset_root, kind, e, chunks_of, direct)) for e in batch]
 
 
-def _write_entry(store: Store, dataset_root: Path, kind: str, e: Entry, locations,
+def _write_entry(dataset_root: Path, kind: str, e: Entry, chunks_of: Callable[[Entry], Iterable[bytes]],
                  direct: bool = False) -> os.stat_result:
     dest = _dest(dataset_root, kind, e)
     if e.type == DIR:
@@ -374,9 +380,9 @@ def _write_entry(store: Store, dataset_root: Path, kind: str, e: Entry, location
             _replace(tmp, dest)
         return os.lstat(dest)
 
-    chunks = _read_chunks(store, _ids(e), locations)
+    chunks = chunks_of(e)
     if len(e.chunks) == 1:   # most small files: read (and verify) the chunk before creating the file
-        chunks = [next(chunks)]
+        chunks = [next(iter(chunks))]
     return _write_file(dest, e, chunks, direct)
 
 

@@ -220,6 +220,20 @@ class Store:
         stored = os.pread(self._fd(loc.pack), loc.length, loc.offset)
         return packfmt.decode_blob(loc.entry(blob_id), stored, f"chunk in pack {loc.pack[:12]}:")
 
+    def read_batch(self, locations: dict[bytes, Location]) -> dict[bytes, bytes]:
+        """Verified raw bytes of every located blob. Blobs lying close together in one pack (a
+        directory's small files, added together) are read with one pread of their whole span:
+        one system call and one Python call for a few hundred chunks instead of one each."""
+        out: dict[bytes, bytes] = {}
+        for pack_id, span in _spans(locations):
+            first, last = span[0][1], span[-1][1]
+            data = memoryview(os.pread(self._fd(pack_id), last.offset + last.length - first.offset, first.offset))
+            for blob_id, loc in span:
+                start = loc.offset - first.offset
+                stored = data[start:start + loc.length]
+                out[blob_id] = packfmt.decode_blob(loc.entry(blob_id), stored, f"chunk in pack {pack_id[:12]}:")
+        return out
+
     def get(self, blob_id: bytes) -> bytes:
         """A blob's verified raw bytes."""
         loc = self.index.locate(blob_id)
@@ -288,6 +302,27 @@ class Store:
         except MissingBlob:
             raise MissingBlob(root_id, "manifest") from None
         return b"".join(self.iter_blobs(parse_manifest_root(root, manifest_id)))
+
+
+SPAN_GAP = 64 * 1024           # read through a gap this small rather than make another call
+SPAN_MAX = 16 * 1024 * 1024     # bounds one read's buffer
+
+
+def _spans(locations: dict[bytes, Location]) -> Iterator[tuple[str, list[tuple[bytes, Location]]]]:
+    """The located blobs grouped into runs to read at once: same pack, ascending offsets,
+    gaps of at most SPAN_GAP, at most SPAN_MAX bytes from start to end."""
+    ordered = sorted(locations.items(), key=lambda item: (item[1].pack, item[1].offset))
+    span: list[tuple[bytes, Location]] = []
+    for blob_id, loc in ordered:
+        if span:
+            first, last = span[0][1], span[-1][1]
+            if (loc.pack != first.pack or loc.offset > last.offset + last.length + SPAN_GAP
+                    or loc.offset + loc.length - first.offset > SPAN_MAX):
+                yield first.pack, span
+                span = []
+        span.append((blob_id, loc))
+    if span:
+        yield span[0][1].pack, span
 
 
 def parse_manifest_root(root: bytes, manifest_id: str) -> list[bytes]:

@@ -157,3 +157,24 @@ def test_large_writes_split_into_several_packs(store, monkeypatch):
     assert len(store.pack_files()) >= 4
     assert len(set(store.index.packs())) == len(store.pack_files())
     assert not store.missing(ids)
+
+
+def test_a_batch_read_returns_every_blob_verified_across_packs_and_gaps(store, monkeypatch):
+    monkeypatch.setattr("gitrepro.store.PACK_TARGET", 200_000)
+    monkeypatch.setattr("gitrepro.store.SPAN_MAX", 64_000)    # several spans per pack, too
+    datas = blobs(60, size=10_000, seed=3) + [b"x" * 20_000]   # the last one compresses
+    ids = put(store, datas)
+    assert len(store.pack_files()) >= 3
+    wanted = ids[::3] + ids[1:5] + [ids[-1]]                     # gaps, neighbours, a zstd blob
+    got = store.read_batch(store.index.locate_many(wanted))
+    assert {i: bytes(b) for i, b in got.items()} == {i: datas[ids.index(i)] for i in wanted}
+
+
+def test_a_batch_read_refuses_a_damaged_blob_among_good_neighbours(store):
+    ids = put(store, blobs(10, seed=4))
+    loc = store.index.locate(ids[5])
+    with open(store.pack_path(loc.pack), "r+b") as f:
+        f.seek(loc.offset + 10)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(pack.CorruptPack, match=ids[5].hex()):
+        store.read_batch(store.index.locate_many(ids))
