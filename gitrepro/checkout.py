@@ -9,6 +9,7 @@ snapshotted unless forced.
 from __future__ import annotations
 
 import itertools
+import marshal
 import os
 import shutil
 import stat
@@ -17,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator
 
 from . import manifest as manifestfmt
 from . import forkpool, statcache, statwalk, tracking
@@ -30,7 +31,7 @@ from .hashing import new_hasher
 from .manifest import DIR, FILE, SYMLINK, Entry, Manifest
 from .pointer import Pointer
 from .repo import Repo
-from .statwalk import stat_key, unpack_keys
+from .statwalk import key_mtime_ns, stat_key
 from .store import JOBS, MissingBlob, Store
 from .worktree import TEMP_SUFFIX, Observed, observe, scan
 
@@ -147,13 +148,12 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     write_root = _staging_dir(dataset_root) if staged else dataset_root
     if ptr.kind == "dir":
         make_dirs_safely(target_root, os.path.relpath(write_root, target_root).replace(os.sep, "/"))
-    written = []
+    written: list[tuple[str, tuple]] = []   # (path, stat-cache record)
     try:
-        for rel, st, entry in _write_all(store, write_root, ptr.kind, plan.write, progress,
-                                         direct=staged):
-            written.append((rel, st, entry))
-            result.written += 1
+        for entry, rec in _write_all(store, write_root, ptr.kind, plan.write, progress, direct=staged):
+            written.append((entry.path, rec))
             result.bytes_written += entry.size
+        result.written = len(written)
         if staged:
             os.rename(write_root, dataset_root)
     except BaseException:
@@ -161,8 +161,8 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
             shutil.rmtree(write_root, ignore_errors=True)
         raise
     done_time = _settle(written)  # the reference for files we wrote, as git uses its index's mtime
-    for rel, st, entry in written:
-        fresh.remember(rel, st, entry, done_time)
+    for rel, rec in written:
+        fresh.remember_record(rel, rec, done_time)
     if ptr.kind == "dir" and not staged:   # a directory built from nothing has nothing to prune
         _prune_empty_dirs(dataset_root, target)
     if use_cache:
@@ -174,7 +174,7 @@ def _settle(written: list) -> float:
     """The time to judge freshly written files against: if the last ones were written within the
     last fine-grained clock tick, wait that tick out (at most 50 ms) so they are not "racy" and
     the next command does not re-read them, as git writes its index after the files."""
-    newest = max((st.st_mtime_ns for _, st, _ in written), default=0) / 1e9
+    newest = max((key_mtime_ns(rec[0]) for _, rec in written), default=0) / 1e9
     wait = newest + statcache.RACY_SECONDS_FINE - time.time()
     if 0 < wait <= statcache.RACY_SECONDS_FINE + 0.01:
         time.sleep(wait + 0.001)
@@ -267,8 +267,8 @@ def _remove(dataset_root: Path, kind_now: str, rels: list[str]) -> None:
 
 
 def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress,
-               direct: bool = False):
-    """Write entries: small files by forked worker processes where this process may fork, else
+               direct: bool = False) -> Iterator[tuple[Entry, tuple]]:
+    """Write entries and yield each with its stat-cache record: small files by forked worker processes where this process may fork, else
     in batches on a thread pool (file system calls release the GIL); large files on this thread
     with chunks read and decompressed in parallel. `direct` writes
     straight to the final names (inside a staging directory nobody else sees)."""
@@ -286,25 +286,17 @@ def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry]
                 for batch in _batches(small)]
         for e in large:
             chunks = store.iter_joined(_ids(e))   # read lazily, once the file is open
-            yield e.path, _write_file(_dest(dataset_root, kind, e), e, chunks, direct), e
+            yield e, _record(_write_file(_dest(dataset_root, kind, e), e, chunks, direct), e)
             if progress:
                 progress(e.size)
         for job in jobs:
-            for e, st in job.result():
-                yield e.path, st, e
+            for e, rec in job.result():
+                yield e, rec
                 if progress:
                     progress(e.size)
 
 
 FORK_FROM = 512   # small files: fewer are written faster than worker processes start
-
-
-class _WrittenStat(NamedTuple):
-    """What the stat cache needs of a file a worker process wrote (it sends back only its stat key)."""
-    st_size: int
-    st_mtime_ns: int
-    st_ino: int
-    st_mode: int
 
 
 def _write_forked(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress, direct: bool):
@@ -320,11 +312,12 @@ def _write_forked(store: Store, dataset_root: Path, kind: str, entries: list[Ent
         def chunks_of(e: Entry) -> list[bytes]:
             return [blobs[chunk_id] for chunk_id in _ids(e)]
 
-        return b"".join(stat_key(_write_entry(dataset_root, kind, e, chunks_of, direct)) for e in tasks[i])
+        # The worker also packs the stat-cache records: that work is then shared out too.
+        return marshal.dumps([_record(_write_entry(dataset_root, kind, e, chunks_of, direct), e)
+                              for e in tasks[i]])
 
-    for i, keys in forkpool.forked_map(task, len(tasks), JOBS):
-        for e, st in zip(tasks[i], unpack_keys(keys)):
-            yield e.path, _WrittenStat(*st), e
+    for i, records in forkpool.forked_map(task, len(tasks), JOBS):
+        yield from zip(tasks[i], marshal.loads(records))
         if progress:
             progress(sum(e.size for e in tasks[i]))
 
@@ -360,7 +353,11 @@ def _write_batch(store: Store, dataset_root: Path, kind: str, batch: list[Entry]
     def chunks_of(e: Entry) -> Iterator[bytes]:
         return _read_chunks(store, _ids(e), locations)
 
-    return [(e, _write_entry(dataset_root, kind, e, chunks_of, direct)) for e in batch]
+    return [(e, _record(_write_entry(dataset_root, kind, e, chunks_of, direct), e)) for e in batch]
+
+
+def _record(st: os.stat_result, e: Entry) -> tuple:
+    return statcache.record(stat_key(st), e)
 
 
 def _write_entry(dataset_root: Path, kind: str, e: Entry, chunks_of: Callable[[Entry], Iterable[bytes]],

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .fsutil import atomic_write
 from .hashing import hash_bytes
-from .statwalk import stat_key
+from .statwalk import key_mtime_ns, stat_key
 
 if TYPE_CHECKING:  # loaded with the first entry unpacked: a clean `status` needs none
     from .manifest import Entry
@@ -69,12 +69,30 @@ class StatCache:
         return True
 
     def remember(self, rel: str, st: os.stat_result, entry: Entry, scan_time: float) -> None:
-        # A sub-second part in the mtime shows the file system keeps fine timestamps.
-        margin = RACY_SECONDS_FINE if st.st_mtime_ns % 1_000_000_000 else RACY_SECONDS
-        if st.st_mtime_ns / 1e9 >= scan_time - margin:
-            return
-        key = self.stats[rel] = stat_key(st)
-        self.entries[rel] = (key,) + _pack(entry)
+        if not _racy(st.st_mtime_ns, scan_time):
+            self._store(rel, record(stat_key(st), entry))
+
+    def remember_record(self, rel: str, rec: tuple, scan_time: float) -> None:
+        """`remember` for a record made elsewhere (by `record`, in a writer process)."""
+        if not _racy(key_mtime_ns(rec[0]), scan_time):
+            self._store(rel, rec)
+
+    def _store(self, rel: str, rec: tuple) -> None:
+        self.stats[rel] = rec[0]
+        self.entries[rel] = rec
+
+
+def _racy(mtime_ns: int, scan_time: float) -> bool:
+    """Could the file change again within its mtime's clock tick, unseen? A sub-second part in
+    the mtime shows the file system keeps fine timestamps."""
+    margin = RACY_SECONDS_FINE if mtime_ns % 1_000_000_000 else RACY_SECONDS
+    return mtime_ns / 1e9 >= scan_time - margin
+
+
+def record(key: bytes, e: Entry) -> tuple:
+    """What the cache keeps for one file: its stat key, then its entry in compact form.
+    Plain bytes, ints and strings, so marshal carries it between processes."""
+    return (key,) + _pack(e)
 
 
 def _pack(e: Entry) -> tuple:

@@ -40,9 +40,8 @@ def stat_key(st: os.stat_result) -> bytes:
     return _pack_key(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
 
 
-def unpack_keys(packed: bytes):
-    """(size, mtime_ns, inode, mode) of each stat key in `packed`, keys joined end to end."""
-    return _KEY.iter_unpack(packed)
+def key_mtime_ns(key: bytes) -> int:
+    return _KEY.unpack(key)[1]
 
 
 def tree_matches(root: str | os.PathLike, kind: str, stats: dict[str, bytes]) -> bool:
