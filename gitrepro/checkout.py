@@ -340,9 +340,21 @@ def _batches(entries: list[Entry], max_files: int = 256, max_bytes: int = 16 << 
 
 def _make_parent_dirs(dataset_root: Path, entries: list[Entry]) -> None:
     """Create every parent directory once, refusing to traverse symlinks, before files are written."""
-    parents = sorted({e.path.rpartition("/")[0] for e in entries} - {""})
-    for rel in parents:
-        make_dirs_safely(dataset_root, rel)
+    known = {""}   # directories this call made or checked: a new one inside them needs no check
+    for rel in sorted({e.path.rpartition("/")[0] for e in entries} - {""}):   # parents sort first
+        if not (rel.rpartition("/")[0] in known and _made_dir(f"{dataset_root}/{rel}")):
+            make_dirs_safely(dataset_root, rel)
+            known.update(rel[:i] for i, ch in enumerate(rel) if ch == "/")
+        known.add(rel)
+
+
+def _made_dir(path: str) -> bool:
+    """Make a directory; False if something is already there (the caller then checks what)."""
+    try:
+        os.mkdir(path)
+        return True
+    except FileExistsError:
+        return False
 
 
 def _dest(dataset_root: Path, kind: str, e: Entry) -> str:
