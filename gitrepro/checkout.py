@@ -268,10 +268,11 @@ def _remove(dataset_root: Path, kind_now: str, rels: list[str]) -> None:
 
 def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress,
                direct: bool = False) -> Iterator[tuple[Entry, tuple]]:
-    """Write entries and yield each with its stat-cache record: small files by forked worker processes where this process may fork, else
-    in batches on a thread pool (file system calls release the GIL); large files on this thread
-    with chunks read and decompressed in parallel. `direct` writes
-    straight to the final names (inside a staging directory nobody else sees)."""
+    """Write entries and yield each with its stat-cache record. Small files are written by
+    forked worker processes where this process may fork, else in batches on a thread pool
+    (file system calls release the GIL); large files on this thread with chunks read and
+    decompressed in parallel. `direct` writes straight to the final names (inside a staging
+    directory nobody else sees)."""
     if kind == "dir":
         _make_parent_dirs(dataset_root, entries)
     small, large = [], []
