@@ -6,8 +6,7 @@ live in the versioned store config, never in code defaults alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator, NamedTuple
 
 from .errors import GitreproError
 
@@ -21,8 +20,7 @@ class BadChunkerParams(GitreproError):
     pass
 
 
-@dataclass(frozen=True)
-class ChunkerParams:
+class ChunkerParams(NamedTuple):   # not a dataclass: a no-op `add` starts without importing those
     algorithm: str = "fastcdc2020"
     min_size: int = 16 * 1024
     avg_size: int = 64 * 1024

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator, NamedTuple
 
 from .errors import GitreproError
 from .hashing import ID_BYTES, hash_bytes
@@ -42,8 +41,7 @@ class CorruptPack(GitreproError):
     pass
 
 
-@dataclass(frozen=True)
-class BlobEntry:
+class BlobEntry(NamedTuple):
     id: bytes
     flags: int
     offset: int

@@ -110,8 +110,10 @@ class Repo:
         if self._store is None:
             from .store import Store, StoreConfig
 
-            config = StoreConfig(chunker=self.project.chunker())
-            self._store = Store.open(self.store_path, create_with=config)
+            if (self.store_path / "config.toml").exists():   # the project file is read only to make one
+                self._store = Store.open(self.store_path)
+            else:
+                self._store = Store.open(self.store_path, create_with=StoreConfig(chunker=self.project.chunker()))
         return self._store
 
     def init(self) -> bool:

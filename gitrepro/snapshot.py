@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from . import pointer as pointerfmt
@@ -24,23 +23,27 @@ class NothingToAdd(GitreproError):
     pass
 
 
-@dataclass
 class SnapshotResult:
-    dataset: str
-    pointer_path: str
-    manifest: str
-    kind: str
-    files: int
-    bytes: int
-    bytes_read: int          # file bytes actually read (stat-cache misses)
-    files_cached: int        # files whose entry came from the stat cache
-    new_bytes_stored: int    # compressed bytes newly written to packs
-    new_chunks: int
-    changed: bool            # the pointer changed
+    """One dataset's `add`. A plain class, not a dataclass: a no-op `add` starts without
+    importing those."""
+
+    def __init__(self, dataset: str, pointer_path: str, manifest: str, kind: str, files: int, bytes: int,
+                 bytes_read: int, files_cached: int, new_bytes_stored: int, new_chunks: int, changed: bool):
+        self.dataset, self.pointer_path, self.manifest, self.kind = dataset, pointer_path, manifest, kind
+        self.files, self.bytes = files, bytes
+        self.bytes_read = bytes_read              # file bytes actually read (stat-cache misses)
+        self.files_cached = files_cached          # files whose entry came from the stat cache
+        self.new_bytes_stored = new_bytes_stored  # compressed bytes newly written to packs
+        self.new_chunks = new_chunks
+        self.changed = changed                    # the pointer changed
 
     @property
     def dedup_ratio(self) -> float:
         return self.bytes / self.new_bytes_stored if self.new_bytes_stored else float("inf")
+
+    def as_dict(self) -> dict:
+        """The --json form."""
+        return dict(vars(self))
 
 
 def add(repo: Repo, paths: list[str], progress: Callable[[int], None] | None = None) -> list[SnapshotResult]:

@@ -13,9 +13,9 @@ import contextlib
 import io
 import os
 import threading
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 
 from . import pack as packfmt
 from .chunker import ChunkerParams, iter_chunk_batches, new_cutter
@@ -23,7 +23,6 @@ from .errors import GitreproError
 from .fsutil import atomic_write, drop_cached, fsync_dir
 from .hashing import hash_bytes
 from .index import Index, Location
-from .tomlcompat import tomllib
 
 if TYPE_CHECKING:  # imported where used: a no-op `add` (which only looks up a manifest) starts without them
     from concurrent.futures import Future
@@ -53,9 +52,8 @@ class StoreLocked(StoreError):
     pass
 
 
-@dataclass(frozen=True)
-class StoreConfig:
-    chunker: ChunkerParams = field(default_factory=ChunkerParams)
+class StoreConfig(NamedTuple):   # not a dataclass: a no-op `add` starts without importing those
+    chunker: ChunkerParams = ChunkerParams()
     compression_level: int = ZSTD_LEVEL
     version: int = STORE_VERSION
     hash: str = "blake3"
@@ -70,6 +68,21 @@ class StoreConfig:
 
     @classmethod
     def parse(cls, data: bytes, origin: str) -> "StoreConfig":
+        """The store config in `data`: the form `dumps` writes is read by one regex (and checked by
+        writing it back), anything else by a TOML parser, so the usual case starts without one."""
+        canonical = _CANONICAL_CONFIG.fullmatch(data)
+        if canonical:
+            *sizes, level = map(int, canonical.groups())
+            config = cls(ChunkerParams("fastcdc2020", *sizes), level)
+            if config.dumps() == data:
+                config.chunker.check()
+                return config
+        return cls._parse_toml(data, origin)
+
+    @classmethod
+    def _parse_toml(cls, data: bytes, origin: str) -> "StoreConfig":
+        from .tomlcompat import tomllib
+
         try:
             doc = tomllib.loads(data.decode())
             if not isinstance(doc.get("version"), int):
@@ -83,6 +96,14 @@ class StoreConfig:
             return cls(chunker=chunker, compression_level=int(doc["compression"]["level"]))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
             raise StoreError(f"{origin}: store config is damaged ({e}); restore it from a clone") from None
+
+
+_CANONICAL_CONFIG = re.compile(
+    rb"# gitrepro store config: decides object identity; do not edit.\n"
+    rb"version = [0-9]{1,4}\nhash = \"blake3\"\n\n"
+    rb"\[chunker\]\nalgorithm = \"fastcdc2020\"\nmin_size = ([0-9]{1,9})\n"
+    rb"avg_size = ([0-9]{1,9})\nmax_size = ([0-9]{1,9})\nnormalization = ([0-9])\n\n"
+    rb"\[compression\]\nalgorithm = \"zstd\"\nlevel = (-?[0-9]{1,2})\n")
 
 
 class Store:
@@ -335,12 +356,9 @@ def parse_manifest_root(root: bytes, manifest_id: str) -> list[bytes]:
         raise StoreError(f"manifest {manifest_id} root is damaged; run `gitrepro fsck`") from None
 
 
-@dataclass
 class WriteStats:
-    new_blobs: int = 0
-    new_raw_bytes: int = 0
-    new_stored_bytes: int = 0
-    packs: int = 0
+    def __init__(self):
+        self.new_blobs = self.new_raw_bytes = self.new_stored_bytes = self.packs = 0
 
 
 class StoreWriter:

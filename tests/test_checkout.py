@@ -12,6 +12,7 @@ from conftest import flip_chunk_byte
 from gitrepro import checkout as checkout_op
 from gitrepro import pointer, snapshot, statcache, tracking
 from gitrepro.checkout import LocalChanges, checkout
+from gitrepro.errors import GitreproError
 from gitrepro.pack import CorruptPack
 from gitrepro.status import status
 from gitrepro.statwalk import stat_key
@@ -172,6 +173,21 @@ def test_unchanged_files_are_not_rewritten(git_repo, repo, commit):
     result = checkout(repo, c1)
     assert result.datasets[0].written == 1 and result.datasets[0].unchanged == 1
     assert (data / "same").stat().st_ino == inode and (data / "same").stat().st_mtime_ns == mtime
+
+
+def test_a_dataset_already_equal_to_its_pointer_is_judged_by_stat_data_alone(git_repo, repo, commit):
+    data = make_tree(git_repo / "data", {f"d{i % 4}/f{i}": f"content {i}".encode() for i in range(30)})
+    add(repo, data)
+    commit("v1")
+    set_old_mtimes(data)
+    add(repo, data)   # the stat cache now trusts every file
+    for pack in repo.store.pack_files().values():   # nothing may be read: no manifest, no chunk
+        pack.unlink()
+    result = checkout(repo)
+    assert result.datasets[0].unchanged == 30 and result.datasets[0].written == 0
+    (data / "d1" / "f1").write_bytes(b"changed")   # now a file differs: the manifest is needed
+    with pytest.raises(GitreproError, match="missing on disk"):
+        checkout(repo, force=True)
 
 
 def test_checkout_of_a_damaged_chunk_fails_and_keeps_the_working_file(git_repo, repo, commit):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, strategies as st
 
 from gitrepro import pack
+from gitrepro.chunker import ChunkerParams
 from gitrepro.errors import GitreproError
 from gitrepro.hashing import hash_bytes
 from gitrepro.store import MissingBlob, Store, StoreConfig, StoreError, StoreLocked
@@ -55,6 +57,19 @@ def test_a_store_config_it_cannot_honour_is_refused(store, edit, fragment):
     with pytest.raises(GitreproError) as e:
         Store.open(store.path)
     assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+@given(st.integers(64, 1024), st.integers(0, 7), st.integers(0, 7), st.integers(0, 3), st.integers(-7, 22))
+def test_a_written_store_config_reads_back_the_same(min_size, avg_more, max_more, normalization, level):
+    chunker = ChunkerParams(min_size=min_size, avg_size=min_size << avg_more,
+                            max_size=min_size << (avg_more + max_more), normalization=normalization)
+    config = StoreConfig(chunker, level)
+    assert StoreConfig.parse(config.dumps(), "x") == config
+
+
+def test_a_hand_edited_store_config_is_read_by_the_toml_parser_alike():
+    edited = StoreConfig().dumps().replace(b"level = 1", b"level = 1   # zstd").replace(b"version = 1", b"version=1")
+    assert StoreConfig.parse(edited, "x") == StoreConfig()
 
 
 def test_blobs_written_are_read_back_verified(store):
