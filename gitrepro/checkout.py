@@ -281,10 +281,8 @@ def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry]
     if len(small) >= FORK_FROM and forkpool.can_fork():
         yield from _write_forked(store, dataset_root, kind, small, progress, direct)
         small = []
-    locations = store.index.locate_many(_chunk_ids(small))
     with ThreadPoolExecutor(JOBS) as pool:
-        jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, locations, direct)
-                for batch in _batches(small)]
+        jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, direct) for batch in _batches(small)]
         for e in large:
             chunks = store.iter_joined(_ids(e))   # read lazily, once the file is open
             yield e, _record(_write_file(_dest(dataset_root, kind, e), e, chunks, direct), e)
@@ -307,15 +305,8 @@ def _write_forked(store: Store, dataset_root: Path, kind: str, entries: list[Ent
     per_task = -(-len(batches) // forkpool.MAX_TASKS)
     tasks = [list(itertools.chain(*batches[i:i + per_task])) for i in range(0, len(batches), per_task)]
 
-    def task(i: int) -> bytes:   # runs in a worker, which also looks up and reads its chunks
-        blobs = store.read_batch(store.index.locate_many(_chunk_ids(tasks[i])))
-
-        def chunks_of(e: Entry) -> list[bytes]:
-            return [blobs[chunk_id] for chunk_id in _ids(e)]
-
-        # The worker also packs the stat-cache records: that work is then shared out too.
-        return marshal.dumps([_record(_write_entry(dataset_root, kind, e, chunks_of, direct), e)
-                              for e in tasks[i]])
+    def task(i: int) -> bytes:   # runs in a worker, which also reads its chunks and packs the records
+        return marshal.dumps([rec for _, rec in _write_batch(store, dataset_root, kind, tasks[i], direct)])
 
     for i, records in forkpool.forked_map(task, len(tasks), JOBS):
         yield from zip(tasks[i], marshal.loads(records))
@@ -362,19 +353,21 @@ def _dest(dataset_root: Path, kind: str, e: Entry) -> str:
     return str(dataset_root) if kind == "file" else f"{dataset_root}/{e.path}"   # e.path: checked, relative
 
 
-def _write_batch(store: Store, dataset_root: Path, kind: str, batch: list[Entry], locations, direct: bool):
-    def chunks_of(e: Entry) -> Iterator[bytes]:
-        return _read_chunks(store, _ids(e), locations)
-
-    return [(e, _record(_write_entry(dataset_root, kind, e, chunks_of, direct), e)) for e in batch]
+def _write_batch(store: Store, dataset_root: Path, kind: str, batch: list[Entry],
+                 direct: bool) -> list[tuple[Entry, tuple]]:
+    """Write a batch of small entries, every chunk read (one pread per run of neighbours) and
+    verified before the first file is created; each entry with its stat-cache record."""
+    blobs = store.read_batch(_chunk_ids(batch))
+    return [(e, _record(_write_entry(dataset_root, kind, e, blobs, direct), e)) for e in batch]
 
 
 def _record(st: os.stat_result, e: Entry) -> tuple:
     return statcache.record(stat_key(st), e)
 
 
-def _write_entry(dataset_root: Path, kind: str, e: Entry, chunks_of: Callable[[Entry], Iterable[bytes]],
+def _write_entry(dataset_root: Path, kind: str, e: Entry, blobs: dict[bytes, bytes],
                  direct: bool = False) -> os.stat_result:
+    """Write one entry; a file's chunks come from `blobs`, already read and verified."""
     dest = _dest(dataset_root, kind, e)
     if e.type == DIR:
         _clear_non_dir(Path(dest))
@@ -390,21 +383,11 @@ def _write_entry(dataset_root: Path, kind: str, e: Entry, chunks_of: Callable[[E
             _replace(tmp, dest)
         return os.lstat(dest)
 
-    chunks = chunks_of(e)
-    if len(e.chunks) == 1:   # most small files: read (and verify) the chunk before creating the file
-        chunks = [next(iter(chunks))]
-    return _write_file(dest, e, chunks, direct)
+    return _write_file(dest, e, [blobs[chunk_id] for chunk_id in _ids(e)], direct)
 
 
 def _ids(e: Entry) -> list[bytes]:
     return [bytes.fromhex(c) for c in e.chunks]
-
-
-def _read_chunks(store: Store, ids: list[bytes], locations) -> Iterator[bytes]:
-    """Verified chunk bytes, in order, from where `locations` says (else looked up)."""
-    for chunk_id in ids:
-        loc = locations.get(chunk_id)
-        yield store.read_located(chunk_id, loc) if loc else store.get(chunk_id)
 
 
 def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = False) -> os.stat_result:

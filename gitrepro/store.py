@@ -117,11 +117,15 @@ class Store:
         self._fd_lock = threading.Lock()
 
     # -- opening -----------------------------------------------------------------
+    @staticmethod
+    def exists(path: Path) -> bool:
+        return (path / "config.toml").exists()
+
     @classmethod
     def open(cls, path: Path, create_with: StoreConfig | None = None) -> "Store":
         """Open the store; create it first when `create_with` is given and none exists."""
         config_path = path / "config.toml"
-        if not config_path.exists():
+        if not cls.exists(path):
             if create_with is None:
                 raise StoreError("no gitrepro store in this repository; run `gitrepro init`")
             for sub in ("", "packs", "tmp", "statcache"):
@@ -238,22 +242,29 @@ class Store:
             return fd
 
     def read_located(self, blob_id: bytes, loc: Location) -> bytes:
-        stored = os.pread(self._fd(loc.pack), loc.length, loc.offset)
-        return packfmt.decode_blob(loc.entry(blob_id), stored, f"chunk in pack {loc.pack[:12]}:")
+        return _decode(blob_id, loc, os.pread(self._fd(loc.pack), loc.length, loc.offset))
 
-    def read_batch(self, locations: dict[bytes, Location]) -> dict[bytes, bytes]:
-        """Verified raw bytes of every located blob. Blobs lying close together in one pack (a
+    def read_batch(self, blob_ids: Iterable[bytes]) -> dict[bytes, bytes]:
+        """Verified raw bytes of each blob, by id. Blobs lying close together in one pack (a
         directory's small files, added together) are read with one pread of their whole span:
         one system call and one Python call for a few hundred chunks instead of one each."""
         out: dict[bytes, bytes] = {}
-        for pack_id, span in _spans(locations):
+        for pack_id, span in _spans(self._locate_all(blob_ids)):
             first, last = span[0][1], span[-1][1]
             data = memoryview(os.pread(self._fd(pack_id), last.offset + last.length - first.offset, first.offset))
             for blob_id, loc in span:
                 start = loc.offset - first.offset
-                stored = data[start:start + loc.length]
-                out[blob_id] = packfmt.decode_blob(loc.entry(blob_id), stored, f"chunk in pack {pack_id[:12]}:")
+                out[blob_id] = _decode(blob_id, loc, data[start:start + loc.length])
         return out
+
+    def _locate_all(self, blob_ids: Iterable[bytes]) -> dict[bytes, Location]:
+        """Where each blob is; MissingBlob if the index lacks any."""
+        wanted = list(blob_ids)
+        locs = self.index.locate_many(wanted)
+        for blob_id in wanted:
+            if blob_id not in locs:
+                raise MissingBlob(blob_id)
+        return locs
 
     def get(self, blob_id: bytes) -> bytes:
         """A blob's verified raw bytes."""
@@ -274,10 +285,7 @@ class Store:
             yield run[0] if len(run) == 1 else b"".join(run)
 
     def _iter_runs(self, blob_ids: list[bytes], jobs: int) -> Iterator[list[bytes]]:
-        locs = self.index.locate_many(blob_ids)
-        for blob_id in blob_ids:
-            if blob_id not in locs:
-                raise MissingBlob(blob_id)
+        locs = self._locate_all(blob_ids)
         runs = [blob_ids[i:i + RUN_BLOBS] for i in range(0, len(blob_ids), RUN_BLOBS)]
         if len(runs) <= 1 or jobs <= 1:
             for run in runs:
@@ -323,6 +331,10 @@ class Store:
         except MissingBlob:
             raise MissingBlob(root_id, "manifest") from None
         return b"".join(self.iter_blobs(parse_manifest_root(root, manifest_id)))
+
+
+def _decode(blob_id: bytes, loc: Location, stored) -> bytes:
+    return packfmt.decode_blob(loc.entry(blob_id), stored, f"chunk in pack {loc.pack[:12]}:")
 
 
 SPAN_GAP = 64 * 1024           # read through a gap this small rather than make another call

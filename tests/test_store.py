@@ -181,7 +181,7 @@ def test_a_batch_read_returns_every_blob_verified_across_packs_and_gaps(store, m
     ids = put(store, datas)
     assert len(store.pack_files()) >= 3
     wanted = ids[::3] + ids[1:5] + [ids[-1]]                     # gaps, neighbours, a zstd blob
-    got = store.read_batch(store.index.locate_many(wanted))
+    got = store.read_batch(wanted)
     assert {i: bytes(b) for i, b in got.items()} == {i: datas[ids.index(i)] for i in wanted}
 
 
@@ -192,4 +192,4 @@ def test_a_batch_read_refuses_a_damaged_blob_among_good_neighbours(store):
         f.seek(loc.offset + 10)
         f.write(b"\x00\x01\x02")
     with pytest.raises(pack.CorruptPack, match=ids[5].hex()):
-        store.read_batch(store.index.locate_many(ids))
+        store.read_batch(ids)
