@@ -21,12 +21,12 @@ from . import cli_config, cli_provenance, cli_remote, cli_run, cli_verify
 from .cli_fast import add_lines, status_lines
 from .cliutil import JsonOpt, err, human_size as _size, lazy_module, out, print_json as _json, progress_bar as _progress
 from .errors import GitreproError
+from .repo import Repo, log_traceback
 
 checkout_op = lazy_module("gitrepro.checkout")
 fsck_op = lazy_module("gitrepro.fsck")
 snapshot = lazy_module("gitrepro.snapshot")
 status_op = lazy_module("gitrepro.status")
-from .repo import Repo, log_traceback
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Git-native data and config versioning for reproducible ML training.")

@@ -110,7 +110,7 @@ class Repo:
         if self._store is None:
             from .store import Store, StoreConfig
 
-            if (self.store_path / "config.toml").exists():   # the project file is read only to make one
+            if Store.exists(self.store_path):   # the project file is read only to make one
                 self._store = Store.open(self.store_path)
             else:
                 self._store = Store.open(self.store_path, create_with=StoreConfig(chunker=self.project.chunker()))
