@@ -10,7 +10,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 from .errors import GitreproError
 from .pack import FLAG_MANIFEST, BlobEntry
@@ -130,16 +130,9 @@ class Index:
         return self._db.execute("SELECT 1 FROM blobs WHERE id=?", (blob_id,)).fetchone() is not None
 
     def missing(self, blob_ids: Iterable[bytes]) -> set[bytes]:
-        """The ids among `blob_ids` that the index does not hold (queried in batches)."""
-        ids = list(dict.fromkeys(blob_ids))
-        if self._most_of_table(len(ids)):
-            return set(ids).difference(row[0] for row in self._db.execute("SELECT id FROM blobs"))
-        found: set[bytes] = set()
-        for i in range(0, len(ids), 500):
-            batch = ids[i:i + 500]
-            q = f"SELECT id FROM blobs WHERE id IN ({','.join('?' * len(batch))})"
-            found.update(row[0] for row in self._db.execute(q, batch))
-        return set(ids) - found
+        """The ids among `blob_ids` that the index does not hold."""
+        ids = set(blob_ids)
+        return ids.difference(row[0] for row in self._rows("id", ids))
 
     def locate(self, blob_id: bytes) -> Location | None:
         row = self._db.execute(
@@ -147,21 +140,20 @@ class Index:
         return Location(*row) if row else None
 
     def locate_many(self, blob_ids: Iterable[bytes]) -> dict[bytes, Location]:
-        ids = list(dict.fromkeys(blob_ids))
-        out: dict[bytes, Location] = {}
+        return {row[0]: Location(*row[1:])
+                for row in self._rows("id, pack, offset, length, raw_length, flags", set(blob_ids))}
+
+    def _rows(self, columns: str, ids: set[bytes]) -> Iterator[tuple]:
+        """`columns` (the first being id) of the rows whose id is in `ids`: by one pass over the
+        table when most of it is wanted, else by id in batches of 500."""
         if self._most_of_table(len(ids)):
-            wanted = set(ids)
-            for row in self._db.execute("SELECT id, pack, offset, length, raw_length, flags FROM blobs"):
-                if row[0] in wanted:
-                    out[row[0]] = Location(*row[1:])
-            return out
-        for i in range(0, len(ids), 500):
-            batch = ids[i:i + 500]
-            q = (f"SELECT id, pack, offset, length, raw_length, flags FROM blobs "
-                 f"WHERE id IN ({','.join('?' * len(batch))})")
-            for row in self._db.execute(q, batch):
-                out[row[0]] = Location(*row[1:])
-        return out
+            yield from (row for row in self._db.execute(f"SELECT {columns} FROM blobs") if row[0] in ids)
+            return
+        ordered = list(ids)
+        for i in range(0, len(ordered), 500):
+            batch = ordered[i:i + 500]
+            yield from self._db.execute(f"SELECT {columns} FROM blobs WHERE id IN ({','.join('?' * len(batch))})",
+                                        batch)
 
     def _most_of_table(self, wanted: int) -> bool:
         """Is a quarter of the index or more wanted (a whole-dataset checkout)? Then one sequential
