@@ -78,17 +78,20 @@ class PackWriter:
         return footer_hash.hex()
 
 
-def choose_encoding(data, packed: bytes | None, flags: int = 0) -> tuple[bytes, int]:
-    """Keep the zstd form only if it saves at least 3 %; return (stored bytes, flags)."""
+def choose_encoding(data, packed, flags: int = 0) -> tuple:
+    """Keep the zstd form only if it saves at least 3 %; return (stored bytes-like, flags)."""
     if packed is not None and len(packed) < len(data) * 0.97:
         return packed, flags | FLAG_ZSTD
-    return bytes(data), flags
+    return data, flags
 
 
-def encode_blobs(datas: list, compressor: zstandard.ZstdCompressor, flags: list[int]) -> list[tuple[bytes, int]]:
-    """Compress a batch in one call that runs without the GIL (so several threads truly overlap)."""
+def encode_blobs(datas: list, compressor: zstandard.ZstdCompressor, flags: list[int]) -> list[tuple]:
+    """Compress a batch in one call that runs without the GIL (so several threads truly overlap).
+
+    The stored forms are views, not copies: zstd's output segments (each keeps its batch
+    buffer alive) or the caller's own data; they are copied once, into the pack."""
     packed = compressor.multi_compress_to_buffer(datas, threads=1) if datas else []
-    return [choose_encoding(d, packed[i].tobytes(), f) for i, (d, f) in enumerate(zip(datas, flags))]
+    return [choose_encoding(d, packed[i], f) for i, (d, f) in enumerate(zip(datas, flags))]
 
 
 def decode_blob(entry: BlobEntry, stored: bytes, what: str = "blob") -> bytes:

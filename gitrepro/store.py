@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 from . import pack as packfmt
 from .chunker import ChunkerParams, iter_chunk_batches, new_cutter
 from .errors import GitreproError
-from .fsutil import atomic_write, drop_cached, fsync_dir
+from .fsutil import UncachedWriter, aligned_buffer, atomic_write, fsync_dir
 from .hashing import hash_bytes
 from .index import Index, Location
 
@@ -401,6 +401,7 @@ class StoreWriter:
         self._pack: packfmt.PackWriter | None = None
         self._pack_file = None
         self._pack_tmp: Path | None = None
+        self._staging = None   # the pack files' write buffer, reused from pack to pack
 
     def add(self, blob_id: bytes, data, flags: int = 0) -> bool:
         """Queue a blob for storage; return False (and do nothing) if it is already stored."""
@@ -472,14 +473,14 @@ class StoreWriter:
 
         fd, tmp = tempfile.mkstemp(dir=self.store.path / "tmp", suffix=".pack")
         self._pack_tmp = Path(tmp)
-        self._pack_file = os.fdopen(fd, "wb", buffering=0)
+        if self._staging is None:
+            self._staging = aligned_buffer()
+        self._pack_file = UncachedWriter(fd, self._staging)
         self._pack = packfmt.PackWriter(self._pack_file)
 
     def _finish_pack(self) -> None:
         pack_id = self._pack.finish()
-        fd = self._pack_file.fileno()
-        os.fsync(fd)
-        drop_cached(fd)
+        self._pack_file.sync()
         self._pack_file.close()
         self.store.publish_pack(self._pack_tmp, pack_id, self._pack.entries)
         self.stats.packs += 1
@@ -502,3 +503,5 @@ class StoreWriter:
         if self._pack_file is not None:
             self._pack_file.close()
             self._pack_tmp.unlink(missing_ok=True)
+        if self._staging is not None:
+            self._staging.close()

@@ -7,9 +7,10 @@ when one is given) in bounded memory.
 
 from __future__ import annotations
 
+import collections
 import os
 import stat
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -134,8 +135,10 @@ def _small_file_entry(rel: str, mode: int, data: bytes, cutter, writer, progress
 def _streamed_file_entry(found: Found, mode: int, f, cutter, writer, progress) -> Entry:
     chunks, size = [], 0
     reader = _HashingReader(f, offload=found.st.st_size > READ_SIZE)
-    for batch in iter_chunk_batches(reader, cutter):
-        ids = [hash_bytes(chunk) for chunk in batch]
+
+    def take(batch: list, ids) -> None:
+        nonlocal size
+        ids = ids.result() if isinstance(ids, Future) else ids
         if writer is not None:
             writer.add_many(ids, batch)
         chunks.extend(i.hex() for i in ids)
@@ -143,7 +146,21 @@ def _streamed_file_entry(found: Found, mode: int, f, cutter, writer, progress) -
         size += batch_bytes
         if progress:
             progress(batch_bytes)
+
+    # Chunk ids are hashed on the helper thread too (BLAKE3 releases the GIL), so this
+    # thread only reads and cuts; results are taken in order, a few batches behind.
+    hashing: collections.deque = collections.deque()
+    for batch in iter_chunk_batches(reader, cutter):
+        hashing.append((batch, reader.submit(_hash_chunks, batch)))
+        if len(hashing) > 2:
+            take(*hashing.popleft())
+    while hashing:
+        take(*hashing.popleft())
     return Entry(found.rel, FILE, mode, size, reader.hexdigest(), tuple(chunks))
+
+
+def _hash_chunks(batch: list) -> list[bytes]:
+    return [hash_bytes(chunk) for chunk in batch]
 
 
 _hash_thread: ThreadPoolExecutor | None = None
@@ -173,6 +190,11 @@ class _HashingReader:
         else:
             self._hasher.update(block)
         return block
+
+    def submit(self, fn, *args):
+        """Run fn(*args) on the helper thread after the hashing queued so far (a Future),
+        or right here (its result) when the file is too small to offload."""
+        return self._thread.submit(fn, *args) if self._thread is not None else fn(*args)
 
     def hexdigest(self) -> str:
         for job in self._pending:
