@@ -8,6 +8,7 @@ snapshotted unless forced.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import marshal
 import os
@@ -24,7 +25,7 @@ from . import manifest as manifestfmt
 from . import forkpool, statcache, statwalk, tracking
 from .chunker import new_cutter
 from .errors import GitreproError
-from .fsutil import UMASK, UnsafePath, make_dirs_safely, safe_join, write_fully
+from .fsutil import UMASK, UncachedWriter, UnsafePath, aligned_buffer, make_dirs_safely, safe_join, write_fully
 from . import gitio
 from .gitio import resolve_commit
 from .hashing import new_hasher
@@ -283,9 +284,10 @@ def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry]
         small = []
     with ThreadPoolExecutor(JOBS) as pool:
         jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, direct) for batch in _batches(small)]
+        uncached = aligned_buffer() if large else None   # large files bypass the page cache
         for e in large:
             chunks = store.iter_joined(_ids(e))   # read lazily, once the file is open
-            yield e, _record(_write_file(_dest(dataset_root, kind, e), e, chunks, direct), e)
+            yield e, _record(_write_file(_dest(dataset_root, kind, e), e, chunks, direct, uncached), e)
             if progress:
                 progress(e.size)
         for job in jobs:
@@ -390,9 +392,11 @@ def _ids(e: Entry) -> list[bytes]:
     return [bytes.fromhex(c) for c in e.chunks]
 
 
-def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = False) -> os.stat_result:
+def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = False,
+                uncached=None) -> os.stat_result:
     """Stream verified chunks into a temp file; rename over `dest` only if the whole-file hash matches.
-    `direct` (inside a private staging directory) writes `dest` itself and removes it on a mismatch."""
+    `direct` (inside a private staging directory) writes `dest` itself and removes it on a mismatch.
+    With an `uncached` buffer (`fsutil.aligned_buffer`), the file is written around the page cache."""
     tmp = dest if direct else _tmp_name(dest)
     whole = new_hasher() if len(e.chunks) != 1 else None   # one chunk: its id is the file hash
     size = 0
@@ -400,11 +404,15 @@ def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = Fal
         excl = os.O_EXCL if direct else os.O_TRUNC
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | excl | os.O_NOFOLLOW, e.mode & ~UMASK)
         try:
+            out = UncachedWriter(fd, uncached) if uncached is not None else None
+            write = out.write if out is not None else functools.partial(write_fully, fd)
             for data in chunks:
-                write_fully(fd, data)
+                write(data)
                 size += len(data)
                 if whole is not None:
                     whole.update(data)
+            if out is not None:
+                out.finish()
             digest = whole.hexdigest() if whole is not None else e.chunks[0]
             if size != e.size or digest != e.hash:
                 raise CorruptFile(f"{dest}: restored content does not match the manifest's hash; "

@@ -93,13 +93,17 @@ class UncachedWriter:
             view = view[n:]
         self._fill = 0
 
-    def sync(self) -> None:
-        """Write what is buffered and fsync; the file is complete afterwards (no more writes)."""
+    def finish(self) -> None:
+        """Write what is buffered; the file is complete afterwards (no more writes)."""
         if self._buf is not None and self._fill:
             padded = -(-self._fill // self.BLOCK) * self.BLOCK
             self._buf[self._fill:padded] = bytes(padded - self._fill)
             self._write_buffer(padded)
             os.ftruncate(self._fd, self.size)
+
+    def sync(self) -> None:
+        """`finish`, then fsync."""
+        self.finish()
         os.fsync(self._fd)
         drop_cached(self._fd)   # whatever went through the page cache
 
