@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 from .chunker import READ_SIZE, iter_chunk_batches
 from .errors import GitreproError
 from .fsutil import UnsafePath, check_relpath
-from .hashing import hash_bytes, new_hasher
+from .hashing import OrderedHasher, hash_bytes
 from .manifest import DIR, FILE, SYMLINK, Entry, check_symlink
 from .statwalk import TEMP_SUFFIX
 
@@ -169,26 +169,21 @@ _hash_thread: ThreadPoolExecutor | None = None
 class _HashingReader:
     """Reads into the caller's buffers and feeds the whole-file hash, so the file is read once.
 
-    For large files the hash runs on a helper thread (BLAKE3 releases the GIL),
-    in read order, while this thread chunks and hashes chunks.
+    For large files the hash runs on a helper thread, in read order, while this
+    thread reads and cuts; chunk ids are hashed there too (`submit`).
     """
 
     def __init__(self, f, offload: bool):
         global _hash_thread
-        self._f, self._hasher, self._pending = f, new_hasher(), []
         if offload and _hash_thread is None:
             _hash_thread = ThreadPoolExecutor(1, thread_name_prefix="gitrepro-filehash")
+        self._f = f
         self._thread = _hash_thread if offload else None
+        self._hash = OrderedHasher(self._thread)
 
     def read(self, n: int) -> bytes:
         block = self._f.read(n)
-        if self._thread is not None:
-            self._pending = [job for job in self._pending if not job.done()]
-            if len(self._pending) > 2:  # back-pressure: memory stays flat however large the file
-                self._pending.pop(0).result()
-            self._pending.append(self._thread.submit(self._hasher.update, block))
-        else:
-            self._hasher.update(block)
+        self._hash.update(block)
         return block
 
     def submit(self, fn, *args):
@@ -197,9 +192,7 @@ class _HashingReader:
         return self._thread.submit(fn, *args) if self._thread is not None else fn(*args)
 
     def hexdigest(self) -> str:
-        for job in self._pending:
-            job.result()
-        return self._hasher.hexdigest()
+        return self._hash.hexdigest()
 
 
 @dataclass
