@@ -152,7 +152,7 @@ def _streamed_file_entry(found: Found, mode: int, f, cutter, writer, progress) -
     hashing: collections.deque = collections.deque()
     for batch in iter_chunk_batches(reader, cutter):
         hashing.append((batch, reader.submit(_hash_chunks, batch)))
-        if len(hashing) > 2:
+        if len(hashing) > 1:
             take(*hashing.popleft())
     while hashing:
         take(*hashing.popleft())
