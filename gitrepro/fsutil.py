@@ -55,7 +55,8 @@ class UncachedWriter:
         self._flushed = 0    # bytes handed to the file
         self._fill = 0
         self._buf = None
-        if _set_direct(fd, True):
+        self._direct = _set_direct(fd, True)
+        if self._direct:
             self._buf = buffer if buffer is not None else aligned_buffer(self.BUFFER)
             self._owns_buffer = buffer is None
 
@@ -84,10 +85,10 @@ class UncachedWriter:
             except OSError as e:
                 import errno
 
-                if e.errno != errno.EINVAL:
+                if e.errno != errno.EINVAL or not self._direct:
                     raise
                 # The file system took the O_DIRECT flag but refuses direct writes: go buffered.
-                _set_direct(self._fd, False)
+                self._direct = _set_direct(self._fd, False)
                 continue
             self._flushed += n
             view = view[n:]

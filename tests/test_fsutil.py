@@ -81,3 +81,16 @@ def test_where_the_platform_has_no_direct_io_writes_are_plain(tmp_path, monkeypa
     w.sync()
     w.close()
     assert (tmp_path / "f").read_bytes() == b"".join(pieces)
+
+
+def test_a_write_refused_even_without_direct_io_is_an_error_not_a_loop(tmp_path, monkeypatch):
+    def pwrite(fd, data, offset):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(fsutil.os, "pwrite", pwrite)
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
+    w = UncachedWriter(fd)
+    w.write(b"x" * 10)
+    with pytest.raises(OSError):
+        w.finish()
+    w.close()
