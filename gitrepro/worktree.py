@@ -148,7 +148,7 @@ def _streamed_file_entry(found: Found, mode: int, f, cutter, writer, progress) -
             progress(batch_bytes)
 
     # Chunk ids are hashed on the helper thread too (BLAKE3 releases the GIL), so this
-    # thread only reads and cuts; results are taken in order, a few batches behind.
+    # thread only reads and cuts; results are taken in order, one batch behind.
     hashing: collections.deque = collections.deque()
     for batch in iter_chunk_batches(reader, cutter):
         hashing.append((batch, reader.submit(_hash_chunks, batch)))
