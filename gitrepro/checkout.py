@@ -430,7 +430,6 @@ def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = Fal
     return st
 
 
-
 _tmp_seq = itertools.count()   # next() is atomic under the GIL: writer threads never share a temp name
 
 

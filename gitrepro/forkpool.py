@@ -161,4 +161,3 @@ def _stop(children: dict[int, int], work_r: int) -> None:
         os.close(fd)   # a worker still answering gets EPIPE and exits
     for pid in children.values():
         os.waitpid(pid, 0)
-

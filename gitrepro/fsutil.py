@@ -37,9 +37,10 @@ class UncachedWriter:
     """Appends to an open, empty file and bypasses the page cache where the file system allows
     (O_DIRECT), else writes normally and drops the pages once synced (`drop_cached`).
 
-    Packs are cold data: nothing reads them right after `add`. Writing them through the page
-    cache cost the pack thread about 1 CPU-second of kernel time per GB here (buffer heads,
-    delayed allocation, then dropping the pages); O_DIRECT hands the device our own buffer.
+    For packs (cold data: nothing reads them right after `add`) and large restored files.
+    Writing packs through the page cache cost the pack thread about 1 CPU-second of kernel
+    time per GB here (buffer heads, delayed allocation, then dropping the pages); O_DIRECT
+    hands the device our own buffer.
     Direct I/O needs block-aligned memory, offsets and lengths, so writes are gathered in a
     page-aligned buffer and the last block is padded, then the file truncated to its size.
     """
@@ -59,9 +60,6 @@ class UncachedWriter:
         if self._direct:
             self._buf = buffer if buffer is not None else aligned_buffer(self.BUFFER)
             self._owns_buffer = buffer is None
-
-    def fileno(self) -> int:
-        return self._fd
 
     def write(self, data) -> None:
         view = memoryview(data).cast("B")

@@ -136,9 +136,9 @@ def _streamed_file_entry(found: Found, mode: int, f, cutter, writer, progress) -
     chunks, size = [], 0
     reader = _HashingReader(f, offload=found.st.st_size > READ_SIZE)
 
-    def take(batch: list, ids) -> None:
+    def take(batch: list, hashed: Future) -> None:
         nonlocal size
-        ids = ids.result() if isinstance(ids, Future) else ids
+        ids = hashed.result()
         if writer is not None:
             writer.add_many(ids, batch)
         chunks.extend(i.hex() for i in ids)
@@ -186,10 +186,14 @@ class _HashingReader:
         self._hash.update(block)
         return block
 
-    def submit(self, fn, *args):
-        """Run fn(*args) on the helper thread after the hashing queued so far (a Future),
-        or right here (its result) when the file is too small to offload."""
-        return self._thread.submit(fn, *args) if self._thread is not None else fn(*args)
+    def submit(self, fn, *args) -> Future:
+        """Run fn(*args) on the helper thread after the hashing queued so far, or right here
+        when the file is too small to offload."""
+        if self._thread is not None:
+            return self._thread.submit(fn, *args)
+        done = Future()
+        done.set_result(fn(*args))
+        return done
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
