@@ -383,8 +383,8 @@ def building_blocks(sample_path: Path, limit: int) -> dict[str, float]:
     """GB/s of FastCDC, BLAKE3, zstd and the three chained, in this process, on the benchmark data."""
     import blake3
     import zstandard
-    from gitrepro.chunker import ChunkerParams, new_cutter
-    from gitrepro.store import ZSTD_LEVEL
+    from gitrepro.formats.chunker import ChunkerParams, new_cutter
+    from gitrepro.store.store import ZSTD_LEVEL
 
     with open(sample_path, "rb") as f:
         data = f.read(limit)
@@ -569,7 +569,7 @@ def _fmt(r: Result, value: float) -> str:
 
 
 def blocks_report(bench: Bench, blocks: dict[str, float]) -> list[str]:
-    from gitrepro.store import ZSTD_LEVEL
+    from gitrepro.store.store import ZSTD_LEVEL
 
     lines = [f"  sample: {blocks['_sample_mb']:.0f} MB of big/part-00.bin, avg chunk {blocks['_avg_chunk_kib']:.0f} KiB, "
              f"zstd ratio per chunk {blocks[f'_zstd{ZSTD_LEVEL}_ratio']:.2f}:1 "

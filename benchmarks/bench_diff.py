@@ -23,10 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from gitrepro import manifest as manifestfmt
-from gitrepro import provenance, snapshot
-from gitrepro.repo import Repo
-from gitrepro.store import Store, parse_manifest_root
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.repro import provenance
+from gitrepro.worktree import snapshot
+from gitrepro.store.repo import Repo
+from gitrepro.store.store import Store, parse_manifest_root
 
 REPEATS, CHANGED = 5, 0.01
 IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",

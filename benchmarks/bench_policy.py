@@ -28,8 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from gitrepro import hooks, policy, record, snapshot
-from gitrepro.repo import DEFAULT_PROJECT, Repo
+from gitrepro.repro import hooks
+from gitrepro.repro import policy
+from gitrepro.repro import record
+from gitrepro.worktree import snapshot
+from gitrepro.store.repo import DEFAULT_PROJECT, Repo
 
 DATASETS, RECORDS, REPEATS, TARGET_S = 20, 100, 5, 1.0
 IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import boto3
 
-from gitrepro import snapshot
+from gitrepro.worktree import snapshot
 from gitrepro.remote import sync
-from gitrepro.repo import Repo
+from gitrepro.store.repo import Repo
 
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}

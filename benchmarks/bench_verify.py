@@ -27,9 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from gitrepro import record, snapshot, verify
+from gitrepro.repro import record
+from gitrepro.worktree import snapshot
+from gitrepro.repro import verify
 from gitrepro.remote import settings, sync
-from gitrepro.repo import DEFAULT_PROJECT, Repo
+from gitrepro.store.repo import DEFAULT_PROJECT, Repo
 
 COMMITS, TRAIN_EVERY, REPEATS, TARGET_RATIO = 200, 20, 7, 3.0
 IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",

@@ -4,11 +4,11 @@ import sys
 
 
 def run() -> None:
-    from .cli_fast import try_fast
+    from gitrepro.cli.fast import try_fast
 
     code = try_fast(sys.argv[1:])
     if code is None:
-        from .cli import main  # the full CLI (typer, rich) only when needed: see cli_fast
+        from gitrepro.cli.app import main  # the full CLI (typer, rich) only when needed: see cli_fast
 
         code = main(sys.argv[1:])
     raise SystemExit(code)

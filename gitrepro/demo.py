@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .errors import GitreproError
+from gitrepro.errors import GitreproError
 
 Say = Callable[[str], None]
 

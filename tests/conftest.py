@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gitrepro import cli
-from gitrepro.repo import Repo
+from gitrepro.cli import app as cli
+from gitrepro.store.repo import Repo
 
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
                 "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"}

@@ -15,10 +15,13 @@ import sys
 from pathlib import Path
 
 from conftest import GIT_IDENTITY, run_git
-from gitrepro import cli, cli_run, record, snapshot
-from gitrepro import pack as packfmt
-from gitrepro.repo import DEFAULT_PROJECT, PROJECT_FILE, Repo
-from gitrepro.store import Store, parse_manifest_root
+from gitrepro.cli import app as cli
+from gitrepro.cli import run as cli_run
+from gitrepro.repro import record
+from gitrepro.worktree import snapshot
+from gitrepro.formats import pack as packfmt
+from gitrepro.store.repo import DEFAULT_PROJECT, PROJECT_FILE, Repo
+from gitrepro.store.store import Store, parse_manifest_root
 
 PY = sys.executable
 

@@ -16,7 +16,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from gitrepro import cli, cli_remote
+from gitrepro.cli import app as cli
+from gitrepro.cli import remote as cli_remote
 
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",

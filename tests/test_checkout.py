@@ -9,13 +9,16 @@ import shutil
 import pytest
 
 from conftest import flip_chunk_byte
-from gitrepro import checkout as checkout_op
-from gitrepro import pointer, snapshot, statcache, tracking
-from gitrepro.checkout import LocalChanges, checkout
+from gitrepro.worktree import checkout as checkout_op
+from gitrepro.formats import pointer
+from gitrepro.worktree import snapshot
+from gitrepro.store import statcache
+from gitrepro.git import tracking
+from gitrepro.worktree.checkout import LocalChanges, checkout
 from gitrepro.errors import GitreproError
-from gitrepro.pack import CorruptPack
-from gitrepro.status import status
-from gitrepro.statwalk import stat_key
+from gitrepro.formats.pack import CorruptPack
+from gitrepro.worktree.status import status
+from gitrepro.worktree.statwalk import stat_key
 from helpers_trees import Link, make_tree, mutate_tree, random_tree, set_old_mtimes, tree_state
 
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitrepro.chunker import BadChunkerParams, ChunkerParams, iter_chunk_batches, iter_chunks, new_cutter
-from gitrepro.hashing import hash_bytes
+from gitrepro.formats.chunker import BadChunkerParams, ChunkerParams, iter_chunk_batches, iter_chunks, new_cutter
+from gitrepro.formats.hashing import hash_bytes
 
 SMALL = ChunkerParams(min_size=64, avg_size=256, max_size=1024)
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import typer
 
-from gitrepro import cli
+from gitrepro.cli import app as cli
 from helpers_trees import make_tree
 
 

@@ -12,11 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gitrepro
-from gitrepro import config, gitio, pointer
-from gitrepro.config import ConfigError, NotResolved, StaleConfig
+from gitrepro.repro import config
+from gitrepro.git import plumbing
+from gitrepro.formats import pointer
+from gitrepro.repro.config import ConfigError, NotResolved, StaleConfig
 from gitrepro.errors import GitreproError
-from gitrepro.hashing import hash_bytes
-from gitrepro.tomlcompat import tomllib
+from gitrepro.formats.hashing import hash_bytes
+from gitrepro.util.tomlcompat import tomllib
 
 MANIFEST_A = "a" * 64
 MANIFEST_B = "b" * 64
@@ -527,12 +529,12 @@ def test_check_refuses_an_unknown_format_version(issue):
 
 
 def commit_reader(repo: Path, rev: str):
-    return lambda rel: gitio.read_blob_at(rev, rel, cwd=repo)
+    return lambda rel: plumbing.read_blob_at(rev, rel, cwd=repo)
 
 
 def staged_reader(repo: Path):
-    entries = {e.path: e.sha for e in gitio.ls_staged(cwd=repo)}
-    blobs = gitio.read_blobs(list(entries.values()), cwd=repo)
+    entries = {e.path: e.sha for e in plumbing.ls_staged(cwd=repo)}
+    blobs = plumbing.read_blobs(list(entries.values()), cwd=repo)
     return lambda rel: blobs[entries[rel]] if rel in entries else None
 
 
@@ -636,7 +638,7 @@ def test_the_package_exports_resolve_config():
 
 
 def test_importing_config_does_not_import_the_cli():
-    code = "import sys, gitrepro.config; assert 'gitrepro.cli' not in sys.modules and 'typer' not in sys.modules"
+    code = "import sys, gitrepro.config; assert 'gitrepro.cli.app' not in sys.modules and 'typer' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

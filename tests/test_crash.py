@@ -13,9 +13,10 @@ import subprocess
 import sys
 import time
 
-from gitrepro import pointer, snapshot
-from gitrepro.checkout import load_manifest
-from gitrepro.repo import Repo
+from gitrepro.formats import pointer
+from gitrepro.worktree import snapshot
+from gitrepro.worktree.checkout import load_manifest
+from gitrepro.store.repo import Repo
 from helpers_trees import make_tree, tree_state
 
 PART = 18 * 1024 * 1024

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gitrepro import forkpool
+from gitrepro.util import forkpool
 
 
 def _children_of_this_process() -> list[int]:

@@ -7,9 +7,9 @@ import random
 import shutil
 
 from conftest import flip_chunk_byte
-from gitrepro import fsck as fsck_op
-from gitrepro import snapshot
-from gitrepro.checkout import checkout, load_manifest
+from gitrepro.store import fsck as fsck_op
+from gitrepro.worktree import snapshot
+from gitrepro.worktree.checkout import checkout, load_manifest
 from helpers_trees import make_tree, set_old_mtimes
 
 
@@ -122,7 +122,7 @@ def test_a_pack_cut_down_to_a_few_bytes_is_a_finding_not_a_crash(git_repo, repo,
 
 
 def test_after_repair_drops_a_damaged_chunk_re_adding_the_data_restores_it(git_repo, repo, monkeypatch):
-    monkeypatch.setattr("gitrepro.store.PACK_TARGET", 100_000)     # data and manifest in separate packs
+    monkeypatch.setattr("gitrepro.store.store.PACK_TARGET", 100_000)     # data and manifest in separate packs
     data = make_tree(git_repo / "data", {"a.bin": random.Random(9).randbytes(400_000)})
     set_old_mtimes(data)
     [r] = add(repo, data)

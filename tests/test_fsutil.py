@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from gitrepro import fsutil
-from gitrepro.fsutil import UncachedWriter, aligned_buffer
+from gitrepro.util import fsutil
+from gitrepro.util.fsutil import UncachedWriter, aligned_buffer
 
 
 def write_pieces(path, pieces, buffer=None) -> UncachedWriter:

@@ -9,10 +9,12 @@ import shutil
 import pytest
 
 from conftest import run_git
-from gitrepro import fsck, gc as gc_op, snapshot
-from gitrepro.checkout import checkout
+from gitrepro.store import fsck
+from gitrepro.remote import gc as gc_op
+from gitrepro.worktree import snapshot
+from gitrepro.worktree.checkout import checkout
 from gitrepro.remote import layout, settings, sync
-from gitrepro.repo import Repo
+from gitrepro.store.repo import Repo
 from helpers_trees import make_tree, tree_state
 from s3server import ensure_cli, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
 

@@ -13,11 +13,12 @@ import pytest
 import yaml
 
 from conftest import GIT_IDENTITY, run_git
-from gitrepro import hooks, snapshot
-from gitrepro.record import RunResult
+from gitrepro.repro import hooks
+from gitrepro.worktree import snapshot
+from gitrepro.repro.record import RunResult
 from gitrepro.remote import settings as remote_settings
 from gitrepro.remote import sync
-from gitrepro.repo import PROJECT_FILE, Repo
+from gitrepro.store.repo import PROJECT_FILE, Repo
 from helpers_runs import (BASE_TOML, PY, ensure_cli, git_commit, keep_only_manifests, make_dataset, make_project,
                           project_settings, rewrite_record, stage_run, train, write)
 
@@ -354,7 +355,8 @@ def test_a_shim_whose_python_is_gone_says_how_to_fix_it(git_repo):
 
 GITREPRO_SHIM = """#!{python}
 import sys
-from gitrepro import cli, cli_run
+from gitrepro.cli import app as cli
+from gitrepro.cli import run as cli_run
 if not any(c.callback is cli_run.install_hooks for c in cli.app.registered_commands):
     cli_run.register(cli.app)   # until cli.py registers the run/hook commands itself
 sys.exit(cli.main(sys.argv[1:]))

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from gitrepro import manifest as manifestfmt
-from gitrepro import pointer, snapshot
-from gitrepro.hashing import hash_bytes
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats import pointer
+from gitrepro.worktree import snapshot
+from gitrepro.formats.hashing import hash_bytes
 from helpers_trees import make_tree, tree_state
 
 PAYLOAD = b"written by a hostile manifest\n"

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitrepro import manifest as manifestfmt
-from gitrepro.manifest import DIR, FILE, SYMLINK, BadManifest, Entry, Manifest
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats.manifest import DIR, FILE, SYMLINK, BadManifest, Entry, Manifest
 
 H = "cd" * 32
 

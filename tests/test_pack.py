@@ -9,9 +9,9 @@ import tracemalloc
 import pytest
 import zstandard
 
-from gitrepro import pack
-from gitrepro.hashing import hash_bytes
-from gitrepro.pack import FLAG_MANIFEST, FLAG_ZSTD, BlobEntry, CorruptPack
+from gitrepro.formats import pack
+from gitrepro.formats.hashing import hash_bytes
+from gitrepro.formats.pack import FLAG_MANIFEST, FLAG_ZSTD, BlobEntry, CorruptPack
 
 COMPRESSIBLE = b"all work and no play " * 500
 RANDOM = random.Random(4).randbytes(20_000)

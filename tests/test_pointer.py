@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitrepro import pointer
-from gitrepro.pointer import BadPointer, Pointer
+from gitrepro.formats import pointer
+from gitrepro.formats.pointer import BadPointer, Pointer
 
 MANIFEST = "ab" * 32
 
@@ -84,7 +84,7 @@ def test_pointer_file_names():
 
 
 def toml_fields(data: bytes) -> dict:
-    from gitrepro.tomlcompat import tomllib
+    from gitrepro.util.tomlcompat import tomllib
 
     return tomllib.loads(data.decode())
 

@@ -8,10 +8,12 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import run_git
-from gitrepro import pointer as pointerfmt
-from gitrepro import policy, record, snapshot
-from gitrepro.policy import TreeView, Violation
-from gitrepro.repo import PROJECT_FILE, Project, Repo
+from gitrepro.formats import pointer as pointerfmt
+from gitrepro.repro import policy
+from gitrepro.repro import record
+from gitrepro.worktree import snapshot
+from gitrepro.repro.policy import TreeView, Violation
+from gitrepro.store.repo import PROJECT_FILE, Project, Repo
 from helpers_runs import (BASE_TOML, ensure_cli, keep_only_manifests, make_dataset, make_project, project_settings,
                           rewrite_record, stage_run, train, write)
 

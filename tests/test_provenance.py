@@ -16,10 +16,13 @@ from pathlib import Path
 import pytest
 
 from conftest import flip_chunk_byte, run_git
-from gitrepro import cli, cli_provenance, provenance, snapshot
-from gitrepro.manifest import parse as parse_manifest
-from gitrepro.provenance import ADDED, MODIFIED, REMOVED, FileChange
-from gitrepro.repo import Repo
+from gitrepro.cli import app as cli
+from gitrepro.cli import provenance as cli_provenance
+from gitrepro.repro import provenance
+from gitrepro.worktree import snapshot
+from gitrepro.formats.manifest import parse as parse_manifest
+from gitrepro.repro.provenance import ADDED, MODIFIED, REMOVED, FileChange
+from gitrepro.store.repo import Repo
 from helpers_runs import keep_only_manifests, make_project, rewrite_record, stage_run, train, write
 
 CONFIG_V1 = """\

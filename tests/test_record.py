@@ -12,10 +12,11 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import run_git
-from gitrepro import config as configmod
-from gitrepro import envcapture, record
-from gitrepro.record import BadRunRecord, RunRefused
-from gitrepro.repo import Repo
+from gitrepro.repro import config as configmod
+from gitrepro.repro import envcapture
+from gitrepro.repro import record
+from gitrepro.repro.record import BadRunRecord, RunRefused
+from gitrepro.store.repo import Repo
 from helpers_runs import PY, ensure_cli, make_project, rewrite_record, train, write
 
 

@@ -11,13 +11,14 @@ import threading
 import pytest
 
 from conftest import run_git
-from gitrepro import fsck, snapshot
-from gitrepro.checkout import checkout
+from gitrepro.store import fsck
+from gitrepro.worktree import snapshot
+from gitrepro.worktree.checkout import checkout
 from gitrepro.remote import LocalRemote, RemoteError, RemoteMissing, RetryingRemote, TransientRemoteError
 from gitrepro.remote import layout, settings, sync
 from gitrepro.remote.retry import GaveUp
 from gitrepro.remote.s3 import S3Remote
-from gitrepro.repo import Repo
+from gitrepro.store.repo import Repo
 from helpers_trees import make_tree, tree_state
 from s3server import ensure_cli, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
 

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from conftest import run_git
-from gitrepro import fsck, pack as packfmt, snapshot
-from gitrepro.checkout import checkout
+from gitrepro.store import fsck
+from gitrepro.formats import pack as packfmt
+from gitrepro.worktree import snapshot
+from gitrepro.worktree.checkout import checkout
 from gitrepro.remote import RemoteError, layout, settings, sync
-from gitrepro.repo import Repo
+from gitrepro.store.repo import Repo
 from helpers_trees import make_tree, tree_state
 from s3server import S3Server, aws_env, ensure_cli, remote_args, remote_kind, s3, s3_server  # noqa: F401
 
@@ -25,7 +27,9 @@ from s3server import S3Server, aws_env, ensure_cli, remote_args, remote_kind, s3
 # Remote wrapper registered for every scheme, so the test can kill the push between uploads.
 SHIM = r"""
 import os, sys, time
-from gitrepro import cli, cli_remote, remote
+from gitrepro import remote
+from gitrepro.cli import app as cli
+from gitrepro.cli import remote as cli_remote
 if not any(c.callback is cli_remote.push for c in cli.app.registered_commands):
     cli_remote.register(cli.app)
 delay = float(os.environ.get("SLOW_PACK_PUTS", "0"))

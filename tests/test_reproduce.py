@@ -17,16 +17,20 @@ from pathlib import Path
 import pytest
 
 from conftest import flip_chunk_byte, run_git
-from gitrepro import cli, cli_provenance, record, reproduce, snapshot
-from gitrepro.manifest import parse as parse_manifest
-from gitrepro.provenance import MODIFIED, REMOVED, FileChange
-from gitrepro.repo import Repo
-from gitrepro.reproduce import DIFFER, FAILED, FAILED_BEFORE_RUN, IDENTICAL, ReproduceError
+from gitrepro.cli import app as cli
+from gitrepro.cli import provenance as cli_provenance
+from gitrepro.repro import record
+from gitrepro.repro import reproduce
+from gitrepro.worktree import snapshot
+from gitrepro.formats.manifest import parse as parse_manifest
+from gitrepro.repro.provenance import MODIFIED, REMOVED, FileChange
+from gitrepro.store.repo import Repo
+from gitrepro.repro.reproduce import DIFFER, FAILED, FAILED_BEFORE_RUN, IDENTICAL, ReproduceError
 from helpers_runs import keep_only_manifests, make_project, rewrite_record, stage_run, train, write
 
 TRAIN = """\
 import hashlib, os, pathlib, random, sys
-from gitrepro.tomlcompat import tomllib
+from gitrepro.util.tomlcompat import tomllib
 if "MARKER" in os.environ:
     with open(os.environ["MARKER"], "a") as f:
         f.write("ran\\n")

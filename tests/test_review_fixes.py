@@ -9,9 +9,10 @@ import shutil
 import pytest
 
 from conftest import run_git
-from gitrepro import gc as gc_op, snapshot
+from gitrepro.remote import gc as gc_op
+from gitrepro.worktree import snapshot
 from gitrepro.remote import sync
-from gitrepro.repo import Repo
+from gitrepro.store.repo import Repo
 from helpers_trees import make_tree
 
 
@@ -61,7 +62,8 @@ def test_after_a_remote_loses_a_pack_the_pre_push_check_makes_the_next_push_uplo
 
 @pytest.mark.parametrize("secret", ["redis://:hunter2pass@localhost:6379/0", "Authorization: Bearer abcdefgh12345"])
 def test_a_url_password_without_a_user_and_an_authorization_header_are_redacted(secret):
-    from gitrepro import envcapture, redact
+    from gitrepro.repro import envcapture
+    from gitrepro.repro import redact
     assert redact.redact_command(["python", "train.py", "--x", secret])[-1] == redact.REDACTED
     assert envcapture.captured_variables({"TORCH_DB": secret})["TORCH_DB"] == redact.REDACTED
 
@@ -77,7 +79,7 @@ def test_a_mistyped_remote_setting_is_one_line_not_a_crash(git_repo, repo, run_c
 
 def _record(run_id: str, code: str, **fields):
     from datetime import datetime, timezone
-    from gitrepro import record
+    from gitrepro.repro import record
     now = datetime(2026, 11, 26, tzinfo=timezone.utc)
     base = dict(id=run_id, command=("true",), code=record.CodeState(code), config=None, seed=None, data={},
                 outputs={}, environment=None, started=now, finished=now, wall_seconds=0.0, exit_status=0)
@@ -85,7 +87,7 @@ def _record(run_id: str, code: str, **fields):
 
 
 def test_reproduce_never_snapshots_an_output_through_a_committed_symlink(git_repo, repo, commit, tmp_path):
-    from gitrepro import reproduce
+    from gitrepro.repro import reproduce
     victim = tmp_path / "victim"
     make_tree(victim / "models", {"secret.txt": b"not for the store"})
     (git_repo / "out").symlink_to(victim)
@@ -102,7 +104,7 @@ def test_reproduce_never_snapshots_an_output_through_a_committed_symlink(git_rep
 
 def test_reproduce_refuses_a_recorded_working_directory_that_leads_out_through_a_symlink(
         git_repo, repo, commit, tmp_path):
-    from gitrepro import reproduce
+    from gitrepro.repro import reproduce
     (tmp_path / "elsewhere").mkdir()
     (git_repo / "out").symlink_to(tmp_path / "elsewhere")
     code = commit("code with a symlink")
@@ -126,8 +128,8 @@ def test_run_refuses_an_output_beneath_a_symlinked_directory(git_repo, repo, com
 
 
 def test_an_idx_whose_stored_length_exceeds_the_raw_length_is_refused():
-    from gitrepro import pack as packfmt
-    from gitrepro.hashing import hash_bytes
+    from gitrepro.formats import pack as packfmt
+    from gitrepro.formats.hashing import hash_bytes
     from gitrepro.remote import layout
     footer = packfmt.ENTRY.pack(b"\x01" * 32, 0, len(packfmt.HEADER), 2**32 - 1, 10)
     tail = footer + packfmt.TRAILER.pack(1, hash_bytes(footer), packfmt.TRAILER_MAGIC)
@@ -137,7 +139,7 @@ def test_an_idx_whose_stored_length_exceeds_the_raw_length_is_refused():
 
 
 def test_gc_does_not_count_a_pack_it_had_to_keep_as_freed(git_repo, repo, commit):
-    from gitrepro import manifest as manifestfmt
+    from gitrepro.formats import manifest as manifestfmt
     make_tree(git_repo / "data", files(7, count=4))
     snapshot.add(repo, ["data"])
     (git_repo / "data" / "f3.bin").unlink()

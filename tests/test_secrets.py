@@ -6,9 +6,10 @@ import os
 
 import pytest
 
-from gitrepro import envcapture, redact
-from gitrepro import pack as packfmt
-from gitrepro.repo import Repo
+from gitrepro.repro import envcapture
+from gitrepro.repro import redact
+from gitrepro.formats import pack as packfmt
+from gitrepro.store.repo import Repo
 from helpers_runs import PY, ensure_cli, make_project
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ9x2LmNoP"

@@ -12,7 +12,7 @@ import pytest
 
 import gitrepro
 from gitrepro.errors import GitreproError
-from gitrepro.seeding import BadSeed, seed_everything
+from gitrepro.repro.seeding import BadSeed, seed_everything
 
 
 @pytest.fixture(autouse=True)

@@ -9,12 +9,13 @@ import time
 
 import pytest
 
-from gitrepro import fsck as fsck_op
-from gitrepro import manifest as manifestfmt
-from gitrepro import pointer, snapshot
-from gitrepro.checkout import load_manifest
-from gitrepro.snapshot import NothingToAdd
-from gitrepro.worktree import UnsupportedFile
+from gitrepro.store import fsck as fsck_op
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats import pointer
+from gitrepro.worktree import snapshot
+from gitrepro.worktree.checkout import load_manifest
+from gitrepro.worktree.snapshot import NothingToAdd
+from gitrepro.worktree.scan import UnsupportedFile
 from helpers_trees import Dir, File, Link, make_tree, set_old_mtimes
 
 WORDS = ["alpha", "beta", "gamma", "delta"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 
-from gitrepro import snapshot
-from gitrepro.status import Change, status
+from gitrepro.worktree import snapshot
+from gitrepro.worktree.status import Change, status
 from helpers_trees import Dir, File, Link, make_tree, set_old_mtimes
 
 

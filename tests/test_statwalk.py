@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitrepro import statwalk
-from gitrepro.statwalk import TEMP_SUFFIX, stat_key, tree_matches
-from gitrepro.worktree import scan
+from gitrepro.worktree import statwalk
+from gitrepro.worktree.statwalk import TEMP_SUFFIX, stat_key, tree_matches
+from gitrepro.worktree.scan import scan
 
 from helpers_trees import Dir, File, Link, make_tree
 

@@ -7,11 +7,11 @@ import random
 import pytest
 from hypothesis import given, strategies as st
 
-from gitrepro import pack
-from gitrepro.chunker import ChunkerParams
+from gitrepro.formats import pack
+from gitrepro.formats.chunker import ChunkerParams
 from gitrepro.errors import GitreproError
-from gitrepro.hashing import hash_bytes
-from gitrepro.store import MissingBlob, Store, StoreConfig, StoreError, StoreLocked
+from gitrepro.formats.hashing import hash_bytes
+from gitrepro.store.store import MissingBlob, Store, StoreConfig, StoreError, StoreLocked
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_the_writer_lock_is_exclusive(store):
 
 
 def test_large_writes_split_into_several_packs(store, monkeypatch):
-    monkeypatch.setattr("gitrepro.store.PACK_TARGET", 200_000)
+    monkeypatch.setattr("gitrepro.store.store.PACK_TARGET", 200_000)
     ids = put(store, blobs(100, size=10_000))
     assert len(store.pack_files()) >= 4
     assert len(set(store.index.packs())) == len(store.pack_files())
@@ -175,8 +175,8 @@ def test_large_writes_split_into_several_packs(store, monkeypatch):
 
 
 def test_a_batch_read_returns_every_blob_verified_across_packs_and_gaps(store, monkeypatch):
-    monkeypatch.setattr("gitrepro.store.PACK_TARGET", 200_000)
-    monkeypatch.setattr("gitrepro.store.SPAN_MAX", 64_000)    # several spans per pack, too
+    monkeypatch.setattr("gitrepro.store.store.PACK_TARGET", 200_000)
+    monkeypatch.setattr("gitrepro.store.store.SPAN_MAX", 64_000)    # several spans per pack, too
     datas = blobs(60, size=10_000, seed=3) + [b"x" * 20_000]   # the last one compresses
     ids = put(store, datas)
     assert len(store.pack_files()) >= 3

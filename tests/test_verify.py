@@ -17,12 +17,17 @@ from pathlib import Path
 import pytest
 
 from conftest import run_git
-from gitrepro import cli, cli_verify, policy, record, snapshot, verify
-from gitrepro import config as configmod
-from gitrepro import manifest as manifestfmt
-from gitrepro import pack as packfmt
+from gitrepro.cli import app as cli
+from gitrepro.cli import verify as cli_verify
+from gitrepro.repro import policy
+from gitrepro.repro import record
+from gitrepro.worktree import snapshot
+from gitrepro.repro import verify
+from gitrepro.repro import config as configmod
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats import pack as packfmt
 from gitrepro.remote import layout, settings, sync
-from gitrepro.repo import Repo
+from gitrepro.store.repo import Repo
 from helpers_runs import (BASE_TOML, keep_only_manifests, make_dataset, make_project, rewrite_record, stage_run, train,
                           write)
 from s3server import remote_kind, s3, s3_server  # noqa: F401,F811 - fixtures
@@ -298,7 +303,7 @@ def test_trees_built_from_diffs_match_git_across_branches_and_merges(project):
     commits = verify.list_commits(project, None, all_refs=True)
     seen = 0
     for info, tree in verify.iter_trees(project, commits, policy.Memo(project)):
-        expected = {e.path: e.sha for e in verify.gitio.ls_tree(info.sha, cwd=project) if e.type == "blob"}
+        expected = {e.path: e.sha for e in verify.plumbing.ls_tree(info.sha, cwd=project) if e.type == "blob"}
         assert tree.blobs == expected, info.subject
         assert tree.data_files() == {p: sha for p, sha in expected.items() if policy.is_data_file(p)}
         seen += 1

@@ -11,9 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from .base import ObjectInfo, Payload, Remote, RemoteError, RemoteMissing, TransientRemoteError
-from .local import LocalRemote
-from .retry import RetryingRemote
+from gitrepro.remote.base import ObjectInfo, Payload, Remote, RemoteError, RemoteMissing, TransientRemoteError
+from gitrepro.remote.local import LocalRemote
+from gitrepro.remote.retry import RetryingRemote
 
 S3_OPTIONS = ("endpoint_url", "region", "profile", "addressing_style", "jobs", "timeout",
               "multipart_threshold", "multipart_chunksize")

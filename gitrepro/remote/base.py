@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import BinaryIO, Iterator, NamedTuple, Protocol, Union
 
-from ..errors import GitreproError
+from gitrepro.errors import GitreproError
 
 Payload = Union[bytes, bytearray, memoryview, BinaryIO]
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 import struct
 
-from .. import pack as packfmt
-from ..tomlcompat import tomllib
-from .base import RemoteError
+from gitrepro.formats import pack as packfmt
+from gitrepro.util.tomlcompat import tomllib
+from gitrepro.remote.base import RemoteError
 
 LAYOUT_VERSION = 1
 CONFIG_KEY = "gitrepro-remote.toml"

@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-from ..fsutil import UnsafePath, atomic_write, check_relpath
-from .base import ObjectInfo, Payload, RemoteError, RemoteMissing, TransientRemoteError
+from gitrepro.util.fsutil import UnsafePath, atomic_write, check_relpath
+from gitrepro.remote.base import ObjectInfo, Payload, RemoteError, RemoteMissing, TransientRemoteError
 
 # errno values a network file system returns for a passing fault.
 _TRANSIENT = {errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.EAGAIN, errno.EINTR,

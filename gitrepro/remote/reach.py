@@ -12,10 +12,11 @@ import os
 import re
 from pathlib import Path
 
-from .. import gitio, tracking
-from ..errors import GitreproError
-from ..pointer import POINTER_SUFFIX
-from ..tomlcompat import tomllib
+from gitrepro.git import plumbing
+from gitrepro.git import tracking
+from gitrepro.errors import GitreproError
+from gitrepro.formats.pointer import POINTER_SUFFIX
+from gitrepro.util.tomlcompat import tomllib
 
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 
@@ -73,7 +74,7 @@ def in_history(root: Path, rev_args: list[str]) -> set[str]:
     run record in history under its own path. (`rev-list --objects` names a blob only once, by
     the first path it meets, so a pointer also committed as `copy.txt` would be missed.)
     """
-    out = gitio.git("log", "--format=", "--raw", "-z", "--no-abbrev", "--no-renames", "-m", "--root",
+    out = plumbing.git("log", "--format=", "--raw", "-z", "--no-abbrev", "--no-renames", "-m", "--root",
                     "--full-history", "--diff-filter=AMT", *rev_args, "--", *PATHSPECS, cwd=root)
     wanted: dict[str, str] = {}
     fields = iter(out.split(b"\0"))
@@ -86,28 +87,28 @@ def in_history(root: Path, rev_args: list[str]) -> set[str]:
 
 
 def _named_by(root: Path, wanted: dict[str, str]) -> set[str]:
-    blobs = gitio.read_blobs(list(wanted), cwd=root)
+    blobs = plumbing.read_blobs(list(wanted), cwd=root)
     return set().union(set(), *(manifest_ids(path, blobs[sha]) for sha, path in wanted.items()))
 
 
 def at_commits(root: Path, revs: list[str]) -> set[str]:
     """Manifest ids in exactly these commits (not their ancestors)."""
     wanted: dict[str, str] = {}
-    for commit in [gitio.resolve_commit(rev, root) for rev in revs]:
-        for e in gitio.ls_tree(commit, cwd=root):
+    for commit in [plumbing.resolve_commit(rev, root) for rev in revs]:
+        for e in plumbing.ls_tree(commit, cwd=root):
             if e.type == "blob" and is_interesting(e.path):
                 wanted.setdefault(e.sha, e.path)
     return _named_by(root, wanted)
 
 
 def in_index(root: Path) -> set[str]:
-    entries = [e for e in gitio.ls_staged(cwd=root) if is_interesting(e.path)]
-    blobs = gitio.read_blobs(list({e.sha for e in entries}), cwd=root)
+    entries = [e for e in plumbing.ls_staged(cwd=root) if is_interesting(e.path)]
+    blobs = plumbing.read_blobs(list({e.sha for e in entries}), cwd=root)
     return set().union(set(), *(manifest_ids(e.path, blobs[e.sha]) for e in entries))
 
 
 def in_worktree(root: Path) -> set[str]:
-    out = gitio.git("ls-files", "-z", "-c", "-o", "--exclude-standard", cwd=root)
+    out = plumbing.git("ls-files", "-z", "-c", "-o", "--exclude-standard", cwd=root)
     found: set[str] = set()
     for raw in sorted(set(out.split(b"\0"))):
         path = os.fsdecode(raw)
@@ -122,7 +123,7 @@ def in_worktree(root: Path) -> set[str]:
 def worktrees(root: Path) -> list[Path]:
     """Every worktree of the repository that still exists (the main one and each linked one):
     they share the store, so each one's index and working tree keep data alive."""
-    out = gitio.git("worktree", "list", "--porcelain", cwd=root).decode(errors="surrogateescape")
+    out = plumbing.git("worktree", "list", "--porcelain", cwd=root).decode(errors="surrogateescape")
     found = []
     for block in out.split("\n\n"):
         lines = block.splitlines()

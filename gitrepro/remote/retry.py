@@ -12,7 +12,7 @@ import random
 import time
 from typing import Callable, Iterator, TypeVar
 
-from .base import ObjectInfo, Payload, Remote, RemoteError, TransientRemoteError
+from gitrepro.remote.base import ObjectInfo, Payload, Remote, RemoteError, TransientRemoteError
 
 T = TypeVar("T")
 

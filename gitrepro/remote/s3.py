@@ -17,7 +17,7 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from .base import ObjectInfo, Payload, RemoteError, RemoteMissing, TransientRemoteError
+from gitrepro.remote.base import ObjectInfo, Payload, RemoteError, RemoteMissing, TransientRemoteError
 
 MiB = 1024 * 1024
 _MISSING = {"404", "NoSuchKey", "NotFound"}

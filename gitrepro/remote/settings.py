@@ -22,10 +22,10 @@ from typing import Callable
 
 import tomli_w
 
-from ..fsutil import atomic_write
-from ..repo import PROJECT_FILE, Project, Repo, parse_project
-from ..tomlcompat import tomllib
-from . import Remote, RemoteError, open_remote, scheme_of
+from gitrepro.util.fsutil import atomic_write
+from gitrepro.store.repo import PROJECT_FILE, Project, Repo, parse_project
+from gitrepro.util.tomlcompat import tomllib
+from gitrepro.remote import Remote, RemoteError, open_remote, scheme_of
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SECRET = re.compile(r"secret|access_key|password|token|credential", re.I)

@@ -30,16 +30,16 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .. import gitio
-from .. import manifest as manifestfmt
-from .. import pack as packfmt
-from ..errors import GitreproError
-from ..fsutil import atomic_write
-from ..repo import Repo
-from ..store import PACK_TARGET, MissingBlob, Store, parse_manifest_root
-from . import layout, reach
-from .base import Remote, RemoteError, RemoteMissing
-from .settings import RemoteSettings, open_settings, remotes, resolve
+from gitrepro.git import plumbing
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats import pack as packfmt
+from gitrepro.errors import GitreproError
+from gitrepro.util.fsutil import atomic_write
+from gitrepro.store.repo import Repo
+from gitrepro.store.store import PACK_TARGET, MissingBlob, Store, parse_manifest_root
+from gitrepro.remote import layout, reach
+from gitrepro.remote.base import Remote, RemoteError, RemoteMissing
+from gitrepro.remote.settings import RemoteSettings, open_settings, remotes, resolve
 
 Progress = Callable[[int], None] | None
 WHOLE_PACK_RATIO = 0.5        # fetch the whole pack when at least this share of it is needed
@@ -165,7 +165,7 @@ def rev_args_for(repo: Repo, revs: list[str] | None, all_refs: bool) -> list[str
     the pre-push check); --all covers every branch and tag."""
     if all_refs:
         return ["--branches", "--tags"]
-    return [gitio.resolve_commit(rev, repo.root) for rev in (revs or ["HEAD"])]
+    return [plumbing.resolve_commit(rev, repo.root) for rev in (revs or ["HEAD"])]
 
 
 # -- push ------------------------------------------------------------------------
@@ -673,7 +673,7 @@ def check_push(repo: Repo, updates: list[tuple[str, str, str, str]], git_remote:
     for _local_ref, local_sha, _remote_ref, remote_sha in updates:
         if not local_sha.strip("0"):
             continue   # a deletion pushes no data
-        known = remote_sha.strip("0") and gitio.rev_parse(remote_sha, repo.root)
+        known = remote_sha.strip("0") and plumbing.rev_parse(remote_sha, repo.root)
         exclude = ["--not", remote_sha] if known else ["--not", f"--remotes={git_remote}"]
         roots |= reach.in_history(repo.root, [local_sha, *exclude])
     result = PushCheck(settings.name, manifests=len(roots))

@@ -1,0 +1,155 @@
+"""Commands for remotes: `remote add/list/remove`, `push`, `fetch`, `pull`, `gc`.
+
+Registered on the main app by `register(app)`. Each command parses, calls one
+operation (pull calls two: fetch, then checkout), and renders the result.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from gitrepro.cli.common import JsonOpt, human_size, lazy_module, out, print_json, progress_bar
+from gitrepro.store.repo import Repo
+
+# Operation modules load when a command runs; the remote package is imported inside the commands
+# that use it (a lazy module cannot defer a package's __init__).
+checkout_op = lazy_module("gitrepro.worktree.checkout")
+gc_op = lazy_module("gitrepro.remote.gc")
+
+remote_app = typer.Typer(no_args_is_help=True, help="Configure remotes (stored in gitrepro.toml).")
+
+RemoteOpt = typer.Option(None, "--remote", "-r", help="Remote name (default: the configured default remote, else the first).")
+JobsOpt = typer.Option(None, "--jobs", "-j", help="Concurrent transfers (default: the remote's `jobs`, 8).")
+
+
+def _split(repo: Repo, args: list[str] | None, remote: str | None) -> tuple[str | None, list[str]]:
+    """`[REMOTE] REV...`: a first word naming a configured remote is the remote."""
+    from gitrepro.remote import settings as remote_settings
+
+    args = list(args or [])
+    if remote is None and args and args[0] in remote_settings.remotes(repo.project):
+        remote = args.pop(0)
+    return remote, args
+
+
+def _rate(n: int, seconds: float) -> str:
+    return f"{human_size(n)} in {seconds:.1f} s ({n / seconds / 1e6 if seconds else 0:.1f} MB/s)"
+
+
+@remote_app.command("add")
+def remote_add(name: str = typer.Argument(..., help="Remote name, e.g. origin."),
+               url: str = typer.Argument(..., help="s3://BUCKET/PREFIX or a directory path."),
+               endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3-compatible endpoint."),
+               region: Optional[str] = typer.Option(None, "--region", help="S3 region (default us-east-1)."),
+               jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Concurrent transfers."),
+               default: bool = typer.Option(False, "--default", help="Make it the default remote.")) -> None:
+    """Add a remote to gitrepro.toml (credentials come from the AWS environment, never the file)."""
+    from gitrepro.remote import settings as remote_settings
+
+    repo = Repo.find()
+    s = remote_settings.add(repo, name, url, endpoint_url=endpoint_url, region=region, jobs=jobs,
+                            make_default=default)
+    out.print(f"added remote {s.name} -> {s.url}; commit gitrepro.toml to share it")
+
+
+@remote_app.command("list")
+def remote_list(as_json: bool = JsonOpt) -> None:
+    """List the configured remotes."""
+    from gitrepro.remote import settings as remote_settings
+
+    project = Repo.find().project
+    found, default = remote_settings.remotes(project), remote_settings.default_name(project)
+    if as_json:
+        return print_json({"default": default, "remotes": list(found.values())})
+    for s in found.values():
+        extra = f" (endpoint {s.endpoint_url})" if s.endpoint_url else ""
+        out.print(f"{'*' if s.name == default else ' '} {s.name:<12} {s.url}{extra}", markup=False)
+
+
+@remote_app.command("remove")
+def remote_remove(name: str = typer.Argument(..., help="Remote to remove from gitrepro.toml.")) -> None:
+    """Remove a remote from gitrepro.toml (the data on it is left alone)."""
+    from gitrepro.remote import settings as remote_settings
+
+    remote_settings.remove(Repo.find(), name)
+    out.print(f"removed remote {name}")
+
+
+def push(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [REV]...",
+                                                    help="Remote, then commits (default HEAD; ancestors included)."),
+         all_refs: bool = typer.Option(False, "--all", help="Every branch and tag."),
+         remote: Optional[str] = RemoteOpt, jobs: Optional[int] = JobsOpt, as_json: bool = JsonOpt) -> None:
+    """Upload the packs these commits' data needs and the remote lacks."""
+    from gitrepro.remote import sync
+
+    repo = Repo.find()
+    remote, revs = _split(repo, args, remote)
+    with progress_bar("push", None, not as_json) as advance:
+        r = sync.push(repo, remote, revs, all_refs=all_refs, jobs=jobs, progress=advance)
+    if as_json:
+        return print_json({**vars(r), "rate": r.rate})
+    out.print(f"{r.remote}: {r.manifests} manifest(s), {r.manifests_on_remote} already there; "
+              f"uploaded {r.packs_uploaded} pack(s), {_rate(r.bytes_uploaded, r.seconds)}")
+
+
+def fetch(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [REV]...",
+                                                     help="Remote, then commits (default HEAD)."),
+          remote: Optional[str] = RemoteOpt, jobs: Optional[int] = JobsOpt, as_json: bool = JsonOpt) -> None:
+    """Download what these commits need into the local store."""
+    from gitrepro.remote import sync
+
+    repo = Repo.find()
+    remote, revs = _split(repo, args, remote)
+    with progress_bar("fetch", None, not as_json) as advance:
+        r = sync.fetch(repo, remote, revs, jobs=jobs, progress=advance)
+    if as_json:
+        return print_json({**vars(r), "rate": r.rate})
+    out.print(f"{r.remote}: {r.manifests} manifest(s); fetched {r.blobs_fetched} chunk(s) in "
+              f"{r.packs_downloaded} whole pack(s) and {r.ranges_downloaded} range(s), "
+              f"{_rate(r.bytes_downloaded, r.seconds)}")
+
+
+def pull(remote: Optional[str] = typer.Argument(None, help="Remote (default: the default remote)."),
+         force: bool = typer.Option(False, "--force", "-f", help="Discard local changes that are not snapshotted."),
+         jobs: Optional[int] = JobsOpt, as_json: bool = JsonOpt) -> None:
+    """Fetch what the working tree's pointers need, then check it out."""
+    from gitrepro.remote import sync
+
+    repo = Repo.find()
+    with progress_bar("pull", None, not as_json) as advance:
+        fetched = sync.fetch_worktree(repo, remote, jobs=jobs, progress=advance)
+        result = checkout_op.checkout(repo, None, force=force, fetch=sync.make_fetcher(repo, remote))
+    if as_json:
+        return print_json({"fetch": fetched, "checkout": result})
+    out.print(f"{fetched.remote}: fetched {fetched.blobs_fetched} chunk(s), "
+              f"{_rate(fetched.bytes_downloaded, fetched.seconds)}")
+    for d in result.datasets:
+        out.print(f"{d.dataset}: wrote {d.written} files ({human_size(d.bytes_written)}), removed {d.removed}, "
+                  f"{d.unchanged} already up to date")
+
+
+def gc(dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only list what would be removed."),
+       remote: Optional[str] = typer.Option(None, "--remote", help="Also sweep this remote."),
+       grace: Optional[float] = typer.Option(None, "--grace", help="Seconds: never touch packs younger than this (default: one hour)."),
+       as_json: bool = JsonOpt) -> None:
+    """Remove data that no ref, reflog entry, stash, index, worktree or run record reaches."""
+    r = gc_op.gc(Repo.find(), dry_run=dry_run, grace=gc_op.GRACE if grace is None else grace, remote_name=remote, sweep_remote=remote is not None)
+    if as_json:
+        return print_json(r)
+    verb = "would free" if dry_run else "freed"
+    for where, actions in (("local", r.local), (r.remote, r.remote_actions)):
+        for a in actions:
+            out.print(f"{where}: {a.action} pack {a.pack} ({human_size(a.size)}, frees {human_size(a.freed)})")
+    for note in r.notes:
+        out.print(f"note: {note}")
+    out.print(f"{r.manifests} reachable manifest(s); local: {verb} {human_size(r.local_freed)} in {len(r.local)} pack(s)"
+              + (f"; remote {r.remote}: {verb} {human_size(r.remote_freed)} in {len(r.remote_actions)} pack(s)"
+                 if r.remote else ""))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(remote_app, name="remote")
+    for command in (push, fetch, pull, gc):
+        app.command()(command)

@@ -1,0 +1,201 @@
+"""Pack files: immutable, self-describing containers of compressed blobs.
+
+Pure format code: works on file objects, never on paths. See docs/design.md,
+"Pack (v1)". Layout:
+
+    header   b"GRPACK" + b"\\x00" + version byte (8 bytes)
+    blobs    stored bytes, back to back
+    footer   one 49-byte entry per blob: id(32) flags(1) offset(8) stored_len(4) raw_len(4)
+    trailer  entry_count(4) BLAKE3(footer)(32) b"GRPKEND1"(8)
+
+Integers are little-endian. A pack's id is the BLAKE3 of its footer: the
+footer names every blob by its content hash and position, and every blob is
+verified against its id when read, so the id covers the whole pack without a
+second hashing pass over the data when writing.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from typing import TYPE_CHECKING, BinaryIO, Iterator, NamedTuple
+
+from gitrepro.errors import GitreproError
+from gitrepro.formats.hashing import ID_BYTES, hash_bytes
+
+if TYPE_CHECKING:  # imported where used: `status` and a no-op `add` never (de)compress
+    import zstandard
+
+PACK_VERSION = 1
+HEADER = b"GRPACK\x00" + bytes([PACK_VERSION])
+TRAILER_MAGIC = b"GRPKEND1"
+ENTRY = struct.Struct("<32sBQII")
+TRAILER = struct.Struct("<I32s8s")
+
+FLAG_ZSTD = 1       # stored bytes are a zstd frame
+FLAG_MANIFEST = 2   # blob is a manifest root (see manifest.py); lets fsck and gc find roots
+MAX_BLOB = 64 * 1024 * 1024
+
+
+class CorruptPack(GitreproError):
+    pass
+
+
+class BlobEntry(NamedTuple):
+    id: bytes
+    flags: int
+    offset: int
+    length: int      # stored (possibly compressed) length
+    raw_length: int
+
+
+class PackWriter:
+    """Append blobs to a pack being written to `f`; `finish()` writes the footer and returns the pack id."""
+
+    def __init__(self, f: BinaryIO):
+        self._f = f
+        self._offset = 0
+        self.entries: list[BlobEntry] = []
+        self._write(HEADER)
+
+    @property
+    def size(self) -> int:
+        return self._offset
+
+    def _write(self, data) -> None:
+        self._f.write(data)
+        self._offset += len(data)
+
+    def add(self, blob_id: bytes, stored: bytes, flags: int, raw_length: int) -> None:
+        self.entries.append(BlobEntry(blob_id, flags, self._offset, len(stored), raw_length))
+        self._write(stored)
+
+    def finish(self) -> str:
+        footer = b"".join(ENTRY.pack(e.id, e.flags, e.offset, e.length, e.raw_length) for e in self.entries)
+        footer_hash = hash_bytes(footer)
+        self._write(footer)
+        self._write(TRAILER.pack(len(self.entries), footer_hash, TRAILER_MAGIC))
+        return footer_hash.hex()
+
+
+def choose_encoding(data, packed, flags: int = 0) -> tuple:
+    """Keep the zstd form only if it saves at least 3 %; return (stored bytes-like, flags)."""
+    if packed is not None and len(packed) < len(data) * 0.97:
+        return packed, flags | FLAG_ZSTD
+    return data, flags
+
+
+def encode_blobs(datas: list, compressor: zstandard.ZstdCompressor, flags: list[int]) -> list[tuple]:
+    """Compress a batch in one call that runs without the GIL (so several threads truly overlap).
+
+    The stored forms are views, not copies: zstd's output segments (each keeps its batch
+    buffer alive) or the caller's own data; they are copied once, into the pack."""
+    packed = compressor.multi_compress_to_buffer(datas, threads=1) if datas else []
+    return [choose_encoding(d, packed[i], f) for i, (d, f) in enumerate(zip(datas, flags))]
+
+
+def decode_blob(entry: BlobEntry, stored: bytes, what: str = "blob") -> bytes:
+    """Decompress and verify one blob; raise CorruptPack if its hash does not match its id."""
+    if len(stored) != entry.length:
+        raise CorruptPack(f"{what} {entry.id.hex()}: truncated ({len(stored)} of {entry.length} bytes)")
+    data = stored
+    if entry.flags & FLAG_ZSTD:
+        import zstandard
+
+        try:
+            # A frame's own size field is untrusted: refuse a lie before it makes us allocate it.
+            claimed = zstandard.frame_content_size(stored)
+            if claimed not in (-1, entry.raw_length):
+                raise CorruptPack(f"{what} {entry.id.hex()}: zstd frame claims {claimed} bytes, "
+                                  f"the pack says {entry.raw_length}")
+            data = _decompressor().decompress(stored, max_output_size=entry.raw_length)
+        except zstandard.ZstdError as e:
+            raise CorruptPack(f"{what} {entry.id.hex()}: cannot decompress ({e})") from None
+    if len(data) != entry.raw_length or hash_bytes(data) != entry.id:
+        raise CorruptPack(f"{what} {entry.id.hex()}: content does not match its hash")
+    return data
+
+
+_local = threading.local()
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    """One decompression context per thread: creating one per chunk costs more than decoding it."""
+    dctx = getattr(_local, "dctx", None)
+    if dctx is None:
+        import zstandard
+
+        dctx = _local.dctx = zstandard.ZstdDecompressor()
+    return dctx
+
+
+def parse_footer(tail: bytes, pack_size: int) -> list[BlobEntry]:
+    """Parse the footer from the last bytes of a pack (at least footer + trailer)."""
+    if len(tail) < TRAILER.size:
+        raise CorruptPack("pack too short for a trailer")
+    count, footer_hash, magic = TRAILER.unpack(tail[-TRAILER.size:])
+    if magic != TRAILER_MAGIC:
+        raise CorruptPack("pack trailer magic missing: not a gitrepro pack or truncated")
+    footer_len = count * ENTRY.size
+    if footer_len + TRAILER.size > len(tail):
+        raise CorruptPack("pack footer is longer than the data read")
+    footer = tail[-TRAILER.size - footer_len: -TRAILER.size]
+    if hash_bytes(footer) != footer_hash:
+        raise CorruptPack("pack footer does not match its hash")
+    data_end = pack_size - TRAILER.size - footer_len
+    entries = [BlobEntry(*ENTRY.unpack_from(footer, i * ENTRY.size)) for i in range(count)]
+    for e in entries:
+        if e.offset < len(HEADER) or e.offset + e.length > data_end or e.raw_length > MAX_BLOB:
+            raise CorruptPack(f"pack entry {e.id.hex()} lies outside the pack's data")
+    return entries
+
+
+def footer_size_hint(f: BinaryIO, pack_size: int) -> int:
+    """Bytes to read from the end of the pack to get its whole footer."""
+    f.seek(pack_size - TRAILER.size)
+    count, _, _ = TRAILER.unpack(f.read(TRAILER.size))
+    return min(pack_size, count * ENTRY.size + TRAILER.size)
+
+
+def _read_tail(f: BinaryIO, pack_size: int) -> bytes:
+    """The footer and trailer of a pack (one read after the trailer's)."""
+    if pack_size < len(HEADER) + TRAILER.size:
+        raise CorruptPack("pack too short")
+    n = footer_size_hint(f, pack_size)
+    f.seek(pack_size - n)
+    return f.read(n)
+
+
+def read_footer(f: BinaryIO, pack_size: int) -> list[BlobEntry]:
+    return parse_footer(_read_tail(f, pack_size), pack_size)
+
+
+def read_identified_footer(f: BinaryIO, pack_size: int) -> tuple[str, list[BlobEntry]]:
+    """(the id the trailer names, the verified footer entries), from one read of the tail."""
+    tail = _read_tail(f, pack_size)
+    return footer_id(tail), parse_footer(tail, pack_size)
+
+
+def footer_id(tail: bytes) -> str:
+    """The pack id named by a pack's trailer (the BLAKE3 of its footer), from its last bytes."""
+    if len(tail) < TRAILER.size:
+        raise CorruptPack("pack too short for a trailer")
+    return TRAILER.unpack(tail[-TRAILER.size:])[1].hex()
+
+
+def iter_pack(f: BinaryIO, pack_size: int) -> Iterator[tuple[BlobEntry, bytes]]:
+    """Yield (entry, verified raw bytes) for every blob; check header, footer and every hash."""
+    f.seek(0)
+    if f.read(len(HEADER)) != HEADER:
+        raise CorruptPack("pack header missing or of an unknown version")
+    for entry in sorted(read_footer(f, pack_size), key=lambda e: e.offset):
+        f.seek(entry.offset)
+        yield entry, decode_blob(entry, f.read(entry.length))
+
+
+def pack_id_of(f: BinaryIO, pack_size: int) -> str:
+    """A pack's id, after checking its footer against the hash in its trailer."""
+    return read_identified_footer(f, pack_size)[0]
+
+
+assert ENTRY.size == ID_BYTES + 17

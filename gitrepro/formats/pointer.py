@@ -1,0 +1,124 @@
+"""The pointer file `<dataset>.gitrepro` committed to git: format, writing and parsing.
+
+A pointer is small, human-readable TOML naming one dataset snapshot by its
+manifest id. It is untrusted input when read from another commit, so `parse`
+validates everything. See docs/design.md, "Pointer (v1)".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from gitrepro.errors import GitreproError
+from gitrepro.util.fsutil import UnsafePath, check_relpath
+from gitrepro.formats.hashing import BadId, parse_id
+
+POINTER_VERSION = 1
+POINTER_SUFFIX = ".gitrepro"
+KINDS = ("dir", "file")
+
+
+class BadPointer(GitreproError):
+    pass
+
+
+class Pointer(NamedTuple):
+    path: str          # dataset path relative to the repository root, '/'-separated
+    manifest: str      # 64-hex manifest id
+    kind: str          # "dir" or "file"
+    files: int
+    bytes: int
+    version: int = POINTER_VERSION
+
+
+def pointer_path_for(dataset: str) -> str:
+    return dataset + POINTER_SUFFIX
+
+
+def dataset_for_pointer(pointer_path: str) -> str:
+    if not pointer_path.endswith(POINTER_SUFFIX):
+        raise BadPointer(f"{pointer_path}: a pointer file name ends in {POINTER_SUFFIX}")
+    return pointer_path[: -len(POINTER_SUFFIX)]
+
+
+def dumps(p: Pointer) -> bytes:
+    """Canonical pointer bytes (hand-formatted so the file reads well in diffs)."""
+    return (
+        "# gitrepro data pointer: commit this file, not the data it names.\n"
+        "# Restore the data with `gitrepro checkout`.\n"
+        f"version = {p.version}\n"
+        f'path = "{_toml_escape(p.path)}"\n'
+        f'kind = "{p.kind}"\n'
+        f'manifest = "{p.manifest}"\n'
+        f"files = {p.files}\n"
+        f"bytes = {p.bytes}\n"
+    ).encode()
+
+
+def _toml_escape(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch in '"\\' or ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        elif 0xD800 <= ord(ch) <= 0xDFFF:
+            raise BadPointer(f"dataset path {s!r} is not valid UTF-8; rename it to track it")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# The fields of a pointer exactly as `dumps` writes it, for reading one without a TOML parser.
+_CANONICAL = re.compile(rb'version = (\d+)\npath = "([^"\\\x00-\x1f\x7f]*)"\nkind = "(\w+)"\n'
+                        rb'manifest = "(\w+)"\nfiles = (\d+)\nbytes = (\d+)\n\Z')
+
+
+def parse(data: bytes, origin: str = "pointer") -> Pointer:
+    """Parse and validate pointer bytes; raise BadPointer naming `origin` on any defect."""
+    doc = _read_canonical(data)
+    if doc is None:
+        from gitrepro.util.tomlcompat import tomllib  # only for a pointer someone edited: `status` starts without it
+
+        try:
+            doc = tomllib.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise BadPointer(f"{origin}: not a valid pointer file ({e}); "
+                             f"restore it with `git checkout -- {origin}`") from None
+    version = doc.get("version")
+    if version != POINTER_VERSION:
+        raise BadPointer(f"{origin}: unsupported pointer version {version!r} (this gitrepro reads version {POINTER_VERSION}); upgrade gitrepro")
+    try:
+        path = check_relpath(_field(doc, "path", str, origin))
+        manifest = parse_id(_field(doc, "manifest", str, origin), "manifest id")
+    except (UnsafePath, BadId) as e:
+        raise BadPointer(f"{origin}: {e}") from None
+    kind = _field(doc, "kind", str, origin)
+    if kind not in KINDS:
+        raise BadPointer(f"{origin}: kind must be one of {KINDS}, not {kind!r}")
+    files, size = _field(doc, "files", int, origin), _field(doc, "bytes", int, origin)
+    if files < 0 or size < 0:
+        raise BadPointer(f"{origin}: files and bytes must not be negative")
+    return Pointer(path=path, manifest=manifest, kind=kind, files=files, bytes=size)
+
+
+def _read_canonical(data: bytes) -> dict | None:
+    """The fields of a pointer whose bytes are exactly what `dumps` writes for them (so TOML
+    would read the same), else None."""
+    found = _CANONICAL.search(data)
+    if found is None:
+        return None
+    version, path, kind, manifest, files, size = found.groups()
+    try:
+        doc = {"version": int(version), "path": path.decode("utf-8"), "kind": kind.decode(),
+               "manifest": manifest.decode(), "files": int(files), "bytes": int(size)}
+        exact = dumps(Pointer(doc["path"], doc["manifest"], doc["kind"], doc["files"], doc["bytes"], doc["version"]))
+    except (UnicodeDecodeError, BadPointer):
+        return None
+    return doc if exact == data else None
+
+
+def _field(doc: dict, key: str, typ: type, origin: str):
+    value = doc.get(key)
+    if not isinstance(value, typ) or isinstance(value, bool):
+        raise BadPointer(f"{origin}: field {key!r} missing or not a {typ.__name__}")
+    return value

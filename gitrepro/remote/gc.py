@@ -1,0 +1,231 @@
+"""`gitrepro gc`: mark and sweep the local store (and, on request, a remote).
+
+Mark: every manifest named by a pointer or run record in any commit reachable
+from any ref or reflog entry (stash included), in the index or working tree of
+any worktree (linked worktrees share the store), plus every manifest in a pack younger than the grace period; then each
+manifest's parts and chunks. Sweep, under the store lock: a pack none of whose
+blobs is marked is dropped from the index, then deleted; a pack with enough
+unmarked bytes is rewritten with its marked blobs only: the new pack is
+written, renamed into place and indexed before the old one is unindexed and
+deleted. Packs younger than the grace period are never touched, so a
+concurrent `add` or `fetch` whose pointer is not yet written is safe.
+See docs/design.md, "Write order", and docs/remotes.md, "gc".
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats import pack as packfmt
+from gitrepro.errors import GitreproError
+from gitrepro.util.fsutil import fsync_dir
+from gitrepro.store.repo import Repo
+from gitrepro.store.store import Store, parse_manifest_root
+from gitrepro.remote import layout, reach
+from gitrepro.remote.settings import open_settings, resolve
+from gitrepro.remote.sync import forget_idx, open_fetcher
+
+GRACE = 3600.0            # seconds: younger packs are never deleted or rewritten
+REPACK_MIN_UNUSED = 0.10  # rewrite a partly used pack only when at least this share of it is garbage
+
+
+class GcError(GitreproError):
+    pass
+
+
+@dataclass
+class PackAction:
+    pack: str
+    size: int       # the pack's size in bytes
+    freed: int      # bytes this action frees
+    action: str     # "delete" or "repack"
+
+
+@dataclass
+class GcResult:
+    dry_run: bool
+    manifests: int = 0           # reachable manifests
+    live_blobs: int = 0
+    local: list[PackAction] = field(default_factory=list)
+    local_freed: int = 0
+    remote: str | None = None
+    remote_actions: list[PackAction] = field(default_factory=list)
+    remote_freed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def gc(repo: Repo, *, dry_run: bool = False, grace: float = GRACE, remote_name: str | None = None,
+       sweep_remote: bool = False, progress: Callable[[int], None] | None = None) -> GcResult:
+    """Remove local (and with `sweep_remote`, remote) packs that nothing reachable needs."""
+    result = GcResult(dry_run)
+    store = repo.store
+    with store.lock():
+        # Marked under the lock, so an `add` that ran while gc waited has written its pointer.
+        roots = reach.everything(repo.root)
+        result.manifests = len(roots)
+        store.recover()
+        now = time.time()
+        packs = store.index.packs()
+        young = {p for p in packs if _mtime(store.pack_path(p)) > now - grace}
+        live = mark(store, roots | _roots_in(store, young))
+        result.live_blobs = len(live)
+        for pack_id in sorted(packs.keys() - young):
+            action = _plan_local(store, pack_id, packs[pack_id], live)
+            if action is None:
+                continue
+            if dry_run or _apply_local(store, action, live, result):
+                result.local.append(action)
+                result.local_freed += action.freed
+            if progress:
+                progress(action.size)
+    if sweep_remote:
+        _gc_remote(repo, remote_name, roots, grace, dry_run, result)
+    return result
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _roots_in(store: Store, packs: set[str]) -> set[str]:
+    return {e.id.hex() for p in packs for e in store.index.blobs_in_pack(p) if e.flags & packfmt.FLAG_MANIFEST}
+
+
+def mark(store: Store, roots: set[str]) -> set[bytes]:
+    """Every blob the manifests `roots` need, as far as the local store holds them.
+
+    A manifest whose root is absent locally marks nothing (its chunks cannot be
+    here either, unless fetched alone, and then they are kept by nothing). A root
+    that is here but whose manifest cannot be read stops gc: it cannot know which
+    chunks that manifest needs.
+    """
+    live: set[bytes] = set()
+    for manifest_id in sorted(roots):
+        root = bytes.fromhex(manifest_id)
+        if not store.has(root):
+            continue
+        try:
+            parts = parse_manifest_root(store.get(root), manifest_id)
+            manifest = manifestfmt.parse(store.read_manifest(manifest_id), f"manifest {manifest_id}")
+        except GitreproError as e:
+            raise GcError(f"reachable manifest {manifest_id} cannot be read ({e}); gc stopped without deleting "
+                          "anything: run `gitrepro fetch` or `gitrepro fsck --repair` first") from None
+        live.add(root)
+        live.update(parts)
+        live.update(bytes.fromhex(c) for c in manifest.chunk_ids())
+    return live
+
+
+def _plan_local(store: Store, pack_id: str, size: int, live: set[bytes]) -> PackAction | None:
+    entries = store.index.blobs_in_pack(pack_id)
+    dead = [e for e in entries if e.id not in live]
+    if len(dead) == len(entries):
+        return PackAction(pack_id, size, size, "delete")
+    dead_bytes = sum(e.length for e in dead)
+    # A dead manifest root is always rewritten away: kept, it would name chunks gc deletes.
+    dead_root = any(e.flags & packfmt.FLAG_MANIFEST for e in dead)
+    if dead and (dead_root or dead_bytes >= REPACK_MIN_UNUSED * size):
+        return PackAction(pack_id, size, dead_bytes, "repack")
+    return None
+
+
+def _apply_local(store: Store, action: PackAction, live: set[bytes], result: GcResult) -> bool:
+    """Carry out one action; False (with a note) when the pack had to be kept."""
+    path = store.pack_path(action.pack)
+    if action.action == "repack":
+        try:
+            _repack(store, action.pack, live)
+        except packfmt.CorruptPack as e:
+            result.notes.append(f"pack {action.pack} kept: {e}; run `gitrepro fsck`")
+            return False
+    else:
+        store.index.remove_pack(action.pack)
+    path.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True
+
+
+def _repack(store: Store, pack_id: str, live: set[bytes]) -> None:
+    """Copy the live blobs (verified, still compressed) into a new pack; publish it; unindex the old."""
+    keep = sorted((e for e in store.index.blobs_in_pack(pack_id) if e.id in live), key=lambda e: e.offset)
+    fd, tmp = tempfile.mkstemp(dir=store.path / "tmp", suffix=".pack")
+    try:
+        with os.fdopen(fd, "wb") as out, open(store.pack_path(pack_id), "rb") as src:
+            writer = packfmt.PackWriter(out)
+            for e in keep:
+                stored = os.pread(src.fileno(), e.length, e.offset)
+                packfmt.decode_blob(e, stored, f"chunk in pack {pack_id[:12]}")
+                writer.add(e.id, stored, e.flags, e.raw_length)
+            new_id = writer.finish()
+            out.flush()
+            os.fsync(out.fileno())
+        final = store.pack_path(new_id)
+        final.parent.mkdir(exist_ok=True)
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    # The new pack is durable; a crash from here on leaves packs that `recover` re-indexes.
+    store.index.replace_pack(pack_id, new_id, final.stat().st_size, writer.entries)
+
+
+# -- remote ------------------------------------------------------------------------
+
+def _gc_remote(repo: Repo, remote_name: str | None, roots: set[str], grace: float, dry_run: bool,
+               result: GcResult) -> None:
+    """Delete remote packs none of whose blobs is live (`.idx` first, so no reader sees a
+    listed pack vanish), and pack bodies an interrupted push left without an `.idx`.
+    Partly used remote packs are kept, since rewriting them would mean downloading them."""
+    settings = resolve(repo, remote_name)
+    remote = open_settings(repo, settings)
+    result.remote = settings.name
+    fetcher = open_fetcher(repo, settings.name)
+    view = fetcher.view
+    cutoff = time.time() - grace
+    live = _remote_live(repo.store, fetcher, view, roots, cutoff)
+    for pack in sorted(view.packs.values(), key=lambda p: p.id):
+        if pack.published < cutoff and not any(e.id in live for e in pack.entries):
+            _remote_delete(remote, repo.store, pack.id, pack.size, dry_run, result)
+    for obj in remote.list(layout.PACK_PREFIX):
+        pack_id = layout.pack_id_of_pack_key(obj.key)
+        if pack_id and pack_id not in view.packs and pack_id not in view.damaged and obj.mtime < cutoff:
+            _remote_delete(remote, repo.store, pack_id, obj.size, dry_run, result)
+
+
+def _remote_live(store: Store, fetcher, view, roots: set[str], cutoff: float) -> set[bytes]:
+    """Blobs the remote must keep: those of reachable manifests, and (to a fixpoint) those of
+    every manifest root that stays visible in a kept pack, so that a root on the remote always
+    means its data is there too (push relies on it)."""
+    live: set[bytes] = set()
+    done: set[str] = set()
+    todo = {m for m in roots if bytes.fromhex(m) in view.blobs or store.has(bytes.fromhex(m))}
+    while todo:
+        for manifest_id in sorted(todo):
+            try:
+                live |= fetcher.manifest_blobs(manifest_id)
+            except GitreproError as e:
+                raise GcError(f"manifest {manifest_id} cannot be read ({e}); gc stopped without deleting "
+                              "anything on the remote") from None
+        done |= todo
+        kept = [p for p in view.packs.values() if p.published >= cutoff or any(e.id in live for e in p.entries)]
+        todo = {e.id.hex() for p in kept for e in p.entries if e.flags & packfmt.FLAG_MANIFEST} - done
+    return live
+
+
+def _remote_delete(remote, store: Store, pack_id: str, size: int, dry_run: bool, result: GcResult) -> None:
+    result.remote_actions.append(PackAction(pack_id, size, size, "delete"))
+    result.remote_freed += size
+    if not dry_run:
+        remote.delete(layout.idx_key(pack_id))
+        remote.delete(layout.pack_key(pack_id))
+        forget_idx(store, pack_id)
+

@@ -1,0 +1,738 @@
+"""The training-commit policy: which commits are training commits, and what such a commit must
+contain to be reproducible. One rule set judges the staged index (the pre-commit hook) and any
+commit (`gitrepro policy check REV`, the basis of verify). See docs/runs-and-hooks.md, "Policy".
+
+Everything is read from the tree being judged, never the worktree: gitrepro.toml, run records,
+resolved configs and their sources, pointers. Data availability is judged by a `DataJudge`: the
+local store's index (the hook) or, for `verify`, a remote's pack indexes. Manifests are read and
+chunks only looked up, so the check never re-hashes data.
+
+Judging many commits (`verify`) shares one `Memo` and one `DataJudge` across their trees: a file
+is read and parsed once per distinct blob, a config is checked once per distinct set of files it
+reads, and a manifest is judged once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from gitrepro.repro import config as configmod
+from gitrepro.git import plumbing
+from gitrepro.git import tracking
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.errors import GitreproError
+from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, dataset_for_pointer, pointer_path_for
+from gitrepro.repro.record import RunRecord, is_record_path, record_path
+from gitrepro.repro.record import parse as parse_record
+from gitrepro.store.repo import PROJECT_FILE, Project, Repo, parse_project
+from gitrepro.store.store import Store
+
+ADDED, MODIFIED, DELETED = "A", "M", "D"
+
+
+class PolicyConfigError(GitreproError):
+    pass
+
+
+@dataclass(frozen=True)
+class Violation:
+    path: str        # the file (or dataset) at fault, repo-relative
+    problem: str
+    fix: str         # one command that fixes it
+    object: str = ""  # the object at fault, e.g. "manifest <id>", "chunk <id>", "run <id>", "config <hash>"
+
+    def __str__(self) -> str:
+        return " ".join(f"{self.path}: {self.problem} — fix: `{self.fix}`".splitlines())
+
+
+@dataclass
+class PolicyResult:
+    target: str                                   # "the staged index" or a commit id
+    training: bool
+    training_paths: list[str] = field(default_factory=list)   # what made it a training commit
+    records: list[str] = field(default_factory=list)          # run records judged
+    pointers: list[str] = field(default_factory=list)         # pointers judged (changed ones, or all: thorough)
+    violations: list[Violation] = field(default_factory=list)
+    data: dict[str, list[tuple[str, str]]] = field(default_factory=dict)   # manifest -> [(file, dataset)] judged
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+# ---------------------------------------------------------------- what judging trees learns
+
+class Memo:
+    """What judging one tree learns that holds for any tree with the same files: blob bytes by
+    id, files parsed by (path, blob id), config judgments keyed by every file they read, and
+    ancestry answers. The hook uses one per check; `verify` shares one across all its commits,
+    so a file unchanged between commits is read, parsed and judged once."""
+
+    def __init__(self, root: Path, is_ancestor: Callable[[str, str], bool] | None = None,
+                 read_blobs: Callable[[list[str]], dict[str, bytes]] | None = None):
+        self.root = root
+        self.blobs: dict[str, bytes] = {}
+        self.parsed: dict[tuple[str, str, str], object] = {}
+        self.records: dict[tuple[str, str, str], object] = {}    # whole run records: dropped by trim()
+        self.configs: dict[tuple[str, str], list[tuple[dict[str, str | None], object]]] = {}
+        self.wholes: dict[tuple, tuple[list[Violation], dict[str, list[tuple[str, str]]], list[str]]] = {}
+        self._ancestry: dict[tuple[str, str], bool] = {}
+        self._is_ancestor = is_ancestor or self._git_is_ancestor
+        self._read_blobs = read_blobs or self._git_read_blobs
+
+    def read(self, shas: Iterable[str]) -> None:
+        """Load the blobs not read yet (by default in one `git cat-file --batch`)."""
+        wanted = sorted({s for s in shas if s not in self.blobs})
+        if wanted:
+            self.blobs.update(self._read_blobs(wanted))
+
+    def _git_read_blobs(self, shas: list[str]) -> dict[str, bytes]:
+        return plumbing.read_blobs(shas, cwd=self.root)
+
+    def trim(self) -> None:
+        """Forget what only the tree just judged needs: blob bytes and whole run records (a record
+        is judged in full by the commit that adds it). Parsed pointers, record summaries and
+        config judgments stay, so memory grows with distinct small results, not with history."""
+        self.blobs.clear()
+        self.records.clear()
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        key = (ancestor, descendant)
+        if key not in self._ancestry:
+            self._ancestry[key] = self._is_ancestor(ancestor, descendant)
+        return self._ancestry[key]
+
+    def _git_is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return plumbing.is_ancestor(ancestor, descendant, cwd=self.root)
+
+
+# ---------------------------------------------------------------- the tree being judged
+
+class TreeView:
+    """The files of one tree (the staged index or a commit), read from git in batches and cached.
+
+    `changed` maps each path that differs from the parent to "A", "M" or "D". `tips` and
+    `exclude` say which code commits a run record may name: ancestors of (or equal to) a
+    tip, but never `exclude` (a commit cannot name itself). `memo` may be shared by many trees.
+    """
+
+    def __init__(self, root: Path, label: str, blobs: dict[str, str], changed: dict[str, str],
+                 tips: list[str], exclude: str | None = None, fix_fetch: bool = False, memo: Memo | None = None,
+                 data_files: dict[str, str] | None = None):
+        self.root, self.label = root, label
+        self.blobs, self.changed = blobs, changed
+        self.tips, self.exclude = tips, exclude
+        self.fix_fetch = fix_fetch          # missing data is fetched (a commit), not re-added (the index)
+        self.memo = memo or Memo(root)
+        self._data_files = data_files
+
+    @classmethod
+    def staged(cls, root: Path, git_dir: Path) -> "TreeView":
+        """What `git commit` would record now (honours GIT_INDEX_FILE, as set for hooks)."""
+        blobs = {e.path: e.sha for e in plumbing.ls_staged(cwd=root) if e.mode != "160000"}
+        head = plumbing.head_commit(root)
+        if head is None:
+            changed = {p: ADDED for p in blobs}
+        else:
+            changed = _name_status(plumbing.git("diff-index", "--cached", "--no-renames", "--name-status", "-z",
+                                             "HEAD", cwd=root))
+        return cls(root, "the staged index", blobs, changed, ([head] if head else []) + _merge_heads(git_dir))
+
+    @classmethod
+    def commit(cls, root: Path, rev: str) -> "TreeView":
+        """The tree of commit `rev`, with changes against its first parent."""
+        sha = plumbing.resolve_commit(rev, root)
+        blobs = {e.path: e.sha for e in plumbing.ls_tree(sha, cwd=root) if e.type == "blob"}
+        parent = plumbing.rev_parse(sha + "^1", root)
+        args = [parent, sha] if parent else ["--root", sha]
+        changed = _name_status(plumbing.git("diff-tree", "-r", "--no-commit-id", "--no-renames", "--name-status", "-z",
+                                         *args, cwd=root))
+        return cls(root, sha, blobs, changed, [sha], exclude=sha, fix_fetch=True)
+
+    def has(self, path: str) -> bool:
+        return path in self.blobs
+
+    def data_files(self) -> dict[str, str]:
+        """Path -> blob of the tree's pointers and run records (given by a caller that keeps them
+        up to date from diffs, as verify does; else found by scanning the tree once)."""
+        if self._data_files is None:
+            self._data_files = {p: sha for p, sha in self.blobs.items() if is_data_file(p)}
+        return self._data_files
+
+    def prefetch(self, paths) -> None:
+        """Read many files in one `git cat-file --batch` (none that an earlier tree already read)."""
+        self.memo.read(self.blobs[p] for p in paths if p in self.blobs)
+
+    def read(self, path: str) -> bytes | None:
+        """A file's bytes, or None if the tree has no such file (config.ReadFile)."""
+        sha = self.blobs.get(path)
+        if sha is None:
+            return None
+        self.memo.read([sha])
+        return self.memo.blobs[sha]
+
+    def code_commit_ok(self, commit: str) -> bool:
+        if commit == self.exclude:
+            return False
+        return any(self.memo.is_ancestor(commit, tip) for tip in self.tips)
+
+
+def is_data_file(path: str) -> bool:
+    """A pointer or a run record: the files that name data."""
+    return path.endswith(POINTER_SUFFIX) or is_record_path(path)
+
+
+def _unparsed(tree: TreeView, kind: str, paths: Iterable[str]) -> list[str]:
+    """The paths among `paths` whose blob has not been parsed as `kind` yet (worth prefetching)."""
+    table = tree.memo.records if kind == "record" else tree.memo.parsed
+    return [p for p in paths if p in tree.blobs and (kind, p, tree.blobs[p]) not in table]
+
+
+def _parsed(tree: TreeView, kind: str, path: str, parse: Callable[[bytes], object]):
+    """parse(bytes of `path`), computed once per distinct (path, blob) in all trees sharing the memo;
+    a GitreproError is kept and raised again each time."""
+    key = (kind, path, tree.blobs[path])
+    table = tree.memo.records if kind == "record" else tree.memo.parsed
+    if key not in table:
+        try:
+            table[key] = parse(tree.read(path) or b"")
+        except GitreproError as e:
+            table[key] = e
+    found = table[key]
+    if isinstance(found, GitreproError):
+        raise found
+    return found
+
+
+def _name_status(out: bytes) -> dict[str, str]:
+    fields = out.split(b"\0")
+    return {os.fsdecode(fields[i + 1]): fields[i].decode()[:1] for i in range(0, len(fields) - 1, 2)}
+
+
+def _merge_heads(git_dir: Path) -> list[str]:
+    """While a merge is being committed, code from the merged branch counts as an ancestor too."""
+    try:
+        return (git_dir / "MERGE_HEAD").read_text().split()
+    except OSError:
+        return []
+
+
+# ---------------------------------------------------------------- entry points
+
+def check_staged(repo: Repo) -> PolicyResult:
+    """The policy on what the next commit would record (the pre-commit hook)."""
+    return check_tree(repo, TreeView.staged(repo.root, repo.paths.git_dir))
+
+
+def check_commit(repo: Repo, rev: str) -> PolicyResult:
+    """The policy on commit `rev`, judged against its first parent."""
+    return check_tree(repo, TreeView.commit(repo.root, rev))
+
+
+def training_paths(changed: dict[str, str], project: Project) -> list[str]:
+    """The changed paths that make a commit a training commit: run records added or changed,
+    and any path (even deleted) matching a `[policy] training` glob."""
+    globs = _training_globs(project)
+    return sorted(p for p, how in changed.items()
+                  if (is_record_path(p) and how != DELETED) or any(_matches(p, g) for g in globs))
+
+
+def is_training_commit(changed: dict[str, str], project: Project) -> bool:
+    return bool(training_paths(changed, project))
+
+
+def _training_globs(project: Project) -> list[str]:
+    globs = project.section("policy").get("training", [])
+    if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
+        raise PolicyConfigError(f"{PROJECT_FILE}: [policy] training must be a list of globs, "
+                                f"e.g. [\"models.gitrepro\"]")
+    return globs
+
+
+def _matches(path: str, glob: str) -> bool:
+    """fnmatch (`*` crosses `/`), or the glob names a directory the path lies in."""
+    bare = glob.rstrip("/")
+    return fnmatch.fnmatchcase(path, glob) or path == bare or path.startswith(bare + "/")
+
+
+def check_tree(repo: Repo, tree: TreeView, *, data: "DataJudge | None" = None,
+               thorough: bool = False) -> PolicyResult:
+    """Every violation in `tree`: changed pointers must resolve; a training commit must carry
+    run records whose config, seed, data, environment and code commit all check out.
+
+    `data` judges data availability (default: the local store, opened only if needed); share
+    one across trees to judge each manifest once. `thorough` (verify) also judges every pointer
+    and run record in the tree, not only changed ones, and every resolved config the tree changes.
+    """
+    judge = data if data is not None else LocalData(repo)
+    try:
+        return _check_tree(tree, judge, thorough)
+    finally:
+        if data is None:
+            judge.close()
+
+
+def _check_tree(tree: TreeView, judge: "DataJudge", thorough: bool) -> PolicyResult:
+    tree.prefetch(_unparsed(tree, "project", [PROJECT_FILE]))
+    violations: list[Violation] = []
+    project = _project(tree, violations)
+    data = DataAvailability(judge, judge.fix or (_fetch_fix if tree.fix_fetch else _add_fix))
+    present = [p for p, how in tree.changed.items() if how != DELETED and p in tree.blobs]
+    records = sorted(p for p in present if is_record_path(p))
+    try:
+        why = training_paths(tree.changed, project)
+    except GitreproError as e:     # a bad [policy] table
+        violations.append(Violation(PROJECT_FILE, str(e), f"$EDITOR {PROJECT_FILE}"))
+        why = training_paths(tree.changed, Project())
+    judged = records if why else []
+    wanted: dict[str, list[tuple[str, str]]] = {}
+    if thorough:
+        found, wanted, pointers = _whole_tree(tree, judged, data)
+        violations += found
+        tree.prefetch(_unparsed(tree, "record", judged))
+    else:
+        pointers = sorted(p for p in present if p.endswith(POINTER_SUFFIX))
+        tree.prefetch(_unparsed(tree, "pointer", pointers) + _unparsed(tree, "record", judged))
+        for path in pointers:
+            ptr = _pointer(tree, path, violations)
+            if ptr is not None:
+                data.want(ptr.manifest, path, ptr.path)
+    result = PolicyResult(tree.label, bool(why), why, judged, pointers)
+    if why:
+        violations += _check_training(tree, records, why, data)
+    if thorough:
+        violations += _check_changed_configs(tree, judged, present)
+    result.violations = list(dict.fromkeys(violations + data.violations()))   # runs sharing a config: once
+    result.data = _merged(wanted, data.wanted)
+    return result
+
+
+def _merged(a: dict[str, list], b: dict[str, list]) -> dict[str, list]:
+    if not a or not b:
+        return a or b
+    out = dict(a)
+    for key, values in b.items():
+        out[key] = out.get(key, []) + values
+    return out
+
+
+def _fetch_fix(dataset: str) -> str:
+    return "gitrepro fetch"          # a commit's data comes from where it was made
+
+
+def _add_fix(dataset: str) -> str:
+    return f"gitrepro add {dataset}"  # staged pointers were just made from local data
+
+
+def _project(tree: TreeView, violations: list[Violation]) -> Project:
+    if not tree.has(PROJECT_FILE):
+        return Project()
+    try:
+        return _parsed(tree, "project", PROJECT_FILE, parse_project)
+    except GitreproError as e:
+        violations.append(Violation(PROJECT_FILE, str(e), f"$EDITOR {PROJECT_FILE}"))
+        return Project()
+
+
+def _pointer(tree: TreeView, path: str, violations: list[Violation]) -> Pointer | None:
+    """The pointer at `path`, parsed once per blob; a damaged one adds a violation each time it is named."""
+    try:
+        return _parsed(tree, "pointer", path, lambda data: tracking.parse_at(path, data, path))
+    except GitreproError as e:
+        violations.append(Violation(path, str(e), f"gitrepro add {dataset_for_pointer(path)}",
+                                    f"blob {tree.blobs[path]}"))
+        return None
+
+
+def _record(tree: TreeView, path: str) -> RunRecord:
+    rec = _parsed(tree, "record", path, lambda data: parse_record(data, path))
+    summary = ("record-data", path, tree.blobs[path])
+    if summary not in tree.memo.parsed:        # what later commits need of it, without parsing it again
+        tree.memo.parsed[summary] = _named_data(rec)
+    return rec
+
+
+def _named_data(rec: RunRecord) -> list[tuple[str, str]]:
+    return sorted(rec.data.items()) + sorted(rec.outputs.items())
+
+
+def _record_data(tree: TreeView, path: str) -> list[tuple[str, str]]:
+    """(dataset or output, manifest id) a run record names: all later commits need of it."""
+    return _parsed(tree, "record-data", path, lambda data: _named_data(parse_record(data, path)))
+
+
+# ---------------------------------------------------------------- training commits
+
+def _check_training(tree: TreeView, records: list[str], why: list[str], data: DataAvailability) -> list[Violation]:
+    if not records:
+        return [Violation(why[0], "a training commit must carry a run record (runs/<id>.toml), and this one has "
+                                  "none", "gitrepro run -c <config> -- <command>")]
+    parsed: dict[str, RunRecord] = {}
+    violations: list[Violation] = []
+    for path in records:
+        try:
+            parsed[path] = _record(tree, path)
+        except GitreproError as e:
+            violations.append(Violation(path, str(e), f"git rm --cached {path}", f"blob {tree.blobs[path]}"))
+    tree.prefetch([r.config.path for r in parsed.values() if r.config]
+                  + [pointer_path_for(d) for r in parsed.values() for d in r.data])
+    for path, rec in parsed.items():
+        violations += _check_record(tree, path, rec, data)
+    return violations
+
+
+def _check_record(tree: TreeView, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
+    rerun = _rerun_command(rec)
+    run = f"run {rec.id}"
+    found = []
+    if path != rec.path:
+        found.append(Violation(path, f"names run {rec.id}, not the one its file name says",
+                               f"git mv {path} {record_path(rec.id)}", run))
+    if not rec.has_environment:
+        found.append(Violation(path, "no environment record ([environment] with python and packages)", rerun, run))
+    if rec.code.dirty:
+        files = ", ".join(rec.code.dirty_files[:3]) or "tracked files"
+        found.append(Violation(path, f"the run started with uncommitted changes (--allow-dirty: {files}); "
+                                     f"commit the code, then re-run", rerun, run))
+    if not tree.code_commit_ok(rec.code.commit):
+        found.append(Violation(path, f"code commit {rec.code.commit[:12]} is not an ancestor of the commit being "
+                                     f"made; re-run on this branch", rerun, f"commit {rec.code.commit}"))
+    if rec.seed is None:
+        found.append(Violation(path, "the run record has no seed; set `seed` in the config and re-run", rerun, run))
+    found += _check_config(tree, path, rec, rerun)
+    found += _check_data(tree, path, rec, data)
+    for output, manifest in sorted(rec.outputs.items()):
+        data.want(manifest, path, output)
+    return found
+
+
+def _check_config(tree: TreeView, path: str, rec: RunRecord, rerun: str) -> list[Violation]:
+    ref = rec.config
+    if ref is None:
+        return [Violation(path, "the run names no resolved config", "gitrepro run -c <config> -- "
+                          + shlex.join(rec.command), f"run {rec.id}")]
+    if not tree.has(ref.path):
+        return [Violation(ref.path, f"resolved config used by {path} is not in this commit", f"git add {ref.path}",
+                          f"config {ref.hash}")]
+    try:
+        rc, findings = _config_state(tree, ref.path)
+    except GitreproError as e:
+        return [Violation(ref.path, str(e), rerun, f"blob {tree.blobs[ref.path]}")]
+    config = f"config {rc.hash}"
+    found = [Violation(f.path, f"stale config: {_without_hint(f.message)}", rerun, config) for f in findings]
+    if rc.hash != ref.hash:
+        found.append(Violation(ref.path, f"changed after run {rec.id} used it (hash {rc.hash[:12]}, the run used "
+                                         f"{ref.hash[:12]})", rerun, config))
+    if rec.seed is not None and rc.seed != rec.seed:
+        found.append(Violation(path, f"seed {rec.seed} differs from the config's seed {rc.seed}", rerun, config))
+    return found
+
+
+def _config_state(tree: TreeView, path: str) -> tuple[configmod.ResolvedConfig, list[configmod.Finding]]:
+    """A resolved config in the tree and its drift findings. Computed once for every distinct set
+    of files the check reads (the config, its sources, pointers its values name), so runs sharing
+    a config, and commits that leave those files alone, check it once."""
+    key = (path, tree.blobs[path])
+    candidates = tree.memo.configs.setdefault(key, [])
+    for reads, outcome in candidates:
+        if all(tree.blobs.get(p) == sha for p, sha in reads.items()):
+            break
+    else:
+        reads: dict[str, str | None] = {}
+
+        def read(rel: str) -> bytes | None:
+            reads[rel] = tree.blobs.get(rel)
+            return tree.read(rel)
+
+        try:
+            rc = configmod.parse_resolved(read(path), Path(path))
+            tree.prefetch(list(rc.sources) + [pointer_path_for(d) for d in rc.data_pointers])
+            outcome = (rc, configmod.check(path, read_file=read))
+        except GitreproError as e:
+            outcome = e
+        candidates.append((reads, outcome))
+    if isinstance(outcome, GitreproError):
+        raise outcome
+    return outcome
+
+
+def _check_data(tree: TreeView, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
+    found = []
+    for dataset, manifest in sorted(rec.data.items()):
+        ptr_path = pointer_path_for(dataset)
+        if not tree.has(ptr_path):
+            found.append(Violation(ptr_path, f"dataset {dataset} used by {path} has no pointer in this commit",
+                                   f"git add {ptr_path}", f"manifest {manifest}"))
+            continue
+        ptr = _pointer(tree, ptr_path, found)
+        if ptr is not None and ptr.manifest != manifest:
+            found.append(Violation(ptr_path, f"names manifest {ptr.manifest[:12]}, but {path} trained on "
+                                             f"{manifest[:12]}", f"git checkout {rec.code.commit[:12]} -- {ptr_path}",
+                                   f"manifest {ptr.manifest}"))
+        data.want(manifest, ptr_path, dataset)
+    return found
+
+
+def _rerun_command(rec: RunRecord) -> str:
+    parts = ["gitrepro", "run"]
+    if rec.config is not None:
+        parts += ["-c", rec.config.source or rec.config.path, *rec.config.overrides]
+    return shlex.join(parts + ["--", *rec.command])
+
+
+def _without_hint(message: str) -> str:
+    """A config finding without its trailing `; re-run ...` advice (the violation carries the fix)."""
+    head, sep, _ = message.rpartition("; re-run `")
+    return head if sep else message
+
+
+def _hint_command(message: str, path: str) -> str:
+    """The command a config finding's `; re-run `...`` advice names (or a check, when it names none)."""
+    _, sep, tail = message.rpartition("; re-run `")
+    return tail.rstrip("`") if sep else f"gitrepro config check {path}"
+
+
+# ---------------------------------------------------------------- the rest of a tree (thorough)
+
+WHOLES_KEPT = 16      # whole-tree verdicts remembered (a commit usually shares its parent's)
+
+
+def _whole_tree(tree: TreeView, judged: list[str], data: DataAvailability
+                ) -> tuple[list[Violation], dict[str, list[tuple[str, str]]], list[str]]:
+    """What `verify` adds to the policy: every pointer in the tree must parse and every pointer
+    and every run record the commit did not judge must name available data (their runs need it
+    still). Returns (violations, manifest -> [(file, dataset)], pointers). The verdict depends
+    only on the tree's pointers and records, so a commit that changes none of them reuses it."""
+    files = tree.data_files()
+    key = (frozenset(files.items()), tuple(judged), tree.fix_fetch)
+    found = tree.memo.wholes.get(key)
+    if found is None:
+        rest = DataAvailability(data.judge, data.fix)
+        violations: list[Violation] = []
+        pointers = sorted(p for p in files if p.endswith(POINTER_SUFFIX))
+        others = sorted(p for p in files if is_record_path(p) and p not in judged)
+        tree.prefetch(_unparsed(tree, "pointer", pointers) + _unparsed(tree, "record-data", others))
+        for path in pointers:
+            ptr = _pointer(tree, path, violations)
+            if ptr is not None:
+                rest.want(ptr.manifest, path, ptr.path)
+        for path in others:
+            try:
+                named = _record_data(tree, path)
+            except GitreproError:
+                continue         # judged when it was committed
+            for name, manifest in named:
+                rest.want(manifest, path, name)
+        found = tree.memo.wholes[key] = (violations + rest.violations(), rest.wanted, pointers)
+        while len(tree.memo.wholes) > WHOLES_KEPT:
+            del tree.memo.wholes[next(iter(tree.memo.wholes))]
+    return found
+
+
+def _check_changed_configs(tree: TreeView, judged: list[str], present: list[str]) -> list[Violation]:
+    """Every resolved config the commit adds or changes that no judged record uses must match its
+    sources. Unchanged configs are not re-judged: later commits may legitimately change a config's
+    sources (docs/runs-and-hooks.md, "Policy")."""
+    used = set()
+    for path in judged:
+        try:
+            rec = _record(tree, path)
+        except GitreproError:
+            continue
+        if rec.config is not None:
+            used.add(rec.config.path)
+    configs = sorted(p for p in present if p.endswith(configmod.RESOLVED_SUFFIX) and p not in used)
+    return [v for path in configs for v in _check_resolved(tree, path)]
+
+
+def _check_resolved(tree: TreeView, path: str) -> list[Violation]:
+    try:
+        rc, findings = _config_state(tree, path)
+    except configmod.NotResolved:
+        return []            # a source that happens to be named *.resolved.toml
+    except GitreproError as e:
+        return [Violation(path, str(e), f"gitrepro config check {path}", f"blob {tree.blobs[path]}")]
+    return [Violation(f.path, f"stale config: {_without_hint(f.message)}", _hint_command(f.message, path),
+                      f"config {rc.hash}") for f in findings]
+
+
+# ---------------------------------------------------------------- data availability
+
+@dataclass(frozen=True)
+class DataProblem:
+    text: str        # completes "data of <dataset> (manifest <id>) ..."
+    object: str      # "manifest <id>" or "chunk <id>"
+
+
+class DataJudge:
+    """Judges whether manifests, and every chunk they need, are available from one place; each
+    manifest is judged once and each chunk id looked up once, however many trees ask.
+
+    Subclasses say where (`where`, `source`), which blob ids are absent there (`missing`) and how
+    to read manifest bytes (`read_manifests`). `fix`, if set, overrides the tree's suggested fix.
+    """
+    where = "in the local store"
+    source = "from the local store"
+    fix: Callable[[str], str] | None = None
+    unreadable: tuple[type[Exception], ...] = (GitreproError,)   # read errors that are findings, not failures
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, DataProblem | None] = {}
+        self.checked: set[bytes] = set()     # chunk ids looked up
+        self.absent: set[bytes] = set()      # ... and found missing
+
+    def judge(self, manifest_ids: Iterable[str]) -> dict[str, DataProblem | None]:
+        ids = sorted(set(manifest_ids))
+        new = [m for m in ids if m not in self.verdicts]
+        if new:
+            self.verdicts.update(self._judge(new))
+        return {m: self.verdicts[m] for m in ids}
+
+    def _judge(self, ids: list[str]) -> dict[str, DataProblem | None]:
+        absent = {b.hex() for b in self.missing({bytes.fromhex(m) for m in ids})}
+        verdicts: dict[str, DataProblem | None] = {m: DataProblem(f"is not {self.where}", f"manifest {m}")
+                                                   for m in absent}
+        chunks: dict[str, list[bytes]] = {}
+        for m, found in self.read_manifests([m for m in ids if m not in absent]):
+            try:
+                if isinstance(found, Exception):
+                    raise found
+                parsed = manifestfmt.parse(found, f"manifest {m}")
+                chunks[m] = list(dict.fromkeys(bytes.fromhex(c) for e in parsed.entries for c in e.chunks))
+            except self.unreadable as e:
+                verdicts[m] = DataProblem(f"cannot be read {self.source} ({e})", f"manifest {m}")
+        unknown = set().union(set(), *chunks.values()) - self.checked
+        if unknown:
+            self.absent |= self.missing(unknown)
+            self.checked |= unknown
+        for m, ids_ in chunks.items():
+            lost = [c for c in ids_ if c in self.absent]
+            verdicts[m] = DataProblem(f"lacks {len(lost)} of its {len(ids_)} chunks {self.where}",
+                                      f"chunk {lost[0].hex()}") if lost else None
+        return verdicts
+
+    def missing(self, blob_ids: set[bytes]) -> set[bytes]:
+        raise NotImplementedError
+
+    def read_manifests(self, manifest_ids: list[str]) -> Iterator[tuple[str, bytes | Exception]]:
+        """(id, manifest bytes or the error reading them) for each id, in order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class LocalData(DataJudge):
+    """Availability in the local store's index; the store is opened on first need, never created."""
+
+    def __init__(self, repo: Repo):
+        super().__init__()
+        self.repo = repo
+        self._store: Store | None = None
+        self._opened = False
+
+    @property
+    def store(self) -> Store | None:
+        if not self._opened:
+            self._store, self._opened = open_store(self.repo), True
+        return self._store
+
+    def missing(self, blob_ids: set[bytes]) -> set[bytes]:
+        return set(blob_ids) if self.store is None else self.store.missing(blob_ids)
+
+    def read_manifests(self, manifest_ids: list[str]) -> Iterator[tuple[str, bytes | Exception]]:
+        for m in manifest_ids:
+            try:
+                yield m, self.store.read_manifest(m)
+            except GitreproError as e:
+                yield m, e
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self._store, self._opened = None, False
+
+
+class DataAvailability:
+    """The (manifest, where) pairs one tree names, judged all at once by a shared DataJudge."""
+
+    def __init__(self, judge: DataJudge, fix: Callable[[str], str]):
+        self.judge, self.fix = judge, fix
+        self.wanted: dict[str, list[tuple[str, str]]] = {}
+
+    def want(self, manifest: str, path: str, dataset: str) -> None:
+        self.wanted.setdefault(manifest, []).append((path, dataset))
+
+    def violations(self) -> list[Violation]:
+        if not self.wanted:
+            return []
+        problems = self.judge.judge(self.wanted)
+        return [Violation(path, f"data of {dataset} (manifest {manifest[:12]}) {problem.text}", self.fix(dataset),
+                          problem.object)
+                for manifest, problem in sorted(problems.items()) if problem is not None
+                for path, dataset in sorted(set(self.wanted[manifest]))]
+
+
+def open_store(repo: Repo) -> Store | None:
+    """The store if one exists (a hook must never create one)."""
+    if not (repo.store_path / "config.toml").exists():
+        return None
+    return Store.open(repo.store_path)
+
+
+# ---------------------------------------------------------------- pushes
+
+@dataclass
+class PushCheck:
+    where: str                     # where the data was looked for
+    manifests: int                 # dataset versions the pushed commits name
+    violations: list[Violation] = field(default_factory=list)
+
+
+def pushed_data(root: Path, rev_args: list[str]) -> tuple[dict[str, list[tuple[str, str]]], list[Violation]]:
+    """Manifest -> [(file, dataset)] named by pointers and run-record outputs in the commits
+    `git rev-list <rev_args>` walks (one rev-list and one cat-file for all of them)."""
+    out = plumbing.git("rev-list", "--objects", "--filter=object:type=blob", *rev_args, "--", cwd=root)
+    files: dict[str, str] = {}
+    for line in out.decode(errors="surrogateescape").splitlines():
+        sha, _, path = line.partition(" ")
+        if path.endswith(POINTER_SUFFIX) or is_record_path(path):
+            files.setdefault(sha, path)
+    blobs = plumbing.read_blobs(list(files), cwd=root)
+    wanted: dict[str, list[tuple[str, str]]] = {}
+    bad: list[Violation] = []
+    for sha, path in files.items():
+        if path.endswith(POINTER_SUFFIX):
+            try:
+                ptr = tracking.parse_at(path, blobs[sha], path)
+            except GitreproError as e:
+                bad.append(Violation(path, str(e), f"gitrepro add {dataset_for_pointer(path)}"))
+                continue
+            wanted.setdefault(ptr.manifest, []).append((path, ptr.path))
+            continue
+        try:
+            outputs = parse_record(blobs[sha], path).outputs
+        except GitreproError:
+            continue   # judging records is the pre-commit policy's job; here only their data counts
+        for output, manifest in outputs.items():
+            wanted.setdefault(manifest, []).append((path, output))
+    return wanted, bad
+
+
+def check_push(repo: Repo, rev_args: list[str]) -> PushCheck:
+    """Is every dataset version the pushed commits name available in the local store?"""
+    wanted, bad = pushed_data(repo.root, rev_args)
+    judge = LocalData(repo)
+    try:
+        data = DataAvailability(judge, _fetch_fix)
+        for manifest, places in wanted.items():
+            for path, dataset in places:
+                data.want(manifest, path, dataset)
+        return PushCheck("in the local store", len(wanted), bad + data.violations())
+    finally:
+        judge.close()

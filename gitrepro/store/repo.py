@@ -1,0 +1,166 @@
+"""The repository context: where the worktree, git dir and store are, and the project
+settings in the committed `gitrepro.toml`. See docs/design.md, "Project settings".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitrepro.errors import GitreproError
+from gitrepro.util.fsutil import atomic_write
+from gitrepro.git.plumbing import RepoPaths, find_repo
+
+if TYPE_CHECKING:  # imported where used: `status` and the hooks start without the store's modules
+    from gitrepro.formats.chunker import ChunkerParams
+    from gitrepro.store.store import Store
+
+PROJECT_FILE = "gitrepro.toml"
+DEFAULT_PROJECT = """\
+# gitrepro project settings (commit this file).
+# Chunker parameters decide chunk identity; all clones must agree on them.
+[chunker]
+min_size = 16384
+avg_size = 65536
+max_size = 262144
+
+[run]
+outputs = []             # paths `gitrepro run` snapshots after the command, e.g. ["models"]
+
+[policy]
+training = []            # globs of results: a commit touching these is a training commit,
+                         # e.g. ["models.gitrepro", "metrics/*.json"]
+
+# [hooks]
+# post_checkout = false  # restore data on branch switch
+
+# [remote.origin]
+# url = "s3://bucket/prefix"
+# endpoint_url = "http://127.0.0.1:9000"
+"""
+
+
+class ProjectError(GitreproError):
+    pass
+
+
+class Project:
+    """The committed project settings (gitrepro.toml). Plain classes here and in the rest of
+    `status`'s path: importing dataclasses costs a no-op `status` about 15 ms."""
+
+    def __init__(self, doc: dict | None = None):
+        self.doc = doc if doc is not None else {}
+
+    def section(self, name: str) -> dict:
+        value = self.doc.get(name, {})
+        if not isinstance(value, dict):
+            raise ProjectError(f"{PROJECT_FILE}: [{name}] must be a table")
+        return value
+
+    def chunker(self) -> ChunkerParams:
+        from gitrepro.formats.chunker import ChunkerParams
+
+        c = self.section("chunker")
+        try:
+            return ChunkerParams(min_size=c.get("min_size", 16384), avg_size=c.get("avg_size", 65536),
+                                 max_size=c.get("max_size", 262144)).check()
+        except TypeError as e:
+            raise ProjectError(f"{PROJECT_FILE}: bad [chunker] ({e})") from None
+
+
+def parse_project(data: bytes) -> Project:
+    from gitrepro.util.tomlcompat import tomllib  # only when the project file is read: `status` starts without it
+
+    try:
+        return Project(tomllib.loads(data.decode()))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ProjectError(f"{PROJECT_FILE} is not valid TOML ({e}); fix it and retry") from None
+
+
+class Repo:
+    def __init__(self, paths: RepoPaths):
+        self.paths = paths
+        self._store: Store | None = None
+        self._project: Project | None = None
+
+    @classmethod
+    def find(cls, start: str | os.PathLike | None = None) -> "Repo":
+        return cls(find_repo(start))
+
+    @property
+    def root(self) -> Path:
+        return self.paths.root
+
+    @property
+    def store_path(self) -> Path:
+        return self.paths.common_dir / "gitrepro"
+
+    @property
+    def project(self) -> Project:
+        if self._project is None:
+            path = self.root / PROJECT_FILE
+            self._project = parse_project(path.read_bytes()) if path.exists() else Project()
+        return self._project
+
+    @property
+    def store(self) -> Store:
+        """The store, created on first use from the committed chunker settings (so a fresh clone just works)."""
+        if self._store is None:
+            from gitrepro.store.store import Store, StoreConfig
+
+            if Store.exists(self.store_path):   # the project file is read only to make one
+                self._store = Store.open(self.store_path)
+            else:
+                self._store = Store.open(self.store_path, create_with=StoreConfig(chunker=self.project.chunker()))
+        return self._store
+
+    def init(self) -> bool:
+        """Create gitrepro.toml (if absent) and the store; return True if anything was created."""
+        created = False
+        path = self.root / PROJECT_FILE
+        if not path.exists():
+            with atomic_write(path) as f:
+                f.write(DEFAULT_PROJECT.encode())
+            self._project = None
+            created = True
+        created |= not (self.store_path / "config.toml").exists()
+        _ = self.store
+        return created
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def relpath(self, path: str | os.PathLike) -> str:
+        """A user-given path as a '/'-separated path relative to the worktree root."""
+        absolute = Path(os.path.abspath(path))
+        try:
+            rel = absolute.relative_to(self.root)
+        except ValueError:
+            raise GitreproError(f"{path} is outside the repository {self.root}") from None
+        if not rel.parts:
+            raise GitreproError("cannot track the repository root itself; give a data directory or file")
+        if rel.parts[0] == ".git":
+            raise GitreproError(f"{path} is inside .git")
+        return "/".join(rel.parts)
+
+
+def log_traceback() -> str:
+    """Append the exception being handled to `<git common dir>/gitrepro/log`; return where it went.
+
+    Unexpected errors print one line; the details go here for a bug report.
+    """
+    import traceback  # only on the error path: start-up must not pay for it
+
+    try:
+        log = find_repo().common_dir / "gitrepro" / "log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as f:
+            f.write(traceback.format_exc() + "\n")
+        return str(log)
+    except Exception:  # noqa: BLE001 - logging must never hide the original error
+        sys.stderr.write(traceback.format_exc())
+        return "the traceback above"
