@@ -30,7 +30,8 @@ from pathlib import Path
 
 from gitrepro.repro import hooks
 from gitrepro.repro import policy
-from gitrepro.repro import record
+from gitrepro.formats import runrecord
+from gitrepro.repro import run as run_op
 from gitrepro.worktree import snapshot
 from gitrepro.store.repo import DEFAULT_PROJECT, Repo
 
@@ -48,7 +49,7 @@ def git(root: Path, *args: str) -> str:
                           env={**os.environ, **IDENTITY}).stdout
 
 
-def build(root: Path) -> record.RunRecord:
+def build(root: Path) -> runrecord.RunRecord:
     """The repository: 20 datasets, configs, train.py, hooks, and 100 committed run records."""
     root.mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
@@ -74,7 +75,7 @@ def build(root: Path) -> record.RunRecord:
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        rec = record.run(repo, [sys.executable, "train.py"], config="configs/base.toml").record
+        rec = run_op.run(repo, [sys.executable, "train.py"], config="configs/base.toml").record
     finally:
         os.chdir(cwd)
     repo.close()
@@ -86,9 +87,9 @@ def build(root: Path) -> record.RunRecord:
     return rec
 
 
-def copy_record(root: Path, rec: record.RunRecord, n: int) -> record.RunRecord:
+def copy_record(root: Path, rec: runrecord.RunRecord, n: int) -> runrecord.RunRecord:
     new = dataclasses.replace(rec, id=f"{rec.id[:17]}{n:06x}")
-    (root / new.path).write_bytes(record.dumps(new))
+    (root / new.path).write_bytes(runrecord.dumps(new))
     return new
 
 

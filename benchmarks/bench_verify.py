@@ -4,7 +4,7 @@ Printed, not asserted.
 
 The history is real: a dataset (40 files x 256 KiB, ~10 MiB), configs/base.toml and train.py in
 the first commit; then 199 commits editing src/step.py, except every 20th (and the last), which
-is a training commit made by `record.run` (run record, resolved config, model pointer). Timed in
+is a training commit made by `run_op.run` (run record, resolved config, model pointer). Timed in
 process, fresh `Repo` each time, HEAD and the whole history alternately, median of 7:
 
   * local store: `verify HEAD` (one training commit) vs `verify --all` (200 commits);
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gitrepro.repro import record
+from gitrepro.repro import run as run_op
 from gitrepro.worktree import snapshot
 from gitrepro.repro import verify
 from gitrepro.remote import settings, sync
@@ -72,7 +72,7 @@ def build(root: Path, commits: int) -> int:
     try:
         for n in range(1, commits):
             if n % TRAIN_EVERY == 0 or n == commits - 1:
-                rec = record.run(repo, [sys.executable, "train.py"], config="configs/base.toml").record
+                rec = run_op.run(repo, [sys.executable, "train.py"], config="configs/base.toml").record
                 git(root, "add", "-A")
                 git(root, "commit", "-q", "--no-verify", "-m", f"train {rec.id}")
                 training += 1

@@ -2,7 +2,7 @@
 
 `make_project` lays out gitrepro.toml (outputs ["models"], training ["models.gitrepro"]), a
 tracked dataset, configs/base.toml and train.py, and commits them. `train` runs train.py
-through `record.run`; `stage_run` stages what a training commit holds.
+through `run_op.run`; `stage_run` stages what a training commit holds.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from conftest import GIT_IDENTITY, run_git
 from gitrepro.cli import app as cli
 from gitrepro.cli import run as cli_run
-from gitrepro.repro import record
+from gitrepro.formats import runrecord
+from gitrepro.repro import run as run_op
 from gitrepro.worktree import snapshot
 from gitrepro.formats import pack as packfmt
 from gitrepro.store.repo import DEFAULT_PROJECT, PROJECT_FILE, Repo
@@ -87,16 +88,16 @@ def make_project(root: Path, *, settings: str | None = None, datasets=("data/tra
     run_git(root, "commit", "-q", "--no-verify", "-m", "project")
 
 
-def train(root: Path, config: str | None = "configs/base.toml", **kwargs) -> record.RunResult:
+def train(root: Path, config: str | None = "configs/base.toml", **kwargs) -> run_op.RunResult:
     """`gitrepro run -c configs/base.toml -- python train.py`, as an operation."""
     repo = Repo.find(root)
     try:
-        return record.run(repo, [PY, "train.py"], config=config, **kwargs)
+        return run_op.run(repo, [PY, "train.py"], config=config, **kwargs)
     finally:
         repo.close()
 
 
-def stage_run(root: Path, result: record.RunResult) -> None:
+def stage_run(root: Path, result: run_op.RunResult) -> None:
     """Stage what a training commit holds: the record, its resolved config, output pointers, .gitignore."""
     rec = result.record
     paths = [rec.path, ".gitignore"] + ([rec.config.path] if rec.config else [])
@@ -104,10 +105,10 @@ def stage_run(root: Path, result: record.RunResult) -> None:
     run_git(root, "add", "--", *paths)
 
 
-def rewrite_record(root: Path, rec: record.RunRecord, **changes) -> record.RunRecord:
+def rewrite_record(root: Path, rec: runrecord.RunRecord, **changes) -> runrecord.RunRecord:
     """Replace fields of a written run record (what a hand edit or an old tool would do)."""
     new = dataclasses.replace(rec, **changes)
-    (root / rec.path).write_bytes(record.dumps(new))
+    (root / rec.path).write_bytes(runrecord.dumps(new))
     return new
 
 

@@ -15,7 +15,7 @@ import yaml
 from conftest import GIT_IDENTITY, run_git
 from gitrepro.repro import hooks
 from gitrepro.worktree import snapshot
-from gitrepro.repro.record import RunResult
+from gitrepro.repro.run import RunResult
 from gitrepro.remote import settings as remote_settings
 from gitrepro.remote import sync
 from gitrepro.store.repo import PROJECT_FILE, Repo

@@ -10,7 +10,7 @@ import pytest
 from conftest import run_git
 from gitrepro.formats import pointer as pointerfmt
 from gitrepro.repro import policy
-from gitrepro.repro import record
+from gitrepro.formats import runrecord
 from gitrepro.worktree import snapshot
 from gitrepro.repro.policy import TreeView, Violation
 from gitrepro.store.repo import PROJECT_FILE, Project, Repo
@@ -144,7 +144,7 @@ def test_a_dirty_run_is_refused(project):
 
 def test_a_code_commit_that_is_not_an_ancestor_is_refused(project, trained, git):
     side = git("commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "elsewhere").strip()   # on no branch of ours
-    rewrite_record(project, trained, code=record.CodeState(side))
+    rewrite_record(project, trained, code=runrecord.CodeState(side))
     git("add", trained.path)
     assert f"code commit {side[:12]} is not an ancestor of the commit being made" in problems(staged(project))
 
@@ -296,7 +296,7 @@ def test_policy_check_of_a_commit_suggests_fetch_for_missing_data(project, train
 def test_a_record_cannot_name_the_commit_it_is_in(project, trained, git):
     git("commit", "-q", "--no-verify", "-m", "train")
     head = git("rev-parse", "HEAD").strip()
-    rewrite_record(project, trained, code=record.CodeState(head))
+    rewrite_record(project, trained, code=runrecord.CodeState(head))
     git("commit", "-q", "--no-verify", "-am", "retarget")
     repo = Repo.find(project)
     tree = TreeView.commit(project, "HEAD")
@@ -305,7 +305,7 @@ def test_a_record_cannot_name_the_commit_it_is_in(project, trained, git):
 
 
 def test_the_staged_check_on_a_first_commit_treats_everything_as_added(git_repo):
-    write(git_repo, "runs/20261126T081500Z-3f2a1c.toml", record.dumps(record_sample()).decode())
+    write(git_repo, "runs/20261126T081500Z-3f2a1c.toml", runrecord.dumps(record_sample()).decode())
     run_git(git_repo, "add", "-A")
     result = staged(git_repo)
     assert result.training and "is not an ancestor of the commit being made" in problems(result)
@@ -317,9 +317,9 @@ def test_policy_check_staged_through_the_cli(project, trained, run_cli):
     assert result.code == 0 and '"training": true' in result.out
 
 
-def record_sample() -> record.RunRecord:
+def record_sample() -> runrecord.RunRecord:
     t = datetime(2026, 11, 26, 8, 15, tzinfo=timezone.utc)
-    return record.RunRecord("20261126T081500Z-3f2a1c", ("python", "t.py"), record.CodeState("a" * 40), None, 1,
+    return runrecord.RunRecord("20261126T081500Z-3f2a1c", ("python", "t.py"), runrecord.CodeState("a" * 40), None, 1,
                             {}, {}, {"python": "3", "packages": {}}, t, t, 0.0, 0)
 
 

@@ -14,8 +14,10 @@ import pytest
 from conftest import run_git
 from gitrepro.repro import config as configmod
 from gitrepro.repro import envcapture
-from gitrepro.repro import record
-from gitrepro.repro.record import BadRunRecord, RunRefused
+from gitrepro.formats import runrecord
+from gitrepro.repro import run as run_op
+from gitrepro.formats.runrecord import BadRunRecord
+from gitrepro.repro.run import RunRefused
 from gitrepro.store.repo import Repo
 from helpers_runs import PY, ensure_cli, make_project, rewrite_record, train, write
 
@@ -31,9 +33,9 @@ def project(git_repo):
 def test_a_run_records_commit_config_seed_data_environment_outputs_and_timing(project):
     head = run_git(project, "rev-parse", "HEAD").strip()
     result = train(project)
-    rec = record.parse((project / result.record.path).read_bytes(), result.record.path)
+    rec = runrecord.parse((project / result.record.path).read_bytes(), result.record.path)
     assert rec == result.record
-    assert rec.code == record.CodeState(head)
+    assert rec.code == runrecord.CodeState(head)
     assert rec.config.path == "configs/base.resolved.toml" and rec.config.source == "configs/base.toml"
     assert rec.config.hash == configmod.load(project / "configs/base.resolved.toml").hash
     assert rec.seed == 1234
@@ -110,28 +112,28 @@ def test_missing_data_is_refused(project):
 
 def test_a_repository_without_commits_is_refused(git_repo):
     with pytest.raises(RunRefused, match="no commit yet"):
-        record.run(Repo.find(git_repo), [PY, "-c", "pass"])
+        run_op.run(Repo.find(git_repo), [PY, "-c", "pass"])
 
 
 def test_an_empty_command_is_refused(project):
     with pytest.raises(RunRefused, match="no command to run"):
-        record.run(Repo.find(project), [])
+        run_op.run(Repo.find(project), [])
 
 
 def test_a_command_that_cannot_start_is_refused(project):
     with pytest.raises(RunRefused, match="cannot run 'no-such-program-xyz'"):
-        record.run(Repo.find(project), ["no-such-program-xyz"], config="configs/base.toml")
+        run_op.run(Repo.find(project), ["no-such-program-xyz"], config="configs/base.toml")
 
 
 def test_a_failing_command_is_recorded_with_its_exit_status(project, monkeypatch):
     monkeypatch.setenv("TRAIN_EXIT", "3")
     result = train(project)
     assert result.exit_status == 3 and result.record.exit_status == 3
-    assert record.parse((project / result.record.path).read_bytes()).exit_status == 3
+    assert runrecord.parse((project / result.record.path).read_bytes()).exit_status == 3
 
 
 def test_a_missing_declared_output_is_reported_not_recorded(project):
-    result = record.run(Repo.find(project), [PY, "-c", "pass"], config="configs/base.toml", outputs=["checkpoints"])
+    result = run_op.run(Repo.find(project), [PY, "-c", "pass"], config="configs/base.toml", outputs=["checkpoints"])
     assert result.missing_outputs == ["models", "checkpoints"] and result.record.outputs == {}
 
 
@@ -156,7 +158,7 @@ def test_cli_run_keeps_overrides_before_the_double_dash_apart_from_the_command(p
     result = run_cli("run", "-c", "configs/base.toml", "optim.lr=0.5", "--", PY, "train.py", "--epochs", "3")
     assert result.code == 0, result.err
     rec_path = re.search(r"next: git add (runs/\S+\.toml)", result.err).group(1)
-    rec = record.parse((project / rec_path).read_bytes())
+    rec = runrecord.parse((project / rec_path).read_bytes())
     assert rec.command == (PY, "train.py", "--epochs", "3")
     assert rec.config.overrides == ("optim.lr=0.5",)
     assert "code     " in result.err and "models.gitrepro" in result.err
@@ -171,11 +173,11 @@ def test_cli_run_exits_with_the_commands_exit_status(project, run_cli, monkeypat
 
 # ---------------------------------------------------------------- the format
 
-def sample(**changes) -> record.RunRecord:
+def sample(**changes) -> runrecord.RunRecord:
     t = datetime(2026, 11, 26, 8, 15, tzinfo=timezone.utc)
-    rec = record.RunRecord(
+    rec = runrecord.RunRecord(
         id="20261126T081500Z-3f2a1c", command=("python", "train.py", "--epochs", "3"),
-        code=record.CodeState("a" * 40), config=record.ConfigRef("configs/x.resolved.toml", "b" * 64, "configs/x.toml",
+        code=runrecord.CodeState("a" * 40), config=runrecord.ConfigRef("configs/x.resolved.toml", "b" * 64, "configs/x.toml",
                                                                  ("optim.lr=0.1",)),
         seed=7, data={"data/train": "c" * 64}, outputs={"models": "d" * 64},
         environment={"python": "3.11.7", "packages": {"numpy": "2.0"}, "hash": "e" * 64, "gpus": [],
@@ -186,10 +188,10 @@ def sample(**changes) -> record.RunRecord:
 
 def test_a_record_round_trips_through_dumps_and_parse():
     rec = sample()
-    assert record.parse(record.dumps(rec)) == rec
-    assert record.dumps(rec).startswith(b"# gitrepro run record (format version 1)")
+    assert runrecord.parse(runrecord.dumps(rec)) == rec
+    assert runrecord.dumps(rec).startswith(b"# gitrepro run record (format version 1)")
     no_config = sample(config=None, seed=None, environment=None)
-    assert record.parse(record.dumps(no_config)) == no_config
+    assert runrecord.parse(runrecord.dumps(no_config)) == no_config
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -206,30 +208,30 @@ def test_a_record_round_trips_through_dumps_and_parse():
     (lambda t: t + "\n[[", "not a valid run record"),
 ])
 def test_parse_refuses_damaged_records_with_one_line(edit, message):
-    text = edit(record.dumps(sample()).decode())
+    text = edit(runrecord.dumps(sample()).decode())
     with pytest.raises(BadRunRecord, match=re.escape(message)) as info:
-        record.parse(text.encode(), "runs/x.toml")
+        runrecord.parse(text.encode(), "runs/x.toml")
     assert "\n" not in str(info.value) and str(info.value).startswith("runs/x.toml")
 
 
 def test_a_record_without_a_command_is_refused():
-    text = record.dumps(sample()).decode()
+    text = runrecord.dumps(sample()).decode()
     text = re.sub(r"command = \[[^\]]*\]", "command = []", text)
     with pytest.raises(BadRunRecord, match="command must be a non-empty list"):
-        record.parse(text.encode())
+        runrecord.parse(text.encode())
 
 
 def test_run_ids_sort_by_start_time_and_are_unique():
-    early = record.new_run_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
-    late = record.new_run_id(datetime(2026, 1, 2, 3, 4, 6, tzinfo=timezone.utc))
-    assert early < late and early.startswith("20260102T030405Z-") and record.RUN_ID.fullmatch(early)
-    assert len({record.new_run_id() for _ in range(50)}) == 50
+    early = runrecord.new_run_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    late = runrecord.new_run_id(datetime(2026, 1, 2, 3, 4, 6, tzinfo=timezone.utc))
+    assert early < late and early.startswith("20260102T030405Z-") and runrecord.RUN_ID.fullmatch(early)
+    assert len({runrecord.new_run_id() for _ in range(50)}) == 50
 
 
 def test_only_toml_files_directly_in_runs_are_records():
-    assert record.is_record_path("runs/20261126T081500Z-3f2a1c.toml")
-    assert not record.is_record_path("runs/old/x.toml") and not record.is_record_path("sub/runs/x.toml")
-    assert not record.is_record_path("runs/notes.md")
+    assert runrecord.is_record_path("runs/20261126T081500Z-3f2a1c.toml")
+    assert not runrecord.is_record_path("runs/old/x.toml") and not runrecord.is_record_path("sub/runs/x.toml")
+    assert not runrecord.is_record_path("runs/notes.md")
 
 
 # ---------------------------------------------------------------- the environment

@@ -1,6 +1,6 @@
 """Tests for gitrepro.reproduce: re-running recorded training runs in a temporary worktree.
 
-Each test builds a real project (tests/helpers_runs.py), trains with `record.run` and commits
+Each test builds a real project (tests/helpers_runs.py), trains with `run_op.run` and commits
 the training commit, then reproduces it: identical for a deterministic script, "differ" for one
 that reads the clock or an unseeded RNG, "failed" when the command fails, "failed-before-run"
 when data is missing or corrupt (and then the command never starts).
@@ -19,7 +19,7 @@ import pytest
 from conftest import flip_chunk_byte, run_git
 from gitrepro.cli import app as cli
 from gitrepro.cli import provenance as cli_provenance
-from gitrepro.repro import record
+from gitrepro.repro import run as run_op
 from gitrepro.repro import reproduce
 from gitrepro.worktree import snapshot
 from gitrepro.formats.manifest import parse as parse_manifest
@@ -62,7 +62,7 @@ def head(root: Path) -> str:
 
 
 def training_commit(root: Path, script: str = DETERMINISTIC, *, edit=None, message: str = "train") -> str:
-    """Commit `script` as train.py, run it with `record.run`, commit the training commit; its id.
+    """Commit `script` as train.py, run it with `run_op.run`, commit the training commit; its id.
     `edit(record) -> record` may rewrite the record before it is committed."""
     write(root, "train.py", script)
     run_git(root, "commit", "-q", "-am", "training code")
@@ -258,7 +258,7 @@ def test_a_relative_interpreter_outside_git_is_found_in_the_users_checkout(proje
     run_git(project, "commit", "-q", "-m", "training code")
     repo = Repo.find(project)
     try:
-        result = record.run(repo, [".tools/python", "train.py"], config="configs/base.toml")
+        result = run_op.run(repo, [".tools/python", "train.py"], config="configs/base.toml")
     finally:
         repo.close()
     assert result.exit_status == 0

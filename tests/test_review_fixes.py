@@ -79,11 +79,11 @@ def test_a_mistyped_remote_setting_is_one_line_not_a_crash(git_repo, repo, run_c
 
 def _record(run_id: str, code: str, **fields):
     from datetime import datetime, timezone
-    from gitrepro.repro import record
+    from gitrepro.formats import runrecord
     now = datetime(2026, 11, 26, tzinfo=timezone.utc)
-    base = dict(id=run_id, command=("true",), code=record.CodeState(code), config=None, seed=None, data={},
+    base = dict(id=run_id, command=("true",), code=runrecord.CodeState(code), config=None, seed=None, data={},
                 outputs={}, environment=None, started=now, finished=now, wall_seconds=0.0, exit_status=0)
-    return record.dumps(record.RunRecord(**{**base, **fields}))
+    return runrecord.dumps(runrecord.RunRecord(**{**base, **fields}))
 
 
 def test_reproduce_never_snapshots_an_output_through_a_committed_symlink(git_repo, repo, commit, tmp_path):

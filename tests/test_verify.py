@@ -20,7 +20,7 @@ from conftest import run_git
 from gitrepro.cli import app as cli
 from gitrepro.cli import verify as cli_verify
 from gitrepro.repro import policy
-from gitrepro.repro import record
+from gitrepro.formats import runrecord
 from gitrepro.worktree import snapshot
 from gitrepro.repro import verify
 from gitrepro.repro import config as configmod
@@ -231,7 +231,7 @@ def keep_only_manifest_blobs(root: Path) -> None:
     repo = Repo.find(root)
     ids = {pointer_manifest(root), pointer_manifest(root, "models")}
     for rec in (root / "runs").glob("*.toml"):
-        parsed = record.parse(rec.read_bytes())
+        parsed = runrecord.parse(rec.read_bytes())
         ids |= set(parsed.data.values()) | set(parsed.outputs.values())
     repo.close()
     keep_only_manifests(root, sorted(ids))

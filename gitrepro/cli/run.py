@@ -16,7 +16,7 @@ from gitrepro.store.repo import Repo
 
 hooks_op = lazy_module("gitrepro.repro.hooks")
 policy_op = lazy_module("gitrepro.repro.policy")
-record = lazy_module("gitrepro.repro.record")
+run_op = lazy_module("gitrepro.repro.run")
 
 
 class BadSeedOption(GitreproError):
@@ -33,7 +33,7 @@ def run(ctx: typer.Context,
         allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Run over uncommitted code (recorded)."),
         as_json: bool = JsonOpt) -> None:
     """Run a training command with provenance: `gitrepro run -c cfg.toml [k=v ...] -- python train.py`."""
-    result = record.run(Repo.find(), ctx.meta.get(AFTER_DASHES, []), config=config, overrides=overrides or [],
+    result = run_op.run(Repo.find(), ctx.meta.get(AFTER_DASHES, []), config=config, overrides=overrides or [],
                         seed=_seed(seed), outputs=output or [], allow_dirty=allow_dirty,
                         say=lambda line: err.print(line, markup=False, soft_wrap=True))
     if as_json:

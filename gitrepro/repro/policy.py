@@ -27,8 +27,8 @@ from gitrepro.git import tracking
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.errors import GitreproError
 from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, dataset_for_pointer, pointer_path_for
-from gitrepro.repro.record import RunRecord, is_record_path, record_path
-from gitrepro.repro.record import parse as parse_record
+from gitrepro.formats.runrecord import RunRecord, is_record_path, record_path
+from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.store.repo import PROJECT_FILE, Project, Repo, parse_project
 from gitrepro.store.store import Store
 

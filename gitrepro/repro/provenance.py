@@ -25,8 +25,8 @@ from gitrepro.errors import GitreproError
 from gitrepro.formats.hashing import hash_bytes
 from gitrepro.formats.manifest import Manifest
 from gitrepro.formats.pointer import POINTER_SUFFIX
-from gitrepro.repro.record import RunRecord, is_record_path
-from gitrepro.repro.record import parse as parse_record
+from gitrepro.formats.runrecord import RunRecord, is_record_path
+from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.store.repo import PROJECT_FILE, Project, Repo, parse_project
 from gitrepro.store.store import Store
 

@@ -34,8 +34,9 @@ from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import UnsafePath, safe_join
 from gitrepro.repro.provenance import (FileChange, chunk_presence, commit_records, compare_environments, diff_manifests,
                          open_repo, read_manifest_bytes, reading_store)
-from gitrepro.repro.record import RUN_ID, RunRecord, record_path, run_env
-from gitrepro.repro.record import parse as parse_record
+from gitrepro.formats.runrecord import RUN_ID, RunRecord, record_path
+from gitrepro.repro.run import run_env
+from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.store.repo import Repo
 
 IDENTICAL, DIFFER, FAILED, FAILED_BEFORE_RUN = "identical", "differ", "failed", "failed-before-run"

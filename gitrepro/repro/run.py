@@ -1,18 +1,14 @@
-"""Run records `runs/<id>.toml` (format version 1), and `gitrepro run`, which writes them.
+"""`gitrepro run`: run a training command and write its run record (gitrepro.formats.runrecord).
 
-A run record says what one training run used and produced: the command, the code
-commit, the resolved config (path + hash) and seed, every dataset's manifest id,
-the environment, the outputs' manifest ids, timings and the exit status. Committed,
-it is a training commit. Read back from the index or another commit it is untrusted,
-so `parse` validates every field. See docs/runs-and-hooks.md, "Run record (v1)".
+The command runs with the resolved config and seed in its environment; afterwards its
+outputs are snapshotted and the record names code, data, config, environment and outputs.
+See docs/runs-and-hooks.md, "gitrepro run".
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
-import secrets
 import shlex
 import subprocess
 import time
@@ -21,220 +17,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
-import tomli_w
-
-from gitrepro.repro import config as configmod
-from gitrepro.repro import envcapture
-from gitrepro.git import plumbing
-from gitrepro.repro import redact
-from gitrepro.worktree import snapshot
-from gitrepro.worktree import status
-from gitrepro.git import tracking
 from gitrepro.errors import GitreproError
-from gitrepro.util.fsutil import UnsafePath, atomic_write, check_relpath, safe_join
-from gitrepro.formats.hashing import BadId, parse_id
 from gitrepro.formats.pointer import pointer_path_for
+from gitrepro.formats.runrecord import (SEED_LIMIT, CodeState, ConfigRef, RunRecord, dumps, is_plain_int,
+                                        is_record_path, new_run_id)
+from gitrepro.git import plumbing, tracking
+from gitrepro.repro import config as configmod
+from gitrepro.repro import envcapture, redact
 from gitrepro.store.repo import Repo
-from gitrepro.util.tomlcompat import tomllib
-
-RECORD_VERSION = 1
-RUNS_DIR = "runs"
-RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
-COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-SEED_LIMIT = 2**32
-
-_HEADER = ("# gitrepro run record (format version 1), written by `gitrepro run`.\n"
-           "# Commit it together with the resolved config and data pointers it names.\n")
-
-
-class BadRunRecord(GitreproError):
-    pass
+from gitrepro.util.fsutil import atomic_write, check_relpath, safe_join
+from gitrepro.worktree import snapshot, status
 
 
 class RunRefused(GitreproError):
     pass
 
-
-@dataclass(frozen=True)
-class CodeState:
-    commit: str                           # HEAD when the run started
-    dirty: bool = False                   # started with --allow-dirty over uncommitted changes
-    dirty_files: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ConfigRef:
-    path: str                             # the resolved config, repo-relative
-    hash: str                             # its content hash (config.ResolvedConfig.hash)
-    source: str = ""                      # the source config it was resolved from
-    overrides: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: str
-    command: tuple[str, ...]              # as run, with secret-looking arguments redacted
-    code: CodeState
-    config: ConfigRef | None
-    seed: int | None
-    data: dict[str, str]                  # dataset path -> manifest id the run saw
-    outputs: dict[str, str]               # output path -> manifest id snapshotted after the run
-    environment: dict | None              # envcapture.capture_environment() table
-    started: datetime
-    finished: datetime
-    wall_seconds: float
-    exit_status: int                      # negative: killed by that signal
-    cwd: str = "."                        # where the command ran, relative to the repository root
-    version: int = RECORD_VERSION
-
-    @property
-    def path(self) -> str:
-        return record_path(self.id)
-
-    @property
-    def has_environment(self) -> bool:
-        env = self.environment or {}
-        return isinstance(env.get("python"), str) and isinstance(env.get("packages"), dict)
-
-
-def record_path(run_id: str) -> str:
-    return f"{RUNS_DIR}/{run_id}.toml"
-
-
-def is_record_path(path: str) -> bool:
-    """Run records are the `.toml` files directly inside the top-level `runs/` directory."""
-    return path.startswith(RUNS_DIR + "/") and path.endswith(".toml") and path.count("/") == 1
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """Sortable and unique: UTC start time plus 24 random bits, e.g. 20261126T081500Z-3f2a1c."""
-    now = now or datetime.now(timezone.utc)
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
-
-
-# ---------------------------------------------------------------- format
-
-def dumps(rec: RunRecord) -> bytes:
-    doc: dict = {"version": rec.version, "id": rec.id, "command": list(rec.command), "cwd": rec.cwd}
-    if rec.seed is not None:
-        doc["seed"] = rec.seed
-    doc["exit_status"] = rec.exit_status
-    doc["code"] = {"commit": rec.code.commit, "dirty": rec.code.dirty, "dirty_files": list(rec.code.dirty_files)}
-    if rec.config is not None:
-        doc["config"] = {"path": rec.config.path, "hash": rec.config.hash, "source": rec.config.source,
-                         "overrides": list(rec.config.overrides)}
-    doc["data"] = dict(sorted(rec.data.items()))
-    doc["outputs"] = dict(sorted(rec.outputs.items()))
-    doc["timing"] = {"started": rec.started, "finished": rec.finished, "wall_seconds": rec.wall_seconds}
-    if rec.environment is not None:
-        doc["environment"] = rec.environment
-    return _HEADER.encode() + tomli_w.dumps(doc).encode()
-
-
-def parse(data: bytes, origin: str = "run record") -> RunRecord:
-    """Parse and validate run-record bytes; raise BadRunRecord naming `origin` on any defect."""
-    try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise BadRunRecord(f"{origin}: not a valid run record ({e})") from None
-    if doc.get("version") != RECORD_VERSION:
-        raise BadRunRecord(f"{origin}: unsupported run record version {doc.get('version')!r} "
-                           f"(this gitrepro reads version {RECORD_VERSION}); upgrade gitrepro")
-    try:
-        return _from_doc(doc)
-    except (BadId, UnsafePath) as e:
-        raise BadRunRecord(f"{origin}: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise BadRunRecord(f"{origin}: malformed run record ({e})") from None
-
-
-def _from_doc(doc: dict) -> RunRecord:
-    run_id = _get(doc, "id", str)
-    if not RUN_ID.fullmatch(run_id):
-        raise ValueError(f"id {run_id!r} is not like 20261126T081500Z-3f2a1c")
-    command = _get(doc, "command", list)
-    if not command or not all(isinstance(a, str) for a in command):
-        raise ValueError("command must be a non-empty list of strings")
-    seed = doc.get("seed")
-    if seed is not None and (not _is_int(seed) or not 0 <= seed < SEED_LIMIT):
-        raise ValueError(f"seed must be an integer in [0, 2**32), not {seed!r}")
-    timing = _get(doc, "timing", dict)
-    wall = _get(timing, "wall_seconds", (int, float))
-    if wall < 0:
-        raise ValueError("timing.wall_seconds is negative")
-    return RunRecord(
-        id=run_id, command=tuple(command), code=_code(_get(doc, "code", dict)),
-        config=_config(doc["config"]) if "config" in doc else None, seed=seed,
-        data=_manifest_map(doc.get("data", {}), "data"), outputs=_manifest_map(doc.get("outputs", {}), "outputs"),
-        environment=_environment(doc["environment"]) if "environment" in doc else None,
-        started=_get(timing, "started", datetime), finished=_get(timing, "finished", datetime),
-        wall_seconds=float(wall), exit_status=_get(doc, "exit_status", int),
-        cwd=_cwd(doc.get("cwd", ".")))
-
-
-def _code(t: dict) -> CodeState:
-    commit = _get(t, "commit", str)
-    if not COMMIT_ID.fullmatch(commit):
-        raise ValueError(f"code.commit {commit!r} is not a full git commit id")
-    files = t.get("dirty_files", [])
-    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-        raise ValueError("code.dirty_files must be a list of strings")
-    return CodeState(commit, _get(t, "dirty", bool), tuple(files))
-
-
-def _config(t) -> ConfigRef:
-    if not isinstance(t, dict):
-        raise TypeError("[config] must be a table")
-    overrides = t.get("overrides", [])
-    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-        raise ValueError("config.overrides must be a list of strings")
-    source = t.get("source", "")
-    if not isinstance(source, str):
-        raise TypeError("config.source must be a string")
-    return ConfigRef(check_relpath(_get(t, "path", str)), parse_id(_get(t, "hash", str), "config hash"),
-                     check_relpath(source) if source else "", tuple(overrides))
-
-
-def _manifest_map(t, name: str) -> dict[str, str]:
-    if not isinstance(t, dict):
-        raise TypeError(f"[{name}] must be a table")
-    return {check_relpath(k): parse_id(v, f"{name} manifest id") for k, v in t.items()}
-
-
-def _environment(t) -> dict:
-    """Known fields must have their types; anything else is kept as recorded."""
-    if not isinstance(t, dict):
-        raise TypeError("[environment] must be a table")
-    for key in ("packages", "variables", "lock_files"):
-        value = t.get(key, {})
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise ValueError(f"environment.{key} must be a table of strings")
-    for key in ("python", "platform", "system", "machine", "implementation"):
-        if key in t and not isinstance(t[key], str):
-            raise ValueError(f"environment.{key} must be a string")
-    if "hash" in t:
-        parse_id(t["hash"], "environment hash")
-    return t
-
-
-def _cwd(value) -> str:
-    if not isinstance(value, str):
-        raise TypeError("cwd must be a string")
-    return value if value == "." else check_relpath(value)
-
-
-def _get(t: dict, key: str, typ):
-    value = t.get(key)
-    if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
-        raise ValueError(f"field {key!r} missing or of the wrong type")
-    return value
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-# ---------------------------------------------------------------- gitrepro run
 
 @dataclass
 class RunResult:
@@ -413,7 +210,7 @@ def _plain_seed(seed) -> int | None:
     """The seed of a run without a config: only an explicit integer."""
     if seed is None:
         return None
-    if not _is_int(seed) or not 0 <= seed < SEED_LIMIT:
+    if not is_plain_int(seed) or not 0 <= seed < SEED_LIMIT:
         raise RunRefused(f"--seed must be an integer in [0, 2**32) when no config is given, not {seed!r}")
     return seed
 
