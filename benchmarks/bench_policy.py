@@ -33,7 +33,8 @@ from gitrepro.repro import policy
 from gitrepro.formats import runrecord
 from gitrepro.repro import run as run_op
 from gitrepro.worktree import snapshot
-from gitrepro.store.repo import DEFAULT_PROJECT, Repo
+from gitrepro.formats.project import DEFAULT_PROJECT
+from gitrepro.store.repo import Repo
 
 DATASETS, RECORDS, REPEATS, TARGET_S = 20, 100, 5, 1.0
 IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",

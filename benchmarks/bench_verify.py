@@ -31,7 +31,8 @@ from gitrepro.repro import run as run_op
 from gitrepro.worktree import snapshot
 from gitrepro.repro import verify
 from gitrepro.remote import settings, sync
-from gitrepro.store.repo import DEFAULT_PROJECT, Repo
+from gitrepro.formats.project import DEFAULT_PROJECT
+from gitrepro.store.repo import Repo
 
 COMMITS, TRAIN_EVERY, REPEATS, TARGET_RATIO = 200, 20, 7, 3.0
 IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",

@@ -21,7 +21,8 @@ from gitrepro.formats import runrecord
 from gitrepro.repro import run as run_op
 from gitrepro.worktree import snapshot
 from gitrepro.formats import pack as packfmt
-from gitrepro.store.repo import DEFAULT_PROJECT, PROJECT_FILE, Repo
+from gitrepro.formats.project import DEFAULT_PROJECT, PROJECT_FILE
+from gitrepro.store.repo import Repo
 from gitrepro.store.store import Store, parse_manifest_root
 
 PY = sys.executable

@@ -18,7 +18,7 @@ from gitrepro.formats import pointer
 from gitrepro.repro.config import ConfigError, NotResolved, StaleConfig
 from gitrepro.errors import GitreproError
 from gitrepro.formats.hashing import hash_bytes
-from gitrepro.util.tomlcompat import tomllib
+from gitrepro.util import tomlcompat
 
 MANIFEST_A = "a" * 64
 MANIFEST_B = "b" * 64
@@ -364,7 +364,7 @@ def test_a_bad_seed_argument_is_refused(issue):
 def test_the_resolved_file_is_concrete_canonical_and_carries_metadata(issue):
     rc = config.resolve(issue, ["optim.batch_size=128"])
     raw = rc.path.read_bytes()
-    doc = tomllib.loads(raw.decode())
+    doc = tomlcompat.loads(raw.decode())
     meta = doc.pop("gitrepro")
     assert "extends" not in doc and b"${" not in raw
     assert meta["version"] == 1 and meta["source"] == "configs/exp/big_lr.toml"

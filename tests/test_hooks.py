@@ -18,7 +18,8 @@ from gitrepro.worktree import snapshot
 from gitrepro.repro.run import RunResult
 from gitrepro.remote import settings as remote_settings
 from gitrepro.remote import sync
-from gitrepro.store.repo import PROJECT_FILE, Repo
+from gitrepro.formats.project import PROJECT_FILE
+from gitrepro.store.repo import Repo
 from helpers_runs import (BASE_TOML, PY, ensure_cli, git_commit, keep_only_manifests, make_dataset, make_project,
                           project_settings, rewrite_record, stage_run, train, write)
 

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitrepro.formats import pointer
+from gitrepro.util import tomlcompat
 from gitrepro.formats.pointer import BadPointer, Pointer
 
 MANIFEST = "ab" * 32
@@ -84,9 +85,7 @@ def test_pointer_file_names():
 
 
 def toml_fields(data: bytes) -> dict:
-    from gitrepro.util.tomlcompat import tomllib
-
-    return tomllib.loads(data.decode())
+    return tomlcompat.loads(data.decode())
 
 
 @settings(max_examples=200, deadline=None)

@@ -13,7 +13,8 @@ from gitrepro.repro import policy
 from gitrepro.formats import runrecord
 from gitrepro.worktree import snapshot
 from gitrepro.repro.policy import TreeView, Violation
-from gitrepro.store.repo import PROJECT_FILE, Project, Repo
+from gitrepro.formats.project import PROJECT_FILE, Project
+from gitrepro.store.repo import Repo
 from helpers_runs import (BASE_TOML, ensure_cli, keep_only_manifests, make_dataset, make_project, project_settings,
                           rewrite_record, stage_run, train, write)
 

@@ -30,11 +30,11 @@ from helpers_runs import keep_only_manifests, make_project, rewrite_record, stag
 
 TRAIN = """\
 import hashlib, os, pathlib, random, sys
-from gitrepro.util.tomlcompat import tomllib
+from gitrepro.util import tomlcompat
 if "MARKER" in os.environ:
     with open(os.environ["MARKER"], "a") as f:
         f.write("ran\\n")
-cfg = tomllib.loads(pathlib.Path(os.environ["GITREPRO_CONFIG"]).read_text())
+cfg = tomlcompat.loads(pathlib.Path(os.environ["GITREPRO_CONFIG"]).read_text())
 random.seed(int(os.environ["GITREPRO_SEED"]))
 digest = hashlib.sha256()
 for p in sorted(pathlib.Path("data/train").rglob("*")):

@@ -11,6 +11,7 @@ import re
 from typing import NamedTuple
 
 from gitrepro.errors import GitreproError
+from gitrepro.util import tomlcompat
 from gitrepro.util.fsutil import UnsafePath, check_relpath
 from gitrepro.formats.hashing import BadId, parse_id
 
@@ -77,11 +78,9 @@ def parse(data: bytes, origin: str = "pointer") -> Pointer:
     """Parse and validate pointer bytes; raise BadPointer naming `origin` on any defect."""
     doc = _read_canonical(data)
     if doc is None:
-        from gitrepro.util.tomlcompat import tomllib  # only for a pointer someone edited: `status` starts without it
-
         try:
-            doc = tomllib.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            doc = tomlcompat.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, tomlcompat.TomlError) as e:
             raise BadPointer(f"{origin}: not a valid pointer file ({e}); "
                              f"restore it with `git checkout -- {origin}`") from None
     version = doc.get("version")

@@ -19,7 +19,7 @@ import tomli_w
 from gitrepro.errors import GitreproError
 from gitrepro.formats.hashing import BadId, parse_id
 from gitrepro.util.fsutil import UnsafePath, check_relpath
-from gitrepro.util.tomlcompat import tomllib
+from gitrepro.util import tomlcompat
 
 RECORD_VERSION = 1
 RUNS_DIR = "runs"
@@ -114,8 +114,8 @@ def dumps(rec: RunRecord) -> bytes:
 def parse(data: bytes, origin: str = "run record") -> RunRecord:
     """Parse and validate run-record bytes; raise BadRunRecord naming `origin` on any defect."""
     try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        doc = tomlcompat.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomlcompat.TomlError) as e:
         raise BadRunRecord(f"{origin}: not a valid run record ({e})") from None
     if doc.get("version") != RECORD_VERSION:
         raise BadRunRecord(f"{origin}: unsupported run record version {doc.get('version')!r} "

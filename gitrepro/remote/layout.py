@@ -18,7 +18,7 @@ import re
 import struct
 
 from gitrepro.formats import pack as packfmt
-from gitrepro.util.tomlcompat import tomllib
+from gitrepro.util import tomlcompat
 from gitrepro.remote.base import RemoteError
 
 LAYOUT_VERSION = 1
@@ -90,8 +90,8 @@ def config_bytes() -> bytes:
 def check_config(data: bytes, url: str) -> None:
     """Refuse a remote written in a layout this gitrepro does not know."""
     try:
-        doc = tomllib.loads(data.decode())
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        doc = tomlcompat.loads(data.decode())
+    except (UnicodeDecodeError, tomlcompat.TomlError):
         doc = {}
     if doc.get("format") != "gitrepro-remote":
         raise UnsupportedRemote(f"{url}: {CONFIG_KEY} is not a gitrepro remote config; "

@@ -16,7 +16,7 @@ from gitrepro.git import plumbing
 from gitrepro.git import tracking
 from gitrepro.errors import GitreproError
 from gitrepro.formats.pointer import POINTER_SUFFIX
-from gitrepro.util.tomlcompat import tomllib
+from gitrepro.util import tomlcompat
 
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 
@@ -46,8 +46,8 @@ def manifest_ids(path: str, data: bytes) -> set[str]:
 
 def _toml(data: bytes) -> dict:
     try:
-        return tomllib.loads(data.decode())
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return tomlcompat.loads(data.decode())
+    except (UnicodeDecodeError, tomlcompat.TomlError):
         return {}
 
 

@@ -23,8 +23,9 @@ from typing import Callable
 import tomli_w
 
 from gitrepro.util.fsutil import atomic_write
-from gitrepro.store.repo import PROJECT_FILE, Project, Repo, parse_project
-from gitrepro.util.tomlcompat import tomllib
+from gitrepro.formats.project import PROJECT_FILE, Project, parse_project
+from gitrepro.store.repo import Repo
+from gitrepro.util import tomlcompat
 from gitrepro.remote import Remote, RemoteError, open_remote, scheme_of
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -199,8 +200,8 @@ def _write(repo: Repo, doc: dict, text_edit: Callable[[str], str]) -> None:
     text = path.read_text() if path.exists() else ""
     candidate = text_edit(text)
     try:
-        same = _pruned(tomllib.loads(candidate)) == _pruned(doc)
-    except tomllib.TOMLDecodeError:
+        same = _pruned(tomlcompat.loads(candidate)) == _pruned(doc)
+    except tomlcompat.TomlError:
         same = False
     with atomic_write(path) as f:
         f.write((candidate if same else tomli_w.dumps(doc)).encode())

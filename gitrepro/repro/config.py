@@ -30,7 +30,7 @@ from gitrepro.util.fsutil import UnsafePath, atomic_write, check_relpath
 from gitrepro.git.plumbing import find_repo
 from gitrepro.formats.hashing import BadId, hash_bytes, parse_id
 from gitrepro.repro.redact import credential_in_override
-from gitrepro.util.tomlcompat import tomllib
+from gitrepro.util import tomlcompat
 
 FORMAT_VERSION = 1
 META_KEY = "gitrepro"              # reserved top-level table of a resolved file
@@ -287,8 +287,8 @@ def parse_key(text: str, what: str = "key") -> KeyPath:
     if not _KEY_RE.fullmatch(text):
         raise ConfigError(f"{what}: {text!r} is not a dotted key like optim.lr")
     try:
-        node, path = tomllib.loads(f"{text} = 0"), []
-    except tomllib.TOMLDecodeError as e:
+        node, path = tomlcompat.loads(f"{text} = 0"), []
+    except tomlcompat.TomlError as e:
         raise ConfigError(f"{what}: {text!r} is not a valid dotted key ({e})") from None
     while isinstance(node, dict):
         (key, node), = node.items()
@@ -300,8 +300,8 @@ def parse_value(text: str):
     """An override value parsed as TOML (`128`, `[1, 2]`, `{a = 1}`, `"x"`); anything else is a string."""
     text = text.strip()
     try:
-        doc = tomllib.loads(f"v = {text}")
-    except tomllib.TOMLDecodeError:
+        doc = tomlcompat.loads(f"v = {text}")
+    except tomlcompat.TomlError:
         return text
     return doc["v"] if list(doc) == ["v"] else text
 
@@ -732,10 +732,10 @@ def _default_name(name: str) -> str:
 
 def _parse_toml(data: bytes, where: str) -> dict:
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        return tomlcompat.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"{where}: not UTF-8 text; save it as UTF-8") from None
-    except tomllib.TOMLDecodeError as e:
+    except tomlcompat.TomlError as e:
         raise ConfigError(f"{where}: invalid TOML ({e})") from None
 
 

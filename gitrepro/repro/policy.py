@@ -29,7 +29,8 @@ from gitrepro.errors import GitreproError
 from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, dataset_for_pointer, pointer_path_for
 from gitrepro.formats.runrecord import RunRecord, is_record_path, record_path
 from gitrepro.formats.runrecord import parse as parse_record
-from gitrepro.store.repo import PROJECT_FILE, Project, Repo, parse_project
+from gitrepro.formats.project import PROJECT_FILE, Project, parse_project
+from gitrepro.store.repo import Repo
 from gitrepro.store.store import Store
 
 ADDED, MODIFIED, DELETED = "A", "M", "D"

@@ -27,7 +27,8 @@ from gitrepro.formats.manifest import Manifest
 from gitrepro.formats.pointer import POINTER_SUFFIX
 from gitrepro.formats.runrecord import RunRecord, is_record_path
 from gitrepro.formats.runrecord import parse as parse_record
-from gitrepro.store.repo import PROJECT_FILE, Project, Repo, parse_project
+from gitrepro.formats.project import PROJECT_FILE, Project, parse_project
+from gitrepro.store.repo import Repo
 from gitrepro.store.store import Store
 
 ADDED, REMOVED, MODIFIED = "added", "removed", "modified"

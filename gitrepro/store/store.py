@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 
 from gitrepro.formats import pack as packfmt
+from gitrepro.util import tomlcompat
 from gitrepro.formats.chunker import ChunkerParams, iter_chunk_batches, new_cutter
 from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import UncachedWriter, aligned_buffer, atomic_write, fsync_dir
@@ -81,10 +82,8 @@ class StoreConfig(NamedTuple):   # not a dataclass: a no-op `add` starts without
 
     @classmethod
     def _parse_toml(cls, data: bytes, origin: str) -> "StoreConfig":
-        from gitrepro.util.tomlcompat import tomllib
-
         try:
-            doc = tomllib.loads(data.decode())
+            doc = tomlcompat.loads(data.decode())
             if not isinstance(doc.get("version"), int):
                 raise StoreError(f"{origin}: store config is damaged (no version); restore it from a clone")
             if doc.get("version") != STORE_VERSION:
@@ -94,7 +93,7 @@ class StoreConfig(NamedTuple):   # not a dataclass: a no-op `add` starts without
                 raise StoreError(f"{origin}: unknown hash {doc.get('hash')!r}")
             chunker = ChunkerParams(**doc["chunker"]).check()
             return cls(chunker=chunker, compression_level=int(doc["compression"]["level"]))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
+        except (UnicodeDecodeError, tomlcompat.TomlError, KeyError, TypeError, ValueError) as e:
             raise StoreError(f"{origin}: store config is damaged ({e}); restore it from a clone") from None
 
 
