@@ -18,7 +18,7 @@ from gitrepro.worktree.checkout import LocalChanges, checkout
 from gitrepro.errors import GitreproError
 from gitrepro.formats.pack import CorruptPack
 from gitrepro.worktree.status import status
-from gitrepro.worktree.statwalk import stat_key
+from gitrepro.store.stattable import stat_key
 from helpers_trees import Link, make_tree, mutate_tree, random_tree, set_old_mtimes, tree_state
 
 

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitrepro.worktree import statwalk
-from gitrepro.worktree.statwalk import TEMP_SUFFIX, stat_key, tree_matches
+from gitrepro.store.stattable import stat_key
+from gitrepro.worktree.statwalk import TEMP_SUFFIX, tree_matches
 from gitrepro.worktree.scan import scan
 
 from helpers_trees import Dir, File, Link, make_tree

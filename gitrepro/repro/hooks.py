@@ -27,6 +27,7 @@ from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import atomic_write
 from gitrepro.repro.policy import Violation
 from gitrepro.store.repo import Repo, log_traceback
+from gitrepro.store.store import Store
 
 HOOK_TYPES = ("pre-commit", "pre-push", "post-checkout")
 STDIN_HOOKS = ("pre-push",)          # git feeds these on stdin: the shim buffers it for both hooks
@@ -282,7 +283,7 @@ def post_checkout(repo: Repo, args: list[str]) -> HookOutcome:
         return HookOutcome(0)
     if repo.project.section("hooks").get("post_checkout") is not True:
         return HookOutcome(0)
-    if not (repo.store_path / "config.toml").exists():
+    if not Store.exists(repo.store_path):
         return HookOutcome(0)   # never create a store from a hook
     result = checkout_op.checkout(repo)
     written = sum(d.written for d in result.datasets)

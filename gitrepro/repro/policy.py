@@ -681,9 +681,7 @@ class DataAvailability:
 
 def open_store(repo: Repo) -> Store | None:
     """The store if one exists (a hook must never create one)."""
-    if not (repo.store_path / "config.toml").exists():
-        return None
-    return Store.open(repo.store_path)
+    return Store.open_existing(repo.store_path)
 
 
 # ---------------------------------------------------------------- pushes

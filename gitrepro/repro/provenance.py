@@ -337,9 +337,7 @@ class CommitTree:
 
 def existing_store(repo: Repo) -> Store | None:
     """The local store if there is one: reading provenance never creates a store."""
-    if not (repo.store_path / "config.toml").exists():
-        return None
-    return Store.open(repo.store_path)
+    return Store.open_existing(repo.store_path)
 
 
 def _project_of(data: bytes | None) -> Project:

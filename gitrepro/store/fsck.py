@@ -18,7 +18,7 @@ from gitrepro.store.store import Store
 
 
 @dataclass(frozen=True)
-class Finding:
+class FsckFinding:
     object: str      # what is wrong: "pack <id>", "chunk <id>", "manifest <id>"
     problem: str
 
@@ -32,7 +32,7 @@ class FsckResult:
     blobs: int = 0
     bytes: int = 0
     manifests: int = 0
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[FsckFinding] = field(default_factory=list)
     unindexed: list[str] = field(default_factory=list)   # complete packs a killed writer left unindexed
     repaired: list[str] = field(default_factory=list)
 
@@ -43,7 +43,7 @@ def fsck(store: Store, read_data: bool = True, progress: Callable[[int], None] |
     indexed = store.index.packs()
     on_disk = store.pack_files()
     for pack_id in sorted(indexed.keys() - on_disk.keys()):
-        result.findings.append(Finding(f"pack {pack_id}", "in the index but missing on disk"))
+        result.findings.append(FsckFinding(f"pack {pack_id}", "in the index but missing on disk"))
         bad_blobs.update(e.id for e in store.index.blobs_in_pack(pack_id))
     for pack_id, path in sorted(on_disk.items()):
         result.packs += 1
@@ -73,9 +73,9 @@ def _check_pack(store: Store, pack_id: str, path, result: FsckResult, progress) 
         try:
             named, entries = packfmt.read_identified_footer(f, size)
             if named != pack_id:
-                result.findings.append(Finding(f"pack {pack_id}", "footer does not match the pack's name (damaged)"))
+                result.findings.append(FsckFinding(f"pack {pack_id}", "footer does not match the pack's name (damaged)"))
         except (packfmt.CorruptPack, OSError) as e:   # OSError: shorter than a trailer, or an I/O error
-            result.findings.append(Finding(f"pack {pack_id}", f"unreadable footer: {e}"))
+            result.findings.append(FsckFinding(f"pack {pack_id}", f"unreadable footer: {e}"))
             return set(expected)
         for entry in entries:
             f.seek(entry.offset)
@@ -85,14 +85,14 @@ def _check_pack(store: Store, pack_id: str, path, result: FsckResult, progress) 
                 result.bytes += entry.raw_length
             except packfmt.CorruptPack:
                 bad.add(entry.id)
-                result.findings.append(Finding(f"chunk {entry.id.hex()}", f"damaged in pack {pack_id}"))
+                result.findings.append(FsckFinding(f"chunk {entry.id.hex()}", f"damaged in pack {pack_id}"))
             if progress:
                 progress(entry.length)
             indexed = expected.pop(entry.id, None)
             if indexed is not None and indexed != entry:
-                result.findings.append(Finding(f"chunk {entry.id.hex()}", f"index entry disagrees with pack {pack_id}"))
+                result.findings.append(FsckFinding(f"chunk {entry.id.hex()}", f"index entry disagrees with pack {pack_id}"))
     for blob_id in expected:
-        result.findings.append(Finding(f"chunk {blob_id.hex()}", f"indexed in pack {pack_id} but not in it"))
+        result.findings.append(FsckFinding(f"chunk {blob_id.hex()}", f"indexed in pack {pack_id} but not in it"))
         bad.add(blob_id)
     return bad
 
@@ -105,14 +105,14 @@ def _check_manifests(store: Store, bad_blobs: set[bytes], result: FsckResult) ->
         try:
             manifest = manifestfmt.parse(store.read_manifest(manifest_id), f"manifest {manifest_id}")
         except GitreproError as e:
-            result.findings.append(Finding(f"manifest {manifest_id}", str(e)))
+            result.findings.append(FsckFinding(f"manifest {manifest_id}", str(e)))
             continue
         ids = [bytes.fromhex(c) for c in manifest.chunk_ids()]
         unusable = store.missing(ids) | (bad_blobs & set(ids))
         for entry in manifest.entries:
             hit = [c for c in entry.chunks if bytes.fromhex(c) in unusable]
             if hit:
-                result.findings.append(Finding(
+                result.findings.append(FsckFinding(
                     f"manifest {manifest_id}",
                     f"file {entry.path!r} needs chunk {hit[0]} which is missing or damaged"))
 

@@ -1,7 +1,7 @@
 """The local blob index: blob id -> (pack, offset, length), in SQLite.
 
-A rebuildable hint: packs describe themselves, so `rebuild` can recreate it
-from the pack footers. See docs/design.md, "Index (v1)".
+A rebuildable hint: packs describe themselves, so `fsck.repair` can recreate it
+from the pack footers. See docs/design.md, "Index (version 1)".
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ CREATE TABLE IF NOT EXISTS blobs(
 """
 
 
-class IndexError_(GitreproError):
-    pass
+class BadIndex(GitreproError):
+    """An index SQLite cannot read, or of a version this gitrepro does not know (rebuildable)."""
 
 
 class Location(NamedTuple):
@@ -55,7 +55,7 @@ class Index:
             self._db.executescript(_SCHEMA)
             self._check_version()
         except sqlite3.DatabaseError as e:
-            raise IndexError_(f"index {path} is unreadable ({e}); run `gitrepro fsck --repair` to rebuild it") from None
+            raise BadIndex(f"index {path} is unreadable ({e}); run `gitrepro fsck --repair` to rebuild it") from None
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -80,7 +80,7 @@ class Index:
         if row is None:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES('version', ?)", (str(INDEX_VERSION),))
         elif row[0] != str(INDEX_VERSION):
-            raise IndexError_(f"index version {row[0]} is not supported; run `gitrepro fsck --repair` to rebuild it")
+            raise BadIndex(f"index version {row[0]} is not supported; run `gitrepro fsck --repair` to rebuild it")
 
     def close(self) -> None:
         with self._all_lock:

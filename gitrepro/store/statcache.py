@@ -7,8 +7,8 @@ end of the writes for checkout, as git uses its index's own mtime) is never
 stored: a later write in the same clock tick could go unnoticed.
 See docs/design.md, "Stat cache".
 
-Stored as two marshal files: the small stat table, which is all a no-op
-`status` needs, and the entries (chunk lists), loaded only on first use.
+Stored as two marshal files: the small stat table (`stattable`), which is all a
+no-op `status` needs, and the entries (chunk lists), loaded only on first use.
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ from __future__ import annotations
 import marshal
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from gitrepro.formats.manifest import Entry
+from gitrepro.store import layout, stattable
+from gitrepro.store.stattable import STATCACHE_VERSION, key_mtime_ns, stat_key
 from gitrepro.util.fsutil import atomic_write
-from gitrepro.formats.hashing import hash_bytes
-from gitrepro.worktree.statwalk import key_mtime_ns, stat_key
 
-if TYPE_CHECKING:  # loaded with the first entry unpacked: a clean `status` needs none
-    from gitrepro.formats.manifest import Entry
+__all__ = ["STATCACHE_VERSION", "StatCache", "forget_all", "load", "record", "save"]
 
-STATCACHE_VERSION = 5
 RACY_SECONDS = 2          # file systems with whole-second (or FAT's 2 s) timestamps
 RACY_SECONDS_FINE = 0.05  # nanosecond timestamps advance with the kernel's coarse clock (<= 10 ms)
 
@@ -41,7 +39,7 @@ class StatCache:
     @property
     def entries(self) -> dict[str, tuple]:
         if self._entries is None:
-            self._entries = _load_marshal(self._entries_path) if self._entries_path else {}
+            self._entries = stattable.read_marshal(self._entries_path) if self._entries_path else {}
             if not isinstance(self._entries, dict):
                 self._entries, self.stats = {}, {}
         return self._entries
@@ -102,49 +100,30 @@ def _pack(e: Entry) -> tuple:
 
 
 def _unpack(rel: str, packed: tuple) -> Entry:
-    from gitrepro.formats.manifest import Entry
-
     kind, mode, size, file_hash, chunks, target = packed
     ids = tuple(chunks[i:i + 32].hex() for i in range(0, len(chunks), 32))
     return Entry(rel, kind, mode, size, file_hash.hex(), ids, target)
 
 
-def _paths(store_path: Path, root: Path, dataset: str) -> tuple[Path, Path]:
-    # Keyed by worktree too: `git worktree`s share the store but not their files.
-    key = hash_bytes(os.fsencode(f"{root}\0{dataset}")).hex()[:32]
-    base = store_path / "statcache" / key
-    return base.with_suffix(".stat"), base.with_suffix(".entries")
-
-
-def _load_marshal(path: Path):
-    try:
-        return marshal.loads(path.read_bytes())
-    except (OSError, ValueError, EOFError, TypeError):
-        return None  # a missing or damaged hint costs only speed
-
-
 def load(store_path: Path, root: Path, dataset: str) -> StatCache:
-    stat_path, entries_path = _paths(store_path, root, dataset)
-    doc = _load_marshal(stat_path)
-    if isinstance(doc, dict) and doc.get("v") == STATCACHE_VERSION and doc.get("dataset") == dataset \
-            and isinstance(doc.get("stats"), dict):
-        return StatCache(doc.get("manifest"), doc["stats"], entries_path)
-    return StatCache()
+    table = stattable.load(store_path, root, dataset)
+    if table is None:
+        return StatCache()
+    return StatCache(*table, layout.statcache_files(store_path, root, dataset)[1])
 
 
 def save(store_path: Path, root: Path, dataset: str, cache: StatCache) -> None:
-    stat_path, entries_path = _paths(store_path, root, dataset)
+    stat_path, entries_path = layout.statcache_files(store_path, root, dataset)
     stat_path.parent.mkdir(exist_ok=True)
     # Entries first: a stat table never names entries that were not written.
     with atomic_write(entries_path, durable=False) as f:
         f.write(marshal.dumps(cache.entries))
     with atomic_write(stat_path, durable=False) as f:
-        f.write(marshal.dumps({"v": STATCACHE_VERSION, "dataset": dataset,
-                               "manifest": cache.manifest, "stats": cache.stats}))
+        f.write(stattable.dumps(dataset, cache.manifest, cache.stats))
 
 
 def forget_all(store_path: Path) -> None:
     """Drop every dataset's cache. After `fsck --repair` leaves chunks out of the index, a cache
     saying "this file is stored" is false, and the next add must read the files to store them again."""
-    for path in (store_path / "statcache").glob("*"):
+    for path in layout.statcache_dir(store_path).glob("*"):
         path.unlink(missing_ok=True)

@@ -1,9 +1,9 @@
-"""The local chunk store: sole owner of the `<git common dir>/gitrepro/` layout.
+"""The local chunk store: sole owner of the `<git common dir>/gitrepro/` layout (named in `layout`).
 
 Owns the store config (format version, chunker, hash, compression), the writer
 lock, pack files and the blob index, and the crash contract: a blob is visible
-only after its pack is fsynced, renamed into place and indexed. See
-docs/design.md, "Store layout" and "Write order".
+only after its pack is fsynced, renamed into place and indexed (`writer`). See
+docs/design.md, "Store layout (store version 1)" and "Write order (the crash contract)".
 """
 
 from __future__ import annotations
@@ -21,18 +21,17 @@ from gitrepro.formats import pack as packfmt
 from gitrepro.util import tomlcompat
 from gitrepro.formats.chunker import ChunkerParams, iter_chunk_batches, new_cutter
 from gitrepro.errors import GitreproError
-from gitrepro.util.fsutil import UncachedWriter, aligned_buffer, atomic_write, fsync_dir
+from gitrepro.util.fsutil import atomic_write, fsync_dir
 from gitrepro.formats.hashing import hash_bytes
+from gitrepro.store import layout
 from gitrepro.store.index import Index, Location
+from gitrepro.store.writer import StoreWriter
 
 if TYPE_CHECKING:  # imported where used: a no-op `add` (which only looks up a manifest) starts without them
     from concurrent.futures import Future
 
-    import zstandard
-
 STORE_VERSION = 1
 PACK_TARGET = 32 * 1024 * 1024      # packs of tens of MiB: few files, cheap listing, big transfers
-BATCH_BYTES = 4 * 1024 * 1024       # chunks handed to a compression thread at once
 ZSTD_LEVEL = 1
 JOBS = max(1, min(4, os.cpu_count() or 1))
 RUN_BLOBS = 48                      # chunks read and verified per task (~3 MiB)
@@ -111,27 +110,33 @@ class Store:
     def __init__(self, path: Path, config: StoreConfig):
         self.path = path
         self.config = config
-        self.index = Index(path / "index.sqlite")
+        self.index = Index(layout.index_file(path))
         self._fds: dict[str, int] = {}
         self._fd_lock = threading.Lock()
 
     # -- opening -----------------------------------------------------------------
     @staticmethod
     def exists(path: Path) -> bool:
-        return (path / "config.toml").exists()
+        return layout.config_file(path).exists()
 
     @classmethod
     def open(cls, path: Path, create_with: StoreConfig | None = None) -> "Store":
         """Open the store; create it first when `create_with` is given and none exists."""
-        config_path = path / "config.toml"
+        config_path = layout.config_file(path)
         if not cls.exists(path):
             if create_with is None:
                 raise StoreError("no gitrepro store in this repository; run `gitrepro init`")
-            for sub in ("", "packs", "tmp", "statcache"):
+            for sub in ("", *layout.CREATED_DIRS):
                 (path / sub).mkdir(parents=True, exist_ok=True)
             with atomic_write(config_path) as f:
                 f.write(create_with.dumps())
         return cls(path, StoreConfig.parse(config_path.read_bytes(), str(config_path)))
+
+    @classmethod
+    def open_existing(cls, path: Path) -> "Store | None":
+        """The store at `path` if there is one, else None: for readers and hooks, which never create one.
+        The caller closes it."""
+        return cls.open(path) if cls.exists(path) else None
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -147,12 +152,12 @@ class Store:
 
     # -- layout ------------------------------------------------------------------
     def pack_path(self, pack_id: str) -> Path:
-        return self.path / "packs" / pack_id[:2] / f"{pack_id}.pack"
+        return layout.pack_file(self.path, pack_id)
 
     def pack_files(self) -> dict[str, Path]:
         """Every pack file on disk, by id."""
         found = {}
-        packs = self.path / "packs"
+        packs = layout.packs_dir(self.path)
         for sub in os.scandir(packs) if packs.exists() else ():
             if sub.is_dir():
                 for entry in os.scandir(sub.path):
@@ -167,11 +172,12 @@ class Store:
         # commands (status, a no-op add) never need.
         from filelock import FileLock, Timeout
 
-        lock = FileLock(str(self.path / "lock"))
+        lock = FileLock(str(layout.lock_file(self.path)))
         try:
             lock.acquire(timeout=timeout)
         except Timeout:
-            raise StoreLocked(f"another gitrepro process holds {self.path / 'lock'}; wait for it to finish") from None
+            raise StoreLocked(f"another gitrepro process holds {layout.lock_file(self.path)}; "
+                              "wait for it to finish") from None
         try:
             yield
         finally:
@@ -182,7 +188,7 @@ class Store:
         """`with store.writer() as w:` — under the lock; flushes packs and index on clean exit."""
         with self.lock():
             self.recover()
-            w = StoreWriter(self, jobs)
+            w = StoreWriter(self, jobs, PACK_TARGET)
             try:
                 yield w
                 w.flush()
@@ -194,7 +200,7 @@ class Store:
 
         Called under the lock, so every temp file is stale.
         """
-        for tmp in (self.path / "tmp").glob("*"):
+        for tmp in layout.tmp_dir(self.path).glob("*"):
             tmp.unlink(missing_ok=True)
         indexed = self.index.packs()
         adopted = []
@@ -365,142 +371,3 @@ def parse_manifest_root(root: bytes, manifest_id: str) -> list[bytes]:
         return [bytes.fromhex(line.decode()) for line in lines[1:-1]]
     except ValueError:
         raise StoreError(f"manifest {manifest_id} root is damaged; run `gitrepro fsck`") from None
-
-
-class WriteStats:
-    def __init__(self):
-        self.new_blobs = self.new_raw_bytes = self.new_stored_bytes = self.packs = 0
-
-
-class StoreWriter:
-    """Accepts blobs, skips those already stored, and stores new ones in packs of
-    about PACK_TARGET bytes.
-
-    Three stages overlap so both cores work: the caller hashes and queues
-    blobs; `jobs` threads compress batches (zstd runs without the GIL); one
-    pack thread appends the results in order, fsyncs each finished pack,
-    renames it into place and indexes it.
-    """
-
-    def __init__(self, store: Store, jobs: int):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.store = store
-        self.stats = WriteStats()
-        self._jobs = jobs
-        self._compress_pool = ThreadPoolExecutor(jobs)
-        self._pack_thread = ThreadPoolExecutor(1)  # FIFO: keeps blob order and pack writes serial
-        self._local = threading.local()
-        self._seen: set[bytes] = set()
-        self._unchecked: list[tuple[bytes, memoryview | bytes]] = []
-        self._unchecked_bytes = 0
-        self._queue: list[tuple[bytes, memoryview | bytes, int]] = []
-        self._queued_bytes = 0
-        self._writes: collections.deque[Future] = collections.deque()
-        self._pack: packfmt.PackWriter | None = None
-        self._pack_file = None
-        self._pack_tmp: Path | None = None
-        self._staging = None   # the pack files' write buffer, reused from pack to pack
-
-    def add(self, blob_id: bytes, data, flags: int = 0) -> bool:
-        """Queue a blob for storage; return False (and do nothing) if it is already stored."""
-        if blob_id in self._seen or self.store.index.has(blob_id):
-            return False
-        self._seen.add(blob_id)
-        self._queue.append((blob_id, data, flags))
-        self._queued_bytes += len(data)
-        if self._queued_bytes >= BATCH_BYTES:
-            self._submit()
-        return True
-
-    def add_many(self, blob_ids: list[bytes], datas: list) -> None:
-        """Queue data blobs; which of them the store lacks is looked up later, for many files
-        at once (one index query per few hundred blobs, not one per small file)."""
-        self._unchecked.extend(zip(blob_ids, datas))
-        self._unchecked_bytes += sum(len(d) for d in datas)
-        if len(self._unchecked) >= 512 or self._unchecked_bytes >= BATCH_BYTES:
-            self._check_unchecked()
-
-    def _check_unchecked(self) -> None:
-        items, self._unchecked, self._unchecked_bytes = self._unchecked, [], 0
-        missing = self.store.index.missing(i for i, _ in items if i not in self._seen)
-        for blob_id, data in items:
-            if blob_id in missing and blob_id not in self._seen:
-                self._seen.add(blob_id)
-                self._queue.append((blob_id, data, 0))
-                self._queued_bytes += len(data)
-        if self._queued_bytes >= BATCH_BYTES:
-            self._submit()
-
-    def _compressor(self) -> zstandard.ZstdCompressor:
-        comp = getattr(self._local, "comp", None)
-        if comp is None:
-            import zstandard
-
-            comp = self._local.comp = zstandard.ZstdCompressor(level=self.store.config.compression_level)
-        return comp
-
-    def _encode(self, items):
-        encoded = packfmt.encode_blobs([data for _, data, _ in items], self._compressor(),
-                                       [flags for _, _, flags in items])
-        return [(blob_id, stored, flags, len(data))
-                for (blob_id, data, _), (stored, flags) in zip(items, encoded)]
-
-    def _submit(self) -> None:
-        queue, self._queue, self._queued_bytes = self._queue, [], 0
-        step = max(1, -(-len(queue) // self._jobs))
-        for i in range(0, len(queue), step):
-            encoding = self._compress_pool.submit(self._encode, queue[i:i + step])
-            self._writes.append(self._pack_thread.submit(self._write, encoding))
-        # Bound memory: at most a few batches in flight.
-        while len(self._writes) > 3 * self._jobs:
-            self._writes.popleft().result()
-
-    def _write(self, encoding: Future) -> None:
-        for blob_id, stored, flags, raw_length in encoding.result():
-            if self._pack is None:
-                self._open_pack()
-            self._pack.add(blob_id, stored, flags, raw_length)
-            self.stats.new_blobs += 1
-            self.stats.new_raw_bytes += raw_length
-            self.stats.new_stored_bytes += len(stored)
-            if self._pack.size >= PACK_TARGET:
-                self._finish_pack()
-
-    def _open_pack(self) -> None:
-        import tempfile
-
-        fd, tmp = tempfile.mkstemp(dir=self.store.path / "tmp", suffix=".pack")
-        self._pack_tmp = Path(tmp)
-        if self._staging is None:
-            self._staging = aligned_buffer()
-        self._pack_file = UncachedWriter(fd, self._staging)
-        self._pack = packfmt.PackWriter(self._pack_file)
-
-    def _finish_pack(self) -> None:
-        pack_id = self._pack.finish()
-        self._pack_file.sync()
-        self._pack_file.close()
-        self.store.publish_pack(self._pack_tmp, pack_id, self._pack.entries)
-        self.stats.packs += 1
-        self._pack = self._pack_file = self._pack_tmp = None
-
-    def flush(self) -> None:
-        """Write everything queued and publish the open pack; afterwards every added blob is durable."""
-        if self._unchecked:
-            self._check_unchecked()
-        if self._queue:
-            self._submit()
-        while self._writes:
-            self._writes.popleft().result()
-        if self._pack is not None:
-            self._pack_thread.submit(self._finish_pack).result()
-
-    def close(self) -> None:
-        for pool in (self._compress_pool, self._pack_thread):
-            pool.shutdown(wait=True, cancel_futures=True)
-        if self._pack_file is not None:
-            self._pack_file.close()
-            self._pack_tmp.unlink(missing_ok=True)
-        if self._staging is not None:
-            self._staging.close()

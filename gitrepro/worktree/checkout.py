@@ -28,14 +28,15 @@ from gitrepro.worktree import statwalk
 from gitrepro.git import tracking
 from gitrepro.formats.chunker import new_cutter
 from gitrepro.errors import GitreproError
-from gitrepro.util.fsutil import UMASK, UncachedWriter, UnsafePath, aligned_buffer, make_dirs_safely, safe_join, write_fully
+from gitrepro.util.directio import UncachedWriter, aligned_buffer
+from gitrepro.util.fsutil import UMASK, UnsafePath, make_dirs_safely, safe_join, write_fully
 from gitrepro.git import plumbing
 from gitrepro.git.plumbing import resolve_commit
 from gitrepro.formats.hashing import new_hasher
 from gitrepro.formats.manifest import DIR, FILE, SYMLINK, Entry, Manifest
 from gitrepro.formats.pointer import Pointer
 from gitrepro.store.repo import Repo
-from gitrepro.worktree.statwalk import key_mtime_ns, stat_key
+from gitrepro.store.stattable import key_mtime_ns, stat_key
 from gitrepro.store.store import JOBS, MissingBlob, Store
 from gitrepro.worktree.scan import TEMP_SUFFIX, Observed, observe, scan
 
@@ -399,7 +400,7 @@ def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = Fal
                 uncached=None) -> os.stat_result:
     """Stream verified chunks into a temp file; rename over `dest` only if the whole-file hash matches.
     `direct` (inside a private staging directory) writes `dest` itself and removes it on a mismatch.
-    With an `uncached` buffer (`fsutil.aligned_buffer`), the file is written around the page cache."""
+    With an `uncached` buffer (`directio.aligned_buffer`), the file is written around the page cache."""
     tmp = dest if direct else _tmp_name(dest)
     whole = new_hasher() if len(e.chunks) != 1 else None   # one chunk: its id is the file hash
     size = 0

@@ -9,16 +9,18 @@ back. Any doubt (an error, a vanished directory, a child that died) answers
 "no", and the caller takes its slow, exact path.
 
 It sits on the start-up path of `status`, so it imports only the standard
-library and `forkpool` (for the one rule on when a process may fork; it needs
-no more than fsutil).
+library, `forkpool` (for the one rule on when a process may fork) and the stat
+stat table's key format.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import struct
 
+from gitrepro.store.stattable import STAT_KEY, stat_key
 from gitrepro.util.forkpool import can_fork as _can_fork
 
 TEMP_SUFFIX = ".gitrepro-tmp"  # checkout writes files under such names before renaming them
@@ -26,22 +28,8 @@ PARALLEL_FROM = 2048           # entries: a smaller tree is walked faster than a
 SPLIT_INTO = 8                 # expand the top of the tree until this many directories share the walk
 
 
-# A stat key packed into bytes: a 50,000-entry table of bytes loads 3x faster than one of
-# int tuples, and loading it is on the critical path of a no-op `status`.
-_KEY = struct.Struct("=QqQI")   # size, mtime_ns, inode, mode
-_pack_key = _KEY.pack
-
-
-class _Differs(Exception):
-    """Raised from deep in the walk at the first difference: the answer is already known."""
-
-
-def stat_key(st: os.stat_result) -> bytes:
-    return _pack_key(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
-
-
-def key_mtime_ns(key: bytes) -> int:
-    return _KEY.unpack(key)[1]
+_pack_key = STAT_KEY.pack   # bound once: the walk's hot loop packs one key per file
+DIFFERS = -1                # what the counting functions return at the first entry that differs
 
 
 def tree_matches(root: str | os.PathLike, kind: str, stats: dict[str, bytes]) -> bool:
@@ -55,22 +43,38 @@ def tree_matches(root: str | os.PathLike, kind: str, stats: dict[str, bytes]) ->
         if kind != "dir" or not stat.S_ISDIR(st.st_mode):
             return False
         counted, frontier = _top(os.fspath(root), stats)
+        if counted == DIFFERS:
+            return False
         if len(stats) >= PARALLEL_FROM and len(frontier) > 1 and _can_fork():
             rest = _count_forked(frontier, stats)
-            return rest is not None and counted + rest == len(stats)
-        return counted + sum(_count_dir(path, prefix, stats) for path, prefix in frontier) == len(stats)
-    except (_Differs, OSError, struct.error):
+        else:
+            rest = _total(_count_dir(path, prefix, stats) for path, prefix in frontier)
+        return rest not in (None, DIFFERS) and counted + rest == len(stats)
+    except (OSError, struct.error):
         return False
+
+
+def _total(counts) -> int:
+    """The sum of `counts`, or DIFFERS as soon as one is (the rest are never counted)."""
+    total = 0
+    for n in counts:
+        if n == DIFFERS:
+            return DIFFERS
+        total += n
+    return total
 
 
 def _top(root: str, stats: dict) -> tuple[int, list[tuple[str, str]]]:
     """Check the top levels of the tree breadth-first until enough directories are left to
-    share out; return the entries counted so far and those directories."""
+    share out; return the entries counted so far (or DIFFERS) and those directories."""
     counted, frontier = 0, [(root, "")]
     while frontier and len(frontier) < SPLIT_INTO:
         level, frontier = frontier, []
         for path, prefix in level:
-            counted += _count_dir(path, prefix, stats, subdirs=frontier)
+            n = _count_dir(path, prefix, stats, subdirs=frontier)
+            if n == DIFFERS:
+                return DIFFERS, []
+            counted += n
     return counted, frontier
 
 
@@ -88,8 +92,8 @@ def _count_dir(path: str, prefix: str, stats: dict, subdirs: list | None = None)
 
 
 def _count(fd: int, prefix: str, stats: dict, subdirs: list | None = None, path: str = "") -> int:
-    """Entries in the directory `fd` (and below) that match `stats`; raises _Differs at the first
-    one that does not. With `subdirs`, directories (under `path`) are appended there instead of
+    """Entries in the directory `fd` (and below) that match `stats`, or DIFFERS at the first one
+    that does not. With `subdirs`, directories (under `path`) are appended there instead of
     being walked.
 
     The hot loop of a no-op `status`: one stat and one lookup per file, nothing else."""
@@ -105,33 +109,36 @@ def _count(fd: int, prefix: str, stats: dict, subdirs: list | None = None, path:
                     continue
                 sub = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
                 try:
-                    counted += _count(sub, prefix + entry.name + "/", stats)
+                    n = _count(sub, prefix + entry.name + "/", stats)
                 finally:
                     os.close(sub)
+                if n == DIFFERS:
+                    return DIFFERS
+                counted += n
                 continue
             st = entry.stat(follow_symlinks=False)
             if get(prefix + entry.name) != _pack_key(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode):
                 if entry.name.endswith(TEMP_SUFFIX):
                     continue  # a killed checkout's half-written file (never in a stat table)
-                raise _Differs
+                return DIFFERS
             counted += 1
     if empty and prefix:  # an empty directory is an entry of its own
         if get(prefix[:-1]) != stat_key(os.fstat(fd)):
-            raise _Differs
+            return DIFFERS
         counted += 1
     return counted
 
 
 def _count_forked(frontier: list[tuple[str, str]], stats: dict) -> int | None:
-    """Count the frontier's entries, half in a forked child; None when the child failed
-    (raises _Differs when this half differs)."""
+    """Count the frontier's entries, half in a forked child; DIFFERS when either half differs,
+    None when the child failed."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: walk every other directory, report a count, never return
         code = 1
         try:
             os.close(read_end)
-            os.write(write_end, str(sum(_count_dir(p, pre, stats) for p, pre in frontier[1::2])).encode())
+            os.write(write_end, str(_total(_count_dir(p, pre, stats) for p, pre in frontier[1::2])).encode())
             code = 0
         except BaseException:  # noqa: BLE001 - any failure is reported as "differs" by silence
             pass
@@ -139,13 +146,17 @@ def _count_forked(frontier: list[tuple[str, str]], stats: dict) -> int | None:
             os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
     os.close(write_end)
     try:
-        mine = sum(_count_dir(p, pre, stats) for p, pre in frontier[0::2])
+        mine = _total(_count_dir(p, pre, stats) for p, pre in frontier[0::2])
+        if mine == DIFFERS:
+            return DIFFERS
         with os.fdopen(read_end, "rb") as pipe:
             read_end = -1
             theirs = pipe.read()
         _, status = os.waitpid(pid, 0)
         pid = 0
-        return mine + int(theirs) if status == 0 and theirs else None
+        if status != 0 or not theirs:
+            return None
+        return DIFFERS if int(theirs) == DIFFERS else mine + int(theirs)
     finally:
         if read_end >= 0:
             os.close(read_end)
@@ -154,8 +165,6 @@ def _count_forked(frontier: list[tuple[str, str]], stats: dict) -> int | None:
 
 
 def _reap(pid: int) -> None:
-    import signal
-
     try:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

@@ -1,4 +1,4 @@
-"""Tests for gitrepro.fsutil.UncachedWriter: pack files written around the page cache."""
+"""Tests for gitrepro.util.directio.UncachedWriter: pack files written around the page cache."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from gitrepro.util import fsutil
-from gitrepro.util.fsutil import UncachedWriter, aligned_buffer
+from gitrepro.util import directio
+from gitrepro.util.directio import UncachedWriter, aligned_buffer
 
 
 def write_pieces(path, pieces, buffer=None) -> UncachedWriter:
@@ -62,7 +62,7 @@ def test_a_file_system_refusing_direct_writes_gets_buffered_ones(tmp_path, monke
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_pwrite(fd, data, offset)
 
-    monkeypatch.setattr(fsutil.os, "pwrite", pwrite)
+    monkeypatch.setattr(directio.os, "pwrite", pwrite)
     pieces = pieces_of(2 * UncachedWriter.BUFFER + 5, seed=7)
     write_pieces(tmp_path / "f", pieces)
     assert (tmp_path / "f").read_bytes() == b"".join(pieces)
@@ -71,7 +71,7 @@ def test_a_file_system_refusing_direct_writes_gets_buffered_ones(tmp_path, monke
 
 
 def test_where_the_platform_has_no_direct_io_writes_are_plain(tmp_path, monkeypatch):
-    monkeypatch.delattr(fsutil.os, "O_DIRECT", raising=False)
+    monkeypatch.delattr(directio.os, "O_DIRECT", raising=False)
     pieces = pieces_of(UncachedWriter.BUFFER + 9, seed=3)
     fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
     w = UncachedWriter(fd)
@@ -87,7 +87,7 @@ def test_a_write_refused_even_without_direct_io_is_an_error_not_a_loop(tmp_path,
     def pwrite(fd, data, offset):
         raise OSError(errno.EINVAL, "Invalid argument")
 
-    monkeypatch.setattr(fsutil.os, "pwrite", pwrite)
+    monkeypatch.setattr(directio.os, "pwrite", pwrite)
     fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
     w = UncachedWriter(fd)
     w.write(b"x" * 10)
