@@ -434,7 +434,7 @@ def _check_config(tree: TreeView, path: str, rec: RunRecord, rerun: str) -> list
     return found
 
 
-def _config_state(tree: TreeView, path: str) -> tuple[configmod.ResolvedConfig, list[configmod.Finding]]:
+def _config_state(tree: TreeView, path: str) -> tuple[configmod.ResolvedConfig, list[configmod.Drift]]:
     """A resolved config in the tree and its drift findings. Computed once for every distinct set
     of files the check reads (the config, its sources, pointers its values name), so runs sharing
     a config, and commits that leave those files alone, check it once."""
