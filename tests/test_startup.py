@@ -1,0 +1,211 @@
+"""Cross-cutting: start-up of the fast paths. Each runs in a fresh interpreter with
+`python -X importtime`, exactly as users' shells and git run it, and may load only the
+gitrepro modules it needs and none of the heavy libraries it has so far done without.
+
+Paths: `gitrepro status` on a clean repository (the console script's `python -m gitrepro`),
+a no-op `gitrepro add`, and each git hook through the installed shims' entry
+`python -m gitrepro.hooks <hook>` (and the pre-commit framework's `gitrepro hook-impl`).
+
+The allowlists were read from what the code loaded when they were written, minus what a
+path has no use for. When a module is renamed or split, update its name here; when a
+path starts loading something new, that is start-up time every user pays on every call:
+make it lazy (the CLI's command table, an adapter module) rather than grow the list.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import GIT_IDENTITY, run_git
+from gitrepro.store.repo import Repo
+from gitrepro.worktree import snapshot
+
+PY = sys.executable
+
+# Heavy third-party (and standard-library) modules. Which ones a path may not load is listed
+# per path: only those the code avoided there when this was written.
+CLI_LIBS = {"typer", "click", "rich"}
+S3_LIBS = {"boto3", "botocore"}
+DATA_LIBS = {"zstandard", "pyfastcdc"}
+SQLITE = {"sqlite3", "_sqlite3"}
+SLOW_STDLIB = {"dataclasses", "tomllib", "tomli"}   # ~15 ms and ~10 ms: status and a no-op add do without
+
+BASE = {  # the package, its error root, and what finding the repository needs
+    "gitrepro", "gitrepro.errors",
+    "gitrepro.util", "gitrepro.util.fsutil", "gitrepro.util.forkpool", "gitrepro.util.tomlcompat",
+    "gitrepro.formats", "gitrepro.formats.project", "gitrepro.formats.chunker",   # project file: chunker settings
+    "gitrepro.git", "gitrepro.git.plumbing",
+    "gitrepro.store", "gitrepro.store.repo", "gitrepro.store.layout",
+}
+FAST_CLI = {"gitrepro.cli", "gitrepro.cli.fast"}
+STAT_CHECK = {"gitrepro.formats.hashing", "gitrepro.store.statcache", "gitrepro.store.stattable",
+              "gitrepro.worktree", "gitrepro.worktree.statwalk"}
+STORE = {"gitrepro.formats.pack", "gitrepro.store.store", "gitrepro.store.index", "gitrepro.store.writer",
+         "gitrepro.util.directio"}
+HOOK_ENTRY = {"gitrepro.hooks", "gitrepro.repro", "gitrepro.repro.hooks"}
+POLICY = {"gitrepro.formats.pointer", "gitrepro.formats.manifest", "gitrepro.formats.runrecord",
+          "gitrepro.git.tracking", "gitrepro.git.tree", "gitrepro.git.history",   # the staged tree, its parents
+          "gitrepro.repro.policy", "gitrepro.repro.config", "gitrepro.repro.redact",
+          *(f"gitrepro.repro.config.{m}" for m in ("keys", "resolved", "interpolate", "overrides", "resolve", "drift"))}
+PUSH_CHECK = {"gitrepro.remote", "gitrepro.remote.base", "gitrepro.remote.local", "gitrepro.remote.retry",
+              "gitrepro.remote.settings", "gitrepro.remote.layout", "gitrepro.remote.reach",
+              "gitrepro.remote.prepush", "gitrepro.remote.view"}
+RESTORE = {"gitrepro.worktree.checkout", "gitrepro.worktree.scan"}
+
+
+@dataclass(frozen=True)
+class FastPath:
+    name: str
+    argv: tuple[str, ...]            # after `python -X importtime`
+    allowed: frozenset[str]          # gitrepro modules it may load
+    never: frozenset[str]            # gitrepro modules named for the message (all outside `allowed`)
+    no_libs: frozenset[str]          # top-level names of libraries it must not load
+    expect_out: str = ""             # in stdout + stderr: the path really ran (and ran fast)
+    stdin: str = ""
+
+
+def fast_paths(head: str) -> list[FastPath]:
+    zero = "0" * 40
+    hook_never = frozenset({"gitrepro.worktree.checkout", "gitrepro.worktree.snapshot", "gitrepro.worktree.status",
+                            "gitrepro.worktree.scan", "gitrepro.repro.envcapture", "gitrepro.repro.run"})
+    pre_commit = BASE | STAT_CHECK | STORE | HOOK_ENTRY | POLICY
+    return [
+        FastPath("status", ("-m", "gitrepro", "status"),
+                 frozenset(BASE | FAST_CLI | STAT_CHECK | {"gitrepro.formats.pointer", "gitrepro.git.tracking",
+                                                           "gitrepro.worktree.status"}),
+                 frozenset({"gitrepro.worktree.checkout", "gitrepro.worktree.snapshot", "gitrepro.worktree.scan",
+                            "gitrepro.formats.manifest", "gitrepro.store.store", "gitrepro.store.index"}),
+                 frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS | SQLITE | SLOW_STDLIB), "data/train: clean"),
+        FastPath("no-op add", ("-m", "gitrepro", "add", "data/train"),
+                 frozenset(BASE | FAST_CLI | STAT_CHECK | STORE | {"gitrepro.formats.pointer",
+                                                                   "gitrepro.worktree.snapshot"}),
+                 frozenset({"gitrepro.worktree.checkout", "gitrepro.worktree.status", "gitrepro.worktree.scan",
+                            "gitrepro.formats.manifest"}),
+                 frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS | SLOW_STDLIB), "data/train.gitrepro (unchanged)"),
+        FastPath("pre-commit hook", ("-m", "gitrepro.hooks", "pre-commit"),
+                 frozenset(pre_commit), hook_never, frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS)),
+        FastPath("pre-commit via hook-impl", ("-m", "gitrepro", "hook-impl", "pre-commit"),
+                 frozenset(pre_commit | FAST_CLI), hook_never, frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS)),
+        FastPath("post-checkout hook", ("-m", "gitrepro.hooks", "post-checkout", head, head, "1"),
+                 frozenset(pre_commit | RESTORE),   # restores data when [hooks] post_checkout = true
+                 frozenset({"gitrepro.worktree.snapshot", "gitrepro.worktree.status", "gitrepro.repro.run"}),
+                 frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS)),
+        FastPath("pre-push hook", ("-m", "gitrepro.hooks", "pre-push", "origin", "/nowhere/origin.git"),
+                 frozenset(pre_commit | PUSH_CHECK),
+                 hook_never | {"gitrepro.remote.s3", "gitrepro.remote.push", "gitrepro.remote.fetch",
+                               "gitrepro.remote.gc"},
+                 frozenset(CLI_LIBS | S3_LIBS | {"pyfastcdc"}),   # zstandard: the check reads manifests
+                 "data of the pushed commits is available",
+                 stdin=f"refs/heads/main {head} refs/heads/main {zero}\n"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def clean_repo(tmp_path_factory) -> Path:
+    """A committed repository with one small tracked dataset whose stat cache is warm, and a
+    staged change that touches no data (what a pre-commit hook sees on a code commit)."""
+    root = tmp_path_factory.mktemp("startup") / "repo"
+    root.mkdir()
+    run_git(root, "init", "-q", "-b", "main")
+    long_ago = time.time() - 60          # older than the stat cache's racy window: the cache holds it
+    for i in range(3):
+        path = root / "data" / "train" / f"part-{i}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(5_000 + i))
+        os.utime(path, (long_ago, long_ago))
+    repo = Repo.find(root)
+    try:
+        repo.init()
+        snapshot.add(repo, [str(root / "data" / "train")])
+    finally:
+        repo.close()
+    run_git(root, "add", "-A")
+    run_git(root, "commit", "-q", "--no-verify", "-m", "data")
+    (root / "README.md").write_text("notes\n")
+    run_git(root, "add", "README.md")
+    return root
+
+
+@dataclass(frozen=True)
+class Loaded:
+    name: str
+    cumulative_us: int
+    chain: tuple[str, ...]           # who imported it, outermost last
+
+
+def loaded_modules(stderr: str) -> dict[str, Loaded]:
+    """Modules `-X importtime` reports, with cumulative time and the import chain that pulled
+    each in (importtime prints a module after everything it imported, one level deeper)."""
+    rows = []
+    for line in stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( +)(\S+)$", line)
+        if m:
+            rows.append(((len(m.group(2)) - 1) // 2, m.group(3), int(m.group(1))))
+    found = {}
+    for i, (depth, name, cumulative) in enumerate(rows):
+        chain, want = [], depth
+        for d, parent, _ in rows[i + 1:]:
+            if d < want:
+                chain.append(parent)
+                want = d
+            if want == 0:
+                break
+        found[name] = Loaded(name, cumulative, tuple(chain))
+    return found
+
+
+def run_path(path: FastPath, cwd: Path) -> tuple[subprocess.CompletedProcess, dict[str, Loaded]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PYTHONPROFILEIMPORTTIME"))}
+    env.update(GIT_IDENTITY)
+    proc = subprocess.run([PY, "-X", "importtime", *path.argv], cwd=cwd, env=env, input=path.stdin,
+                          capture_output=True, text=True)
+    return proc, loaded_modules(proc.stderr)
+
+
+def describe(m: Loaded) -> str:
+    via = f" via {' <- '.join(m.chain)}" if m.chain else " (imported by the entry module)"
+    return f"{m.name} ({m.cumulative_us / 1000:.1f} ms){via}"
+
+
+@pytest.mark.parametrize("name", [p.name for p in fast_paths("0" * 40)])
+def test_a_fast_path_loads_only_what_it_needs(clean_repo, name):
+    path = next(p for p in fast_paths(run_git(clean_repo, "rev-parse", "HEAD").strip()) if p.name == name)
+    proc, loaded = run_path(path, clean_repo)
+    messages = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("import time:"))
+    assert proc.returncode == 0, f"{name} failed ({proc.returncode}): {proc.stdout}{messages}"
+    assert path.expect_out in proc.stdout + messages, (proc.stdout, messages)
+    assert "gitrepro.errors" in loaded, "importtime output was not read (is -X importtime honoured?)"
+    extra = sorted((m for n, m in loaded.items() if n.split(".")[0] == "gitrepro" and n not in path.allowed),
+                   key=lambda m: -m.cumulative_us)
+    libs = sorted((m for n, m in loaded.items() if n.split(".")[0] in path.no_libs     # each library once:
+                   and not (m.chain and m.chain[0].split(".")[0] in path.no_libs)),   # not its own submodules
+                  key=lambda m: -m.cumulative_us)
+    problems = []
+    if extra:
+        never = [m for m in extra if m.name in path.never]
+        problems.append(f"{len(extra)} gitrepro module(s) outside the allowlist"
+                        + (f" ({len(never)} of them never needed here)" if never else "")
+                        + ":\n    " + "\n    ".join(describe(m) + ("  [never]" if m.name in path.never else "")
+                                                   for m in extra))
+    if libs:
+        problems.append(f"{len(libs)} heavy library(ies) this path did without:\n    "
+                        + "\n    ".join(describe(m) for m in libs))
+    assert not problems, f"`python {' '.join(path.argv)}` ({name}) loads too much:\n  " + "\n  ".join(problems)
+
+
+def test_the_importtime_reader_finds_the_chain_that_pulled_a_module_in():
+    stderr = ("import time: self [us] | cumulative | imported package\n"
+              "import time:        10 |         10 |     c\n"
+              "import time:        20 |         30 |   b\n"
+              "import time:         5 |         35 | a\n"
+              "import time:         7 |          7 | d\n")
+    loaded = loaded_modules(stderr)
+    assert loaded["c"] == Loaded("c", 10, ("b", "a")) and loaded["a"].chain == () and loaded["d"].chain == ()
