@@ -9,7 +9,7 @@ import importlib
 import importlib.util
 import sys
 
-__version__ = "0.1.0"
+from gitrepro.util.version import __version__
 
 _API = ("load_config", "resolve_config", "seed_everything", "show", "log", "diff", "lineage", "reproduce")
 

@@ -62,5 +62,5 @@ class Project:
 def parse_project(data: bytes) -> Project:
     try:
         return Project(tomlcompat.loads(data.decode()))
-    except (UnicodeDecodeError, tomlcompat.TOMLDecodeError) as e:
+    except (UnicodeDecodeError, tomlcompat.TomlError) as e:
         raise ProjectError(f"{PROJECT_FILE} is not valid TOML ({e}); fix it and retry") from None

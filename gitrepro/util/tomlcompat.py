@@ -6,8 +6,10 @@ start-up path of `status` and the hooks can import this one at the top for free.
 
 from __future__ import annotations
 
+from gitrepro.errors import GitreproError
 
-class TomlError(ValueError):
+
+class TomlError(GitreproError):
     """Text that is not valid TOML (tomllib's TOMLDecodeError, same message)."""
 
 
