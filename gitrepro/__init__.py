@@ -9,7 +9,7 @@ import importlib
 import importlib.util
 import sys
 
-from gitrepro.util.version import __version__
+from gitrepro.util.version import __version__  # noqa: F401 - `gitrepro.__version__`
 
 _API = ("load_config", "resolve_config", "seed_everything", "show", "log", "diff", "lineage", "reproduce")
 

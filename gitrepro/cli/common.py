@@ -1,6 +1,7 @@
-"""Shared pieces of the command line: consoles, JSON rendering, progress bars, sizes.
+"""Shared pieces of the command line: consoles, JSON rendering, progress bars, the `--` split
+and the errors of option values.
 
-Every `cli_<topic>.py` module imports these and exposes `register(app)`.
+Every command module imports these and exposes `register(app)`.
 """
 
 from __future__ import annotations
@@ -14,31 +15,14 @@ import typer
 from typer.core import TyperCommand
 from rich.console import Console
 
-from gitrepro.cli.fast import human_size  # re-exported: one size format for both CLI paths
+from gitrepro.errors import GitreproError
+
+__all__ = ["AFTER_DASHES", "BadFormat", "JsonOpt", "WordsAfterDashes", "err", "out", "print_json", "progress_bar"]
 
 
-def lazy_module(name: str):
-    """The module `name`, loaded on first attribute access (importlib's LazyLoader).
+class BadFormat(GitreproError):
+    """A --format value the command does not render."""
 
-    The CLI registers every command at start-up, but one invocation runs one: loading
-    each command's operation module only when it runs keeps ~0.1-0.2 s of imports
-    (provenance, config, verify, policy, gc and theirs) off every other command."""
-    import importlib.util
-    import sys
-
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    parent, _, child = name.rpartition(".")
-    setattr(sys.modules[parent], child, module)   # as `import` does: `from gitrepro import x` finds it
-    return module
-
-__all__ = ["AFTER_DASHES", "JsonOpt", "WordsAfterDashes", "err", "human_size", "lazy_module", "out", "print_json",
-           "progress_bar"]
 
 AFTER_DASHES = "gitrepro.after_dashes"
 
@@ -53,6 +37,7 @@ class WordsAfterDashes(TyperCommand):
             ctx.meta[AFTER_DASHES] = args[cut + 1:]
             args = args[:cut]
         return super().parse_args(ctx, args)
+
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -8,9 +8,8 @@ from typing import List, Optional
 
 import typer
 
-from gitrepro.cli.common import JsonOpt, lazy_module, out, print_json
-
-config_op = lazy_module("gitrepro.repro.config")
+from gitrepro.cli.common import JsonOpt, out, print_json
+from gitrepro.repro import config as config_op
 
 config_app = typer.Typer(no_args_is_help=True, help="Resolve, inspect and check hierarchical TOML configs.")
 

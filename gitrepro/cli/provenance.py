@@ -12,16 +12,11 @@ from typing import Optional
 
 import typer
 
-from gitrepro.cli.common import AFTER_DASHES, JsonOpt, WordsAfterDashes, err, human_size, lazy_module, out, print_json
-from gitrepro.errors import GitreproError
+from gitrepro.cli.common import AFTER_DASHES, BadFormat, JsonOpt, WordsAfterDashes, err, out, print_json
+from gitrepro.cli.render import human_size
+from gitrepro.repro import provenance as prov_op
+from gitrepro.repro import reproduce as repro_op
 from gitrepro.store.repo import Repo
-
-prov_op = lazy_module("gitrepro.repro.provenance")
-repro_op = lazy_module("gitrepro.repro.reproduce")
-
-
-class BadFormat(GitreproError):
-    pass
 
 
 def _format(value: str, allowed: tuple[str, ...], as_json: bool) -> str:

@@ -10,13 +10,13 @@ from typing import List, Optional
 
 import typer
 
-from gitrepro.cli.common import JsonOpt, human_size, lazy_module, out, print_json, progress_bar
+from gitrepro.cli.common import JsonOpt, out, print_json, progress_bar
+from gitrepro.cli.render import human_size
+from gitrepro.remote import gc as gc_op
+from gitrepro.remote import settings as remote_settings
+from gitrepro.remote import sync
 from gitrepro.store.repo import Repo
-
-# Operation modules load when a command runs; the remote package is imported inside the commands
-# that use it (a lazy module cannot defer a package's __init__).
-checkout_op = lazy_module("gitrepro.worktree.checkout")
-gc_op = lazy_module("gitrepro.remote.gc")
+from gitrepro.worktree import checkout as checkout_op
 
 remote_app = typer.Typer(no_args_is_help=True, help="Configure remotes (stored in gitrepro.toml).")
 
@@ -26,8 +26,6 @@ JobsOpt = typer.Option(None, "--jobs", "-j", help="Concurrent transfers (default
 
 def _split(repo: Repo, args: list[str] | None, remote: str | None) -> tuple[str | None, list[str]]:
     """`[REMOTE] REV...`: a first word naming a configured remote is the remote."""
-    from gitrepro.remote import settings as remote_settings
-
     args = list(args or [])
     if remote is None and args and args[0] in remote_settings.remotes(repo.project):
         remote = args.pop(0)
@@ -46,8 +44,6 @@ def remote_add(name: str = typer.Argument(..., help="Remote name, e.g. origin.")
                jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Concurrent transfers."),
                default: bool = typer.Option(False, "--default", help="Make it the default remote.")) -> None:
     """Add a remote to gitrepro.toml (credentials come from the AWS environment, never the file)."""
-    from gitrepro.remote import settings as remote_settings
-
     repo = Repo.find()
     s = remote_settings.add(repo, name, url, endpoint_url=endpoint_url, region=region, jobs=jobs,
                             make_default=default)
@@ -57,8 +53,6 @@ def remote_add(name: str = typer.Argument(..., help="Remote name, e.g. origin.")
 @remote_app.command("list")
 def remote_list(as_json: bool = JsonOpt) -> None:
     """List the configured remotes."""
-    from gitrepro.remote import settings as remote_settings
-
     project = Repo.find().project
     found, default = remote_settings.remotes(project), remote_settings.default_name(project)
     if as_json:
@@ -71,8 +65,6 @@ def remote_list(as_json: bool = JsonOpt) -> None:
 @remote_app.command("remove")
 def remote_remove(name: str = typer.Argument(..., help="Remote to remove from gitrepro.toml.")) -> None:
     """Remove a remote from gitrepro.toml (the data on it is left alone)."""
-    from gitrepro.remote import settings as remote_settings
-
     remote_settings.remove(Repo.find(), name)
     out.print(f"removed remote {name}")
 
@@ -82,8 +74,6 @@ def push(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [REV
          all_refs: bool = typer.Option(False, "--all", help="Every branch and tag."),
          remote: Optional[str] = RemoteOpt, jobs: Optional[int] = JobsOpt, as_json: bool = JsonOpt) -> None:
     """Upload the packs these commits' data needs and the remote lacks."""
-    from gitrepro.remote import sync
-
     repo = Repo.find()
     remote, revs = _split(repo, args, remote)
     with progress_bar("push", None, not as_json) as advance:
@@ -98,8 +88,6 @@ def fetch(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [RE
                                                      help="Remote, then commits (default HEAD)."),
           remote: Optional[str] = RemoteOpt, jobs: Optional[int] = JobsOpt, as_json: bool = JsonOpt) -> None:
     """Download what these commits need into the local store."""
-    from gitrepro.remote import sync
-
     repo = Repo.find()
     remote, revs = _split(repo, args, remote)
     with progress_bar("fetch", None, not as_json) as advance:
@@ -115,8 +103,6 @@ def pull(remote: Optional[str] = typer.Argument(None, help="Remote (default: the
          force: bool = typer.Option(False, "--force", "-f", help="Discard local changes that are not snapshotted."),
          jobs: Optional[int] = JobsOpt, as_json: bool = JsonOpt) -> None:
     """Fetch what the working tree's pointers need, then check it out."""
-    from gitrepro.remote import sync
-
     repo = Repo.find()
     with progress_bar("pull", None, not as_json) as advance:
         fetched = sync.fetch_worktree(repo, remote, jobs=jobs, progress=advance)

@@ -10,13 +10,12 @@ from typing import List, Optional
 
 import typer
 
-from gitrepro.cli.common import AFTER_DASHES, JsonOpt, WordsAfterDashes, err, lazy_module, out, print_json
+from gitrepro.cli.common import AFTER_DASHES, JsonOpt, WordsAfterDashes, err, out, print_json
 from gitrepro.errors import GitreproError
+from gitrepro.repro import hooks as hooks_op
+from gitrepro.repro import policy as policy_op
+from gitrepro.repro import run as run_op
 from gitrepro.store.repo import Repo
-
-hooks_op = lazy_module("gitrepro.repro.hooks")
-policy_op = lazy_module("gitrepro.repro.policy")
-run_op = lazy_module("gitrepro.repro.run")
 
 
 class BadSeedOption(GitreproError):

@@ -9,24 +9,21 @@ import contextlib
 import dataclasses
 import json
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from gitrepro.cli.common import err, human_size, lazy_module, out
+from gitrepro.cli.common import BadFormat, err, out
+from gitrepro.cli.render import human_size
 from gitrepro.errors import GitreproError
+from gitrepro.repro import verify as verify_op
 from gitrepro.util.fsutil import atomic_write
 from gitrepro.store.repo import Repo
 
-verify_op = lazy_module("gitrepro.repro.verify")
-
 FORMATS = ("text", "json", "junit")
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-class BadFormat(GitreproError):
-    pass
 
 
 class BadOutput(GitreproError):
@@ -102,8 +99,6 @@ def render_json(result: verify_op.VerifyResult) -> str:
 
 def render_junit(result: verify_op.VerifyResult) -> str:
     """JUnit XML: one testcase per commit, one <failure> per failing commit listing every reason."""
-    import xml.etree.ElementTree as ET
-
     s = result.stats
     failures = str(len(result.failing))
     suites = ET.Element("testsuites", name="gitrepro verify", tests=str(s.commits), failures=failures, errors="0",

@@ -73,7 +73,8 @@ def _check_pack(store: Store, pack_id: str, path, result: FsckResult, progress) 
         try:
             named, entries = packfmt.read_identified_footer(f, size)
             if named != pack_id:
-                result.findings.append(FsckFinding(f"pack {pack_id}", "footer does not match the pack's name (damaged)"))
+                result.findings.append(FsckFinding(f"pack {pack_id}",
+                                                   "footer does not match the pack's name (damaged)"))
         except (packfmt.CorruptPack, OSError) as e:   # OSError: shorter than a trailer, or an I/O error
             result.findings.append(FsckFinding(f"pack {pack_id}", f"unreadable footer: {e}"))
             return set(expected)
@@ -90,7 +91,8 @@ def _check_pack(store: Store, pack_id: str, path, result: FsckResult, progress) 
                 progress(entry.length)
             indexed = expected.pop(entry.id, None)
             if indexed is not None and indexed != entry:
-                result.findings.append(FsckFinding(f"chunk {entry.id.hex()}", f"index entry disagrees with pack {pack_id}"))
+                result.findings.append(FsckFinding(f"chunk {entry.id.hex()}",
+                                                   f"index entry disagrees with pack {pack_id}"))
     for blob_id in expected:
         result.findings.append(FsckFinding(f"chunk {blob_id.hex()}", f"indexed in pack {pack_id} but not in it"))
         bad.add(blob_id)

@@ -22,7 +22,7 @@ from gitrepro.store import layout, stattable
 from gitrepro.store.stattable import STATCACHE_VERSION, key_mtime_ns, stat_key
 from gitrepro.util.fsutil import atomic_write
 
-__all__ = ["STATCACHE_VERSION", "StatCache", "forget_all", "load", "record", "save"]
+__all__ = ["STATCACHE_VERSION", "StatCache", "forget_all", "from_table", "load", "record", "save"]
 
 RACY_SECONDS = 2          # file systems with whole-second (or FAT's 2 s) timestamps
 RACY_SECONDS_FINE = 0.05  # nanosecond timestamps advance with the kernel's coarse clock (<= 10 ms)
@@ -106,7 +106,12 @@ def _unpack(rel: str, packed: tuple) -> Entry:
 
 
 def load(store_path: Path, root: Path, dataset: str) -> StatCache:
-    table = stattable.load(store_path, root, dataset)
+    return from_table(store_path, root, dataset, stattable.load(store_path, root, dataset))
+
+
+def from_table(store_path: Path, root: Path, dataset: str,
+               table: tuple[str | None, dict[str, bytes]] | None) -> StatCache:
+    """The cache of a dataset whose stat table (`stattable.load`) is already read."""
     if table is None:
         return StatCache()
     return StatCache(*table, layout.statcache_files(store_path, root, dataset)[1])

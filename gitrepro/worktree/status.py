@@ -1,67 +1,45 @@
 """`gitrepro status`: which tracked datasets differ from their pointers, file by file.
 
-Never reads a file the stat cache vouches for; when every file hits the cache
-and the cache was saved for the pointer's manifest, the manifest is not even read.
+Never reads a file the stat cache vouches for; when every file hits the cache and the cache
+was saved for the pointer's manifest, the manifest is not even read (`unchanged`, which the
+start-up fast path calls without loading this module).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Literal, NamedTuple
 
-from gitrepro.store import statcache
-from gitrepro.worktree import statwalk
-from gitrepro.git import tracking
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats.chunker import new_cutter
+from gitrepro.formats.pointer import Pointer
+from gitrepro.store import statcache, stattable
 from gitrepro.store.repo import Repo
+from gitrepro.worktree import unchanged
+from gitrepro.worktree.scan import observe, scan
+from gitrepro.worktree.unchanged import Change, ChangeKind, DatasetStatus, StatTable
 
-ChangeKind = Literal["added", "removed", "modified"]
-
-
-class Change(NamedTuple):
-    path: str
-    kind: ChangeKind
-
-
-class DatasetStatus:
-    """One dataset's status. A plain class, not a dataclass: importing dataclasses would cost
-    a no-op `status` about 15 ms."""
-
-    def __init__(self, dataset: str, manifest: str, changes: list[Change] | None = None, missing: bool = False):
-        self.dataset = dataset
-        self.manifest = manifest
-        self.changes = changes if changes is not None else []
-        self.missing = missing            # the dataset path does not exist at all
-
-    @property
-    def clean(self) -> bool:
-        return not self.changes and not self.missing
-
-    def as_dict(self) -> dict:
-        """The --json form."""
-        return {"dataset": self.dataset, "manifest": self.manifest, "missing": self.missing,
-                "changes": [c._asdict() for c in self.changes]}
+__all__ = ["Change", "ChangeKind", "DatasetStatus", "dataset_status", "differences", "status"]
 
 
 def status(repo: Repo, datasets: list[str] | None = None) -> list[DatasetStatus]:
-    pointers = tracking.select(tracking.in_worktree(repo.root), datasets)
-    return [dataset_status(repo, t.pointer) for t in pointers]
+    return unchanged.status(repo, datasets, differences)
 
 
-def dataset_status(repo: Repo, ptr) -> DatasetStatus:
+def dataset_status(repo: Repo, ptr: Pointer) -> DatasetStatus:
+    table = stattable.load(repo.store_path, repo.root, ptr.path)
+    return unchanged.clean_status(repo, ptr, table) or differences(repo, ptr, table)
+
+
+def differences(repo: Repo, ptr: Pointer, table: StatTable | None) -> DatasetStatus:
+    """What differs between the dataset and its pointer's manifest, by a scan that reads only
+    the files the stat cache (whose table is `table`) does not vouch for."""
     result = DatasetStatus(ptr.path, ptr.manifest)
     root = repo.root / ptr.path
-    cache = statcache.load(repo.store_path, repo.root, ptr.path)
-    if cache.manifest == ptr.manifest and statwalk.tree_matches(root, ptr.kind, cache.stats):
-        return result
-    # Something differs: find out what. Imported only here, as a clean status must not pay for them.
-    from gitrepro.formats import manifest as manifestfmt
-    from gitrepro.formats.chunker import new_cutter
-    from gitrepro.worktree.scan import observe, scan
-
     kind, found = scan(root)
     if kind == "missing":
         result.missing = True
         return result
+    cache = statcache.from_table(repo.store_path, repo.root, ptr.path, table)
     scan_time = time.time()
     _, now = observe(root, cache, new_cutter(repo.store.config.chunker), scanned=(kind, found))
     target = manifestfmt.parse(repo.store.read_manifest(ptr.manifest), f"manifest {ptr.manifest}").by_path()

@@ -1,0 +1,38 @@
+"""`gitrepro checkout`: restore a commit's data, fetching missing chunks from the default remote.
+Registered by `register(app)`; the one core command that loads the remote package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from gitrepro.cli.common import JsonOpt, out, print_json, progress_bar
+from gitrepro.cli.render import human_size
+from gitrepro.remote import sync as remote_fetch
+from gitrepro.store.repo import Repo
+from gitrepro.worktree import checkout as checkout_op
+
+
+def checkout(rev: Optional[str] = typer.Argument(None, help="Commit whose data to restore (default: the working tree's pointers)."),
+             to: Optional[Path] = typer.Option(None, "--to", help="Restore into this directory; leave the worktree alone."),
+             force: bool = typer.Option(False, "--force", "-f", help="Discard local changes that are not snapshotted."),
+             dataset: Optional[List[str]] = typer.Option(None, "--dataset", "-d", help="Only this dataset (repeatable)."),
+             as_json: bool = JsonOpt) -> None:
+    """Restore a commit's data, byte for byte, verifying every chunk."""
+    repo = Repo.find()
+    with progress_bar("checkout", None, not as_json) as advance:
+        result = checkout_op.checkout(repo, rev, to=str(to) if to else None, force=force,
+                                      datasets=dataset, fetch=remote_fetch.make_fetcher(repo),
+                                      progress=advance)
+    if as_json:
+        return print_json(result)
+    for d in result.datasets:
+        out.print(f"{d.dataset}: wrote {d.written} files ({human_size(d.bytes_written)}), removed {d.removed}, "
+                  f"{d.unchanged} already up to date")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(checkout)
