@@ -6,10 +6,8 @@ Layers live in subpackages; docs/design.md, "Module map", says which may import 
 """
 
 import importlib
-import importlib.util
+import importlib.machinery
 import sys
-
-from gitrepro.util.version import __version__  # noqa: F401 - `gitrepro.__version__`
 
 _API = ("load_config", "resolve_config", "seed_everything", "show", "log", "diff", "lineage", "reproduce")
 
@@ -23,14 +21,14 @@ _MOVED = {
 }
 
 
-class _MovedModules:  # a meta path finder and loader (importlib.abc's bases cost 0.7 ms of start-up)
+class _MovedModules:  # a meta path finder and loader (importlib.abc's bases, and importlib.util, cost start-up)
     """Serves an old module path as the very module object at its new path (so
     `except gitrepro.config.ConfigError` catches what the code raises), and its code
     for `python -m <old path>`."""
 
     def find_spec(self, name, path=None, target=None):
         if name in _MOVED:
-            return importlib.util.spec_from_loader(name, self)
+            return importlib.machinery.ModuleSpec(name, self)
         return None
 
     def create_module(self, spec):
@@ -41,7 +39,8 @@ class _MovedModules:  # a meta path finder and loader (importlib.abc's bases cos
 
     def get_code(self, name):
         new = _MOVED[name]
-        return importlib.util.find_spec(new).loader.get_code(new)
+        package = importlib.import_module(new.rpartition(".")[0])
+        return importlib.machinery.PathFinder.find_spec(new, package.__path__).loader.get_code(new)
 
 
 if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
@@ -49,6 +48,8 @@ if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
 
 
 def __getattr__(name):
+    if name == "__version__":
+        return importlib.import_module("gitrepro.util.version").__version__
     if name in _API:
         return getattr(importlib.import_module("gitrepro.api"), name)
     if f"gitrepro.{name}" in _MOVED:
