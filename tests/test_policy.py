@@ -12,8 +12,9 @@ from gitrepro.formats import pointer as pointerfmt
 from gitrepro.repro import policy
 from gitrepro.formats import runrecord
 from gitrepro.worktree import snapshot
-from gitrepro.repro.policy import TreeView, Violation
+from gitrepro.repro.policy import Violation
 from gitrepro.formats.project import PROJECT_FILE, Project
+from gitrepro.git.tree import Tree
 from gitrepro.store.repo import Repo
 from helpers_runs import (BASE_TOML, ensure_cli, keep_only_manifests, make_dataset, make_project, project_settings,
                           rewrite_record, stage_run, train, write)
@@ -300,7 +301,7 @@ def test_a_record_cannot_name_the_commit_it_is_in(project, trained, git):
     rewrite_record(project, trained, code=runrecord.CodeState(head))
     git("commit", "-q", "--no-verify", "-am", "retarget")
     repo = Repo.find(project)
-    tree = TreeView.commit(project, "HEAD")
+    tree = Tree.commit(project, "HEAD")
     assert tree.code_commit_ok(head) and not tree.code_commit_ok(tree.exclude)
     repo.close()
 

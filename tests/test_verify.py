@@ -23,6 +23,8 @@ from gitrepro.repro import policy
 from gitrepro.formats import runrecord
 from gitrepro.worktree import snapshot
 from gitrepro.repro import verify
+from gitrepro.git import plumbing
+from gitrepro.git.tree import TreeMemo, is_data_file, iter_trees
 from gitrepro.repro import config as configmod
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pack as packfmt
@@ -302,10 +304,10 @@ def test_trees_built_from_diffs_match_git_across_branches_and_merges(project):
     commit_all(project, "after merge")
     commits = verify.list_commits(project, None, all_refs=True)
     seen = 0
-    for info, tree in verify.iter_trees(project, commits, policy.Memo(project)):
-        expected = {e.path: e.sha for e in verify.plumbing.ls_tree(info.sha, cwd=project) if e.type == "blob"}
+    for info, tree in iter_trees(project, commits, TreeMemo(project)):
+        expected = {e.path: e.sha for e in plumbing.ls_tree(info.sha, cwd=project) if e.type == "blob"}
         assert tree.blobs == expected, info.subject
-        assert tree.data_files() == {p: sha for p, sha in expected.items() if policy.is_data_file(p)}
+        assert tree.data_files() == {p: sha for p, sha in expected.items() if is_data_file(p)}
         seen += 1
     assert seen == len(commits) == 7
 

@@ -1,4 +1,5 @@
-"""Thin git plumbing over the `git` command: repository paths, revisions, trees and blobs.
+"""Thin git plumbing over the `git` command, and the parsers of its output: repository paths,
+revisions, trees, the index, blobs, diffs and worktrees. See docs/design.md, "Module map".
 
 Every git failure is wrapped into GitError with the command that failed.
 """
@@ -123,6 +124,73 @@ def read_blobs(shas: list[str], cwd=None) -> dict[str, bytes]:
 def read_blob_at(rev: str, path: str, cwd=None) -> bytes | None:
     out = subprocess.run(["git", "cat-file", "blob", f"{rev}:{path}"], cwd=cwd, capture_output=True)
     return out.stdout if out.returncode == 0 else None
+
+
+def object_ids(specs: list[str], cwd=None) -> dict[str, str | None]:
+    """`rev:path` -> blob id, or None when the commit has no such file (one `cat-file --batch-check`).
+
+    The batch reads one spec per line, so a path with a newline in it is looked up on its own."""
+    if not specs:
+        return {}
+    lines = [s for s in specs if "\n" not in s]
+    out = git("cat-file", "--batch-check", cwd=cwd, input=b"".join(os.fsencode(s) + b"\n" for s in lines))
+    found = {}
+    for spec, line in zip(lines, out.decode(errors="replace").splitlines()):
+        parts = line.split()
+        found[spec] = parts[0] if len(parts) == 3 and parts[1] == "blob" else None
+    for spec in specs:
+        if spec not in found:
+            found[spec] = _object_id(spec, cwd)
+    return {spec: found[spec] for spec in specs}
+
+
+def _object_id(spec: str, cwd=None) -> str | None:
+    rev, _, path = spec.partition(":")
+    entries = ls_tree(rev, [f":(literal){path}"], cwd=cwd) if rev_parse(rev, cwd) else []
+    return next((e.sha for e in entries if e.path == path and e.type == "blob"), None)
+
+
+def read_at(specs: list[str], cwd=None) -> dict[str, bytes | None]:
+    """Contents of many `rev:path` files in two git calls; None for files that do not exist."""
+    ids = object_ids(specs, cwd=cwd)
+    blobs = read_blobs(sorted({i for i in ids.values() if i}), cwd=cwd)
+    return {spec: (blobs[i] if i else None) for spec, i in ids.items()}
+
+
+def name_status(out: bytes) -> dict[str, str]:
+    """`git diff-* --name-status -z` output as path -> status letter (A, M, D, T, ...)."""
+    fields = out.split(b"\0")
+    return {os.fsdecode(fields[i + 1]): fields[i].decode()[:1] for i in range(0, len(fields) - 1, 2)}
+
+
+def staged_changes(cwd=None) -> dict[str, str]:
+    """Path -> status letter for what the index changes against HEAD (HEAD must exist)."""
+    return name_status(git("diff-index", "--cached", "--no-renames", "--name-status", "-z", "HEAD", cwd=cwd))
+
+
+def merge_heads(git_dir: Path) -> list[str]:
+    """The commits being merged while a merge is being committed (MERGE_HEAD), else none."""
+    try:
+        return (git_dir / "MERGE_HEAD").read_text().split()
+    except OSError:
+        return []
+
+
+def worktree_files(*pathspecs: str, cwd=None) -> list[str]:
+    """Files in the working tree, tracked or not (but not ignored), sorted, each once."""
+    out = git("ls-files", "-z", "-c", "-o", "--exclude-standard", "--", *pathspecs, cwd=cwd)
+    return sorted({os.fsdecode(p) for p in out.split(b"\0") if p})
+
+
+def worktrees(cwd=None) -> list[Path]:
+    """Every non-bare worktree `git worktree list` names (the main one first); some may be gone."""
+    out = git("worktree", "list", "--porcelain", cwd=cwd).decode(errors="surrogateescape")
+    found = []
+    for block in out.split("\n\n"):
+        lines = block.splitlines()
+        if lines and lines[0].startswith("worktree ") and "bare" not in lines[1:]:
+            found.append(Path(lines[0][len("worktree "):]))
+    return found
 
 
 def is_ancestor(ancestor: str, descendant: str, cwd=None) -> bool:

@@ -7,7 +7,6 @@ another dataset.
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 from gitrepro.git import plumbing
@@ -44,10 +43,8 @@ def in_index(root) -> list[TrackedPointer]:
 
 def in_worktree(root) -> list[TrackedPointer]:
     """Pointer files in the working tree, tracked or not (but not ignored)."""
-    out = plumbing.git("ls-files", "-z", "-c", "-o", "--exclude-standard", "--", f"*{POINTER_SUFFIX}", cwd=root)
-    files = sorted({os.fsdecode(p) for p in out.split(b"\0") if p})
     found = []
-    for file in files:
+    for file in plumbing.worktree_files(f"*{POINTER_SUFFIX}", cwd=root):
         try:
             data = (root / file).read_bytes()
         except FileNotFoundError:

@@ -8,11 +8,10 @@ gc must keep too much rather than too little.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-from gitrepro.git import plumbing
+from gitrepro.git import history, plumbing
 from gitrepro.git import tracking
 from gitrepro.errors import GitreproError
 from gitrepro.formats.pointer import POINTER_SUFFIX
@@ -69,20 +68,13 @@ PATHSPECS = (":(glob)**/*" + POINTER_SUFFIX, ":(glob)**/runs/*.toml")
 def in_history(root: Path, rev_args: list[str]) -> set[str]:
     """Manifest ids in every commit `git log <rev_args>` walks (one git process for all).
 
-    Each (path, blob) a tree holds was added or changed by some walked commit against one of its
-    parents (or by a root commit), so `log --raw -m --root --full-history` sees every pointer and
-    run record in history under its own path. (`rev-list --objects` names a blob only once, by
-    the first path it meets, so a pointer also committed as `copy.txt` would be missed.)
+    `history.changed_blobs` sees every pointer and run record in history under each path it had
+    (so a pointer also committed as `copy.txt` is not missed).
     """
-    out = plumbing.git("log", "--format=", "--raw", "-z", "--no-abbrev", "--no-renames", "-m", "--root",
-                    "--full-history", "--diff-filter=AMT", *rev_args, "--", *PATHSPECS, cwd=root)
     wanted: dict[str, str] = {}
-    fields = iter(out.split(b"\0"))
-    for header in fields:            # ":<mode> <mode> <sha> <sha> <status>" NUL "<path>" NUL
-        if header.startswith(b":"):
-            sha, path = header.split()[3].decode(), os.fsdecode(next(fields, b""))
-            if is_interesting(path):
-                wanted.setdefault(sha, path)
+    for sha, path in history.changed_blobs(root, rev_args, PATHSPECS):
+        if is_interesting(path):
+            wanted.setdefault(sha, path)
     return _named_by(root, wanted)
 
 
@@ -108,11 +100,9 @@ def in_index(root: Path) -> set[str]:
 
 
 def in_worktree(root: Path) -> set[str]:
-    out = plumbing.git("ls-files", "-z", "-c", "-o", "--exclude-standard", cwd=root)
     found: set[str] = set()
-    for raw in sorted(set(out.split(b"\0"))):
-        path = os.fsdecode(raw)
-        if raw and is_interesting(path):
+    for path in plumbing.worktree_files(cwd=root):
+        if is_interesting(path):
             try:
                 found |= manifest_ids(path, (root / path).read_bytes())
             except OSError:
@@ -123,15 +113,7 @@ def in_worktree(root: Path) -> set[str]:
 def worktrees(root: Path) -> list[Path]:
     """Every worktree of the repository that still exists (the main one and each linked one):
     they share the store, so each one's index and working tree keep data alive."""
-    out = plumbing.git("worktree", "list", "--porcelain", cwd=root).decode(errors="surrogateescape")
-    found = []
-    for block in out.split("\n\n"):
-        lines = block.splitlines()
-        if lines and lines[0].startswith("worktree ") and "bare" not in lines[1:]:
-            path = Path(lines[0][len("worktree "):])
-            if path.is_dir():
-                found.append(path)
-    return found or [root]
+    return [path for path in plumbing.worktrees(cwd=root) if path.is_dir()] or [root]
 
 
 def everything(root: Path) -> set[str]:

@@ -7,7 +7,7 @@ resolved configs and their sources, pointers. Data availability is judged by a `
 local store's index (the hook) or, for `verify`, a remote's pack indexes. Manifests are read and
 chunks only looked up, so the check never re-hashes data.
 
-Judging many commits (`verify`) shares one `Memo` and one `DataJudge` across their trees: a file
+Judging many commits (`verify`) shares one `TreeMemo` and one `DataJudge` across their trees: a file
 is read and parsed once per distinct blob, a config is checked once per distinct set of files it
 reads, and a manifest is judged once.
 """
@@ -15,7 +15,6 @@ reads, and a manifest is judged once.
 from __future__ import annotations
 
 import fnmatch
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Callable, Iterable, Iterator
 from gitrepro.repro import config as configmod
 from gitrepro.git import plumbing
 from gitrepro.git import tracking
+from gitrepro.git.tree import Tree
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.errors import GitreproError
 from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, dataset_for_pointer, pointer_path_for
@@ -66,135 +66,13 @@ class PolicyResult:
         return not self.violations
 
 
-# ---------------------------------------------------------------- what judging trees learns
-
-class Memo:
-    """What judging one tree learns that holds for any tree with the same files: blob bytes by
-    id, files parsed by (path, blob id), config judgments keyed by every file they read, and
-    ancestry answers. The hook uses one per check; `verify` shares one across all its commits,
-    so a file unchanged between commits is read, parsed and judged once."""
-
-    def __init__(self, root: Path, is_ancestor: Callable[[str, str], bool] | None = None,
-                 read_blobs: Callable[[list[str]], dict[str, bytes]] | None = None):
-        self.root = root
-        self.blobs: dict[str, bytes] = {}
-        self.parsed: dict[tuple[str, str, str], object] = {}
-        self.records: dict[tuple[str, str, str], object] = {}    # whole run records: dropped by trim()
-        self.configs: dict[tuple[str, str], list[tuple[dict[str, str | None], object]]] = {}
-        self.wholes: dict[tuple, tuple[list[Violation], dict[str, list[tuple[str, str]]], list[str]]] = {}
-        self._ancestry: dict[tuple[str, str], bool] = {}
-        self._is_ancestor = is_ancestor or self._git_is_ancestor
-        self._read_blobs = read_blobs or self._git_read_blobs
-
-    def read(self, shas: Iterable[str]) -> None:
-        """Load the blobs not read yet (by default in one `git cat-file --batch`)."""
-        wanted = sorted({s for s in shas if s not in self.blobs})
-        if wanted:
-            self.blobs.update(self._read_blobs(wanted))
-
-    def _git_read_blobs(self, shas: list[str]) -> dict[str, bytes]:
-        return plumbing.read_blobs(shas, cwd=self.root)
-
-    def trim(self) -> None:
-        """Forget what only the tree just judged needs: blob bytes and whole run records (a record
-        is judged in full by the commit that adds it). Parsed pointers, record summaries and
-        config judgments stay, so memory grows with distinct small results, not with history."""
-        self.blobs.clear()
-        self.records.clear()
-
-    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        key = (ancestor, descendant)
-        if key not in self._ancestry:
-            self._ancestry[key] = self._is_ancestor(ancestor, descendant)
-        return self._ancestry[key]
-
-    def _git_is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        return plumbing.is_ancestor(ancestor, descendant, cwd=self.root)
-
-
-# ---------------------------------------------------------------- the tree being judged
-
-class TreeView:
-    """The files of one tree (the staged index or a commit), read from git in batches and cached.
-
-    `changed` maps each path that differs from the parent to "A", "M" or "D". `tips` and
-    `exclude` say which code commits a run record may name: ancestors of (or equal to) a
-    tip, but never `exclude` (a commit cannot name itself). `memo` may be shared by many trees.
-    """
-
-    def __init__(self, root: Path, label: str, blobs: dict[str, str], changed: dict[str, str],
-                 tips: list[str], exclude: str | None = None, fix_fetch: bool = False, memo: Memo | None = None,
-                 data_files: dict[str, str] | None = None):
-        self.root, self.label = root, label
-        self.blobs, self.changed = blobs, changed
-        self.tips, self.exclude = tips, exclude
-        self.fix_fetch = fix_fetch          # missing data is fetched (a commit), not re-added (the index)
-        self.memo = memo or Memo(root)
-        self._data_files = data_files
-
-    @classmethod
-    def staged(cls, root: Path, git_dir: Path) -> "TreeView":
-        """What `git commit` would record now (honours GIT_INDEX_FILE, as set for hooks)."""
-        blobs = {e.path: e.sha for e in plumbing.ls_staged(cwd=root) if e.mode != "160000"}
-        head = plumbing.head_commit(root)
-        if head is None:
-            changed = {p: ADDED for p in blobs}
-        else:
-            changed = _name_status(plumbing.git("diff-index", "--cached", "--no-renames", "--name-status", "-z",
-                                             "HEAD", cwd=root))
-        return cls(root, "the staged index", blobs, changed, ([head] if head else []) + _merge_heads(git_dir))
-
-    @classmethod
-    def commit(cls, root: Path, rev: str) -> "TreeView":
-        """The tree of commit `rev`, with changes against its first parent."""
-        sha = plumbing.resolve_commit(rev, root)
-        blobs = {e.path: e.sha for e in plumbing.ls_tree(sha, cwd=root) if e.type == "blob"}
-        parent = plumbing.rev_parse(sha + "^1", root)
-        args = [parent, sha] if parent else ["--root", sha]
-        changed = _name_status(plumbing.git("diff-tree", "-r", "--no-commit-id", "--no-renames", "--name-status", "-z",
-                                         *args, cwd=root))
-        return cls(root, sha, blobs, changed, [sha], exclude=sha, fix_fetch=True)
-
-    def has(self, path: str) -> bool:
-        return path in self.blobs
-
-    def data_files(self) -> dict[str, str]:
-        """Path -> blob of the tree's pointers and run records (given by a caller that keeps them
-        up to date from diffs, as verify does; else found by scanning the tree once)."""
-        if self._data_files is None:
-            self._data_files = {p: sha for p, sha in self.blobs.items() if is_data_file(p)}
-        return self._data_files
-
-    def prefetch(self, paths) -> None:
-        """Read many files in one `git cat-file --batch` (none that an earlier tree already read)."""
-        self.memo.read(self.blobs[p] for p in paths if p in self.blobs)
-
-    def read(self, path: str) -> bytes | None:
-        """A file's bytes, or None if the tree has no such file (config.ReadFile)."""
-        sha = self.blobs.get(path)
-        if sha is None:
-            return None
-        self.memo.read([sha])
-        return self.memo.blobs[sha]
-
-    def code_commit_ok(self, commit: str) -> bool:
-        if commit == self.exclude:
-            return False
-        return any(self.memo.is_ancestor(commit, tip) for tip in self.tips)
-
-
-def is_data_file(path: str) -> bool:
-    """A pointer or a run record: the files that name data."""
-    return path.endswith(POINTER_SUFFIX) or is_record_path(path)
-
-
-def _unparsed(tree: TreeView, kind: str, paths: Iterable[str]) -> list[str]:
+def _unparsed(tree: Tree, kind: str, paths: Iterable[str]) -> list[str]:
     """The paths among `paths` whose blob has not been parsed as `kind` yet (worth prefetching)."""
     table = tree.memo.records if kind == "record" else tree.memo.parsed
     return [p for p in paths if p in tree.blobs and (kind, p, tree.blobs[p]) not in table]
 
 
-def _parsed(tree: TreeView, kind: str, path: str, parse: Callable[[bytes], object]):
+def _parsed(tree: Tree, kind: str, path: str, parse: Callable[[bytes], object]):
     """parse(bytes of `path`), computed once per distinct (path, blob) in all trees sharing the memo;
     a GitreproError is kept and raised again each time."""
     key = (kind, path, tree.blobs[path])
@@ -210,29 +88,16 @@ def _parsed(tree: TreeView, kind: str, path: str, parse: Callable[[bytes], objec
     return found
 
 
-def _name_status(out: bytes) -> dict[str, str]:
-    fields = out.split(b"\0")
-    return {os.fsdecode(fields[i + 1]): fields[i].decode()[:1] for i in range(0, len(fields) - 1, 2)}
-
-
-def _merge_heads(git_dir: Path) -> list[str]:
-    """While a merge is being committed, code from the merged branch counts as an ancestor too."""
-    try:
-        return (git_dir / "MERGE_HEAD").read_text().split()
-    except OSError:
-        return []
-
-
 # ---------------------------------------------------------------- entry points
 
 def check_staged(repo: Repo) -> PolicyResult:
     """The policy on what the next commit would record (the pre-commit hook)."""
-    return check_tree(repo, TreeView.staged(repo.root, repo.paths.git_dir))
+    return check_tree(repo, Tree.staged(repo.root, repo.paths.git_dir))
 
 
 def check_commit(repo: Repo, rev: str) -> PolicyResult:
     """The policy on commit `rev`, judged against its first parent."""
-    return check_tree(repo, TreeView.commit(repo.root, rev))
+    return check_tree(repo, Tree.commit(repo.root, rev))
 
 
 def training_paths(changed: dict[str, str], project: Project) -> list[str]:
@@ -261,7 +126,7 @@ def _matches(path: str, glob: str) -> bool:
     return fnmatch.fnmatchcase(path, glob) or path == bare or path.startswith(bare + "/")
 
 
-def check_tree(repo: Repo, tree: TreeView, *, data: "DataJudge | None" = None,
+def check_tree(repo: Repo, tree: Tree, *, data: "DataJudge | None" = None,
                thorough: bool = False) -> PolicyResult:
     """Every violation in `tree`: changed pointers must resolve; a training commit must carry
     run records whose config, seed, data, environment and code commit all check out.
@@ -278,7 +143,7 @@ def check_tree(repo: Repo, tree: TreeView, *, data: "DataJudge | None" = None,
             judge.close()
 
 
-def _check_tree(tree: TreeView, judge: "DataJudge", thorough: bool) -> PolicyResult:
+def _check_tree(tree: Tree, judge: "DataJudge", thorough: bool) -> PolicyResult:
     tree.prefetch(_unparsed(tree, "project", [PROJECT_FILE]))
     violations: list[Violation] = []
     project = _project(tree, violations)
@@ -330,7 +195,7 @@ def _add_fix(dataset: str) -> str:
     return f"gitrepro add {dataset}"  # staged pointers were just made from local data
 
 
-def _project(tree: TreeView, violations: list[Violation]) -> Project:
+def _project(tree: Tree, violations: list[Violation]) -> Project:
     if not tree.has(PROJECT_FILE):
         return Project()
     try:
@@ -340,7 +205,7 @@ def _project(tree: TreeView, violations: list[Violation]) -> Project:
         return Project()
 
 
-def _pointer(tree: TreeView, path: str, violations: list[Violation]) -> Pointer | None:
+def _pointer(tree: Tree, path: str, violations: list[Violation]) -> Pointer | None:
     """The pointer at `path`, parsed once per blob; a damaged one adds a violation each time it is named."""
     try:
         return _parsed(tree, "pointer", path, lambda data: tracking.parse_at(path, data, path))
@@ -350,7 +215,7 @@ def _pointer(tree: TreeView, path: str, violations: list[Violation]) -> Pointer 
         return None
 
 
-def _record(tree: TreeView, path: str) -> RunRecord:
+def _record(tree: Tree, path: str) -> RunRecord:
     rec = _parsed(tree, "record", path, lambda data: parse_record(data, path))
     summary = ("record-data", path, tree.blobs[path])
     if summary not in tree.memo.parsed:        # what later commits need of it, without parsing it again
@@ -362,14 +227,14 @@ def _named_data(rec: RunRecord) -> list[tuple[str, str]]:
     return sorted(rec.data.items()) + sorted(rec.outputs.items())
 
 
-def _record_data(tree: TreeView, path: str) -> list[tuple[str, str]]:
+def _record_data(tree: Tree, path: str) -> list[tuple[str, str]]:
     """(dataset or output, manifest id) a run record names: all later commits need of it."""
     return _parsed(tree, "record-data", path, lambda data: _named_data(parse_record(data, path)))
 
 
 # ---------------------------------------------------------------- training commits
 
-def _check_training(tree: TreeView, records: list[str], why: list[str], data: DataAvailability) -> list[Violation]:
+def _check_training(tree: Tree, records: list[str], why: list[str], data: DataAvailability) -> list[Violation]:
     if not records:
         return [Violation(why[0], "a training commit must carry a run record (runs/<id>.toml), and this one has "
                                   "none", "gitrepro run -c <config> -- <command>")]
@@ -387,7 +252,7 @@ def _check_training(tree: TreeView, records: list[str], why: list[str], data: Da
     return violations
 
 
-def _check_record(tree: TreeView, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
+def _check_record(tree: Tree, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
     rerun = _rerun_command(rec)
     run = f"run {rec.id}"
     found = []
@@ -412,7 +277,7 @@ def _check_record(tree: TreeView, path: str, rec: RunRecord, data: DataAvailabil
     return found
 
 
-def _check_config(tree: TreeView, path: str, rec: RunRecord, rerun: str) -> list[Violation]:
+def _check_config(tree: Tree, path: str, rec: RunRecord, rerun: str) -> list[Violation]:
     ref = rec.config
     if ref is None:
         return [Violation(path, "the run names no resolved config", "gitrepro run -c <config> -- "
@@ -434,7 +299,7 @@ def _check_config(tree: TreeView, path: str, rec: RunRecord, rerun: str) -> list
     return found
 
 
-def _config_state(tree: TreeView, path: str) -> tuple[configmod.ResolvedConfig, list[configmod.Drift]]:
+def _config_state(tree: Tree, path: str) -> tuple[configmod.ResolvedConfig, list[configmod.Drift]]:
     """A resolved config in the tree and its drift findings. Computed once for every distinct set
     of files the check reads (the config, its sources, pointers its values name), so runs sharing
     a config, and commits that leave those files alone, check it once."""
@@ -462,7 +327,7 @@ def _config_state(tree: TreeView, path: str) -> tuple[configmod.ResolvedConfig, 
     return outcome
 
 
-def _check_data(tree: TreeView, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
+def _check_data(tree: Tree, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
     found = []
     for dataset, manifest in sorted(rec.data.items()):
         ptr_path = pointer_path_for(dataset)
@@ -503,7 +368,7 @@ def _hint_command(message: str, path: str) -> str:
 WHOLES_KEPT = 16      # whole-tree verdicts remembered (a commit usually shares its parent's)
 
 
-def _whole_tree(tree: TreeView, judged: list[str], data: DataAvailability
+def _whole_tree(tree: Tree, judged: list[str], data: DataAvailability
                 ) -> tuple[list[Violation], dict[str, list[tuple[str, str]]], list[str]]:
     """What `verify` adds to the policy: every pointer in the tree must parse and every pointer
     and every run record the commit did not judge must name available data (their runs need it
@@ -535,7 +400,7 @@ def _whole_tree(tree: TreeView, judged: list[str], data: DataAvailability
     return found
 
 
-def _check_changed_configs(tree: TreeView, judged: list[str], present: list[str]) -> list[Violation]:
+def _check_changed_configs(tree: Tree, judged: list[str], present: list[str]) -> list[Violation]:
     """Every resolved config the commit adds or changes that no judged record uses must match its
     sources. Unchanged configs are not re-judged: later commits may legitimately change a config's
     sources (docs/runs-and-hooks.md, "Policy")."""
@@ -551,7 +416,7 @@ def _check_changed_configs(tree: TreeView, judged: list[str], present: list[str]
     return [v for path in configs for v in _check_resolved(tree, path)]
 
 
-def _check_resolved(tree: TreeView, path: str) -> list[Violation]:
+def _check_resolved(tree: Tree, path: str) -> list[Violation]:
     try:
         rc, findings = _config_state(tree, path)
     except configmod.NotResolved:

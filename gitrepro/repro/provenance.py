@@ -17,9 +17,10 @@ from pathlib import Path
 
 from gitrepro import __version__
 from gitrepro.repro import config as configmod
-from gitrepro.git import plumbing
+from gitrepro.git import history, plumbing
 from gitrepro.repro import policy
 from gitrepro.git import tracking
+from gitrepro.git.tree import Tree
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.errors import GitreproError
 from gitrepro.formats.hashing import hash_bytes
@@ -263,78 +264,6 @@ class Graph:
 
 # ---------------------------------------------------------------- reading history
 
-def _commit_info(root: Path, sha: str) -> CommitInfo:
-    out = plumbing.git("show", "-s", "-z", "--format=%H%x00%cI%x00%s%x00%an <%ae>", sha, cwd=root)
-    fields = out.decode(errors="replace").split("\0")
-    return CommitInfo(fields[0], fields[1], fields[2], fields[3])
-
-
-def _commits(root: Path, rev_range: str, paths: list[str]) -> list[CommitInfo]:
-    """Commits of `rev_range` touching `paths` (all when empty), newest first."""
-    args = ["log", "-z", "--format=%H%x00%cI%x00%s", "--end-of-options", rev_range, "--", *paths]
-    fields = plumbing.git(*args, cwd=root).decode(errors="replace").split("\0")
-    return [CommitInfo(*fields[i:i + 3]) for i in range(0, len(fields) - 2, 3)]
-
-
-def _changes(root: Path, shas: list[str]) -> dict[str, dict[str, str]]:
-    """Commit -> {path: A/M/D/...} against its first parent, for many commits in two git calls."""
-    if not shas:
-        return {}
-    lines = plumbing.git("rev-list", "--no-walk=unsorted", "--parents", "--stdin", cwd=root,
-                      input="".join(s + "\n" for s in shas).encode()).decode().splitlines()
-    pairs = "".join(" ".join(line.split()[:2]) + "\n" for line in lines)
-    out = plumbing.git("diff-tree", "--stdin", "-r", "-z", "--no-renames", "--name-status", "--root", cwd=root,
-                    input=pairs.encode())
-    changes: dict[str, dict[str, str]] = {s: {} for s in shas}
-    tokens, current, i = out.split(b"\0"), None, 0
-    while i < len(tokens):
-        token = tokens[i].decode(errors="surrogateescape")
-        if len(token) > 1 and token in changes:       # a commit header (status letters are one char)
-            current, i = token, i + 1
-        elif token and current is not None and i + 1 < len(tokens):
-            changes[current][os.fsdecode(tokens[i + 1])] = token[:1]
-            i += 2
-        else:
-            i += 1
-    return changes
-
-
-def _object_ids(root: Path, specs: list[str]) -> dict[str, str | None]:
-    """`rev:path` -> blob id, or None when the commit has no such file (one batch-check call)."""
-    if not specs:
-        return {}
-    out = plumbing.git("cat-file", "--batch-check", cwd=root, input="".join(s + "\n" for s in specs).encode())
-    found = {}
-    for spec, line in zip(specs, out.decode(errors="replace").splitlines()):
-        parts = line.split()
-        found[spec] = parts[0] if len(parts) == 3 and parts[1] == "blob" else None
-    return found
-
-
-def _read_at(root: Path, specs: list[str]) -> dict[str, bytes | None]:
-    """Contents of many `rev:path` files in two git calls; None for files that do not exist."""
-    ids = _object_ids(root, specs)
-    blobs = plumbing.read_blobs(sorted({i for i in ids.values() if i}), cwd=root)
-    return {spec: (blobs[i] if i else None) for spec, i in ids.items()}
-
-
-class CommitTree:
-    """The files of one commit, read from git on demand and cached; `read` is a config.ReadFile."""
-
-    def __init__(self, root: Path, sha: str):
-        self.root, self.sha = root, sha
-        self.blobs = {e.path: e.sha for e in plumbing.ls_tree(sha, cwd=root) if e.type == "blob"}
-        self._cache: dict[str, bytes] = {}
-
-    def read(self, path: str) -> bytes | None:
-        sha = self.blobs.get(path)
-        if sha is None:
-            return None
-        if sha not in self._cache:
-            self._cache.update(plumbing.read_blobs([sha], cwd=self.root))
-        return self._cache[sha]
-
-
 def existing_store(repo: Repo) -> Store | None:
     """The local store if there is one: reading provenance never creates a store."""
     return Store.open_existing(repo.store_path)
@@ -371,16 +300,16 @@ class _TrainingCommit:
 def _training_history(root: Path, rev_range: str, paths: list[str]) -> list[_TrainingCommit]:
     """The training commits of `rev_range` (newest first) with their parsed run records,
     judged as the policy judges them: [policy] training globs of each commit's own gitrepro.toml."""
-    commits = _commits(root, rev_range, paths)
-    changes = _changes(root, [c.id for c in commits])
-    projects = _read_at(root, [f"{c.id}:{PROJECT_FILE}" for c in commits])
+    commits = [CommitInfo(c.sha, c.date, c.subject) for c in history.log(root, rev_range, paths)]
+    changes = history.changes(root, [c.id for c in commits])
+    projects = plumbing.read_at([f"{c.id}:{PROJECT_FILE}" for c in commits], cwd=root)
     found = []
     for c in commits:
         why = _training_paths(changes[c.id], _project_of(projects[f"{c.id}:{PROJECT_FILE}"]))
         if why:
             found.append(_TrainingCommit(c, why, [], []))
     specs = [f"{t.commit.id}:{p}" for t in found for p in _records_changed(changes[t.commit.id])]
-    blobs = _read_at(root, specs)
+    blobs = plumbing.read_at(specs, cwd=root)
     for t in found:
         for path in _records_changed(changes[t.commit.id]):
             try:
@@ -393,12 +322,12 @@ def _training_history(root: Path, rev_range: str, paths: list[str]) -> list[_Tra
 def commit_records(root: Path, sha: str) -> tuple[list[RunRecord], list[str]]:
     """The run records commit `sha` adds or changes (against its first parent), parsed; and the
     errors of those that do not parse."""
-    return _records_of(root, sha, _changes(root, [sha])[sha])
+    return _records_of(root, sha, history.changes(root, [sha])[sha])
 
 
 def _records_of(root: Path, sha: str, changed: dict[str, str]) -> tuple[list[RunRecord], list[str]]:
     paths = _records_changed(changed)
-    blobs = _read_at(root, [f"{sha}:{p}" for p in paths])
+    blobs = plumbing.read_at([f"{sha}:{p}" for p in paths], cwd=root)
     records, bad = [], []
     for p in paths:
         try:
@@ -536,7 +465,8 @@ def _partial(lines: list[bytes], subset: list[bytes], origin: str) -> dict[str, 
 def diff(repo: Repo, old: str, new: str) -> ProvenanceDiff:
     """What changed from commit `old` to `new`: dataset files (by manifest), resolved config keys,
     and the packages of their runs' environments. Reads no data file."""
-    a, b = plumbing.resolve_commit(old, repo.root), plumbing.resolve_commit(new, repo.root)
+    view_a, view_b = Tree.commit(repo.root, old), Tree.commit(repo.root, new)
+    a, b = view_a.sha, view_b.sha
     result = ProvenanceDiff(a, b)
     ptr_a = {t.pointer.path: t.pointer for t in tracking.at_revision(repo.root, a)}
     ptr_b = {t.pointer.path: t.pointer for t in tracking.at_revision(repo.root, b)}
@@ -546,7 +476,6 @@ def diff(repo: Repo, old: str, new: str) -> ProvenanceDiff:
             if pa is None or pb is None or pa.manifest != pb.manifest:
                 result.datasets.append(_dataset_diff(store, dataset, pa.manifest if pa else None,
                                                      pb.manifest if pb else None))
-    view_a, view_b = CommitTree(repo.root, a), CommitTree(repo.root, b)
     runs_a, _ = commit_records(repo.root, a)
     runs_b, _ = commit_records(repo.root, b)
     result.configs = _config_changes(view_a, view_b, runs_a, runs_b)
@@ -580,11 +509,11 @@ def _dataset_diff(store: Store | None, dataset: str, old: str | None, new: str |
 _EMPTY_MANIFEST = manifestfmt.dumps(Manifest())
 
 
-def _resolved_paths(view: CommitTree) -> set[str]:
+def _resolved_paths(view: Tree) -> set[str]:
     return {p for p in view.blobs if p.endswith(configmod.RESOLVED_SUFFIX)}
 
 
-def _config_changes(view_a: CommitTree, view_b: CommitTree, runs_a: list[RunRecord],
+def _config_changes(view_a: Tree, view_b: Tree, runs_a: list[RunRecord],
                     runs_b: list[RunRecord]) -> list[ConfigChange]:
     """Resolved configs whose values differ, paired by path; plus the configs of the two commits'
     runs when each commit has one run and they used differently named configs. (A file re-resolved
@@ -598,7 +527,7 @@ def _config_changes(view_a: CommitTree, view_b: CommitTree, runs_a: list[RunReco
     return [c for c in changes if c.error or c.old_hash != c.new_hash or c.added or c.removed or c.changed]
 
 
-def _config_change(view_a: CommitTree, view_b: CommitTree, path_a: str, path_b: str) -> ConfigChange:
+def _config_change(view_a: Tree, view_b: Tree, path_a: str, path_b: str) -> ConfigChange:
     try:
         ra, rb = _resolved(view_a, path_a), _resolved(view_b, path_b)
     except GitreproError as e:
@@ -612,7 +541,7 @@ def _config_change(view_a: CommitTree, view_b: CommitTree, path_a: str, path_b: 
         changed={k: (fa[k], fb[k]) for k in sorted(fa.keys() & fb.keys()) if not _same_value(fa[k], fb[k])})
 
 
-def _resolved(view: CommitTree, path: str) -> configmod.ResolvedConfig | None:
+def _resolved(view: Tree, path: str) -> configmod.ResolvedConfig | None:
     data = view.read(path)
     return None if data is None else configmod.parse_resolved(data, Path(path))
 
@@ -656,14 +585,15 @@ def show(repo: Repo, rev: str | None = None, *, read_data: bool = False) -> Prov
     """Everything commit `rev` (default HEAD) rests on, and what was verified just now: the
     policy, every run record, each dataset's manifest and chunks in the local store (re-hashed
     with `read_data`), and each resolved config's drift check at that commit."""
-    sha = plumbing.resolve_commit(rev or "HEAD", repo.root)
-    view = CommitTree(repo.root, sha)
-    changed = _changes(repo.root, [sha])[sha]
+    view = Tree.commit(repo.root, rev or "HEAD")
+    sha, changed = view.sha, view.changed
     why = _training_paths(changed, _project_of(view.read(PROJECT_FILE)))
     records, bad = _records_of(repo.root, sha, changed) if why else ([], [])
     verification = Verification(_now(), f"gitrepro {__version__}", records_parsed=len(records), records_bad=bad)
-    result = Provenance(_commit_info(repo.root, sha), bool(why), why, [_run_info(r) for r in records],
-                        _datasets(repo, sha, records), _configs(view, records), verification)
+    c = history.read_commit(repo.root, sha)
+    result = Provenance(CommitInfo(c.sha, c.date, c.subject, c.author), bool(why), why,
+                        [_run_info(r) for r in records], _datasets(repo, sha, records), _configs(view, records),
+                        verification)
     _verify(repo, sha, result, read_data)
     return result
 
@@ -713,13 +643,13 @@ def _datasets(repo: Repo, sha: str, records: list[RunRecord]) -> list[DatasetInf
     return found
 
 
-def _configs(view: CommitTree, records: list[RunRecord]) -> list[ConfigInfo]:
+def _configs(view: Tree, records: list[RunRecord]) -> list[ConfigInfo]:
     """The resolved configs the runs used (all resolved configs in the tree when there are no runs)."""
     paths = sorted({r.config.path for r in records if r.config}) if records else sorted(_resolved_paths(view))
     return [_config_info(view, p) for p in paths]
 
 
-def _config_info(view: CommitTree, path: str) -> ConfigInfo:
+def _config_info(view: Tree, path: str) -> ConfigInfo:
     info = ConfigInfo(path)
     try:
         rc = _resolved(view, path)

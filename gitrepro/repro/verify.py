@@ -6,7 +6,7 @@ that is available (in the local store, or listed in a remote's pack indexes), an
 config the commit changes must match its sources. Hooks can be skipped; this cannot.
 
 Work is shared across commits. The commits come from one `git rev-list`, their trees from one
-streamed `git diff-tree --stdin` applied to the parent's tree, and one policy `Memo` and one
+streamed `git diff-tree --stdin` applied to the parent's tree, and one `TreeMemo` and one
 `DataJudge` serve them all: a file is parsed once per blob, a config checked once per set of
 files it reads, a manifest judged once and a chunk id looked up once. So 1,000 commits sharing
 data cost little more than one (benchmarks/bench_verify.py).
@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from gitrepro.git import plumbing
+from gitrepro.git import history, plumbing
+from gitrepro.git.history import Ancestry, Commit
+from gitrepro.git.tree import TreeMemo, iter_trees
 from gitrepro.repro import policy
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pack as packfmt
@@ -144,14 +146,14 @@ def open_judge(repo: Repo, remote: str | None) -> tuple[policy.DataJudge, str, l
     return RemoteData(settings.name, opened, view, settings.jobs), f"remote {settings.name} ({opened.url})", notes
 
 
-def verify_commits(repo: Repo, commits: list[CommitInfo], judge: policy.DataJudge, where: str, *,
+def verify_commits(repo: Repo, commits: list[Commit], judge: policy.DataJudge, where: str, *,
                    deep: bool = False, progress: Progress = None) -> VerifyResult:
     """Judge `commits` (parents before children) with one shared memo and availability judge."""
     stats = VerifyStats(commits=len(commits))
     reports: list[CommitReport] = []
     needs: dict[str, set[tuple[int, str, str]]] = {}   # manifest -> (report, file, dataset), for --deep
     with contextlib.closing(plumbing.CatFile(repo.root)) as cat:
-        memo = policy.Memo(repo.root, Ancestry(repo.root, {c.sha: c.parents for c in commits}), cat.read)
+        memo = TreeMemo(repo.root, Ancestry(repo.root, {c.sha: c.parents for c in commits}), cat.read)
         for n, (info, tree) in enumerate(iter_trees(repo.root, commits, memo), 1):
             judged = policy.check_tree(repo, tree, data=judge, thorough=True)
             reports.append(CommitReport(info.sha, info.subject, judged.training,
@@ -178,13 +180,6 @@ def _finding(commit: str, v: policy.Violation) -> Finding:
 
 # ---------------------------------------------------------------- commits and their trees
 
-@dataclass(frozen=True)
-class CommitInfo:
-    sha: str
-    parents: tuple[str, ...]
-    subject: str
-
-
 def rev_list_args(revs: list[str] | None, all_refs: bool) -> list[str]:
     """One REV means that commit alone; `A..B` or several REVs mean what `git rev-list` walks;
     `all_refs`: branches, tags, remote-tracking branches and HEAD (not the stash or notes)."""
@@ -198,91 +193,14 @@ def rev_list_args(revs: list[str] | None, all_refs: bool) -> list[str]:
     return ["--end-of-options", *revs]
 
 
-def list_commits(root: Path, revs: list[str] | None, all_refs: bool = False) -> list[CommitInfo]:
+def list_commits(root: Path, revs: list[str] | None, all_refs: bool = False) -> list[Commit]:
     """The commits to verify, parents before children (one `git rev-list`)."""
     try:
-        out = plumbing.git("rev-list", "--topo-order", "--reverse", "--format=%x01%H %P%x00%s",
-                        *rev_list_args(revs, all_refs), "--", cwd=root)
+        return history.commits(root, rev_list_args(revs, all_refs))
     except plumbing.GitError as e:
         named = " ".join(revs or []) or ("--all" if all_refs else "HEAD")
         raise VerifyError(f"cannot list the commits {named!r} ({e}); give commits, branches or ranges "
                           f"that exist, e.g. origin/main..HEAD") from None
-    commits = []
-    for line in out.split(b"\n"):
-        if line.startswith(b"\x01"):
-            ids, _, subject = line[1:].partition(b"\0")
-            sha, *parents = ids.decode().split()
-            commits.append(CommitInfo(sha, tuple(parents), subject.decode(errors="replace")))
-    return commits
-
-
-def iter_trees(root: Path, commits: list[CommitInfo],
-               memo: policy.Memo) -> Iterator[tuple[CommitInfo, policy.TreeView]]:
-    """Each commit's tree, with its changes against its first parent. A tree is the parent's tree
-    with the diff applied (the parent's dict is reused in place by its last child), or one
-    `git ls-tree` when the parent is not listed. Each view is valid until the next is yielded."""
-    children = collections.Counter(c.parents[0] for c in commits if c.parents)
-    kept: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
-    pairs = [(c.sha, c.parents[0] if c.parents else None) for c in commits]
-    for info, (sha, entries) in zip(commits, plumbing.diff_tree_stream(root, pairs)):
-        if sha != info.sha:
-            raise VerifyError(f"git diff-tree answered for commit {sha}, not {info.sha}; is the repository "
-                              f"being rewritten? retry")
-        parent = info.parents[0] if info.parents else None
-        if parent in kept:
-            children[parent] -= 1
-            blobs, files = kept.pop(parent) if children[parent] == 0 else (dict(kept[parent][0]),
-                                                                            dict(kept[parent][1]))
-            _apply(blobs, files, entries)
-        elif parent is None:
-            blobs, files = {}, {}
-            _apply(blobs, files, entries)
-        else:
-            blobs = {e.path: e.sha for e in plumbing.ls_tree(sha, cwd=root) if e.type == "blob"}
-            files = {p: s for p, s in blobs.items() if policy.is_data_file(p)}
-        changed = {path: ("M" if status == "T" else status) for status, path, _, _ in entries}
-        if children[sha]:
-            kept[sha] = (blobs, files)
-        yield info, policy.TreeView(root, sha, blobs, changed, [sha], exclude=sha, fix_fetch=True, memo=memo,
-                                    data_files=files)
-
-
-def _apply(blobs: dict[str, str], files: dict[str, str], entries: list[tuple[str, str, str, str]]) -> None:
-    """Apply a diff to a tree (`blobs`) and to its pointers and run records (`files`)."""
-    for status, path, mode, sha in entries:
-        gone = status == "D" or mode in ("000000", "160000")     # deleted, or a submodule (not a blob)
-        for table in (blobs, files) if policy.is_data_file(path) else (blobs,):
-            if gone:
-                table.pop(path, None)
-            else:
-                table[path] = sha
-
-
-class Ancestry:
-    """Is A an ancestor of B? Answered from the listed commits' parents while the walk from B stays
-    among them (a record's code commit is usually its training commit's parent), else by git."""
-
-    def __init__(self, root: Path, parents: dict[str, tuple[str, ...]]):
-        self.root, self.parents = root, parents
-
-    def __call__(self, ancestor: str, descendant: str) -> bool:
-        if ancestor == descendant:
-            return True
-        if ancestor in self.parents and descendant in self.parents:
-            seen, stack, left = {descendant}, [descendant], False
-            while stack:
-                for p in self.parents[stack.pop()]:
-                    if p == ancestor:
-                        return True
-                    if p not in seen:
-                        seen.add(p)
-                        if p in self.parents:
-                            stack.append(p)
-                        else:
-                            left = True
-            if not left:
-                return False     # B's whole ancestry is listed, and A is not in it
-        return plumbing.is_ancestor(ancestor, descendant, cwd=self.root)
 
 
 # ---------------------------------------------------------------- data on a remote
