@@ -45,7 +45,7 @@ BASE = {  # the package, its error root, and what finding the repository needs
     "gitrepro.git", "gitrepro.git.plumbing",
     "gitrepro.store", "gitrepro.store.repo", "gitrepro.store.layout",
 }
-FAST_CLI = {"gitrepro.cli", "gitrepro.cli.fast"}
+FAST_CLI = {"gitrepro.cli", "gitrepro.cli.fast", "gitrepro.cli.render"}
 STAT_CHECK = {"gitrepro.formats.hashing", "gitrepro.store.statcache", "gitrepro.store.stattable",
               "gitrepro.worktree", "gitrepro.worktree.statwalk"}
 STORE = {"gitrepro.formats.pack", "gitrepro.store.store", "gitrepro.store.index", "gitrepro.store.writer",
@@ -80,15 +80,16 @@ def fast_paths(head: str) -> list[FastPath]:
     return [
         FastPath("status", ("-m", "gitrepro", "status"),
                  frozenset(BASE | FAST_CLI | STAT_CHECK | {"gitrepro.formats.pointer", "gitrepro.git.tracking",
-                                                           "gitrepro.worktree.status"}),
+                                                           "gitrepro.worktree.unchanged"}),
                  frozenset({"gitrepro.worktree.checkout", "gitrepro.worktree.snapshot", "gitrepro.worktree.scan",
-                            "gitrepro.formats.manifest", "gitrepro.store.store", "gitrepro.store.index"}),
+                            "gitrepro.worktree.status", "gitrepro.formats.manifest", "gitrepro.store.store",
+                            "gitrepro.store.index"}),
                  frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS | SQLITE | SLOW_STDLIB), "data/train: clean"),
         FastPath("no-op add", ("-m", "gitrepro", "add", "data/train"),
-                 frozenset(BASE | FAST_CLI | STAT_CHECK | STORE | {"gitrepro.formats.pointer",
-                                                                   "gitrepro.worktree.snapshot"}),
-                 frozenset({"gitrepro.worktree.checkout", "gitrepro.worktree.status", "gitrepro.worktree.scan",
-                            "gitrepro.formats.manifest"}),
+                 frozenset(BASE | FAST_CLI | STAT_CHECK | STORE | {"gitrepro.formats.pointer", "gitrepro.git.tracking",
+                                                                   "gitrepro.worktree.unchanged"}),
+                 frozenset({"gitrepro.worktree.checkout", "gitrepro.worktree.snapshot", "gitrepro.worktree.status",
+                            "gitrepro.worktree.scan", "gitrepro.formats.manifest"}),
                  frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS | SLOW_STDLIB), "data/train.gitrepro (unchanged)"),
         FastPath("pre-commit hook", ("-m", "gitrepro.hooks", "pre-commit"),
                  frozenset(pre_commit), hook_never, frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS)),
