@@ -109,8 +109,7 @@ def load(store_path: Path, root: Path, dataset: str) -> StatCache:
     return from_table(store_path, root, dataset, stattable.load(store_path, root, dataset))
 
 
-def from_table(store_path: Path, root: Path, dataset: str,
-               table: tuple[str | None, dict[str, bytes]] | None) -> StatCache:
+def from_table(store_path: Path, root: Path, dataset: str, table: stattable.Table | None) -> StatCache:
     """The cache of a dataset whose stat table (`stattable.load`) is already read."""
     if table is None:
         return StatCache()

@@ -16,6 +16,7 @@ from pathlib import Path
 from gitrepro.store import layout
 
 STATCACHE_VERSION = 5
+Table = tuple[str | None, dict[str, bytes]]   # (manifest, rel path -> stat key)
 
 # A stat key packed into bytes: a 50,000-entry table of bytes loads 3x faster than one of
 # int tuples, and loading it is on the critical path of a no-op `status`.
@@ -30,7 +31,7 @@ def key_mtime_ns(key: bytes) -> int:
     return STAT_KEY.unpack(key)[1]
 
 
-def load(store_path: Path, root: Path, dataset: str) -> tuple[str | None, dict[str, bytes]] | None:
+def load(store_path: Path, root: Path, dataset: str) -> Table | None:
     """(manifest, stats) of the dataset's stat table; None when there is none or it is damaged."""
     doc = read_marshal(layout.statcache_files(store_path, root, dataset)[0])
     if isinstance(doc, dict) and doc.get("v") == STATCACHE_VERSION and doc.get("dataset") == dataset \

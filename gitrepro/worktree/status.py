@@ -16,7 +16,7 @@ from gitrepro.store import statcache, stattable
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import unchanged
 from gitrepro.worktree.scan import observe, scan
-from gitrepro.worktree.unchanged import Change, ChangeKind, DatasetStatus, StatTable
+from gitrepro.worktree.unchanged import Change, ChangeKind, DatasetStatus
 
 __all__ = ["Change", "ChangeKind", "DatasetStatus", "dataset_status", "differences", "status"]
 
@@ -30,7 +30,7 @@ def dataset_status(repo: Repo, ptr: Pointer) -> DatasetStatus:
     return unchanged.clean_status(repo, ptr, table) or differences(repo, ptr, table)
 
 
-def differences(repo: Repo, ptr: Pointer, table: StatTable | None) -> DatasetStatus:
+def differences(repo: Repo, ptr: Pointer, table: stattable.Table | None) -> DatasetStatus:
     """What differs between the dataset and its pointer's manifest, by a scan that reads only
     the files the stat cache (whose table is `table`) does not vouch for."""
     result = DatasetStatus(ptr.path, ptr.manifest)

@@ -22,7 +22,6 @@ from gitrepro.util.fsutil import check_relpath
 from gitrepro.worktree import statwalk
 
 ChangeKind = Literal["added", "removed", "modified"]
-StatTable = tuple["str | None", dict]   # (manifest, stats) as `stattable.load` returns it, or None
 
 
 class NothingToAdd(GitreproError):
@@ -79,7 +78,7 @@ class SnapshotResult:
 
 # ---------------------------------------------------------------- status
 
-Differences = Callable[[Repo, Pointer, "StatTable | None"], DatasetStatus]
+Differences = Callable[[Repo, Pointer, stattable.Table | None], DatasetStatus]
 
 
 def status(repo: Repo, datasets: list[str] | None, differences: Differences) -> list[DatasetStatus]:
@@ -92,7 +91,7 @@ def status(repo: Repo, datasets: list[str] | None, differences: Differences) -> 
     return results
 
 
-def clean_status(repo: Repo, ptr: Pointer, table: StatTable | None) -> DatasetStatus | None:
+def clean_status(repo: Repo, ptr: Pointer, table: stattable.Table | None) -> DatasetStatus | None:
     """A clean status when the stat table was saved for the pointer's manifest and the dataset
     still matches it file for file; None when anything may differ."""
     if table is None or table[0] != ptr.manifest:
