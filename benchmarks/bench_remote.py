@@ -26,7 +26,8 @@ from pathlib import Path
 import boto3
 
 from gitrepro.worktree import snapshot
-from gitrepro.remote import sync
+from gitrepro.remote import fetch as fetch_op
+from gitrepro.remote import push as push_op
 from gitrepro.store.repo import Repo
 
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
@@ -89,13 +90,13 @@ def one_run(src: Path, work: Path, table: str, jobs: int) -> tuple[float, float,
     """(push MB/s, fetch MB/s, bytes) for one push to an empty remote and one fetch into a fresh clone."""
     set_remote(src, table)
     repo = Repo.find(src)
-    pushed = sync.push(repo, jobs=jobs)
+    pushed = push_op.push(repo, jobs=jobs)
     repo.close()
     clone = work / "clone"
     shutil.rmtree(clone, ignore_errors=True)
     git(work, "clone", "-q", str(src), str(clone))
     other = Repo.find(clone)
-    fetched = sync.fetch(other, jobs=jobs)
+    fetched = fetch_op.fetch(other, jobs=jobs)
     other.close()
     shutil.rmtree(clone)
     assert fetched.bytes_downloaded >= pushed.bytes_uploaded * 0.99, "fetch did not bring the whole dataset"

@@ -30,7 +30,8 @@ from pathlib import Path
 from gitrepro.repro import run as run_op
 from gitrepro.worktree import snapshot
 from gitrepro.repro import verify
-from gitrepro.remote import settings, sync
+from gitrepro.remote import settings
+from gitrepro.remote import push as push_op
 from gitrepro.formats.project import DEFAULT_PROJECT
 from gitrepro.store.repo import Repo
 
@@ -132,7 +133,7 @@ def main() -> int:
         compare("local store", root)
         repo = Repo.find(root)
         settings.add(repo, "origin", str(base / "remote"))
-        sync.push(repo, "origin", all_refs=True)
+        push_op.push(repo, "origin", all_refs=True)
         repo.close()
         compare("directory remote, by index", root, remote="origin")
         compare("directory remote, --deep", root, remote="origin", deep=True)

@@ -13,7 +13,12 @@ from gitrepro.store import fsck
 from gitrepro.remote import gc as gc_op
 from gitrepro.worktree import snapshot
 from gitrepro.worktree.checkout import checkout
-from gitrepro.remote import layout, settings, sync
+from gitrepro.remote import layout, settings
+from gitrepro.remote import fetch as fetch_op
+from gitrepro.remote import push as push_op
+from gitrepro.remote import view as remote_view
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.store.store import parse_manifest_root
 from gitrepro.store.repo import Repo
 from helpers_trees import make_tree, tree_state
 from s3server import ensure_cli, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
@@ -30,7 +35,7 @@ def snap(repo, root, name: str, seed: int) -> str:
 
 
 def blobs_of(store, manifest_id: str) -> set[bytes]:
-    return sync.manifest_blobs(store, manifest_id)
+    return remote_view.manifest_blobs(store, manifest_id)
 
 
 def drop(root, name: str) -> None:
@@ -113,7 +118,7 @@ def test_packs_younger_than_the_grace_period_are_never_touched(history, repo):
 def test_a_partly_used_pack_is_rewritten_with_only_its_live_chunks(git_repo, repo, commit):
     make_tree(git_repo / "data", files(7, count=4))
     snapshot.add(repo, ["data"])
-    dropped = {bytes.fromhex(c) for c in sync.manifestfmt.parse(
+    dropped = {bytes.fromhex(c) for c in manifestfmt.parse(
         repo.store.read_manifest(snapshot.add(repo, ["data"])[0].manifest)).by_path()["f3.bin"].chunks}
     (git_repo / "data" / "f3.bin").unlink()
     snapshot.add(repo, ["data"])
@@ -134,7 +139,7 @@ def test_a_reachable_manifest_that_cannot_be_read_stops_gc(git_repo, repo, commi
     manifest = snapshot.add(repo, ["data"])[0].manifest
     commit("v1")
     root = bytes.fromhex(manifest)
-    part = sync.parse_manifest_root(repo.store.get(root), manifest)[0]
+    part = parse_manifest_root(repo.store.get(root), manifest)[0]
     loc = repo.store.index.locate(part)
     with open(repo.store.pack_path(loc.pack), "r+b") as f:   # damage the manifest part on disk
         f.seek(loc.offset)
@@ -150,11 +155,11 @@ def test_gc_on_a_remote_drops_unreachable_packs_and_keeps_the_rest(
     make_tree(git_repo / "keep", files(9))
     snapshot.add(repo, ["keep"])
     commit("keep")
-    sync.push(repo)
+    push_op.push(repo)
     make_tree(git_repo / "lose", files(10))
     lost = snapshot.add(repo, ["lose"])[0].manifest
     commit("lose")
-    sync.push(repo)
+    push_op.push(repo)
     git("reset", "-q", "--hard", "HEAD~1")
     git("reflog", "expire", "--expire=now", "--all")
     shutil.rmtree(git_repo / "lose")
@@ -165,12 +170,12 @@ def test_gc_on_a_remote_drops_unreachable_packs_and_keeps_the_rest(
     assert len(dry.remote_actions) == 1 and {o.key for o in remote.list(layout.INDEX_PREFIX)} == before
     result = gc_op.gc(repo, grace=0, sweep_remote=True)
     assert len(result.remote_actions) == 1 and result.remote_freed > 300_000
-    view = sync.load_view(remote, repo.store)
+    view = remote_view.load_view(remote, repo.store)
     assert bytes.fromhex(lost) not in view.blobs and len(view.packs) == 1
 
     run_git(tmp_path, "clone", "-q", str(git_repo), str(tmp_path / "clone"))
     other = Repo.find(tmp_path / "clone")
-    sync.fetch(other)
+    fetch_op.fetch(other)
     checkout(other, None)
     assert tree_state(tmp_path / "clone" / "keep") == tree_state(git_repo / "keep")
     other.close()

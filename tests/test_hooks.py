@@ -17,7 +17,7 @@ from gitrepro.repro import hooks
 from gitrepro.worktree import snapshot
 from gitrepro.repro.run import RunResult
 from gitrepro.remote import settings as remote_settings
-from gitrepro.remote import sync
+from gitrepro.remote import push as push_op
 from gitrepro.formats.project import PROJECT_FILE
 from gitrepro.store.repo import Repo
 from helpers_runs import (BASE_TOML, PY, ensure_cli, git_commit, keep_only_manifests, make_dataset, make_project,
@@ -265,7 +265,7 @@ def test_pre_push_requires_the_data_on_the_gitrepro_remote_once_one_is_configure
     done = git_push(pushed_project)
     assert done.returncode == 1
     assert "is not on gitrepro remote store — fix: `gitrepro push`" in done.stderr
-    with_repo(pushed_project, lambda r: sync.push(r))
+    with_repo(pushed_project, lambda r: push_op.push(r))
     done = git_push(pushed_project)
     assert done.returncode == 0, done.stderr
     assert "available (on gitrepro remote store; 1 manifest(s))" in done.stderr

@@ -15,7 +15,11 @@ from gitrepro.store import fsck
 from gitrepro.worktree import snapshot
 from gitrepro.worktree.checkout import checkout
 from gitrepro.remote import LocalRemote, RemoteError, RemoteMissing, RetryingRemote, TransientRemoteError
-from gitrepro.remote import layout, settings, sync
+from gitrepro.remote import layout, settings
+from gitrepro.remote import fetch as fetch_op
+from gitrepro.remote import push as push_op
+from gitrepro.remote import prepush
+from gitrepro.remote import view as remote_view
 from gitrepro.remote.retry import GaveUp
 from gitrepro.remote.s3 import S3Remote
 from gitrepro.store.repo import Repo
@@ -170,20 +174,20 @@ def test_push_then_a_fresh_clone_fetches_and_checks_out_identical_bytes(origin, 
     snapshot.add(repo, ["data"])
     commit("v2")
 
-    first = sync.push(repo)
+    first = push_op.push(repo)
     assert first.packs_uploaded == 2 and first.manifests == 2
-    assert sync.push(repo).packs_uploaded == 0
+    assert push_op.push(repo).packs_uploaded == 0
 
     clone = tmp_path / "clone"
     run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
     other = Repo.find(clone)
-    fetched = sync.fetch(other)
+    fetched = fetch_op.fetch(other)
     assert fetched.blobs_fetched > 0 and fetched.manifests == 1
     checkout(other, None)
     assert tree_state(clone / "data") == tree_state(git_repo / "data")
 
     # An old commit: checkout fetches the missing chunks from the default remote on its own.
-    checkout(other, v1, to=str(tmp_path / "old"), fetch=sync.make_fetcher(other))
+    checkout(other, v1, to=str(tmp_path / "old"), fetch=fetch_op.make_fetcher(other))
     assert tree_state(tmp_path / "old" / "data") == v1_state
     assert fsck.fsck(other.store).findings == []
     other.close()
@@ -207,15 +211,15 @@ def test_listing_the_remote_costs_no_request_per_chunk(origin, git_repo, repo, c
     make_tree(git_repo / "data", random_files(4, 20, 150_000))   # about 60 chunks
     snapshot.add(repo, ["data"])
     commit("v1")
-    sync.push(repo)
+    push_op.push(repo)
     counting = Counting(settings.open_settings(repo, settings.resolve(repo)))
-    view = sync.load_view(counting, repo.store)
+    view = remote_view.load_view(counting, repo.store)
     assert len(view.blobs) > 40
     assert counting.calls == {"list": 1}      # the .idx came from the local cache
     for path in (repo.store.path / "remote-cache" / "idx").iterdir():
         path.unlink()
     counting.calls.clear()
-    sync.load_view(counting, repo.store)
+    remote_view.load_view(counting, repo.store)
     assert counting.calls == {"list": 1, "get": len(view.packs)}
 
 
@@ -255,11 +259,11 @@ def test_a_few_chunks_of_a_big_pack_come_by_range_reads(origin, git_repo, repo, 
     make_tree(git_repo / "data", random_files(5, 10, 400_000))
     snapshot.add(repo, ["data"])
     commit("v1")
-    sync.push(repo)
+    push_op.push(repo)
     clone = tmp_path / "clone"
     run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
     other = Repo.find(clone)
-    fetcher = sync.open_fetcher(other)
+    fetcher = fetch_op.open_fetcher(other)
     some = [e for e in next(iter(fetcher.view.packs.values())).entries if not e.flags][:3]
     fetcher.fetch_blobs({e.id for e in some})
     assert other.store.missing({e.id for e in some}) == set()
@@ -291,7 +295,7 @@ def test_two_clients_pushing_at_once_lose_nothing(origin, git_repo, repo, commit
 
     def push(r):
         try:
-            sync.push(r)
+            push_op.push(r)
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -305,7 +309,7 @@ def test_two_clients_pushing_at_once_lose_nothing(origin, git_repo, repo, commit
         fresh = tmp_path / f"fresh-{path.name}"
         run_git(tmp_path, "clone", "-q", str(path), str(fresh))
         f = Repo.find(fresh)
-        sync.fetch(f)
+        fetch_op.fetch(f)
         checkout(f, None)
         assert tree_state(fresh / f"own-{path.name}") == tree_state(path / f"own-{path.name}")
         assert tree_state(fresh / "shared") == tree_state(path / "shared")
@@ -319,48 +323,48 @@ def test_push_refuses_when_the_data_is_nowhere(origin, git_repo, repo, commit, t
     commit("v1")
     clone = tmp_path / "clone"
     run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
-    with pytest.raises(sync.PushError, match="neither in the local store nor on the remote"):
-        sync.push(Repo.find(clone))
+    with pytest.raises(push_op.PushError, match="neither in the local store nor on the remote"):
+        push_op.push(Repo.find(clone))
 
 
 def test_fetch_names_what_the_remote_lacks(origin, git_repo, repo, commit, tmp_path):
     make_tree(git_repo / "data", random_files(10, 2, 50_000))
     snapshot.add(repo, ["data"])
     commit("v1")
-    sync.push(repo)
+    push_op.push(repo)
     (git_repo / "data" / "more.bin").write_bytes(b"never pushed" * 5000)
     snapshot.add(repo, ["data"])
     commit("v2")
     clone = tmp_path / "clone"
     run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
-    with pytest.raises(sync.NotOnRemote, match="gitrepro push"):
-        sync.fetch(Repo.find(clone))
+    with pytest.raises(remote_view.NotOnRemote, match="gitrepro push"):
+        fetch_op.fetch(Repo.find(clone))
 
 
 def test_the_pre_push_check_refuses_commits_whose_data_is_not_on_the_remote(origin, git_repo, repo, commit):
     make_tree(git_repo / "data", random_files(11, 2, 50_000))
     snapshot.add(repo, ["data"])
     head = commit("v1")
-    updates = [("refs/heads/main", head, "refs/heads/main", sync.ZERO_SHA)]
-    check = sync.check_push(repo, updates, "origin")
+    updates = [("refs/heads/main", head, "refs/heads/main", prepush.ZERO_SHA)]
+    check = prepush.check_push(repo, updates, "origin")
     assert not check.ok and len(check.missing) == 1
-    sync.push(repo)
-    assert sync.check_push(repo, updates, "origin").ok
+    push_op.push(repo)
+    assert prepush.check_push(repo, updates, "origin").ok
 
 
 def test_an_empty_remote_says_so_on_fetch(origin, git_repo, repo, commit):
     make_tree(git_repo / "data", random_files(12, 1, 1000))
     snapshot.add(repo, ["data"])
     commit("v1")
-    with pytest.raises(sync.NotOnRemote, match="holds no gitrepro data"):
-        sync.open_fetcher(repo).fetch_blobs({b"\0" * 32})
+    with pytest.raises(remote_view.NotOnRemote, match="holds no gitrepro data"):
+        fetch_op.open_fetcher(repo).fetch_blobs({b"\0" * 32})
 
 
 def test_a_remote_written_by_a_newer_layout_is_refused(tmp_path):
     r = LocalRemote(tmp_path / "o")
     r.put(layout.CONFIG_KEY, b'format = "gitrepro-remote"\nversion = 99\nhash = "blake3"\n')
     with pytest.raises(layout.UnsupportedRemote, match="upgrade gitrepro"):
-        sync.ensure_config(r, create=True)
+        remote_view.ensure_config(r, create=True)
 
 
 # -- remote settings -----------------------------------------------------------------
@@ -391,9 +395,9 @@ def test_credentials_in_gitrepro_toml_are_refused(git_repo, repo, run_cli):
 
 
 def test_no_remote_configured_is_a_clear_error_and_checkout_gets_no_fetcher(git_repo, repo):
-    assert sync.make_fetcher(repo) is None
+    assert fetch_op.make_fetcher(repo) is None
     with pytest.raises(settings.RemoteConfigError, match="gitrepro remote add"):
-        sync.push(repo)
+        push_op.push(repo)
 
 
 def test_a_relative_directory_url_is_relative_to_the_repository_root(git_repo, repo, tmp_path):
@@ -408,18 +412,18 @@ def test_a_push_repairs_a_manifest_published_before_a_pack_it_needs(origin, git_
     (git_repo / "data" / "more.bin").write_bytes(random.Random(14).randbytes(200_000))
     snapshot.add(repo, ["data"])
     commit("v2 reuses most chunks of v1")
-    assert sync.push(repo).packs_uploaded == 2
+    assert push_op.push(repo).packs_uploaded == 2
     remote = settings.open_settings(repo, settings.resolve(repo))
     old_pack = repo.store.index.locate(bytes.fromhex(first)).pack
     remote.delete(layout.idx_key(old_pack))     # as if the push had died before publishing it
     for hint in (repo.store.path / "remote-cache").glob("complete-*"):
         hint.unlink()                           # ...and so never recorded the manifest as complete
 
-    assert sync.push(repo).packs_uploaded == 1
+    assert push_op.push(repo).packs_uploaded == 1
     clone = tmp_path / "clone"
     run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
     other = Repo.find(clone)
-    sync.fetch(other)
+    fetch_op.fetch(other)
     checkout(other, None)
     assert tree_state(clone / "data") == tree_state(git_repo / "data")
     other.close()

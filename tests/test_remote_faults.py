@@ -18,7 +18,10 @@ from gitrepro.store import fsck
 from gitrepro.formats import pack as packfmt
 from gitrepro.worktree import snapshot
 from gitrepro.worktree.checkout import checkout
-from gitrepro.remote import RemoteError, layout, settings, sync
+from gitrepro.remote import RemoteError, layout, settings, reach
+from gitrepro.remote import fetch as fetch_op
+from gitrepro.remote import push as push_op
+from gitrepro.remote import view as remote_view
 from gitrepro.store.repo import Repo
 from helpers_trees import make_tree, tree_state
 from s3server import S3Server, aws_env, ensure_cli, remote_args, remote_kind, s3, s3_server  # noqa: F401
@@ -80,7 +83,7 @@ def assert_consistent(remote) -> None:
 def clone_and_restore(src: Path, dest: Path) -> Repo:
     run_git(src.parent, "clone", "-q", str(src), str(dest))
     other = Repo.find(dest)
-    sync.fetch(other)
+    fetch_op.fetch(other)
     checkout(other, None)
     return other
 
@@ -106,7 +109,7 @@ def test_a_push_killed_midway_resumes_without_resending_and_leaves_the_remote_co
     assert 2 <= len(arrived) < 6, "the push was not interrupted midway"
     assert_consistent(remote)
 
-    rerun = sync.push(repo)
+    rerun = push_op.push(repo)
     assert rerun.packs_uploaded == 6 - len(arrived)
     assert_consistent(remote)
     other = clone_and_restore(git_repo, tmp_path / "clone")
@@ -127,7 +130,7 @@ def test_a_server_that_stops_mid_fetch_gives_a_clear_error_and_a_rerun_after_res
             "jobs = 1\nretries = 2\ntimeout = 2\n")
         names = datasets(git_repo, repo, 4)
         commit("four datasets")
-        sync.push(repo)
+        push_op.push(repo)
 
         run_git(tmp_path, "clone", "-q", str(git_repo), str(tmp_path / "clone"))
         other = Repo.find(tmp_path / "clone")
@@ -138,16 +141,16 @@ def test_a_server_that_stops_mid_fetch_gives_a_clear_error_and_a_rerun_after_res
             if sum(received) > 512 * 1024:
                 server.stop()
 
-        fetcher = sync.open_fetcher(other, progress=stop_after_the_first_pack)
+        fetcher = fetch_op.open_fetcher(other, progress=stop_after_the_first_pack)
         with pytest.raises(RemoteError) as failure:
-            fetcher.fetch_manifests(sync.reach.at_commits(other.root, ["HEAD"]))
+            fetcher.fetch_manifests(reach.at_commits(other.root, ["HEAD"]))
         message = str(failure.value)
         assert "\n" not in message and server.endpoint_url in message
         assert fsck.fsck(other.store).findings == []
         got_before = other.store.index.stats()[0]
 
         server.start()   # same port, same buckets
-        result = sync.fetch(other)
+        result = fetch_op.fetch(other)
         assert result.blobs_fetched > 0 and got_before > 0
         checkout(other, None)
         for name in names:
@@ -175,7 +178,7 @@ def test_a_damaged_pack_on_the_remote_is_detected_and_never_reaches_the_worktree
     make_tree(git_repo / "data", {f"f{i}.bin": random.Random(i).randbytes(200_000) for i in range(4)})
     snapshot.add(repo, ["data"])
     commit("v1")
-    sync.push(repo)
+    push_op.push(repo)
     remote = settings.open_settings(repo, settings.resolve(repo))
     (pack_id,) = published(remote)
     _, entries = layout.parse_idx(remote.get(layout.idx_key(pack_id)), pack_id, "idx")
@@ -184,10 +187,10 @@ def test_a_damaged_pack_on_the_remote_is_detected_and_never_reaches_the_worktree
 
     run_git(tmp_path, "clone", "-q", str(git_repo), str(tmp_path / "clone"))
     other = Repo.find(tmp_path / "clone")
-    with pytest.raises(sync.RemoteCorrupt, match="is damaged"):                 # a range read
-        sync.open_fetcher(other).fetch_blobs({victim.id})
-    with pytest.raises(sync.RemoteCorrupt, match="is damaged"):                 # a whole-pack read
-        checkout(other, None, fetch=sync.make_fetcher(other))
+    with pytest.raises(fetch_op.RemoteCorrupt, match="is damaged"):                 # a range read
+        fetch_op.open_fetcher(other).fetch_blobs({victim.id})
+    with pytest.raises(fetch_op.RemoteCorrupt, match="is damaged"):                 # a whole-pack read
+        checkout(other, None, fetch=fetch_op.make_fetcher(other))
     assert not (tmp_path / "clone" / "data").exists()
     assert other.store.missing({victim.id}) == {victim.id}
     assert fsck.fsck(other.store).findings == []
@@ -201,16 +204,16 @@ def test_a_damaged_index_file_hides_its_pack_until_a_push_repairs_it(
     make_tree(git_repo / "data", {"a.bin": random.Random(1).randbytes(100_000)})
     snapshot.add(repo, ["data"])
     commit("v1")
-    sync.push(repo)
+    push_op.push(repo)
     remote = settings.open_settings(repo, settings.resolve(repo))
     (pack_id,) = published(remote)
     _corrupt(remote_kind, remote, request, layout.idx_key(pack_id), 20)
     for cached in (repo.store.path / "remote-cache" / "idx").iterdir():
         cached.unlink()
 
-    view = sync.load_view(remote, repo.store)
+    view = remote_view.load_view(remote, repo.store)
     assert view.damaged == [pack_id] and not view.blobs
-    assert sync.push(repo).packs_uploaded == 1
+    assert push_op.push(repo).packs_uploaded == 1
     other = clone_and_restore(git_repo, tmp_path / "clone")
     assert tree_state(tmp_path / "clone" / "data") == tree_state(git_repo / "data")
     other.close()

@@ -11,7 +11,9 @@ import pytest
 from conftest import run_git
 from gitrepro.remote import gc as gc_op
 from gitrepro.worktree import snapshot
-from gitrepro.remote import sync
+from gitrepro.remote import push as push_op
+from gitrepro.remote import prepush
+from gitrepro.remote import view as remote_view
 from gitrepro.store.repo import Repo
 from helpers_trees import make_tree
 
@@ -34,7 +36,7 @@ def test_gc_keeps_data_only_a_linked_worktree_index_or_working_tree_names(git_re
 
     gc_op.gc(repo, grace=0)
     for manifest in (staged, unstaged):
-        assert repo.store.missing(sync.manifest_blobs(repo.store, manifest)) == set()
+        assert repo.store.missing(remote_view.manifest_blobs(repo.store, manifest)) == set()
     other.close()
 
 
@@ -47,7 +49,7 @@ def test_after_a_remote_loses_a_pack_the_pre_push_check_makes_the_next_push_uplo
     (git_repo / "data" / "more.bin").write_bytes(random.Random(4).randbytes(200_000))
     snapshot.add(repo, ["data"])
     commit("v2 reuses most chunks of v1")
-    assert sync.push(repo).packs_uploaded == 2
+    assert push_op.push(repo).packs_uploaded == 2
     remote = settings.open_settings(repo, settings.resolve(repo))
     lost = repo.store.index.locate(bytes.fromhex(first)).pack
     remote.delete(layout.idx_key(lost))          # as a `gc --remote` from another clone may do
@@ -55,9 +57,9 @@ def test_after_a_remote_loses_a_pack_the_pre_push_check_makes_the_next_push_uplo
     head = run_git(git_repo, "rev-parse", "HEAD").strip()
     updates = [("refs/heads/main", head, "refs/heads/main", "0" * 40)]
 
-    assert not sync.check_push(repo, updates, "origin").ok
-    assert sync.push(repo).packs_uploaded == 1
-    assert sync.check_push(repo, updates, "origin").ok
+    assert not prepush.check_push(repo, updates, "origin").ok
+    assert push_op.push(repo).packs_uploaded == 1
+    assert prepush.check_push(repo, updates, "origin").ok
 
 
 @pytest.mark.parametrize("secret", ["redis://:hunter2pass@localhost:6379/0", "Authorization: Bearer abcdefgh12345"])
@@ -174,4 +176,4 @@ def test_gc_and_push_see_a_pointer_whose_bytes_are_also_committed_under_another_
 
     assert manifest in reach.in_history(git_repo, ["HEAD"])
     gc_op.gc(repo, grace=0)
-    assert repo.store.missing(sync.manifest_blobs(repo.store, manifest)) == set()
+    assert repo.store.missing(remote_view.manifest_blobs(repo.store, manifest)) == set()

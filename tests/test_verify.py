@@ -28,7 +28,9 @@ from gitrepro.git.tree import TreeMemo, is_data_file, iter_trees
 from gitrepro.repro import config as configmod
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pack as packfmt
-from gitrepro.remote import layout, settings, sync
+from gitrepro.remote import layout, settings
+from gitrepro.remote import push as push_op
+from gitrepro.remote import view as remote_view
 from gitrepro.store.repo import Repo
 from helpers_runs import (BASE_TOML, keep_only_manifests, make_dataset, make_project, rewrite_record, stage_run, train,
                           write)
@@ -327,7 +329,7 @@ def origin(remote_kind, repo, tmp_path, request):
     else:
         server = request.getfixturevalue("s3")
         settings.add(repo, "origin", f"s3://{server.new_bucket()}/team/project", endpoint_url=server.endpoint_url)
-    sync.push(repo, "origin", all_refs=True)
+    push_op.push(repo, "origin", all_refs=True)
     return settings.open_settings(repo, settings.resolve(repo, "origin"))
 
 
@@ -335,7 +337,7 @@ def chunk_on_remote(repo, remote, manifest_id: str, file_index: int = 0):
     """(file entry, chunk id, pack id, blob entry) of a data chunk as the remote's indexes list it."""
     entry = manifestfmt.parse(repo.store.read_manifest(manifest_id)).entries[file_index]
     chunk = bytes.fromhex(entry.chunks[0])
-    view = sync.load_view(remote, repo.store)
+    view = remote_view.load_view(remote, repo.store)
     pack_id, blob = view.blobs[chunk]
     return entry, chunk, pack_id, blob
 

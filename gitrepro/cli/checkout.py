@@ -11,7 +11,7 @@ import typer
 
 from gitrepro.cli.common import JsonOpt, out, print_json, progress_bar
 from gitrepro.cli.render import human_size
-from gitrepro.remote import sync as remote_fetch
+from gitrepro.remote import fetch as remote_fetch
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import checkout as checkout_op
 

@@ -12,9 +12,10 @@ import typer
 
 from gitrepro.cli.common import JsonOpt, out, print_json, progress_bar
 from gitrepro.cli.render import human_size
+from gitrepro.remote import fetch as fetch_op
 from gitrepro.remote import gc as gc_op
+from gitrepro.remote import push as push_op
 from gitrepro.remote import settings as remote_settings
-from gitrepro.remote import sync
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import checkout as checkout_op
 
@@ -77,7 +78,7 @@ def push(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [REV
     repo = Repo.find()
     remote, revs = _split(repo, args, remote)
     with progress_bar("push", None, not as_json) as advance:
-        r = sync.push(repo, remote, revs, all_refs=all_refs, jobs=jobs, progress=advance)
+        r = push_op.push(repo, remote, revs, all_refs=all_refs, jobs=jobs, progress=advance)
     if as_json:
         return print_json({**vars(r), "rate": r.rate})
     out.print(f"{r.remote}: {r.manifests} manifest(s), {r.manifests_on_remote} already there; "
@@ -91,7 +92,7 @@ def fetch(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [RE
     repo = Repo.find()
     remote, revs = _split(repo, args, remote)
     with progress_bar("fetch", None, not as_json) as advance:
-        r = sync.fetch(repo, remote, revs, jobs=jobs, progress=advance)
+        r = fetch_op.fetch(repo, remote, revs, jobs=jobs, progress=advance)
     if as_json:
         return print_json({**vars(r), "rate": r.rate})
     out.print(f"{r.remote}: {r.manifests} manifest(s); fetched {r.blobs_fetched} chunk(s) in "
@@ -105,8 +106,8 @@ def pull(remote: Optional[str] = typer.Argument(None, help="Remote (default: the
     """Fetch what the working tree's pointers need, then check it out."""
     repo = Repo.find()
     with progress_bar("pull", None, not as_json) as advance:
-        fetched = sync.fetch_worktree(repo, remote, jobs=jobs, progress=advance)
-        result = checkout_op.checkout(repo, None, force=force, fetch=sync.make_fetcher(repo, remote))
+        fetched = fetch_op.fetch_worktree(repo, remote, jobs=jobs, progress=advance)
+        result = checkout_op.checkout(repo, None, force=force, fetch=fetch_op.make_fetcher(repo, remote))
     if as_json:
         return print_json({"fetch": fetched, "checkout": result})
     out.print(f"{fetched.remote}: fetched {fetched.blobs_fetched} chunk(s), "

@@ -12,13 +12,16 @@ Integers are little-endian. A pack's id is the BLAKE3 of its footer: the
 footer names every blob by its content hash and position, and every blob is
 verified against its id when read, so the id covers the whole pack without a
 second hashing pass over the data when writing.
+
+`spans` groups neighbouring blobs of a pack into runs that one read (a pread, a
+ranged GET) covers, for the store, fetch and verify alike.
 """
 
 from __future__ import annotations
 
 import struct
 import threading
-from typing import TYPE_CHECKING, BinaryIO, Iterator, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, NamedTuple, TypeVar
 
 from gitrepro.errors import GitreproError
 from gitrepro.formats.hashing import ID_BYTES, hash_bytes
@@ -196,6 +199,36 @@ def iter_pack(f: BinaryIO, pack_size: int) -> Iterator[tuple[BlobEntry, bytes]]:
 def pack_id_of(f: BinaryIO, pack_size: int) -> str:
     """A pack's id, after checking its footer against the hash in its trailer."""
     return read_identified_footer(f, pack_size)[0]
+
+
+Item = TypeVar("Item")
+
+
+def spans(items: Iterable[Item], gap: int, max_span: int, max_raw: int | None = None,
+          key: Callable[[Item], BlobEntry] | None = None) -> Iterator[list[Item]]:
+    """Runs of neighbouring blobs of one pack that one read covers cheaply, in the order given.
+
+    A blob joins the run before it when it starts at most `gap` bytes after the run's end (never
+    before it), the run then spans at most `max_span` stored bytes from its first byte to its last
+    and, with `max_raw`, decodes to at most that many bytes; otherwise it starts a new run (so a
+    blob larger than the limits is a run of its own). `key` gives an item's entry (anything with
+    offset, length and raw_length), default the item itself. Callers sort and group by pack: the
+    local store reads close blobs with one pread, fetch and verify with one ranged GET.
+    """
+    run: list[Item] = []
+    start = end = raw = 0
+    for item in items:
+        e = key(item) if key is not None else item
+        if (run and 0 <= e.offset - end <= gap and e.offset + e.length - start <= max_span
+                and (max_raw is None or raw + e.raw_length <= max_raw)):
+            run.append(item)
+            end, raw = e.offset + e.length, raw + e.raw_length
+            continue
+        if run:
+            yield run
+        run, start, end, raw = [item], e.offset, e.offset + e.length, e.raw_length
+    if run:
+        yield run
 
 
 assert ENTRY.size == ID_BYTES + 17

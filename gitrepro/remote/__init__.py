@@ -1,9 +1,10 @@
 """Remotes: the `Remote` Protocol, its implementations keyed by URL scheme, and `open_remote`.
 
 `local` (a directory), `s3` (any S3-compatible store, imported on first use) and `retry` (a wrapper
-adding retries to either) implement the Protocol in `base`; `sync` moves packs
-between the local store and a remote; `settings` reads `[remote.*]` from
-gitrepro.toml. See docs/remotes.md.
+adding retries to either) implement the Protocol in `base`; `layout` is the key layout and `.idx`
+format on a remote; `settings` reads `[remote.*]` from gitrepro.toml. The operations on top:
+`view` (what a remote holds, and the local `.idx` cache), `push`, `fetch`, `reach` (which manifests
+git history names), `prepush` (the pre-push check) and `gc`. See docs/remotes.md.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A remote is a flat key -> bytes store with five operations. Keys are
 '/'-separated paths relative to the remote's root (see docs/remotes.md,
 "Remote layout"). Implementations translate their own exceptions into the
-three errors below, which is what the retry wrapper and sync code act on.
+three errors below, which is what the retry wrapper, push and fetch act on.
 """
 
 from __future__ import annotations

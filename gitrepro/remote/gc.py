@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pack as packfmt
 from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import fsync_dir
 from gitrepro.store.repo import Repo
-from gitrepro.store.store import Store, parse_manifest_root
+from gitrepro.store.store import Store
 from gitrepro.remote import layout, reach
 from gitrepro.remote.settings import open_settings, resolve
-from gitrepro.remote.sync import forget_idx, open_fetcher
+from gitrepro.remote.fetch import Fetcher, open_fetcher
+from gitrepro.remote.view import RemoteView, forget_idx, manifest_blobs
 
 GRACE = 3600.0            # seconds: younger packs are never deleted or rewritten
 REPACK_MIN_UNUSED = 0.10  # rewrite a partly used pack only when at least this share of it is garbage
@@ -114,14 +114,10 @@ def mark(store: Store, roots: set[str]) -> set[bytes]:
         if not store.has(root):
             continue
         try:
-            parts = parse_manifest_root(store.get(root), manifest_id)
-            manifest = manifestfmt.parse(store.read_manifest(manifest_id), f"manifest {manifest_id}")
+            live |= manifest_blobs(store, manifest_id)
         except GitreproError as e:
             raise GcError(f"reachable manifest {manifest_id} cannot be read ({e}); gc stopped without deleting "
                           "anything: run `gitrepro fetch` or `gitrepro fsck --repair` first") from None
-        live.add(root)
-        live.update(parts)
-        live.update(bytes.fromhex(c) for c in manifest.chunk_ids())
     return live
 
 
@@ -157,7 +153,7 @@ def _apply_local(store: Store, action: PackAction, live: set[bytes], result: GcR
 def _repack(store: Store, pack_id: str, live: set[bytes]) -> None:
     """Copy the live blobs (verified, still compressed) into a new pack; publish it; unindex the old."""
     keep = sorted((e for e in store.index.blobs_in_pack(pack_id) if e.id in live), key=lambda e: e.offset)
-    fd, tmp = tempfile.mkstemp(dir=store.path / "tmp", suffix=".pack")
+    fd, tmp = tempfile.mkstemp(dir=store.tmp_dir, suffix=".pack")
     try:
         with os.fdopen(fd, "wb") as out, open(store.pack_path(pack_id), "rb") as src:
             writer = packfmt.PackWriter(out)
@@ -201,7 +197,7 @@ def _gc_remote(repo: Repo, remote_name: str | None, roots: set[str], grace: floa
             _remote_delete(remote, repo.store, pack_id, obj.size, dry_run, result)
 
 
-def _remote_live(store: Store, fetcher, view, roots: set[str], cutoff: float) -> set[bytes]:
+def _remote_live(store: Store, fetcher: Fetcher, view: RemoteView, roots: set[str], cutoff: float) -> set[bytes]:
     """Blobs the remote must keep: those of reachable manifests, and (to a fixpoint) those of
     every manifest root that stays visible in a kept pack, so that a root on the remote always
     means its data is there too (push relies on it)."""

@@ -18,7 +18,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 from gitrepro.worktree import checkout as checkout_op
 from gitrepro.git import plumbing
@@ -203,8 +203,7 @@ def pre_commit(repo: Repo) -> HookOutcome:
     return HookOutcome(0)
 
 
-@dataclass(frozen=True)
-class RefUpdate:
+class RefUpdate(NamedTuple):     # a tuple, as `prepush.check_push` takes git's lines
     local_ref: str
     local_sha: str
     remote_ref: str
@@ -230,51 +229,26 @@ def framework_push(environ: Mapping[str, str]) -> list[RefUpdate]:
     return [RefUpdate("", tip, "", environ.get("PRE_COMMIT_FROM_REF") or "0" * 40)]
 
 
-def pushed_rev_args(repo: Repo, remote: str, updates: list[RefUpdate]) -> list[str]:
-    """rev-list arguments for the commits this push sends: the new tips, minus what the remote has."""
-    tips = [u.local_sha for u in updates if not ZERO_SHA.fullmatch(u.local_sha)]
-    if not tips:
-        return []
-    known = [u.remote_sha for u in updates
-             if not ZERO_SHA.fullmatch(u.remote_sha) and plumbing.rev_parse(u.remote_sha, repo.root)]
-    return [*tips, "--not", *known, f"--remotes={remote}"]
-
-
 def pre_push(repo: Repo, args: list[str], read_stdin: Callable[[], str], environ: Mapping[str, str]) -> HookOutcome:
+    """Refuse commits whose data is not available (`remote.prepush.check_push` says where it must be)."""
+    # Imported here, not at the top: the remote stack costs ~20 ms of start-up, which the
+    # pre-commit hook, run on every commit, must not pay for.
+    from gitrepro.remote import prepush
+
     if "PRE_COMMIT_REMOTE_NAME" in environ:
         remote, updates = environ["PRE_COMMIT_REMOTE_NAME"], framework_push(environ)
     else:
         remote, updates = (args[0] if args else "origin"), parse_push_lines(read_stdin())
-    rev_args = pushed_rev_args(repo, remote, updates)
-    if not rev_args:
-        return HookOutcome(0)
-    result = check_push(repo, remote, updates, rev_args)
-    if not result.violations:
+    result = prepush.check_push(repo, updates, remote)
+    if result.ok:
         return HookOutcome(0, [f"gitrepro: data of the pushed commits is available ({result.where}; "
                                f"{result.manifests} manifest(s))"] if result.manifests else [])
-    lines = [f"gitrepro: push refused: {len(result.violations)} problem(s) with data the pushed commits name "
+    problems = [Violation(p.file, f"data of {p.dataset} (manifest {p.manifest[:12]}) {p.problem}", p.fix)
+                for p in result.problems]
+    lines = [f"gitrepro: push refused: {len(problems)} problem(s) with data the pushed commits name "
              f"(looked {result.where}):"]
-    lines += [f"  {v}" for v in result.violations]
+    lines += [f"  {v}" for v in problems]
     return HookOutcome(1, lines + ["gitrepro: fix them and push again (git push --no-verify skips this check)"])
-
-
-def check_push(repo: Repo, git_remote: str, updates: list[RefUpdate], rev_args: list[str]) -> policy.PushCheck:
-    """With a gitrepro remote configured, the data must be on it (`gitrepro push` puts it
-    there); until one is, it must at least be in the local store."""
-    # Imported here, not at the top: the remote stack loads boto3 (~0.3 s), which the
-    # pre-commit hook, run on every commit, must not pay for.
-    from gitrepro.remote import settings as remote_settings
-    from gitrepro.remote import sync
-
-    if not remote_settings.remotes(repo.project):
-        return policy.check_push(repo, rev_args)
-    wanted, bad = policy.pushed_data(repo.root, rev_args)
-    found = sync.check_push(repo, [(u.local_ref, u.local_sha, u.remote_ref, u.remote_sha) for u in updates],
-                            git_remote)
-    missing = [Violation(path, f"data of {dataset} (manifest {m[:12]}) is not on gitrepro remote {found.remote}",
-                         "gitrepro push")
-               for m in sorted(found.missing) for path, dataset in sorted(set(wanted.get(m, [("?", m[:12])])))]
-    return policy.PushCheck(f"on gitrepro remote {found.remote}", found.manifests, bad + missing)
 
 
 def post_checkout(repo: Repo, args: list[str]) -> HookOutcome:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from gitrepro.repro import config as configmod
-from gitrepro.git import plumbing
 from gitrepro.git import tracking
 from gitrepro.git.tree import Tree
 from gitrepro.formats import manifest as manifestfmt
@@ -548,55 +547,3 @@ def open_store(repo: Repo) -> Store | None:
     """The store if one exists (a hook must never create one)."""
     return Store.open_existing(repo.store_path)
 
-
-# ---------------------------------------------------------------- pushes
-
-@dataclass
-class PushCheck:
-    where: str                     # where the data was looked for
-    manifests: int                 # dataset versions the pushed commits name
-    violations: list[Violation] = field(default_factory=list)
-
-
-def pushed_data(root: Path, rev_args: list[str]) -> tuple[dict[str, list[tuple[str, str]]], list[Violation]]:
-    """Manifest -> [(file, dataset)] named by pointers and run-record outputs in the commits
-    `git rev-list <rev_args>` walks (one rev-list and one cat-file for all of them)."""
-    out = plumbing.git("rev-list", "--objects", "--filter=object:type=blob", *rev_args, "--", cwd=root)
-    files: dict[str, str] = {}
-    for line in out.decode(errors="surrogateescape").splitlines():
-        sha, _, path = line.partition(" ")
-        if path.endswith(POINTER_SUFFIX) or is_record_path(path):
-            files.setdefault(sha, path)
-    blobs = plumbing.read_blobs(list(files), cwd=root)
-    wanted: dict[str, list[tuple[str, str]]] = {}
-    bad: list[Violation] = []
-    for sha, path in files.items():
-        if path.endswith(POINTER_SUFFIX):
-            try:
-                ptr = tracking.parse_at(path, blobs[sha], path)
-            except GitreproError as e:
-                bad.append(Violation(path, str(e), f"gitrepro add {dataset_for_pointer(path)}"))
-                continue
-            wanted.setdefault(ptr.manifest, []).append((path, ptr.path))
-            continue
-        try:
-            outputs = parse_record(blobs[sha], path).outputs
-        except GitreproError:
-            continue   # judging records is the pre-commit policy's job; here only their data counts
-        for output, manifest in outputs.items():
-            wanted.setdefault(manifest, []).append((path, output))
-    return wanted, bad
-
-
-def check_push(repo: Repo, rev_args: list[str]) -> PushCheck:
-    """Is every dataset version the pushed commits name available in the local store?"""
-    wanted, bad = pushed_data(repo.root, rev_args)
-    judge = LocalData(repo)
-    try:
-        data = DataAvailability(judge, _fetch_fix)
-        for manifest, places in wanted.items():
-            for path, dataset in places:
-                data.want(manifest, path, dataset)
-        return PushCheck("in the local store", len(wanted), bad + data.violations())
-    finally:
-        judge.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from gitrepro.formats.manifest import BadManifest
 from gitrepro.remote import layout
 from gitrepro.remote import settings as remote_settings
 from gitrepro.remote.base import Remote, RemoteMissing
-from gitrepro.remote.sync import RANGE_GAP, RemoteView, ensure_config, load_view
+from gitrepro.remote.view import RANGE_GAP, NotOnRemote, RemoteView, ensure_config, load_view
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import JOBS, MissingBlob, Store, StoreError, parse_manifest_root
 
@@ -49,10 +50,6 @@ LOCAL_BATCH = 64                  # chunks per local read task
 
 
 class VerifyError(GitreproError):
-    pass
-
-
-class NotOnRemote(GitreproError):
     pass
 
 
@@ -278,26 +275,15 @@ class RemotePacks:
         return _pipelined(self._read_span, self._spans(ids), self.jobs)
 
     def _spans(self, ids: list[bytes]) -> Iterator[tuple[str | None, list[tuple[bytes, packfmt.BlobEntry | None]]]]:
-        pack, items, start, end, raw = None, [], 0, 0, 0
-        for blob_id in ids:
-            where = self.view.blobs.get(blob_id)
-            if where is not None and items and where[0] == pack:
-                e = where[1]
-                if 0 <= e.offset - end <= RANGE_GAP and e.offset + e.length - start <= SPAN_STORED \
-                        and raw + e.raw_length <= SPAN_RAW:
-                    items.append((blob_id, e))
-                    end, raw = e.offset + e.length, raw + e.raw_length
-                    continue
-            if items:
-                yield pack, items
-            if where is None:
-                pack, items = None, []
-                yield None, [(blob_id, None)]
+        """Consecutive ids in one pack, cut into `pack.spans`; an id on no pack is a span of its own."""
+        for pack, run in itertools.groupby(((blob_id, self.view.blobs.get(blob_id)) for blob_id in ids),
+                                           key=lambda item: item[1] and item[1][0]):
+            items = [(blob_id, where[1] if where else None) for blob_id, where in run]
+            if pack is None:
+                yield from ((None, [item]) for item in items)
                 continue
-            pack, e = where
-            items, start, end, raw = [(blob_id, e)], e.offset, e.offset + e.length, e.raw_length
-        if items:
-            yield pack, items
+            for span in packfmt.spans(items, RANGE_GAP, SPAN_STORED, SPAN_RAW, key=lambda item: item[1]):
+                yield pack, span
 
     def _read_span(self, span) -> list[Read]:
         pack, items = span

@@ -154,6 +154,14 @@ class Store:
     def pack_path(self, pack_id: str) -> Path:
         return layout.pack_file(self.path, pack_id)
 
+    @property
+    def tmp_dir(self) -> Path:          # packs being written, before they are published
+        return layout.tmp_dir(self.path)
+
+    @property
+    def remote_cache_dir(self) -> Path:  # rebuildable hints about remotes (`.idx` copies, ...), fetch's temp packs
+        return layout.remote_cache_dir(self.path)
+
     def pack_files(self) -> dict[str, Path]:
         """Every pack file on disk, by id."""
         found = {}
@@ -347,20 +355,14 @@ SPAN_MAX = 16 * 1024 * 1024     # bounds one read's buffer
 
 
 def _spans(locations: dict[bytes, Location]) -> Iterator[tuple[str, list[tuple[bytes, Location]]]]:
-    """The located blobs grouped into runs to read at once: same pack, ascending offsets,
-    gaps of at most SPAN_GAP, at most SPAN_MAX bytes from start to end."""
-    ordered = sorted(locations.items(), key=lambda item: (item[1].pack, item[1].offset))
-    span: list[tuple[bytes, Location]] = []
-    for blob_id, loc in ordered:
-        if span:
-            first, last = span[0][1], span[-1][1]
-            if (loc.pack != first.pack or loc.offset > last.offset + last.length + SPAN_GAP
-                    or loc.offset + loc.length - first.offset > SPAN_MAX):
-                yield first.pack, span
-                span = []
-        span.append((blob_id, loc))
-    if span:
-        yield span[0][1].pack, span
+    """The located blobs grouped into runs to read at once (`pack.spans`): same pack, ascending
+    offsets, gaps of at most SPAN_GAP, at most SPAN_MAX bytes from start to end."""
+    by_pack: dict[str, list[tuple[bytes, Location]]] = {}
+    for item in sorted(locations.items(), key=lambda item: (item[1].pack, item[1].offset)):
+        by_pack.setdefault(item[1].pack, []).append(item)
+    for pack_id, items in by_pack.items():
+        for span in packfmt.spans(items, SPAN_GAP, SPAN_MAX, key=lambda item: item[1]):
+            yield pack_id, span
 
 
 def parse_manifest_root(root: bytes, manifest_id: str) -> list[bytes]:

@@ -1,0 +1,153 @@
+"""`gitrepro push`: upload the packs holding what commits need and a remote lacks (docs/remotes.md,
+"Write order and what a reader can see").
+
+The transfer unit is the pack. Publish order on the remote (the crash contract): a pack is
+uploaded whole, then its `.idx`; packs holding no manifest root go before packs that do. So an
+`.idx` on the remote means its pack is complete, and a manifest root on the remote means the data
+it names was pushed before it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from gitrepro.errors import GitreproError
+from gitrepro.formats import pack as packfmt
+from gitrepro.git import plumbing
+from gitrepro.store.repo import Repo
+from gitrepro.store.store import Store
+from gitrepro.remote import layout, reach
+from gitrepro.remote.base import Remote
+from gitrepro.remote.settings import open_settings, resolve
+from gitrepro.remote.view import (CompleteRoots, RemoteView, cache_idx, ensure_config, load_view, manifest_blobs,
+                                  run_all)
+
+Progress = Callable[[int], None] | None
+
+
+class PushError(GitreproError):
+    pass
+
+
+@dataclass
+class PushResult:
+    remote: str
+    url: str
+    manifests: int = 0
+    manifests_on_remote: int = 0
+    blobs_sent: int = 0
+    packs_uploaded: int = 0
+    bytes_uploaded: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.bytes_uploaded / self.seconds if self.seconds else 0.0
+
+
+def rev_args_for(repo: Repo, revs: list[str] | None, all_refs: bool) -> list[str]:
+    """Push covers the given commits and their ancestors (so `git push` of any of them passes
+    the pre-push check); --all covers every branch and tag."""
+    if all_refs:
+        return ["--branches", "--tags"]
+    return [plumbing.resolve_commit(rev, repo.root) for rev in (revs or ["HEAD"])]
+
+
+def push(repo: Repo, remote_name: str | None = None, revs: list[str] | None = None, *,
+         all_refs: bool = False, jobs: int | None = None, progress: Progress = None) -> PushResult:
+    """Upload the packs holding what these commits (and their ancestors) need and the remote lacks."""
+    started = time.monotonic()
+    settings = resolve(repo, remote_name)
+    remote, store = open_settings(repo, settings), repo.store
+    jobs = jobs or settings.jobs
+    roots = reach.in_history(repo.root, rev_args_for(repo, revs, all_refs))
+    ensure_config(remote, create=True)
+    view = load_view(remote, store, jobs)
+    result = PushResult(settings.name, settings.url, manifests=len(roots))
+    complete = CompleteRoots(store, remote.url)
+    wanted = _needed_for_push(store, roots, view, complete, result)
+    to_send = wanted - view.blobs.keys()
+    packs = _local_packs_holding(store, to_send, settings.name)
+    result.blobs_sent = len(to_send)
+    _upload(remote, store, packs, jobs, progress, result)
+    complete.save(roots & complete.known_local)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _needed_for_push(store: Store, roots: set[str], view: RemoteView, complete: CompleteRoots,
+                     result: PushResult) -> set[bytes]:
+    """Every blob of every manifest that is not complete on the remote."""
+    wanted: set[bytes] = set()
+    absent = []
+    for manifest_id in sorted(roots):
+        root = bytes.fromhex(manifest_id)
+        if not store.has(root):
+            if root not in view.blobs:
+                absent.append(manifest_id)
+            else:
+                result.manifests_on_remote += 1   # pushed by a clone that had it, data first
+            continue
+        complete.known_local.add(manifest_id)
+        if root in view.blobs and manifest_id in complete.ids:
+            result.manifests_on_remote += 1
+            continue
+        needs = manifest_blobs(store, manifest_id)
+        if needs <= view.blobs.keys():
+            result.manifests_on_remote += 1
+        wanted |= needs
+    if absent:
+        raise PushError(f"{len(absent)} manifest(s) these commits need are neither in the local store nor on "
+                        f"the remote, e.g. {absent[0]}; run `gitrepro fetch` from the remote that has them, "
+                        "or push from the clone that made them")
+    return wanted
+
+
+def _local_packs_holding(store: Store, blobs: set[bytes], remote_name: str) -> dict[str, bool]:
+    """{pack id: holds a manifest root} for the local packs that hold `blobs`."""
+    locs = store.index.locate_many(blobs)
+    if len(locs) != len(blobs):
+        missing = next(iter(blobs - locs.keys()))
+        raise PushError(f"{len(blobs) - len(locs)} chunk(s) to push are not in the local store "
+                        f"(e.g. {missing.hex()}) and not on remote {remote_name}; run `gitrepro fsck`")
+    packs: dict[str, bool] = {}
+    for blob_id, loc in locs.items():
+        packs[loc.pack] = packs.get(loc.pack, False) or bool(loc.flags & packfmt.FLAG_MANIFEST)
+    return packs
+
+
+def _upload(remote: Remote, store: Store, packs: dict[str, bool], jobs: int, progress: Progress,
+            result: PushResult) -> None:
+    """Data packs first, then packs holding manifest roots; within a phase, `jobs` at a time."""
+    lock = threading.Lock()
+
+    def one(pack_id: str) -> None:
+        size = upload_pack(remote, store, pack_id)
+        with lock:
+            result.packs_uploaded += 1
+            result.bytes_uploaded += size
+        if progress:
+            progress(size)
+
+    for phase in (False, True):
+        batch = sorted(p for p, has_root in packs.items() if has_root == phase)
+        run_all(jobs, one, batch)
+
+
+def upload_pack(remote: Remote, store: Store, pack_id: str) -> int:
+    """Pack body, then its `.idx` (the publish point). Returns the pack's size."""
+    with open(store.pack_path(pack_id), "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        tail_len = packfmt.footer_size_hint(f, size)
+        f.seek(size - tail_len)
+        idx = layout.encode_idx(size, f.read(tail_len))
+        layout.parse_idx(idx, pack_id, f"local pack {pack_id}")   # never publish a bad footer
+        f.seek(0)
+        remote.put(layout.pack_key(pack_id), f)
+    remote.put(layout.idx_key(pack_id), idx)
+    cache_idx(store, pack_id, idx)
+    return size

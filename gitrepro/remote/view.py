@@ -1,0 +1,183 @@
+"""What a remote holds: the `RemoteView` of its packs and blobs, read from its `.idx` files, and the
+local hints about it (docs/remotes.md, "Remote layout").
+
+A view costs one `index/` listing plus the small `.idx` files, cached under the store's remote
+cache (`<store>/remote-cache/idx/`, valid forever since a pack id fixes its content). Beside it
+sits `CompleteRoots`, the manifests this clone has seen complete on a remote. Both are hints:
+losing them costs requests, never data. Push, fetch, the pre-push check, verify and gc all
+start from a view; `manifest_blobs` says what a manifest needs to be complete on one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats import pack as packfmt
+from gitrepro.store.store import Store, parse_manifest_root
+from gitrepro.remote import layout
+from gitrepro.remote.base import Remote, RemoteError, RemoteMissing
+from gitrepro.util.fsutil import atomic_write
+
+RANGE_GAP = 256 * 1024        # a ranged GET reads through less than this between two needed blobs
+
+
+class NotOnRemote(RemoteError):
+    pass
+
+
+@dataclass
+class RemotePack:
+    id: str
+    size: int
+    entries: list[packfmt.BlobEntry]
+    published: float          # the .idx's mtime: when the pack became visible
+
+
+@dataclass
+class RemoteView:
+    """Every pack and blob a remote holds, from one `index/` listing and the `.idx` files."""
+    packs: dict[str, RemotePack] = field(default_factory=dict)
+    blobs: dict[bytes, tuple[str, packfmt.BlobEntry]] = field(default_factory=dict)
+    damaged: list[str] = field(default_factory=list)    # packs whose .idx does not parse
+
+    def add(self, pack: RemotePack) -> None:
+        self.packs[pack.id] = pack
+        for e in pack.entries:
+            self.blobs.setdefault(e.id, (pack.id, e))
+
+
+def load_view(remote: Remote, store: Store, jobs: int = 8) -> RemoteView:
+    """List `index/` once and read each `.idx` (from the local cache when there): never a
+    request per chunk, and after the first time, one listing request per 1000 packs."""
+    cache = _idx_dir(store)
+    cache.mkdir(parents=True, exist_ok=True)
+    listed = {}
+    for obj in remote.list(layout.INDEX_PREFIX):
+        pack_id = layout.pack_id_of_idx_key(obj.key)
+        if pack_id:
+            listed[pack_id] = obj.mtime
+    view = RemoteView()
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        for pack_id, parsed in zip(listed, pool.map(lambda p: _read_idx(remote, cache, p), listed)):
+            if parsed is None:
+                view.damaged.append(pack_id)
+            else:
+                view.add(RemotePack(pack_id, parsed[0], parsed[1], listed[pack_id]))
+    return view
+
+
+def ensure_config(remote: Remote, create: bool) -> bool:
+    """Check the remote's layout version; write it on first push. False: the remote is empty."""
+    try:
+        layout.check_config(remote.get(layout.CONFIG_KEY), remote.url)
+        return True
+    except RemoteMissing:
+        if not create:
+            return False
+    remote.put(layout.CONFIG_KEY, layout.config_bytes())
+    return True
+
+
+# -- the `.idx` cache ------------------------------------------------------------
+
+def _idx_dir(store: Store) -> Path:
+    return store.remote_cache_dir / "idx"
+
+
+def _read_idx(remote: Remote, cache: Path, pack_id: str):
+    path = cache / f"{pack_id}.idx"
+    try:
+        return layout.parse_idx(path.read_bytes(), pack_id, str(path))
+    except (OSError, packfmt.CorruptPack):
+        pass
+    try:
+        data = remote.get(layout.idx_key(pack_id))
+        parsed = layout.parse_idx(data, pack_id, layout.idx_key(pack_id))
+    except RemoteMissing:
+        return None        # deleted since the listing
+    except packfmt.CorruptPack:
+        return None
+    _cache_idx_at(path, data)
+    return parsed
+
+
+def cache_idx(store: Store, pack_id: str, data: bytes) -> None:
+    """Keep a copy of an `.idx` just published, so the next view needs no GET for it."""
+    _cache_idx_at(_idx_dir(store) / f"{pack_id}.idx", data)
+
+
+def _cache_idx_at(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, durable=False) as f:   # a hint: losing it costs one GET
+        f.write(data)
+
+
+def forget_idx(store: Store, pack_id: str) -> None:
+    (_idx_dir(store) / f"{pack_id}.idx").unlink(missing_ok=True)
+
+
+# -- what a manifest needs, and which manifests are known complete ------------------
+
+def manifest_blobs(store: Store, manifest_id: str) -> set[bytes]:
+    """Root, parts and data chunks of one manifest, read from the local store."""
+    root = bytes.fromhex(manifest_id)
+    parts = parse_manifest_root(store.get(root), manifest_id)
+    manifest = manifestfmt.parse(store.read_manifest(manifest_id), f"manifest {manifest_id}")
+    return {root, *parts, *(bytes.fromhex(c) for c in manifest.chunk_ids())}
+
+
+class CompleteRoots:
+    """Manifest roots this clone has seen complete on one remote (every blob they need listed).
+
+    A hint that spares re-reading old manifests on every push. A root on the remote is
+    trusted without this record only when the manifest is not local, so an interrupted
+    push that published a root before a pack it needs is repaired by the next push.
+    """
+
+    def __init__(self, store: Store, url: str):
+        key = hashlib.sha256(url.encode()).hexdigest()[:16]
+        self.path = store.remote_cache_dir / f"complete-{key}.txt"
+        try:
+            self.ids = set(self.path.read_text().split())
+        except OSError:
+            self.ids = set()
+        self.known_local: set[str] = set()
+
+    def save(self, roots: set[str]) -> None:
+        if roots - self.ids:
+            self._write(self.ids | roots)
+
+    def forget(self, roots: set[str]) -> None:
+        """Drop roots found incomplete (another clone's `gc --remote` may have removed their data),
+        so the next push reads their manifests again and re-uploads what is gone."""
+        if roots & self.ids:
+            self._write(self.ids - roots)
+
+    def _write(self, ids: set[str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.path, durable=False) as f:
+            f.write("".join(f"{m}\n" for m in sorted(ids)).encode())
+        self.ids = set(ids)
+
+
+# -- requests in flight --------------------------------------------------------------
+
+def run_all(jobs: int, fn: Callable, items: Iterable) -> None:
+    """Run `fn` over `items` on `jobs` threads; on the first failure cancel the rest and raise it.
+    (Push uploads packs and fetch downloads packs and ranges this way.)"""
+    items = list(items)
+    if not items:
+        return
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in pending:
+            f.cancel()
+        for f in futures:
+            if f.done() and not f.cancelled() and f.exception() is not None:
+                raise f.exception()

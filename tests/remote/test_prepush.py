@@ -1,0 +1,88 @@
+"""Tests for gitrepro.remote.prepush: the one pre-push check, through real `git push`es to a real bare
+repository with the hooks installed, and called directly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import GIT_IDENTITY, run_git
+from gitrepro.remote import prepush, reach
+from gitrepro.repro import hooks
+from gitrepro.store.repo import Repo
+from gitrepro.worktree import snapshot
+from helpers_runs import PY, keep_only_manifests, make_dataset, make_project
+
+
+@pytest.fixture
+def project(git_repo, tmp_path):
+    """The training project with gitrepro's hooks installed and a bare git remote `origin`."""
+    make_project(git_repo)
+    with_repo(git_repo, lambda r: hooks.install(r, python=PY))
+    run_git(tmp_path, "init", "-q", "--bare", "origin.git")
+    run_git(git_repo, "remote", "add", "origin", str(tmp_path / "origin.git"))
+    return git_repo
+
+
+def with_repo(root: Path, fn):
+    repo = Repo.find(root)
+    try:
+        return fn(repo)
+    finally:
+        repo.close()
+
+
+def git_push(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "push", "origin", "main"], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, **GIT_IDENTITY})
+
+
+def new_version_also_saved_as(root: Path, copy: str) -> str:
+    """Snapshot a new version of data/train and commit its pointer together with a copy of it at `copy`."""
+    make_dataset(root, "data/train", seed=1)
+    manifest = with_repo(root, lambda r: snapshot.add(r, [str(root / "data/train")])[0].manifest)
+    (root / copy).write_bytes((root / "data/train.gitrepro").read_bytes())
+    run_git(root, "add", "data/train.gitrepro", copy)
+    run_git(root, "commit", "-q", "-m", "v2, with a backup of its pointer")
+    return manifest
+
+
+def test_a_pointer_also_committed_under_a_second_name_is_still_checked_by_git_push(project):
+    assert git_push(project).returncode == 0
+    manifest = new_version_also_saved_as(project, "copy.txt")   # `rev-list --objects` names the blob copy.txt
+    keep_only_manifests(project, [])
+    done = git_push(project)
+    assert done.returncode == 1, done.stderr
+    assert "gitrepro: push refused: 1 problem(s)" in done.stderr
+    assert f"data/train.gitrepro: data of data/train (manifest {manifest[:12]}) is not in the local store" \
+        in done.stderr
+    assert run_git(project, "ls-remote", "origin", "main").split()[0] != run_git(project, "rev-parse", "HEAD").strip()
+
+
+def test_the_check_counts_each_manifest_the_pushed_commits_name_once(project):
+    new_version_also_saved_as(project, "copy.txt")
+    head = run_git(project, "rev-parse", "HEAD").strip()
+    check = with_repo(project, lambda r: prepush.check_push(r, [("refs/heads/main", head, "refs/heads/main",
+                                                                  prepush.ZERO_SHA)], "origin"))
+    assert check.ok and check.manifests == 2 and check.where == "in the local store" and check.remote is None
+
+
+def test_a_push_that_only_deletes_a_branch_checks_nothing(project):
+    check = with_repo(project, lambda r: prepush.check_push(r, [("(delete)", prepush.ZERO_SHA, "refs/heads/old",
+                                                                  "1" * 40)], "origin"))
+    assert check.ok and check.manifests == 0
+
+
+def test_each_missing_version_is_named_by_the_pointer_that_brought_it_in_even_in_an_older_pushed_commit(project):
+    first = run_git(project, "rev-parse", "HEAD:data/train.gitrepro").strip()
+    old = reach.manifest_ids("data/train.gitrepro", run_git(project, "cat-file", "blob", first).encode())
+    new = new_version_also_saved_as(project, "copy.txt")
+    keep_only_manifests(project, [])
+    done = git_push(project)
+    assert done.returncode == 1 and "gitrepro: push refused: 2 problem(s)" in done.stderr
+    for manifest in [*old, new]:
+        assert f"data/train.gitrepro: data of data/train (manifest {manifest[:12]}) is not in the local store" \
+            in done.stderr
