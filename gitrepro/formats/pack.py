@@ -122,6 +122,18 @@ def decode_blob(entry: BlobEntry, stored: bytes, what: str = "blob") -> bytes:
 _local = threading.local()
 
 
+def compressor(level: int) -> zstandard.ZstdCompressor:
+    """One compression context per thread and level (zstd is imported here, not by writers)."""
+    comps = getattr(_local, "comps", None)
+    if comps is None:
+        comps = _local.comps = {}
+    if level not in comps:
+        import zstandard
+
+        comps[level] = zstandard.ZstdCompressor(level=level)
+    return comps[level]
+
+
 def _decompressor() -> zstandard.ZstdDecompressor:
     """One decompression context per thread: creating one per chunk costs more than decoding it."""
     dctx = getattr(_local, "dctx", None)

@@ -8,7 +8,6 @@ which every added blob is durable.
 from __future__ import annotations
 
 import collections
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,8 +17,6 @@ from gitrepro.util.directio import UncachedWriter, aligned_buffer
 
 if TYPE_CHECKING:  # imported where used: a no-op `add` (which only looks up a manifest) starts without them
     from concurrent.futures import Future
-
-    import zstandard
 
     from gitrepro.store.store import Store
 
@@ -50,7 +47,6 @@ class StoreWriter:
         self._jobs = jobs
         self._compress_pool = ThreadPoolExecutor(jobs)
         self._pack_thread = ThreadPoolExecutor(1)  # FIFO: keeps blob order and pack writes serial
-        self._local = threading.local()
         self._seen: set[bytes] = set()
         self._unchecked: list[tuple[bytes, memoryview | bytes]] = []
         self._unchecked_bytes = 0
@@ -92,16 +88,8 @@ class StoreWriter:
         if self._queued_bytes >= BATCH_BYTES:
             self._submit()
 
-    def _compressor(self) -> zstandard.ZstdCompressor:
-        comp = getattr(self._local, "comp", None)
-        if comp is None:
-            import zstandard  # here, as in the pack format: only writers compress
-
-            comp = self._local.comp = zstandard.ZstdCompressor(level=self.store.config.compression_level)
-        return comp
-
     def _encode(self, items):
-        encoded = packfmt.encode_blobs([data for _, data, _ in items], self._compressor(),
+        encoded = packfmt.encode_blobs([data for _, data, _ in items], packfmt.compressor(self.store.config.compression_level),
                                        [flags for _, _, flags in items])
         return [(blob_id, stored, flags, len(data))
                 for (blob_id, data, _), (stored, flags) in zip(items, encoded)]
