@@ -89,8 +89,8 @@ class StoreWriter:
             self._submit()
 
     def _encode(self, items):
-        encoded = packfmt.encode_blobs([data for _, data, _ in items], packfmt.compressor(self.store.config.compression_level),
-                                       [flags for _, _, flags in items])
+        compressor = packfmt.compressor(self.store.config.compression_level)
+        encoded = packfmt.encode_blobs([data for _, data, _ in items], compressor, [flags for _, _, flags in items])
         return [(blob_id, stored, flags, len(data))
                 for (blob_id, data, _), (stored, flags) in zip(items, encoded)]
 
