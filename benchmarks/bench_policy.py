@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gitrepro.repro import hooks
+from gitrepro.repro.hooks import shims
 from gitrepro.repro import policy
 from gitrepro.formats import runrecord
 from gitrepro.repro import run as run_op
@@ -39,10 +39,10 @@ from gitrepro.store.repo import Repo
 DATASETS, RECORDS, REPEATS, TARGET_S = 20, 100, 5, 1.0
 IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
             "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
-# `gitrepro` as the console script runs it, with the run/hook commands registered if cli.py does not yet.
-CLI = ("import sys\nfrom gitrepro import cli, cli_run\n"
-       "if not any(c.callback is cli_run.install_hooks for c in cli.app.registered_commands):\n"
-       "    cli_run.register(cli.app)\nsys.exit(cli.main(sys.argv[1:]))\n")
+# `gitrepro` as the console script runs it (the full CLI; the fast path does not take `policy`).
+CLI = "import sys\nfrom gitrepro.cli.app import main\nsys.exit(main(sys.argv[1:]))\n"
+FULL_CLI = ("from gitrepro.cli import app\n"   # every command group's module, as `gitrepro --help` loads them
+            "for module in dict.fromkeys(app.COMMANDS.values()):\n    app.module_commands(module)\n")
 
 
 def git(root: Path, *args: str) -> str:
@@ -72,7 +72,7 @@ def build(root: Path) -> runrecord.RunRecord:
     snapshot.add(repo, [str(root / n) for n in names])
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "project")
-    hooks.install(repo, python=sys.executable)
+    shims.install(repo, python=sys.executable)
     cwd = os.getcwd()
     os.chdir(root)
     try:
@@ -124,7 +124,7 @@ def main() -> int:
         print(f"  (load average {load:.1f} on {os.cpu_count()} CPUs; times scale with it)")
         report("baseline: python -c pass", *median_seconds([sys.executable, "-c", "pass"], root))
         report("baseline: import the full CLI (typer, rich, every command)",
-               *median_seconds([sys.executable, "-c", "import gitrepro.cli, gitrepro.cli_run"], root))
+               *median_seconds([sys.executable, "-c", FULL_CLI], root))
         hook = str(root / ".git/hooks/pre-commit")
         copy_record(root, rec, RECORDS)
         git(root, "add", "runs")

@@ -14,6 +14,7 @@ import yaml
 
 from conftest import GIT_IDENTITY, run_git
 from gitrepro.repro import hooks
+from gitrepro.repro.hooks import pre_push, shims
 from gitrepro.worktree import snapshot
 from gitrepro.repro.run import RunResult
 from gitrepro.remote import settings as remote_settings
@@ -29,7 +30,7 @@ SOURCE_ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def project(git_repo):
     make_project(git_repo)
-    with_repo(git_repo, lambda r: hooks.install(r, python=PY))
+    with_repo(git_repo, lambda r: shims.install(r, python=PY))
     return git_repo
 
 
@@ -52,19 +53,19 @@ def hooks_dir(root: Path) -> Path:
 # ---------------------------------------------------------------- installing
 
 def test_install_writes_executable_shims_with_the_marker(git_repo):
-    changes = with_repo(git_repo, lambda r: hooks.install(r, python=PY))
+    changes = with_repo(git_repo, lambda r: shims.install(r, python=PY))
     assert [(c.hook, c.action) for c in changes] == [(h, "installed") for h in hooks.HOOK_TYPES]
     for hook in hooks.HOOK_TYPES:
         path = hooks_dir(git_repo) / hook
-        assert path.stat().st_mode & stat.S_IXUSR and hooks.is_ours(path)
+        assert path.stat().st_mode & stat.S_IXUSR and shims.is_ours(path)
         assert f"GITREPRO_PYTHON='{PY}'" in path.read_text()
-    again = with_repo(git_repo, lambda r: hooks.install(r, python=PY))
+    again = with_repo(git_repo, lambda r: shims.install(r, python=PY))
     assert {c.action for c in again} == {"unchanged"}
 
 
 def test_an_older_gitrepro_shim_is_updated_in_place(git_repo):
-    (hooks_dir(git_repo) / "pre-commit").write_text(f"#!/bin/sh\n{hooks.MARKER}\nexit 0\n")
-    changes = with_repo(git_repo, lambda r: hooks.install(r, ["pre-commit"], python=PY))
+    (hooks_dir(git_repo) / "pre-commit").write_text(f"#!/bin/sh\n{shims.MARKER}\nexit 0\n")
+    changes = with_repo(git_repo, lambda r: shims.install(r, ["pre-commit"], python=PY))
     assert changes[0].action == "updated" and not (hooks_dir(git_repo) / "pre-commit.legacy").exists()
 
 
@@ -81,12 +82,12 @@ def test_install_refuses_when_both_a_hook_and_its_legacy_copy_exist(git_repo):
     for name in ("pre-commit", "pre-commit.legacy"):
         (hooks_dir(git_repo) / name).write_text("#!/bin/sh\nexit 0\n")
     with pytest.raises(hooks.HookError, match="merge them into .*pre-commit.legacy by hand"):
-        with_repo(git_repo, lambda r: hooks.install(r, python=PY))
+        with_repo(git_repo, lambda r: shims.install(r, python=PY))
 
 
 def test_uninstall_leaves_a_hook_that_is_not_ours_alone(git_repo):
     (hooks_dir(git_repo) / "pre-commit").write_text("#!/bin/sh\nexit 0\n")
-    changes = with_repo(git_repo, lambda r: hooks.uninstall(r, ["pre-commit", "pre-push"]))
+    changes = with_repo(git_repo, lambda r: shims.uninstall(r, ["pre-commit", "pre-push"]))
     assert [c.action for c in changes] == ["not ours", "absent"]
     assert (hooks_dir(git_repo) / "pre-commit").read_text() == "#!/bin/sh\nexit 0\n"
 
@@ -113,7 +114,7 @@ def test_an_existing_user_hook_still_runs_after_install_and_comes_back_on_uninst
     user = hooks_dir(git_repo) / "pre-commit"
     user.write_text(USER_HOOK)
     user.chmod(0o755)
-    changes = with_repo(git_repo, lambda r: hooks.install(r, ["pre-commit"], python=PY))
+    changes = with_repo(git_repo, lambda r: shims.install(r, ["pre-commit"], python=PY))
     assert changes[0].action == "chained" and (hooks_dir(git_repo) / "pre-commit.legacy").read_text() == USER_HOOK
     result = train(git_repo)
     stage_run(git_repo, result)
@@ -126,7 +127,7 @@ def test_an_existing_user_hook_still_runs_after_install_and_comes_back_on_uninst
     run_git(git_repo, "add", "README.md")
     before = head(git_repo)
     assert git_commit(git_repo, "readme").returncode == 1 and head(git_repo) == before
-    changes = with_repo(git_repo, lambda r: hooks.uninstall(r))
+    changes = with_repo(git_repo, lambda r: shims.uninstall(r))
     assert [c.action for c in changes] == ["restored", "absent", "absent"]
     assert user.read_text() == USER_HOOK and not (hooks_dir(git_repo) / "pre-commit.legacy").exists()
 
@@ -288,10 +289,10 @@ def test_pre_push_under_the_pre_commit_framework_reads_the_range_from_its_variab
 
 
 def test_pre_push_input_that_is_not_four_fields_is_an_error():
-    assert hooks.parse_push_lines("refs/heads/a 1111 refs/heads/a 0000\n\n") == [
-        hooks.RefUpdate("refs/heads/a", "1111", "refs/heads/a", "0000")]
+    assert pre_push.parse_push_lines("refs/heads/a 1111 refs/heads/a 0000\n\n") == [
+        pre_push.RefUpdate("refs/heads/a", "1111", "refs/heads/a", "0000")]
     with pytest.raises(hooks.HookError, match="unexpected input line"):
-        hooks.parse_push_lines("garbage\n")
+        pre_push.parse_push_lines("garbage\n")
 
 
 # ---------------------------------------------------------------- post-checkout
@@ -327,7 +328,7 @@ def test_post_checkout_restores_data_on_a_branch_switch_when_enabled(project):
 def test_the_shipped_hook_scripts_are_the_rendered_templates():
     for hook in hooks.HOOK_TYPES:
         shipped = SOURCE_ROOT / "hooks" / hook
-        assert shipped.read_text() == hooks.render(hook, ""), f"regenerate hooks/{hook} from hooks.render"
+        assert shipped.read_text() == shims.render(hook, ""), f"regenerate hooks/{hook} from shims.render"
         assert shipped.stat().st_mode & stat.S_IXUSR
         assert subprocess.run(["sh", "-n", str(shipped)]).returncode == 0
 
@@ -344,7 +345,7 @@ def test_both_pre_commit_framework_manifests_are_identical_and_name_our_hooks():
 def test_a_shim_whose_python_is_gone_says_how_to_fix_it(git_repo):
     make_project(git_repo)
     path = hooks_dir(git_repo) / "pre-commit"
-    path.write_text(hooks.render("pre-commit", "/nonexistent/python"))
+    path.write_text(shims.render("pre-commit", "/nonexistent/python"))
     path.chmod(0o755)
     write(git_repo, "README.md", "x\n")
     run_git(git_repo, "add", "README.md")

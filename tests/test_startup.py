@@ -50,10 +50,10 @@ STAT_CHECK = {"gitrepro.formats.hashing", "gitrepro.store.statcache", "gitrepro.
               "gitrepro.worktree", "gitrepro.worktree.statwalk"}
 STORE = {"gitrepro.formats.pack", "gitrepro.store.store", "gitrepro.store.index", "gitrepro.store.writer",
          "gitrepro.util.directio"}
-HOOK_ENTRY = {"gitrepro.hooks", "gitrepro.repro", "gitrepro.repro.hooks"}
+HOOK_ENTRY = {"gitrepro.hooks", "gitrepro.repro", "gitrepro.repro.hooks"}   # the dispatcher; each hook adds its module
 POLICY = {"gitrepro.formats.pointer", "gitrepro.formats.manifest", "gitrepro.formats.runrecord",
           "gitrepro.git.tracking", "gitrepro.git.tree", "gitrepro.git.history",   # the staged tree, its parents
-          "gitrepro.repro.policy", "gitrepro.repro.config", "gitrepro.repro.redact",
+          "gitrepro.repro.policy", "gitrepro.repro.availability", "gitrepro.repro.config", "gitrepro.repro.redact",
           *(f"gitrepro.repro.config.{m}" for m in ("keys", "resolved", "interpolate", "overrides", "resolve", "drift"))}
 PUSH_CHECK = {"gitrepro.remote", "gitrepro.remote.base", "gitrepro.remote.local", "gitrepro.remote.retry",
               "gitrepro.remote.settings", "gitrepro.remote.layout", "gitrepro.remote.reach",
@@ -76,7 +76,7 @@ def fast_paths(head: str) -> list[FastPath]:
     zero = "0" * 40
     hook_never = frozenset({"gitrepro.worktree.checkout", "gitrepro.worktree.snapshot", "gitrepro.worktree.status",
                             "gitrepro.worktree.scan", "gitrepro.repro.envcapture", "gitrepro.repro.run"})
-    pre_commit = BASE | STAT_CHECK | STORE | HOOK_ENTRY | POLICY
+    pre_commit = BASE | STAT_CHECK | STORE | HOOK_ENTRY | POLICY | {"gitrepro.repro.hooks.pre_commit"}
     return [
         FastPath("status", ("-m", "gitrepro", "status"),
                  frozenset(BASE | FAST_CLI | STAT_CHECK | {"gitrepro.formats.pointer", "gitrepro.git.tracking",
@@ -96,11 +96,12 @@ def fast_paths(head: str) -> list[FastPath]:
         FastPath("pre-commit via hook-impl", ("-m", "gitrepro", "hook-impl", "pre-commit"),
                  frozenset(pre_commit | FAST_CLI), hook_never, frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS)),
         FastPath("post-checkout hook", ("-m", "gitrepro.hooks", "post-checkout", head, head, "1"),
-                 frozenset(pre_commit | RESTORE),   # restores data when [hooks] post_checkout = true
+                 # restores data when [hooks] post_checkout = true
+                 frozenset(pre_commit | RESTORE | {"gitrepro.repro.hooks.post_checkout"}),
                  frozenset({"gitrepro.worktree.snapshot", "gitrepro.worktree.status", "gitrepro.repro.run"}),
                  frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS)),
         FastPath("pre-push hook", ("-m", "gitrepro.hooks", "pre-push", "origin", "/nowhere/origin.git"),
-                 frozenset(pre_commit | PUSH_CHECK),
+                 frozenset(pre_commit | PUSH_CHECK | {"gitrepro.repro.hooks.pre_push"}),
                  hook_never | {"gitrepro.remote.s3", "gitrepro.remote.push", "gitrepro.remote.fetch",
                                "gitrepro.remote.gc"},
                  frozenset(CLI_LIBS | S3_LIBS | {"pyfastcdc"}),   # zstandard: the check reads manifests

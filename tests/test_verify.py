@@ -19,7 +19,7 @@ import pytest
 from conftest import run_git
 from gitrepro.cli import app as cli
 from gitrepro.cli import verify as cli_verify
-from gitrepro.repro import policy
+from gitrepro.repro import availability, policy
 from gitrepro.formats import runrecord
 from gitrepro.worktree import snapshot
 from gitrepro.repro import verify
@@ -262,7 +262,7 @@ def test_a_deep_check_finds_a_damaged_chunk_in_the_local_store(repo, project):
 
 # ---------------------------------------------------------------- sharing work across commits
 
-class CountingLocalData(policy.LocalData):
+class CountingLocalData(availability.LocalData):
     """The local judge, counting what it reads and looks up (each must happen once)."""
 
     def __init__(self, repo):

@@ -82,5 +82,5 @@ def _hook(op, args: list[str]) -> int | None:
 FAST = {
     "status": ("gitrepro.worktree.unchanged", _status),
     "add": ("gitrepro.worktree.unchanged", _add),
-    "hook-impl": ("gitrepro.repro.hooks", _hook),
+    "hook-impl": ("gitrepro.repro.hooks", _hook),   # the dispatcher: its HOOKS names each hook's module
 }

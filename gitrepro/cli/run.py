@@ -13,6 +13,7 @@ import typer
 from gitrepro.cli.common import AFTER_DASHES, JsonOpt, WordsAfterDashes, err, out, print_json
 from gitrepro.errors import GitreproError
 from gitrepro.repro import hooks as hooks_op
+from gitrepro.repro.hooks import shims
 from gitrepro.repro import policy as policy_op
 from gitrepro.repro import run as run_op
 from gitrepro.store.repo import Repo
@@ -61,14 +62,14 @@ HookOpt = typer.Option(None, "--hook", help="Only this hook (repeatable).")
 
 def install_hooks(hook: Optional[List[str]] = HookOpt) -> None:
     """Install gitrepro's pre-commit, pre-push and post-checkout hooks, chaining existing ones."""
-    changes = hooks_op.install(Repo.find(), hook or hooks_op.HOOK_TYPES)
+    changes = shims.install(Repo.find(), hook or hooks_op.HOOK_TYPES)
     for c in changes:
         out.print(f"{c.hook}: {c.action} ({c.path})", markup=False)
 
 
 def uninstall_hooks(hook: Optional[List[str]] = HookOpt) -> None:
     """Remove gitrepro's hooks and restore the hooks they chained."""
-    for c in hooks_op.uninstall(Repo.find(), hook or hooks_op.HOOK_TYPES):
+    for c in shims.uninstall(Repo.find(), hook or hooks_op.HOOK_TYPES):
         out.print(f"{c.hook}: {c.action} ({c.path})", markup=False)
 
 

@@ -3,9 +3,9 @@ contain to be reproducible. One rule set judges the staged index (the pre-commit
 commit (`gitrepro policy check REV`, the basis of verify). See docs/runs-and-hooks.md, "Policy".
 
 Everything is read from the tree being judged, never the worktree: gitrepro.toml, run records,
-resolved configs and their sources, pointers. Data availability is judged by a `DataJudge`: the
-local store's index (the hook) or, for `verify`, a remote's pack indexes. Manifests are read and
-chunks only looked up, so the check never re-hashes data.
+resolved configs and their sources, pointers. Whether the data they name is available is judged
+by a `DataJudge` (gitrepro.repro.availability): the local store's index (the hook) or, for
+`verify`, a remote's pack indexes.
 
 Judging many commits (`verify`) shares one `TreeMemo` and one `DataJudge` across their trees: a file
 is read and parsed once per distinct blob, a config is checked once per distinct set of files it
@@ -18,19 +18,18 @@ import fnmatch
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from gitrepro.repro import config as configmod
+from gitrepro.repro.availability import DataAvailability, DataJudge, LocalData
 from gitrepro.git import tracking
 from gitrepro.git.tree import Tree
-from gitrepro.formats import manifest as manifestfmt
 from gitrepro.errors import GitreproError
 from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, dataset_for_pointer, pointer_path_for
 from gitrepro.formats.runrecord import RunRecord, is_record_path, record_path
 from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.formats.project import PROJECT_FILE, Project, parse_project
 from gitrepro.store.repo import Repo
-from gitrepro.store.store import Store
 
 ADDED, MODIFIED, DELETED = "A", "M", "D"
 
@@ -125,7 +124,7 @@ def _matches(path: str, glob: str) -> bool:
     return fnmatch.fnmatchcase(path, glob) or path == bare or path.startswith(bare + "/")
 
 
-def check_tree(repo: Repo, tree: Tree, *, data: "DataJudge | None" = None,
+def check_tree(repo: Repo, tree: Tree, *, data: DataJudge | None = None,
                thorough: bool = False) -> PolicyResult:
     """Every violation in `tree`: changed pointers must resolve; a training commit must carry
     run records whose config, seed, data, environment and code commit all check out.
@@ -142,7 +141,7 @@ def check_tree(repo: Repo, tree: Tree, *, data: "DataJudge | None" = None,
             judge.close()
 
 
-def _check_tree(tree: Tree, judge: "DataJudge", thorough: bool) -> PolicyResult:
+def _check_tree(tree: Tree, judge: DataJudge, thorough: bool) -> PolicyResult:
     tree.prefetch(_unparsed(tree, "project", [PROJECT_FILE]))
     violations: list[Violation] = []
     project = _project(tree, violations)
@@ -172,9 +171,15 @@ def _check_tree(tree: Tree, judge: "DataJudge", thorough: bool) -> PolicyResult:
         violations += _check_training(tree, records, why, data)
     if thorough:
         violations += _check_changed_configs(tree, judged, present)
-    result.violations = list(dict.fromkeys(violations + data.violations()))   # runs sharing a config: once
+    result.violations = list(dict.fromkeys(violations + _unavailable(data)))   # runs sharing a config: once
     result.data = _merged(wanted, data.wanted)
     return result
+
+
+def _unavailable(data: DataAvailability) -> list[Violation]:
+    """A violation for every file of the tree naming data that is not available."""
+    return [Violation(u.path, f"data of {u.dataset} (manifest {u.manifest[:12]}) {u.problem.text}",
+                      data.fix(u.dataset), u.problem.object) for u in data.unavailable()]
 
 
 def _merged(a: dict[str, list], b: dict[str, list]) -> dict[str, list]:
@@ -393,7 +398,7 @@ def _whole_tree(tree: Tree, judged: list[str], data: DataAvailability
                 continue         # judged when it was committed
             for name, manifest in named:
                 rest.want(manifest, path, name)
-        found = tree.memo.wholes[key] = (violations + rest.violations(), rest.wanted, pointers)
+        found = tree.memo.wholes[key] = (violations + _unavailable(rest), rest.wanted, pointers)
         while len(tree.memo.wholes) > WHOLES_KEPT:
             del tree.memo.wholes[next(iter(tree.memo.wholes))]
     return found
@@ -424,126 +429,3 @@ def _check_resolved(tree: Tree, path: str) -> list[Violation]:
         return [Violation(path, str(e), f"gitrepro config check {path}", f"blob {tree.blobs[path]}")]
     return [Violation(f.path, f"stale config: {_without_hint(f.message)}", _hint_command(f.message, path),
                       f"config {rc.hash}") for f in findings]
-
-
-# ---------------------------------------------------------------- data availability
-
-@dataclass(frozen=True)
-class DataProblem:
-    text: str        # completes "data of <dataset> (manifest <id>) ..."
-    object: str      # "manifest <id>" or "chunk <id>"
-
-
-class DataJudge:
-    """Judges whether manifests, and every chunk they need, are available from one place; each
-    manifest is judged once and each chunk id looked up once, however many trees ask.
-
-    Subclasses say where (`where`, `source`), which blob ids are absent there (`missing`) and how
-    to read manifest bytes (`read_manifests`). `fix`, if set, overrides the tree's suggested fix.
-    """
-    where = "in the local store"
-    source = "from the local store"
-    fix: Callable[[str], str] | None = None
-    unreadable: tuple[type[Exception], ...] = (GitreproError,)   # read errors that are findings, not failures
-
-    def __init__(self) -> None:
-        self.verdicts: dict[str, DataProblem | None] = {}
-        self.checked: set[bytes] = set()     # chunk ids looked up
-        self.absent: set[bytes] = set()      # ... and found missing
-
-    def judge(self, manifest_ids: Iterable[str]) -> dict[str, DataProblem | None]:
-        ids = sorted(set(manifest_ids))
-        new = [m for m in ids if m not in self.verdicts]
-        if new:
-            self.verdicts.update(self._judge(new))
-        return {m: self.verdicts[m] for m in ids}
-
-    def _judge(self, ids: list[str]) -> dict[str, DataProblem | None]:
-        absent = {b.hex() for b in self.missing({bytes.fromhex(m) for m in ids})}
-        verdicts: dict[str, DataProblem | None] = {m: DataProblem(f"is not {self.where}", f"manifest {m}")
-                                                   for m in absent}
-        chunks: dict[str, list[bytes]] = {}
-        for m, found in self.read_manifests([m for m in ids if m not in absent]):
-            try:
-                if isinstance(found, Exception):
-                    raise found
-                parsed = manifestfmt.parse(found, f"manifest {m}")
-                chunks[m] = list(dict.fromkeys(bytes.fromhex(c) for e in parsed.entries for c in e.chunks))
-            except self.unreadable as e:
-                verdicts[m] = DataProblem(f"cannot be read {self.source} ({e})", f"manifest {m}")
-        unknown = set().union(set(), *chunks.values()) - self.checked
-        if unknown:
-            self.absent |= self.missing(unknown)
-            self.checked |= unknown
-        for m, ids_ in chunks.items():
-            lost = [c for c in ids_ if c in self.absent]
-            verdicts[m] = DataProblem(f"lacks {len(lost)} of its {len(ids_)} chunks {self.where}",
-                                      f"chunk {lost[0].hex()}") if lost else None
-        return verdicts
-
-    def missing(self, blob_ids: set[bytes]) -> set[bytes]:
-        raise NotImplementedError
-
-    def read_manifests(self, manifest_ids: list[str]) -> Iterator[tuple[str, bytes | Exception]]:
-        """(id, manifest bytes or the error reading them) for each id, in order."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-
-class LocalData(DataJudge):
-    """Availability in the local store's index; the store is opened on first need, never created."""
-
-    def __init__(self, repo: Repo):
-        super().__init__()
-        self.repo = repo
-        self._store: Store | None = None
-        self._opened = False
-
-    @property
-    def store(self) -> Store | None:
-        if not self._opened:
-            self._store, self._opened = open_store(self.repo), True
-        return self._store
-
-    def missing(self, blob_ids: set[bytes]) -> set[bytes]:
-        return set(blob_ids) if self.store is None else self.store.missing(blob_ids)
-
-    def read_manifests(self, manifest_ids: list[str]) -> Iterator[tuple[str, bytes | Exception]]:
-        for m in manifest_ids:
-            try:
-                yield m, self.store.read_manifest(m)
-            except GitreproError as e:
-                yield m, e
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-        self._store, self._opened = None, False
-
-
-class DataAvailability:
-    """The (manifest, where) pairs one tree names, judged all at once by a shared DataJudge."""
-
-    def __init__(self, judge: DataJudge, fix: Callable[[str], str]):
-        self.judge, self.fix = judge, fix
-        self.wanted: dict[str, list[tuple[str, str]]] = {}
-
-    def want(self, manifest: str, path: str, dataset: str) -> None:
-        self.wanted.setdefault(manifest, []).append((path, dataset))
-
-    def violations(self) -> list[Violation]:
-        if not self.wanted:
-            return []
-        problems = self.judge.judge(self.wanted)
-        return [Violation(path, f"data of {dataset} (manifest {manifest[:12]}) {problem.text}", self.fix(dataset),
-                          problem.object)
-                for manifest, problem in sorted(problems.items()) if problem is not None
-                for path, dataset in sorted(set(self.wanted[manifest]))]
-
-
-def open_store(repo: Repo) -> Store | None:
-    """The store if one exists (a hook must never create one)."""
-    return Store.open_existing(repo.store_path)
-

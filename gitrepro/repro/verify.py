@@ -31,6 +31,7 @@ from gitrepro.git import history, plumbing
 from gitrepro.git.history import Ancestry, Commit
 from gitrepro.git.tree import TreeMemo, iter_trees
 from gitrepro.repro import policy
+from gitrepro.repro.availability import DataJudge, LocalData
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pack as packfmt
 from gitrepro.errors import GitreproError
@@ -126,10 +127,10 @@ def verify(repo: Repo, revs: list[str] | None = None, *, all_refs: bool = False,
     return result
 
 
-def open_judge(repo: Repo, remote: str | None) -> tuple[policy.DataJudge, str, list[str]]:
+def open_judge(repo: Repo, remote: str | None) -> tuple[DataJudge, str, list[str]]:
     """The availability judge: the local store, or a remote's pack indexes (read once, cached)."""
     if remote is None:
-        return policy.LocalData(repo), "the local store", []
+        return LocalData(repo), "the local store", []
     settings = remote_settings.resolve(repo, remote)
     opened = remote_settings.open_settings(repo, settings)
     notes = []
@@ -143,7 +144,7 @@ def open_judge(repo: Repo, remote: str | None) -> tuple[policy.DataJudge, str, l
     return RemoteData(settings.name, opened, view, settings.jobs), f"remote {settings.name} ({opened.url})", notes
 
 
-def verify_commits(repo: Repo, commits: list[Commit], judge: policy.DataJudge, where: str, *,
+def verify_commits(repo: Repo, commits: list[Commit], judge: DataJudge, where: str, *,
                    deep: bool = False, progress: Progress = None) -> VerifyResult:
     """Judge `commits` (parents before children) with one shared memo and availability judge."""
     stats = VerifyStats(commits=len(commits))
@@ -202,7 +203,7 @@ def list_commits(root: Path, revs: list[str] | None, all_refs: bool = False) -> 
 
 # ---------------------------------------------------------------- data on a remote
 
-class RemoteData(policy.DataJudge):
+class RemoteData(DataJudge):
     """Availability on a gitrepro remote, from its pack indexes: no data is downloaded, only
     manifests (each read once, verified against its id)."""
     unreadable = (BadManifest, StoreError, packfmt.CorruptPack, RemoteMissing, NotOnRemote)
@@ -340,10 +341,10 @@ class LocalPacks:
         return "run `gitrepro fsck`, then `gitrepro fetch` to restore the damaged chunks from a remote"
 
 
-def _packs_of(judge: policy.DataJudge) -> RemotePacks | LocalPacks | None:
+def _packs_of(judge: DataJudge) -> RemotePacks | LocalPacks | None:
     if isinstance(judge, RemoteData):
         return judge.packs
-    store = judge.store if isinstance(judge, policy.LocalData) else None
+    store = judge.store if isinstance(judge, LocalData) else None
     return LocalPacks(store) if store is not None else None
 
 
@@ -357,7 +358,7 @@ class Damage:
     fix: str
 
 
-def deep_verify(judge: policy.DataJudge, packs: RemotePacks | LocalPacks, manifest_ids: list[str],
+def deep_verify(judge: DataJudge, packs: RemotePacks | LocalPacks, manifest_ids: list[str],
                 stats: VerifyStats, progress: Progress = None) -> dict[str, list[Damage]]:
     """Re-read every file of every manifest: each chunk verified against its id, each file's
     whole-file hash recomputed from its chunks in order. A file (same hash, size and chunks)

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import GIT_IDENTITY, run_git
 from gitrepro.remote import prepush, reach
-from gitrepro.repro import hooks
+from gitrepro.repro.hooks import shims
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import snapshot
 from helpers_runs import PY, keep_only_manifests, make_dataset, make_project
@@ -21,7 +21,7 @@ from helpers_runs import PY, keep_only_manifests, make_dataset, make_project
 def project(git_repo, tmp_path):
     """The training project with gitrepro's hooks installed and a bare git remote `origin`."""
     make_project(git_repo)
-    with_repo(git_repo, lambda r: hooks.install(r, python=PY))
+    with_repo(git_repo, lambda r: shims.install(r, python=PY))
     run_git(tmp_path, "init", "-q", "--bare", "origin.git")
     run_git(git_repo, "remote", "add", "origin", str(tmp_path / "origin.git"))
     return git_repo

@@ -1,0 +1,143 @@
+"""Data availability: whether the manifests a tree names, and every chunk they need, can be read
+from one place — the local store's index (the pre-commit hook, `policy check`) or, for `verify`,
+a remote's pack indexes. See docs/runs-and-hooks.md, "Policy".
+
+Manifests are read and chunks only looked up, so judging never re-hashes data. A `DataJudge`
+judges each manifest once and looks each chunk id up once, however many trees ask; the policy
+collects what one tree names in a `DataAvailability` and turns its problems into violations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, NamedTuple
+
+from gitrepro.errors import GitreproError
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.store.repo import Repo
+from gitrepro.store.store import Store
+
+
+@dataclass(frozen=True)
+class DataProblem:
+    text: str        # completes "data of <dataset> (manifest <id>) ..."
+    object: str      # "manifest <id>" or "chunk <id>"
+
+
+class DataJudge:
+    """Judges whether manifests, and every chunk they need, are available from one place; each
+    manifest is judged once and each chunk id looked up once, however many trees ask.
+
+    Subclasses say where (`where`, `source`), which blob ids are absent there (`missing`) and how
+    to read manifest bytes (`read_manifests`). `fix`, if set, overrides the tree's suggested fix.
+    """
+    where = "in the local store"
+    source = "from the local store"
+    fix: Callable[[str], str] | None = None
+    unreadable: tuple[type[Exception], ...] = (GitreproError,)   # read errors that are findings, not failures
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, DataProblem | None] = {}
+        self.checked: set[bytes] = set()     # chunk ids looked up
+        self.absent: set[bytes] = set()      # ... and found missing
+
+    def judge(self, manifest_ids: Iterable[str]) -> dict[str, DataProblem | None]:
+        ids = sorted(set(manifest_ids))
+        new = [m for m in ids if m not in self.verdicts]
+        if new:
+            self.verdicts.update(self._judge(new))
+        return {m: self.verdicts[m] for m in ids}
+
+    def _judge(self, ids: list[str]) -> dict[str, DataProblem | None]:
+        absent = {b.hex() for b in self.missing({bytes.fromhex(m) for m in ids})}
+        verdicts: dict[str, DataProblem | None] = {m: DataProblem(f"is not {self.where}", f"manifest {m}")
+                                                   for m in absent}
+        chunks: dict[str, list[bytes]] = {}
+        for m, found in self.read_manifests([m for m in ids if m not in absent]):
+            try:
+                if isinstance(found, Exception):
+                    raise found
+                parsed = manifestfmt.parse(found, f"manifest {m}")
+                chunks[m] = list(dict.fromkeys(bytes.fromhex(c) for e in parsed.entries for c in e.chunks))
+            except self.unreadable as e:
+                verdicts[m] = DataProblem(f"cannot be read {self.source} ({e})", f"manifest {m}")
+        unknown = set().union(set(), *chunks.values()) - self.checked
+        if unknown:
+            self.absent |= self.missing(unknown)
+            self.checked |= unknown
+        for m, ids_ in chunks.items():
+            lost = [c for c in ids_ if c in self.absent]
+            verdicts[m] = DataProblem(f"lacks {len(lost)} of its {len(ids_)} chunks {self.where}",
+                                      f"chunk {lost[0].hex()}") if lost else None
+        return verdicts
+
+    def missing(self, blob_ids: set[bytes]) -> set[bytes]:
+        raise NotImplementedError
+
+    def read_manifests(self, manifest_ids: list[str]) -> Iterator[tuple[str, bytes | Exception]]:
+        """(id, manifest bytes or the error reading them) for each id, in order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class LocalData(DataJudge):
+    """Availability in the local store's index; the store is opened on first need, never created
+    (a hook must never create one)."""
+
+    def __init__(self, repo: Repo):
+        super().__init__()
+        self.repo = repo
+        self._store: Store | None = None
+        self._opened = False
+
+    @property
+    def store(self) -> Store | None:
+        if not self._opened:
+            self._store, self._opened = Store.open_existing(self.repo.store_path), True
+        return self._store
+
+    def missing(self, blob_ids: set[bytes]) -> set[bytes]:
+        return set(blob_ids) if self.store is None else self.store.missing(blob_ids)
+
+    def read_manifests(self, manifest_ids: list[str]) -> Iterator[tuple[str, bytes | Exception]]:
+        for m in manifest_ids:
+            try:
+                yield m, self.store.read_manifest(m)
+            except GitreproError as e:
+                yield m, e
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self._store, self._opened = None, False
+
+
+class Unavailable(NamedTuple):
+    """A file of the tree naming data that is not available: what the policy reports."""
+    path: str            # the pointer or run record naming the manifest
+    dataset: str         # the dataset or output it names it as
+    manifest: str
+    problem: DataProblem
+
+
+class DataAvailability:
+    """The (manifest, where) pairs one tree names, judged all at once by a shared DataJudge;
+    `fix(dataset)` is the command that makes a dataset's data available."""
+
+    def __init__(self, judge: DataJudge, fix: Callable[[str], str]):
+        self.judge, self.fix = judge, fix
+        self.wanted: dict[str, list[tuple[str, str]]] = {}
+
+    def want(self, manifest: str, path: str, dataset: str) -> None:
+        self.wanted.setdefault(manifest, []).append((path, dataset))
+
+    def unavailable(self) -> list[Unavailable]:
+        """Every (file, dataset) whose manifest is not available, by manifest, then file."""
+        if not self.wanted:
+            return []
+        problems = self.judge.judge(self.wanted)
+        return [Unavailable(path, dataset, manifest, problem)
+                for manifest, problem in sorted(problems.items()) if problem is not None
+                for path, dataset in sorted(set(self.wanted[manifest]))]
