@@ -4,7 +4,7 @@ rewritten, compared by manifest. Printed, not asserted.
 Builds a real repository: 50,000 files of 1-4 KiB in 100 directories, `gitrepro add` and
 commit (v1); 500 files rewritten, add and commit (v2). Then the data directory is deleted, and
 every blob the store hands out is recorded, so the run shows that `diff` opened no data file and
-read no data chunk, only the two manifests. Timed: in-process `provenance.diff(v1, v2)`, median
+read no data chunk, only the two manifests. Timed: in-process `provenance.diff.diff(v1, v2)`, median
 of 5, and for scale one full `manifest.parse` of both manifests (what a naive diff would do).
 
     .venv/bin/python benchmarks/bench_diff.py [--files 50000] [--keep DIR]
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from gitrepro.formats import manifest as manifestfmt
-from gitrepro.repro import provenance
+from gitrepro.repro.provenance import diff as diff_op
 from gitrepro.worktree import snapshot
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import Store, parse_manifest_root
@@ -110,7 +110,7 @@ def main() -> int:
         times = []
         for _ in range(REPEATS):
             t0 = time.perf_counter()
-            result = provenance.diff(repo, v1, v2)
+            result = diff_op.diff(repo, v1, v2)
             times.append(time.perf_counter() - t0)
         (ds,) = result.datasets
         expected = {p.relative_to(data).as_posix() for p in changed}

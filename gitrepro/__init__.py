@@ -16,7 +16,7 @@ _API = ("load_config", "resolve_config", "seed_everything", "show", "log", "diff
 _MOVED = {
     "gitrepro.config": "gitrepro.repro.config",
     "gitrepro.hooks": "gitrepro.repro.hooks",
-    "gitrepro.provenance": "gitrepro.repro.provenance",
+    "gitrepro.provenance": "gitrepro.api",   # to_mermaid, to_dot and the result types
     "gitrepro.seeding": "gitrepro.repro.seeding",
 }
 

@@ -17,11 +17,16 @@ import pytest
 
 from conftest import flip_chunk_byte, run_git
 from gitrepro.cli import app as cli
+from gitrepro import api
 from gitrepro.cli import provenance as cli_provenance
-from gitrepro.repro import provenance
+from gitrepro.cli import render
+from gitrepro.repro.provenance import diff as diff_op
+from gitrepro.repro.provenance import lineage as lineage_op
+from gitrepro.repro.provenance import log as log_op
+from gitrepro.repro.provenance import show as show_op
 from gitrepro.worktree import snapshot
 from gitrepro.formats.manifest import parse as parse_manifest
-from gitrepro.repro.provenance import ADDED, MODIFIED, REMOVED, FileChange
+from gitrepro.repro.provenance.manifests import ADDED, MODIFIED, REMOVED, FileChange
 from gitrepro.store.repo import Repo
 from helpers_runs import keep_only_manifests, make_project, rewrite_record, stage_run, train, write
 
@@ -111,7 +116,7 @@ def repo_of(history):
 # ---------------------------------------------------------------- log
 
 def test_log_lists_training_commits_only_newest_first(history, repo_of):
-    entries = provenance.log(repo_of)
+    entries = log_op.log(repo_of)
     assert [e.commit for e in entries] == [history.train2, history.train1]
     first = entries[1]
     assert first.subject == "train 1" and len(first.runs) == 1
@@ -122,9 +127,9 @@ def test_log_lists_training_commits_only_newest_first(history, repo_of):
 
 
 def test_log_takes_a_range_and_paths(history, repo_of):
-    assert [e.commit for e in provenance.log(repo_of, f"{history.train1}..HEAD")] == [history.train2]
-    assert [e.commit for e in provenance.log(repo_of, None, [history.run2.path])] == [history.train2]
-    assert provenance.log(repo_of, None, ["README.md"]) == []
+    assert [e.commit for e in log_op.log(repo_of, f"{history.train1}..HEAD")] == [history.train2]
+    assert [e.commit for e in log_op.log(repo_of, None, [history.run2.path])] == [history.train2]
+    assert log_op.log(repo_of, None, ["README.md"]) == []
 
 
 def test_log_command_prints_one_line_per_training_commit(history, run_cli):
@@ -145,7 +150,7 @@ def test_log_command_prints_one_line_per_training_commit(history, run_cli):
 # ---------------------------------------------------------------- diff
 
 def test_diff_of_two_snapshots_reports_exactly_the_changed_files(history, repo_of):
-    d = provenance.diff(repo_of, history.train1, history.data2)
+    d = diff_op.diff(repo_of, history.train1, history.data2)
     assert [x.dataset for x in d.datasets] == ["data/train"]
     assert d.datasets[0].change == MODIFIED and not d.datasets[0].error
     assert d.datasets[0].files == [FileChange("part-1.bin", MODIFIED, 20_000, 700),
@@ -157,15 +162,15 @@ def test_diff_reads_no_data_file(history, repo_of):
     """The data directory is gone and the store's packs are unreadable except for manifests: the
     diff only needs the two manifests."""
     shutil.rmtree(history.root / "data" / "train")
-    d = provenance.diff(repo_of, history.train1, history.data2)
+    d = diff_op.diff(repo_of, history.train1, history.data2)
     assert {f.path for f in d.datasets[0].files} == {"part-1.bin", "part-2.bin", "part-3.bin"}
     keep_only_manifests(history.root, [history.run1.data["data/train"], history.run2.data["data/train"]])
-    again = provenance.diff(repo_of, history.train1, history.data2)
+    again = diff_op.diff(repo_of, history.train1, history.data2)
     assert again.datasets[0].files == d.datasets[0].files
 
 
 def test_config_diff_reports_exactly_the_changed_keys(history, repo_of):
-    d = provenance.diff(repo_of, history.train1, history.train2)
+    d = diff_op.diff(repo_of, history.train1, history.train2)
     assert len(d.configs) == 1
     c = d.configs[0]
     assert c.old_path == c.new_path == "configs/base.resolved.toml"
@@ -176,15 +181,15 @@ def test_config_diff_reports_exactly_the_changed_keys(history, repo_of):
 
 
 def test_diff_reports_environment_package_changes(history, repo_of):
-    env = provenance.diff(repo_of, history.train1, history.train2).environment
+    env = diff_op.diff(repo_of, history.train1, history.train2).environment
     assert (env.old_run, env.new_run) == (history.run1.id, history.run2.id)
     assert env.python == (history.run1.environment["python"], "3.99.0")
     old_numpy = history.run1.environment["packages"].get("numpy")
-    assert [p for p in env.packages if p.name == "numpy"] == [provenance.PackageChange("numpy", old_numpy, "9.9.9")]
+    assert [p for p in env.packages if p.name == "numpy"] == [diff_op.PackageChange("numpy", old_numpy, "9.9.9")]
 
 
 def test_diff_of_a_commit_with_itself_is_empty(history, repo_of):
-    d = provenance.diff(repo_of, history.train2, "HEAD")
+    d = diff_op.diff(repo_of, history.train2, "HEAD")
     assert d.datasets == [] and d.configs == []
     assert d.environment.note      # HEAD has no run: nothing to compare
 
@@ -211,7 +216,7 @@ def test_diff_of_an_unknown_revision_is_one_error_line(history, run_cli):
 # ---------------------------------------------------------------- show
 
 def test_show_reports_what_a_training_commit_rests_on(history, repo_of):
-    p = provenance.show(repo_of, history.train1)
+    p = show_op.show(repo_of, history.train1)
     assert p.training and p.commit.id == history.train1 and p.commit.subject == "train 1"
     assert [r.id for r in p.runs] == [history.run1.id]
     run = p.runs[0]
@@ -230,7 +235,7 @@ def test_show_reports_what_a_training_commit_rests_on(history, repo_of):
 
 
 def test_show_with_read_data_rehashes_every_chunk(history, repo_of):
-    v = provenance.show(repo_of, history.train1, read_data=True).verification
+    v = show_op.show(repo_of, history.train1, read_data=True).verification
     assert v.ok and v.chunks_rehashed == v.chunks_total
 
 
@@ -238,26 +243,26 @@ def test_show_with_read_data_reports_a_corrupt_chunk(history, repo_of):
     chunk = bytes.fromhex(min(parse_manifest(repo_of.store.read_manifest(history.run1.data["data/train"])).chunk_ids()))
     flip_chunk_byte(repo_of.store, chunk)
     repo_of.close()
-    quick = provenance.show(repo_of, history.train1)
+    quick = show_op.show(repo_of, history.train1)
     assert quick.verification.ok       # looked up only: the index still lists the chunk
-    p = provenance.show(repo_of, history.train1, read_data=True)
+    p = show_op.show(repo_of, history.train1, read_data=True)
     v = p.verification
     assert not v.ok and v.chunks_rehashed == v.chunks_total - 1
     assert any("does not match its hash" in x for x in v.problems)
-    assert "read back and re-hashed with BLAKE3: see problems" in provenance.render_markdown(p)
+    assert "read back and re-hashed with BLAKE3: see problems" in render.show_markdown(p)
 
 
 def test_show_reports_missing_chunks_as_problems(history, repo_of):
     keep_only_manifests(history.root, [history.run1.data["data/train"], history.run1.outputs["models"]])
-    p = provenance.show(repo_of, history.train1)
+    p = show_op.show(repo_of, history.train1)
     v = p.verification
     assert not v.ok and v.manifests_present == 2 and v.chunks_present == 0 < v.chunks_total
     assert any("chunks are not in the local store" in x for x in v.problems)
-    assert "PROBLEMS FOUND" in provenance.render_markdown(p)
+    assert "PROBLEMS FOUND" in render.show_markdown(p)
 
 
 def test_show_of_a_commit_that_is_not_a_training_commit(history, repo_of):
-    p = provenance.show(repo_of, history.data2)
+    p = show_op.show(repo_of, history.data2)
     assert not p.training and p.runs == []
     assert [d.role for d in p.datasets] == ["tracked", "tracked"]
     assert [c.path for c in p.configs] == ["configs/base.resolved.toml"]
@@ -265,8 +270,8 @@ def test_show_of_a_commit_that_is_not_a_training_commit(history, repo_of):
 
 
 def test_markdown_report_states_what_was_verified_and_when(history, repo_of):
-    p = provenance.show(repo_of, history.train1)
-    md = provenance.render_markdown(p)
+    p = show_op.show(repo_of, history.train1)
+    md = render.show_markdown(p)
     assert md.startswith(f"# Provenance of commit {history.train1[:12]}\n")
     assert f"Checked at {p.verification.at} by gitrepro" in md
     assert re.search(r"- Manifests: 2 of 2 present in the local store", md)
@@ -347,17 +352,17 @@ def labelled(nodes: dict[str, str], edges: set[tuple[str, str]]) -> set[tuple[st
 
 
 def test_lineage_as_mermaid_has_the_expected_nodes_and_edges(history, repo_of):
-    nodes, edges = parse_mermaid(provenance.to_mermaid(provenance.lineage(repo_of)))
+    nodes, edges = parse_mermaid(render.to_mermaid(lineage_op.lineage(repo_of)))
     assert len(nodes) == 8 and labelled(nodes, edges) == expected_edges(history)
 
 
 def test_lineage_as_dot_has_the_expected_nodes_and_edges(history, repo_of):
-    nodes, edges = parse_dot(provenance.to_dot(provenance.lineage(repo_of)))
+    nodes, edges = parse_dot(render.to_dot(lineage_op.lineage(repo_of)))
     assert len(nodes) == 8 and labelled(nodes, edges) == expected_edges(history)
 
 
 def test_lineage_of_a_range_holds_only_its_runs(history, repo_of):
-    nodes, edges = parse_mermaid(provenance.to_mermaid(provenance.lineage(repo_of, f"{history.train1}..HEAD")))
+    nodes, edges = parse_mermaid(render.to_mermaid(lineage_op.lineage(repo_of, f"{history.train1}..HEAD")))
     assert len(nodes) == 4 and all(history.run1.id not in label for label in nodes.values())
 
 
@@ -367,7 +372,7 @@ def test_a_dataset_version_shared_by_two_runs_is_one_node(history, repo_of):
     result = train(root)
     stage_run(root, result)
     run_git(root, "commit", "-q", "-m", "train 3")
-    graph = provenance.lineage(repo_of)
+    graph = lineage_op.lineage(repo_of)
     data_nodes = [n for n in graph.nodes if n.kind == "dataset"]
     assert len(data_nodes) == 2 and len([n for n in graph.nodes if n.kind == "run"]) == 3
     shared = next(n.id for n in data_nodes if history.run2.data["data/train"][:12] in n.label)
@@ -375,11 +380,11 @@ def test_a_dataset_version_shared_by_two_runs_is_one_node(history, repo_of):
 
 
 def test_labels_with_quotes_are_escaped(history):
-    g = provenance.Graph([provenance.Node("v_1", "dataset", 'data/"odd" #1 <x>'),
-                          provenance.Node("r_1", "run", 'run "a\\b"')], [provenance.Edge("v_1", "r_1")])
-    nodes, _ = parse_mermaid(provenance.to_mermaid(g))
+    g = lineage_op.Graph([lineage_op.Node("v_1", "dataset", 'data/"odd" #1 <x>'),
+                          lineage_op.Node("r_1", "run", 'run "a\\b"')], [lineage_op.Edge("v_1", "r_1")])
+    nodes, _ = parse_mermaid(render.to_mermaid(g))
     assert nodes["v_1"] == "data/#34;odd#34; #35;1 #60;x#62;"
-    dot_nodes, _ = parse_dot(provenance.to_dot(g))
+    dot_nodes, _ = parse_dot(render.to_dot(g))
     assert dot_nodes["r_1"] == 'run \\"a\\\\b\\"'
 
 
@@ -397,8 +402,8 @@ def test_lineage_command_prints_mermaid_dot_or_json(history, run_cli):
 
 def test_the_python_api_takes_a_repository_path(history, tmp_path):
     os.chdir(tmp_path)
-    p = provenance.api_show(history.train1, repo=history.root)
+    p = api.show(history.train1, repo=history.root)
     assert p.commit.id == history.train1
-    assert [e.commit for e in provenance.api_log(repo=history.root)] == [history.train2, history.train1]
-    assert provenance.api_diff(history.train1, history.train2, repo=history.root).configs
-    assert len(provenance.api_lineage(repo=history.root).nodes) == 8
+    assert [e.commit for e in api.log(repo=history.root)] == [history.train2, history.train1]
+    assert api.diff(history.train1, history.train2, repo=history.root).configs
+    assert len(api.lineage(repo=history.root).nodes) == 8

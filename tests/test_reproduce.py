@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 
 from conftest import flip_chunk_byte, run_git
+from gitrepro import api
 from gitrepro.cli import app as cli
 from gitrepro.cli import provenance as cli_provenance
 from gitrepro.repro import run as run_op
 from gitrepro.repro import reproduce
 from gitrepro.worktree import snapshot
 from gitrepro.formats.manifest import parse as parse_manifest
-from gitrepro.repro.provenance import MODIFIED, REMOVED, FileChange
+from gitrepro.repro.provenance.manifests import MODIFIED, REMOVED, FileChange
 from gitrepro.store.repo import Repo
 from gitrepro.repro.reproduce import DIFFER, FAILED, FAILED_BEFORE_RUN, IDENTICAL, ReproduceError
 from helpers_runs import keep_only_manifests, make_project, rewrite_record, stage_run, train, write
@@ -310,4 +311,4 @@ def test_reproduce_command_exit_codes_and_json(project, run_cli):
 def test_the_python_api_reproduces_from_a_path(project, tmp_path):
     commit = training_commit(project)
     os.chdir(tmp_path)
-    assert reproduce.api_reproduce(commit, repo=project).status == IDENTICAL
+    assert api.reproduce(commit, repo=project).status == IDENTICAL

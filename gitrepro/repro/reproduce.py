@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -32,8 +32,10 @@ from gitrepro.worktree import snapshot
 from gitrepro.git import tracking
 from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import UnsafePath, safe_join
-from gitrepro.repro.provenance import (FileChange, chunk_presence, commit_records, compare_environments, diff_manifests,
-                         open_repo, read_manifest_bytes, reading_store)
+from gitrepro.repro.provenance.diff import compare_environments
+from gitrepro.repro.provenance.manifests import (FileChange, chunk_presence, diff_manifests, read_manifest_bytes,
+                                                 reading_store)
+from gitrepro.repro.provenance.records import commit_records
 from gitrepro.formats.runrecord import RUN_ID, RunRecord, record_path
 from gitrepro.repro.run import run_env
 from gitrepro.formats.runrecord import parse as parse_record
@@ -85,6 +87,10 @@ class ReproduceResult:
     @property
     def exit_code(self) -> int:
         return EXIT_CODES[self.status]
+
+    def as_dict(self) -> dict:
+        """The --json form: the fields and the exit code."""
+        return {**asdict(self), "exit_code": self.exit_code}
 
 
 def reproduce(repo: Repo, rev: str, run_id: str | None = None, *, keep: bool = False,
@@ -354,13 +360,3 @@ def _compare_output(wt_repo: Repo, path: str, recorded: str) -> OutputComparison
 def _empty_manifest(like: bytes) -> bytes:
     """A manifest with no entries (same header): everything recorded counts as removed."""
     return like.split(b"\n", 1)[0] + b"\n"
-
-
-# ---------------------------------------------------------------- Python API
-
-def api_reproduce(rev: str = "HEAD", run_id: str | None = None, repo: str | os.PathLike | Repo | None = None, *,
-                  keep: bool = False, say: Say | None = None) -> ReproduceResult:
-    """`gitrepro.reproduce(rev)`: re-run a commit's training run and compare its outputs."""
-    with open_repo(repo) as r:
-        return reproduce(r, rev, run_id, keep=keep, say=say)
-
