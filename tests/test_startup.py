@@ -164,12 +164,27 @@ def loaded_modules(stderr: str) -> dict[str, Loaded]:
     return found
 
 
+# `-X importtime` does not report a module loaded by importlib.import_module (the command and
+# hook tables load theirs so), only what that module imports: sys.modules at exit is the whole set.
+RUN_AND_LIST = ("import atexit, os, runpy, sys\n"
+                "atexit.register(lambda: open(os.environ['GITREPRO_TEST_MODULES'], 'w')"
+                ".write('\\n'.join(sorted(sys.modules))))\n"
+                "sys.argv = sys.argv[1:]\n"
+                "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n")
+
+
 def run_path(path: FastPath, cwd: Path) -> tuple[subprocess.CompletedProcess, dict[str, Loaded]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PYTHONPROFILEIMPORTTIME"))}
     env.update(GIT_IDENTITY)
-    proc = subprocess.run([PY, "-X", "importtime", *path.argv], cwd=cwd, env=env, input=path.stdin,
-                          capture_output=True, text=True)
-    return proc, loaded_modules(proc.stderr)
+    listing = cwd.parent / f"modules-{os.getpid()}.txt"
+    env["GITREPRO_TEST_MODULES"] = str(listing)
+    assert path.argv[0] == "-m"
+    proc = subprocess.run([PY, "-X", "importtime", "-c", RUN_AND_LIST, *path.argv[1:]], cwd=cwd, env=env,
+                          input=path.stdin, capture_output=True, text=True)
+    loaded = loaded_modules(proc.stderr)
+    for name in listing.read_text().split():
+        loaded.setdefault(name, Loaded(name, 0, ("importlib.import_module",)))
+    return proc, loaded
 
 
 def describe(m: Loaded) -> str:
