@@ -1,12 +1,11 @@
 """Plain-text rendering of command results, shared by the full CLI (`app`) and the start-up fast
-path (`fast`): so it imports nothing heavy (no rich; `re` and `shlex` cost the fast path about
+path (`fast`): so it imports nothing heavy (no rich; `shlex` costs the fast path about
 0.5 ms), and both paths print the same lines. Also the provenance renderings: the text of show,
 log, diff and reproduce, the Markdown audit report, and the lineage graph as Mermaid and DOT.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
 
 
