@@ -25,7 +25,7 @@ LAYERS: dict[str, set[str]] = {
     "git": {"util", "formats"},
     "store": {"util", "formats", "git"},
     "worktree": {"util", "formats", "git", "store"},
-    "remote": {"util", "formats", "git", "store", "worktree"},
+    "remote": {"util", "formats", "git", "store"},            # a peer of worktree: neither imports the other
     "repro": {"util", "formats", "git", "store", "worktree", "remote"},
 }
 ENTRY_MODULES = ("__init__", "__main__", "api", "errors", "demo")   # top level: may import anything

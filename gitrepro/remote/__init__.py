@@ -4,7 +4,8 @@
 adding retries to either) implement the Protocol in `base`; `layout` is the key layout and `.idx`
 format on a remote; `settings` reads `[remote.*]` from gitrepro.toml. The operations on top:
 `view` (what a remote holds, and the local `.idx` cache), `push`, `fetch`, `reach` (which manifests
-git history names), `prepush` (the pre-push check) and `gc`. See docs/remotes.md.
+git history names), `prepush` (the pre-push check) and `gc`. See docs/remotes.md. It may import
+gitrepro.util, gitrepro.formats, gitrepro.git and gitrepro.store; gitrepro.worktree is its peer.
 """
 
 from __future__ import annotations
