@@ -1,6 +1,6 @@
 """Content-defined chunking of byte streams with FastCDC 2020 (pyfastcdc).
 
-See docs/design.md, "Chunking". The parameters decide chunk identity, so they
+See docs/design.md, "Identity". The parameters decide chunk identity, so they
 live in the versioned store config, never in code defaults alone.
 """
 

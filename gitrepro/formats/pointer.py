@@ -2,7 +2,7 @@
 
 A pointer is small, human-readable TOML naming one dataset snapshot by its
 manifest id. It is untrusted input when read from another commit, so `parse`
-validates everything. See docs/design.md, "Pointer (v1)".
+validates everything. See docs/design.md, "Pointer (version 1)".
 """
 
 from __future__ import annotations
