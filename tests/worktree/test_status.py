@@ -1,4 +1,4 @@
-"""Tests for gitrepro.status: precise added/removed/modified reports, never re-reading unchanged files."""
+"""Tests for gitrepro.worktree.status: precise added/removed/modified reports, never re-reading unchanged files."""
 
 from __future__ import annotations
 

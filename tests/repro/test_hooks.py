@@ -1,4 +1,4 @@
-"""Tests for gitrepro.hooks: real `git commit`/`git push`/`git checkout` through installed hooks,
+"""Tests for gitrepro.repro.hooks: real `git commit`/`git push`/`git checkout` through installed hooks,
 chaining of existing hooks, uninstall, the shipped hook files and the pre-commit framework."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from gitrepro.store.repo import Repo
 from helpers_runs import (BASE_TOML, PY, ensure_cli, git_commit, keep_only_manifests, make_dataset, make_project,
                           project_settings, rewrite_record, stage_run, train, write)
 
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for gitrepro.provenance and its commands: show, log, diff and lineage on a real history.
+"""Tests for gitrepro.repro.provenance and its commands: show, log, diff and lineage on a real history.
 
 The history (built once per test in tmp_path): a project commit, training run 1, a commit that
 changes the data and the config, training run 2, and an unrelated commit.

@@ -1,4 +1,4 @@
-"""Tests for gitrepro.store: config, writer, dedup, manifests, recovery and the lock."""
+"""Tests for gitrepro.store.store: config, writer, dedup, manifests, recovery and the lock."""
 
 from __future__ import annotations
 

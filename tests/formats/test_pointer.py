@@ -1,4 +1,4 @@
-"""Tests for gitrepro.pointer: canonical TOML out, strict validation in."""
+"""Tests for gitrepro.formats.pointer: canonical TOML out, strict validation in."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for gitrepro.pack: packs round-trip, describe themselves, and refuse every kind of damage."""
+"""Tests for gitrepro.formats.pack: packs round-trip, describe themselves, and refuse every kind of damage."""
 
 from __future__ import annotations
 

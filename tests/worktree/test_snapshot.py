@@ -1,4 +1,4 @@
-"""Tests for gitrepro.snapshot (`add`): pointers, dedup, the stat cache, and what add refuses."""
+"""Tests for gitrepro.worktree.snapshot (`add`): pointers, dedup, the stat cache, and what add refuses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for gitrepro.forkpool: tasks run in forked processes, answers, errors and dead workers."""
+"""Tests for gitrepro.util.forkpool: tasks run in forked processes, answers, errors and dead workers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for gitrepro.seeding: python random, PYTHONHASHSEED, and numpy/torch when importable."""
+"""Tests for gitrepro.repro.seeding: python random, PYTHONHASHSEED, and numpy/torch when importable."""
 
 from __future__ import annotations
 

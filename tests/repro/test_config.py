@@ -1,4 +1,4 @@
-"""Tests for gitrepro.config: merge, deletion, overrides, interpolation, seed, resolved file, check."""
+"""Tests for gitrepro.repro.config: merge, deletion, overrides, interpolation, seed, resolved file, check."""
 
 from __future__ import annotations
 

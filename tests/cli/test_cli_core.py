@@ -1,4 +1,5 @@
-"""The core commands through `gitrepro.cli.main`: help, exit codes, one-line errors, --json."""
+"""Tests for gitrepro.cli.core: the core commands through `gitrepro.cli.main`: help, exit codes,
+one-line errors, --json."""
 
 from __future__ import annotations
 

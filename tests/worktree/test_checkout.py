@@ -1,4 +1,4 @@
-"""Tests for gitrepro.checkout: byte-identical round trips, --to, local-change protection, corruption."""
+"""Tests for gitrepro.worktree.checkout: byte-identical round trips, --to, local-change protection, corruption."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for gitrepro.manifest: canonical bytes, and parse refusing anything unsafe or malformed."""
+"""Tests for gitrepro.formats.manifest: canonical bytes, and parse refusing anything unsafe or malformed."""
 
 from __future__ import annotations
 

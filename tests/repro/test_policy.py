@@ -1,4 +1,4 @@
-"""Tests for gitrepro.policy: training commits, each rule, changed pointers, commits by revision."""
+"""Tests for gitrepro.repro.policy: training commits, each rule, changed pointers, commits by revision."""
 
 from __future__ import annotations
 

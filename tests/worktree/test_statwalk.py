@@ -1,4 +1,4 @@
-"""statwalk.tree_matches: the stat-only "unchanged?" check of `status` and a no-op `add`.
+"""Tests for gitrepro.worktree.statwalk.tree_matches: the stat-only "unchanged?" check of `status` and a no-op `add`.
 
 It must agree exactly with worktree.scan + the stat table it is compared to,
 serially and with a forked child walking half of the tree, and any doubt must

@@ -1,4 +1,4 @@
-"""Tests for gitrepro.verify and `gitrepro verify`: real git histories judged commit by commit,
+"""Tests for gitrepro.repro.verify and `gitrepro verify`: real git histories judged commit by commit,
 against the local store, a directory remote and a real S3 server (moto) on 127.0.0.1.
 
 Every failure case asserts the precise finding: the commit, the file in it, and the object at fault.

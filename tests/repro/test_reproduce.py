@@ -1,4 +1,4 @@
-"""Tests for gitrepro.reproduce: re-running recorded training runs in a temporary worktree.
+"""Tests for gitrepro.repro.reproduce: re-running recorded training runs in a temporary worktree.
 
 Each test builds a real project (tests/helpers_runs.py), trains with `run_op.run` and commits
 the training commit, then reproduces it: identical for a deterministic script, "differ" for one

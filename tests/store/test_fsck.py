@@ -1,4 +1,4 @@
-"""Tests for gitrepro.fsck: every damaged chunk is named with the files that need it; repair rebuilds the index."""
+"""Tests for gitrepro.store.fsck: every damaged chunk is named with the files that need it; repair rebuilds the index."""
 
 from __future__ import annotations
 

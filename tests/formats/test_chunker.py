@@ -1,4 +1,4 @@
-"""Tests for gitrepro.chunker: cut points depend on content only, and edits stay local."""
+"""Tests for gitrepro.formats.chunker: cut points depend on content only, and edits stay local."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for gitrepro.gc: what any ref, reflog entry, the stash, the index, the worktree or a run
+"""Tests for gitrepro.remote.gc: what any ref, reflog entry, the stash, the index, the worktree or a run
 record reaches survives; everything else goes; fsck passes afterwards; remotes are swept too."""
 
 from __future__ import annotations
