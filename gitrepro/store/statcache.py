@@ -1,4 +1,4 @@
-"""The stat cache: per dataset, path -> (size, mtime_ns, inode, mode) -> manifest entry.
+"""The stat cache: per dataset, path -> (size, mtime_ns, ctime_ns, inode, mode) -> manifest entry.
 
 A rebuildable hint that lets `add`, `status` and `checkout` skip reading files
 that have not changed. An entry whose mtime is within the file system's

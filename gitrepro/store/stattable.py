@@ -1,6 +1,6 @@
-"""The stat table: the small file of a dataset's stat cache (docs/design.md, "Stat cache (version 5)").
+"""The stat table: the small file of a dataset's stat cache (docs/design.md, "Stat cache (version 6)").
 
-Per dataset, rel path -> packed stat key (size, mtime_ns, inode, mode), and the manifest the
+Per dataset, rel path -> packed stat key (size, mtime_ns, ctime_ns, inode, mode), and the manifest the
 dataset matched when the table was saved. It is all a no-op `status` or `add` reads, so this
 module imports only the standard library, hashing and the store layout; `statcache` adds the
 entries file (chunk lists) and everything that makes or uses manifest entries.
@@ -15,16 +15,18 @@ from pathlib import Path
 
 from gitrepro.store import layout
 
-STATCACHE_VERSION = 5
+STATCACHE_VERSION = 6   # 6: ctime joined the key; older tables are ignored (the files are re-hashed)
 Table = tuple[str | None, dict[str, bytes]]   # (manifest, rel path -> stat key)
 
 # A stat key packed into bytes: a 50,000-entry table of bytes loads 3x faster than one of
-# int tuples, and loading it is on the critical path of a no-op `status`.
-STAT_KEY = struct.Struct("=QqQI")   # size, mtime_ns, inode, mode
+# int tuples, and loading it is on the critical path of a no-op `status`. ctime is in it for
+# the reason git keeps it: an edit that keeps the size and puts the mtime back (`touch -d`)
+# still moves the ctime, which no user can set.
+STAT_KEY = struct.Struct("=QqqQI")   # size, mtime_ns, ctime_ns, inode, mode
 
 
 def stat_key(st: os.stat_result) -> bytes:
-    return STAT_KEY.pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+    return STAT_KEY.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
 
 
 def key_mtime_ns(key: bytes) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats import pointer as pointerfmt
 from gitrepro.util import forkpool
 from gitrepro.store import statcache
 from gitrepro.worktree import statwalk
@@ -132,7 +133,7 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     kind, now = observe(dataset_root, cache, new_cutter(store.config.chunker), scanned=scanned)
     target = manifest.by_path()
     plan = _plan(kind, ptr.kind, now, target)
-    _refuse_local_changes(plan, now, lambda: _baseline(store, cache.manifest, ptr.manifest, target),
+    _refuse_local_changes(plan, now, _known_snapshots(repo, cache.manifest, ptr, in_worktree=use_cache),
                           force, ptr.path)
     _require_chunks(store, plan.write, fetch)
 
@@ -220,28 +221,58 @@ def _plan(kind_now: str, kind_target: str, now: dict[str, Observed], target: dic
     return _Plan(keep, write, sorted(now.keys() - target.keys()))
 
 
-def _baseline(store: Store, last_manifest: str | None, target_manifest: str, target) -> dict[str, Entry]:
-    """What gitrepro last put in this dataset (the manifest the stat cache was saved for)."""
-    if last_manifest is None:
-        return {}
-    if last_manifest == target_manifest:
-        return target
+def _known_snapshots(repo: Repo, last_manifest: str | None, ptr: Pointer, in_worktree: bool) -> Iterator[dict[str, Entry]]:
+    """The snapshots a file may equal to be safe to overwrite, nearest first, each read only when
+    asked for: the one gitrepro last put in this dataset (the manifest its stat cache was saved
+    for) and, for the worktree's own dataset, the ones its pointer, HEAD and the commit before
+    the last `git checkout` (HEAD@{1}) record. The stat cache is a hint: in a copied or moved
+    repository there is none, and checkout must still agree with `status` (which compares with
+    the pointer) instead of refusing."""
+    seen = {ptr.manifest}   # touched files differ from the target by definition
+    for manifest_id in itertools.chain([last_manifest], _recorded_manifests(repo, ptr.path) if in_worktree else ()):
+        if manifest_id is None or manifest_id in seen:
+            continue
+        seen.add(manifest_id)
+        try:
+            yield load_manifest(repo.store, manifest_id).by_path()
+        except GitreproError:
+            continue   # not in the local store (or damaged): it vouches for nothing
+
+
+def _recorded_manifests(repo: Repo, dataset: str) -> Iterator[str]:
+    """The manifests the worktree's pointer, HEAD's and HEAD@{1}'s name for `dataset`."""
+    pointer_file = pointerfmt.pointer_path_for(dataset)
     try:
-        return load_manifest(store, last_manifest).by_path()
+        yield tracking.parse_at(pointer_file, safe_join(repo.root, pointer_file).read_bytes(), pointer_file).manifest
+    except (OSError, GitreproError):
+        pass
+    try:
+        committed = plumbing.read_at([f"HEAD:{pointer_file}", f"HEAD@{{1}}:{pointer_file}"], cwd=repo.root)
     except GitreproError:
-        return {}
+        return
+    for spec, data in committed.items():
+        try:
+            if data is not None:
+                yield tracking.parse_at(pointer_file, data, spec).manifest
+        except GitreproError:
+            continue
 
 
-def _refuse_local_changes(plan: _Plan, now: dict[str, Observed], baseline: Callable[[], dict[str, Entry]],
+def _refuse_local_changes(plan: _Plan, now: dict[str, Observed], known: Iterator[dict[str, Entry]],
                           force: bool, dataset: str) -> None:
-    """Overwriting or removing a file is safe only if gitrepro put its content there:
-    a stat-cache hit, or content equal to the last snapshot checked out or added
-    (that manifest is read only when some touched file missed the cache)."""
+    """Overwriting or removing a file is safe only if gitrepro put its content there or holds
+    it: a stat-cache hit, or content equal to a known snapshot (`_known_snapshots`, read only
+    while some touched file missed the cache and equals none read so far)."""
+    if force:
+        return
     touched = [e.path for e in plan.write] + plan.remove
-    unknown = [rel for rel in touched if rel in now and not now[rel].cached]
-    last = baseline() if unknown else {}
-    dirty = sorted(rel for rel in unknown if not now[rel].entry.same_content(last.get(rel)))
-    if dirty and not force:
+    dirty = [rel for rel in touched if rel in now and not now[rel].cached]
+    for snapshot in known if dirty else ():
+        dirty = [rel for rel in dirty if not now[rel].entry.same_content(snapshot.get(rel))]
+        if not dirty:
+            break
+    if dirty:
+        dirty.sort()
         shown = ", ".join(f"{dataset}/{p}" for p in dirty[:10]) + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "")
         raise LocalChanges(f"checkout would overwrite local changes that are not snapshotted: {shown}; "
                            f"run `gitrepro add {dataset}` to keep them or pass --force to discard them")
@@ -423,11 +454,11 @@ def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = Fal
                                   "run `gitrepro fsck`")
             if e.mode & ~UMASK != e.mode:  # the usual modes need no extra call
                 os.fchmod(fd, e.mode)
-            st = os.fstat(fd)  # rename keeps mtime and inode: no lstat of the final path needed
+            if not direct:
+                _replace(tmp, dest)
+            st = os.fstat(fd)  # after the rename, which moves the ctime on: no lstat of the final path
         finally:
             os.close(fd)
-        if not direct:
-            _replace(tmp, dest)
     except BaseException:
         _unlink_quietly(tmp)
         raise

@@ -35,12 +35,13 @@ class FileStat(NamedTuple):
     a scan keeps one per file."""
     st_size: int
     st_mtime_ns: int
+    st_ctime_ns: int
     st_ino: int
     st_mode: int
 
 
 def file_stat(st: os.stat_result) -> FileStat:
-    return FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+    return FileStat(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
 
 
 class Found(NamedTuple):  # a tuple: scans create one per file, and tuples are cheap

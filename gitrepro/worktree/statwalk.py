@@ -117,7 +117,7 @@ def _count(fd: int, prefix: str, stats: dict, subdirs: list | None = None, path:
                 counted += n
                 continue
             st = entry.stat(follow_symlinks=False)
-            if get(prefix + entry.name) != _pack_key(st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode):
+            if get(prefix + entry.name) != _pack_key(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode):
                 if entry.name.endswith(TEMP_SUFFIX):
                     continue  # a killed checkout's half-written file (never in a stat table)
                 return DIFFERS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
+from gitrepro.store import layout, stattable
 from gitrepro.worktree import snapshot
 from gitrepro.worktree.status import Change, status
 from helpers_trees import Dir, File, Link, make_tree, set_old_mtimes
@@ -60,7 +61,8 @@ def test_status_of_a_single_file_dataset(git_repo, repo):
 
 def test_status_never_reads_files_the_stat_cache_vouches_for(git_repo, repo):
     """Proof by sabotage: rewrite a file in place behind the cache's back, keeping size, inode and
-    mtime; status still trusts the cache, so it cannot have read the bytes."""
+    mtime, and make the stat table vouch for its new ctime (the stat key holds ctime, which no
+    user can put back); status still trusts the cache, so it cannot have read the bytes."""
     data = make_tree(git_repo / "data", {"a": b"x" * 1000, "b": b"y"})
     set_old_mtimes(data)
     add(repo, data)
@@ -68,6 +70,9 @@ def test_status_never_reads_files_the_stat_cache_vouches_for(git_repo, repo):
     with open(data / "a", "r+b") as f:
         f.write(b"z" * 1000)
     os.utime(data / "a", ns=(st.st_atime_ns, st.st_mtime_ns))
+    manifest, stats = stattable.load(repo.store_path, repo.root, "data")
+    stats["a"] = stattable.stat_key(os.stat(data / "a"))
+    layout.statcache_files(repo.store_path, repo.root, "data")[0].write_bytes(stattable.dumps("data", manifest, stats))
     [s] = status(repo)
     assert s.clean
 
