@@ -3,9 +3,10 @@ installed distributions, lock-file hashes, GPUs and an allowlist of environment 
 with anything that looks like a secret redacted. See docs/runs-and-hooks.md, "Environment".
 
 Secrets are kept out three ways: only allowlisted variable names are read at all, a name
-that sounds secret (KEY, TOKEN, PASSWORD, ...) has its value replaced, and any value shaped
-like a credential (AWS key ids, provider tokens, long random strings, `user:pass@` URLs,
-PEM keys) is replaced too. Command lines go through the same value test.
+that sounds secret (KEY, TOKEN, PASSWORD, PW, PASS, ...) has its value replaced, and any value
+shaped like a credential (AWS key ids, provider tokens, long random strings, `user:pass@` URLs,
+PEM keys) or holding a secret flag or parameter (`--password X`, `-pX`, `?token=X`) is replaced
+too. Command lines go through the same tests (`redact.redact_command`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 
 from gitrepro.formats.hashing import hash_bytes
-from gitrepro.repro.redact import REDACTED, SECRET_NAME, looks_secret
+from gitrepro.repro.redact import REDACTED, hides_secret, secret_name
 
 
 # Only these variables are captured; everything else in os.environ is never read.
@@ -69,12 +70,13 @@ def environment_hash(env: dict) -> str:
 
 
 def captured_variables(environ) -> dict[str, str]:
-    """Allowlisted variables, with secret-sounding names or secret-shaped values redacted."""
+    """Allowlisted variables, with secret-sounding names, or values that are or hold a secret
+    (a credential shape, `--password X`, `-pX`, `?token=X`), redacted whole."""
     found = {}
     for name in sorted(environ):
         if name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES):
             value = environ[name]
-            found[name] = REDACTED if SECRET_NAME.search(name) or looks_secret(value) else value
+            found[name] = REDACTED if secret_name(name) or hides_secret(value) else value
     return found
 
 
