@@ -16,6 +16,7 @@ from gitrepro.worktree.checkout import checkout
 from gitrepro.remote import layout, settings
 from gitrepro.remote import fetch as fetch_op
 from gitrepro.remote import push as push_op
+from gitrepro.remote import reach
 from gitrepro.remote import view as remote_view
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.store.store import parse_manifest_root
@@ -192,3 +193,51 @@ def test_a_dead_manifest_root_is_rewritten_away_even_from_a_mostly_live_pack(git
     assert [a.action for a in result.local] == ["repack"] and result.local_freed < 0.1 * result.local[0].size
     assert not repo.store.has(old_root)
     assert fsck.fsck(repo.store).findings == []
+
+
+def test_gc_keeps_data_only_a_linked_worktree_index_or_working_tree_names(git_repo, repo, commit, tmp_path):
+    commit("base")
+    run_git(git_repo, "worktree", "add", "-q", "-b", "side", str(tmp_path / "wt"))
+    other = Repo.find(tmp_path / "wt")
+    make_tree(tmp_path / "wt" / "staged", files(1, count=2, size=100_000))
+    staged = snapshot.add(other, [str(tmp_path / "wt" / "staged")])[0].manifest
+    run_git(tmp_path / "wt", "add", "staged.gitrepro")
+    shutil.rmtree(tmp_path / "wt" / "staged")
+    make_tree(tmp_path / "wt" / "unstaged", files(2, count=2, size=100_000))
+    unstaged = snapshot.add(other, [str(tmp_path / "wt" / "unstaged")])[0].manifest
+
+    gc_op.gc(repo, grace=0)
+    for manifest in (staged, unstaged):
+        assert repo.store.missing(remote_view.manifest_blobs(repo.store, manifest)) == set()
+    other.close()
+
+
+def test_gc_does_not_count_a_pack_it_had_to_keep_as_freed(git_repo, repo, commit):
+    make_tree(git_repo / "data", files(7, count=4, size=100_000))
+    snapshot.add(repo, ["data"])
+    (git_repo / "data" / "f3.bin").unlink()
+    manifest = manifestfmt.parse(repo.store.read_manifest(snapshot.add(repo, ["data"])[0].manifest))
+    commit("without f3")
+    live = bytes.fromhex(manifest.by_path()["f0.bin"].chunks[0])
+    loc = repo.store.index.locate(live)
+    with open(repo.store.pack_path(loc.pack), "r+b") as f:    # damage a live chunk of the partly used pack
+        f.seek(loc.offset + 8)
+        f.write(b"\xff" * 8)
+
+    result = gc_op.gc(repo, grace=0)
+    assert result.local == [] and result.local_freed == 0
+    assert any("kept" in note for note in result.notes)
+
+
+def test_gc_and_push_see_a_pointer_whose_bytes_are_also_committed_under_another_name(git_repo, repo, commit, git):
+    make_tree(git_repo / "data", files(5, count=2, size=100_000))
+    manifest = snapshot.add(repo, ["data"])[0].manifest
+    shutil.copy(git_repo / "data.gitrepro", git_repo / "a-copy.txt")   # listed first by `rev-list --objects`
+    commit("v1 and a copy of its pointer")
+    git("rm", "-q", "data.gitrepro", "a-copy.txt")
+    commit("drop both")
+    shutil.rmtree(git_repo / "data")
+
+    assert manifest in reach.in_history(git_repo, ["HEAD"])
+    gc_op.gc(repo, grace=0)
+    assert repo.store.missing(remote_view.manifest_blobs(repo.store, manifest)) == set()

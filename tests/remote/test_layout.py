@@ -122,6 +122,14 @@ def test_an_idx_whose_blob_claims_more_stored_than_raw_bytes_is_refused():
         layout.parse_idx(idx, pack_id, "remote idx")
 
 
+def test_an_idx_whose_stored_length_exceeds_the_raw_length_is_refused():
+    footer = packfmt.ENTRY.pack(b"\x01" * 32, 0, len(packfmt.HEADER), 2**32 - 1, 10)
+    tail = footer + packfmt.TRAILER.pack(1, hash_bytes(footer), packfmt.TRAILER_MAGIC)
+    pack_id = layout.packfmt.footer_id(tail)
+    with pytest.raises(packfmt.CorruptPack, match="claims 4294967295 stored bytes"):
+        layout.parse_idx(layout.encode_idx(2**40, tail), pack_id, "index/x.idx")
+
+
 # ---------------------------------------------------------------- the remote's config object
 
 def test_a_new_remote_config_is_accepted_by_its_own_check(tmp_path):

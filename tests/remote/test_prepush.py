@@ -1,20 +1,25 @@
 """Tests for gitrepro.remote.prepush: the one pre-push check, through real `git push`es to a real bare
-repository with the hooks installed, and called directly."""
+repository with the hooks installed, and called directly, also against a gitrepro remote (a directory
+and a real S3 server, moto, on 127.0.0.1) that lacks or has lost data."""
 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import GIT_IDENTITY, run_git
-from gitrepro.remote import prepush, reach
+from gitrepro.remote import layout, prepush, reach, settings
+from gitrepro.remote import push as push_op
 from gitrepro.repro.hooks import shims
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import snapshot
 from helpers_runs import PY, keep_only_manifests, make_dataset, make_project
+from helpers_trees import make_tree
+from s3server import ensure_cli, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
 
 
 @pytest.fixture
@@ -86,3 +91,56 @@ def test_each_missing_version_is_named_by_the_pointer_that_brought_it_in_even_in
     for manifest in [*old, new]:
         assert f"data/train.gitrepro: data of data/train (manifest {manifest[:12]}) is not in the local store" \
             in done.stderr
+
+
+# ---------------------------------------------------------------- against a gitrepro remote
+
+def random_files(seed: int, count: int, size: int) -> dict[str, bytes]:
+    rng = random.Random(seed)
+    return {f"part-{i:03d}.bin": rng.randbytes(size) for i in range(count)}
+
+
+def files(seed: int, count: int = 2, size: int = 100_000) -> dict[str, bytes]:
+    rng = random.Random(seed)
+    return {f"f{i}.bin": rng.randbytes(size) for i in range(count)}
+
+
+@pytest.fixture
+def origin(remote_kind, tmp_path, request, git_repo, run_cli):
+    """`origin` configured in the test repository's gitrepro.toml; returns the remote add args."""
+    ensure_cli()
+    args = remote_args(remote_kind, tmp_path, request)
+    assert run_cli("remote", "add", "origin", *args).code == 0
+    return args
+
+
+def test_the_pre_push_check_refuses_commits_whose_data_is_not_on_the_remote(origin, git_repo, repo, commit):
+    make_tree(git_repo / "data", random_files(11, 2, 50_000))
+    snapshot.add(repo, ["data"])
+    head = commit("v1")
+    updates = [("refs/heads/main", head, "refs/heads/main", prepush.ZERO_SHA)]
+    check = prepush.check_push(repo, updates, "origin")
+    assert not check.ok and len(check.missing) == 1
+    push_op.push(repo)
+    assert prepush.check_push(repo, updates, "origin").ok
+
+
+def test_after_a_remote_loses_a_pack_the_pre_push_check_makes_the_next_push_upload_it_again(
+        tmp_path, git_repo, repo, commit, run_cli):
+    assert run_cli("remote", "add", "origin", str(tmp_path / "store")).code == 0
+    make_tree(git_repo / "data", files(3, count=3, size=200_000))
+    first = snapshot.add(repo, ["data"])[0].manifest
+    (git_repo / "data" / "more.bin").write_bytes(random.Random(4).randbytes(200_000))
+    snapshot.add(repo, ["data"])
+    commit("v2 reuses most chunks of v1")
+    assert push_op.push(repo).packs_uploaded == 2
+    remote = settings.open_settings(repo, settings.resolve(repo))
+    lost = repo.store.index.locate(bytes.fromhex(first)).pack
+    remote.delete(layout.idx_key(lost))          # as a `gc --remote` from another clone may do
+    remote.delete(layout.pack_key(lost))
+    head = run_git(git_repo, "rev-parse", "HEAD").strip()
+    updates = [("refs/heads/main", head, "refs/heads/main", "0" * 40)]
+
+    assert not prepush.check_push(repo, updates, "origin").ok
+    assert push_op.push(repo).packs_uploaded == 1
+    assert prepush.check_push(repo, updates, "origin").ok

@@ -1,6 +1,7 @@
 """Tests for gitrepro.remote.settings: the `[remote]` and `[remote.<name>]` tables of the committed
 gitrepro.toml, read strictly (a typo is one line; credentials are never accepted) and edited
-so the rest of the file, comments included, stays as the user wrote it."""
+so the rest of the file, comments included, stays as the user wrote it; and the same through the
+`remote` commands and `push`."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import pytest
 from gitrepro.errors import GitreproError
 from gitrepro.formats.project import parse_project
 from gitrepro.remote import RetryingRemote, settings
+from gitrepro.remote import fetch as fetch_op
+from gitrepro.remote import push as push_op
 from gitrepro.remote.settings import RemoteConfigError, RemoteSettings
 from gitrepro.store.repo import Repo
 from gitrepro.util import tomlcompat
+from s3server import ensure_cli
 
 
 def project(text: str):
@@ -221,3 +225,51 @@ def test_add_to_a_repository_without_gitrepro_toml_creates_it(git_repo):
     repo = Repo.find(git_repo)
     settings.add(repo, "origin", "/srv/store")
     assert doc(git_repo) == {"remote": {"origin": {"url": "/srv/store"}}}
+
+
+# ---------------------------------------------------------------- through the commands
+
+def test_remote_add_keeps_the_rest_of_gitrepro_toml_and_remove_undoes_it(git_repo, repo, run_cli):
+    ensure_cli()
+    repo.init()
+    before = (git_repo / "gitrepro.toml").read_text()
+    assert run_cli("remote", "add", "origin", "s3://b/p", "--endpoint-url", "http://127.0.0.1:9000",
+                   "--jobs", "4").code == 0
+    assert run_cli("remote", "add", "nas", "/mnt/nas/store", "--default").code == 0
+    text = (git_repo / "gitrepro.toml").read_text()
+    assert text.startswith(before) and "# [remote.origin]" in text
+    listed = run_cli("remote", "list")
+    assert "* nas" in listed.out and "s3://b/p (endpoint http://127.0.0.1:9000)" in listed.out
+    r = Repo.find(git_repo)
+    assert settings.resolve(r).name == "nas" and settings.resolve(r, "origin").jobs == 4
+    assert run_cli("remote", "remove", "nas").code == 0
+    assert run_cli("remote", "remove", "origin").code == 0
+    assert (git_repo / "gitrepro.toml").read_text().strip() == before.strip()
+    assert "no remote named" in run_cli("remote", "remove", "origin").err
+
+
+def test_credentials_in_gitrepro_toml_are_refused(git_repo, repo, run_cli):
+    (git_repo / "gitrepro.toml").write_text('[remote.origin]\nurl = "s3://b/p"\naws_secret_access_key = "x"\n')
+    with pytest.raises(settings.RemoteConfigError, match="credentials must never be committed"):
+        settings.resolve(Repo.find(git_repo))
+
+
+def test_no_remote_configured_is_a_clear_error_and_checkout_gets_no_fetcher(git_repo, repo):
+    assert fetch_op.make_fetcher(repo) is None
+    with pytest.raises(settings.RemoteConfigError, match="gitrepro remote add"):
+        push_op.push(repo)
+
+
+def test_a_relative_directory_url_is_relative_to_the_repository_root(git_repo, repo, tmp_path):
+    (git_repo / "gitrepro.toml").write_text('[remote.here]\nurl = "../store"\n')
+    r = Repo.find(git_repo)
+    assert settings.open_settings(r, settings.resolve(r)).url == str(git_repo / "../store")
+
+
+@pytest.mark.parametrize("line", ['timeout = "abc"', 'multipart_threshold = "x"', "region = 5", "endpoint_url = 7",
+                                  'addressing_style = "weird"', 'endpoint_url = "minio:9000"',
+                                  'endpoint_url = "https://me:hunter2@minio:9000"'])
+def test_a_mistyped_remote_setting_is_one_line_not_a_crash(git_repo, repo, run_cli, line):
+    (git_repo / "gitrepro.toml").write_text(f'[remote.origin]\nurl = "s3://bucket/p"\n{line}\n')
+    key = line.split()[0]
+    assert f"[remote.origin] {key} " in run_cli("push").error_line()

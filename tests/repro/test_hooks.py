@@ -101,6 +101,12 @@ def test_install_and_uninstall_through_the_cli(git_repo, run_cli):
     assert not (hooks_dir(git_repo) / "pre-commit").exists()
 
 
+def test_uninstall_hooks_refuses_a_name_that_is_not_a_gitrepro_hook(git_repo, repo, run_cli):
+    (git_repo / ".git" / "config.legacy").write_text("[core]\n")
+    assert "unknown hook '../config'" in run_cli("uninstall-hooks", "--hook", "../config").error_line()
+    assert (git_repo / ".git" / "config.legacy").exists()
+
+
 # ---------------------------------------------------------------- chaining
 
 USER_HOOK = """#!/bin/sh

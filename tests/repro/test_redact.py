@@ -1,4 +1,7 @@
-"""Secrets never reach a run record or the store: allowlisted capture, name and value redaction."""
+"""Tests for gitrepro.repro.redact: secrets never reach a run record or the store. Credential-shaped
+values and secret-sounding names are redacted (in the command line and in the variables
+repro.envcapture captures from its allowlist), a credential in a config override is refused, and
+a real `gitrepro run` with secrets in its environment leaves none in the record, banner or store."""
 
 from __future__ import annotations
 
@@ -126,3 +129,9 @@ def test_ordinary_overrides_are_not_mistaken_for_credentials(git_repo, run_cli, 
     ensure_cli()
     result = run_cli("run", "-c", "configs/base.toml", override, "--", PY, "train.py")
     assert result.code == 0, result.err
+
+
+@pytest.mark.parametrize("secret", ["redis://:hunter2pass@localhost:6379/0", "Authorization: Bearer abcdefgh12345"])
+def test_a_url_password_without_a_user_and_an_authorization_header_are_redacted(secret):
+    assert redact.redact_command(["python", "train.py", "--x", secret])[-1] == redact.REDACTED
+    assert envcapture.captured_variables({"TORCH_DB": secret})["TORCH_DB"] == redact.REDACTED

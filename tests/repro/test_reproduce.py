@@ -3,7 +3,8 @@
 Each test builds a real project (tests/helpers_runs.py), trains with `run_op.run` and commits
 the training commit, then reproduces it: identical for a deterministic script, "differ" for one
 that reads the clock or an unseeded RNG, "failed" when the command fails, "failed-before-run"
-when data is missing or corrupt (and then the command never starts).
+when data is missing or corrupt (and then the command never starts). The last tests commit
+hostile run records whose outputs or working directory lead out through a symlink.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from conftest import flip_chunk_byte, run_git
 from gitrepro import api
 from gitrepro.cli import app as cli
 from gitrepro.cli import provenance as cli_provenance
+from gitrepro.formats import runrecord
 from gitrepro.repro import run as run_op
 from gitrepro.repro import reproduce
 from gitrepro.worktree import snapshot
@@ -28,6 +31,7 @@ from gitrepro.repro.provenance.manifests import MODIFIED, REMOVED, FileChange
 from gitrepro.store.repo import Repo
 from gitrepro.repro.reproduce import DIFFER, FAILED, FAILED_BEFORE_RUN, IDENTICAL, ReproduceError
 from helpers_runs import keep_only_manifests, make_project, rewrite_record, stage_run, train, write
+from helpers_trees import make_tree
 
 TRAIN = """\
 import hashlib, os, pathlib, random, sys
@@ -312,3 +316,43 @@ def test_the_python_api_reproduces_from_a_path(project, tmp_path):
     commit = training_commit(project)
     os.chdir(tmp_path)
     assert api.reproduce(commit, repo=project).status == IDENTICAL
+
+
+# ---------------------------------------------------------------- hostile run records: symlinks
+
+def _record(run_id: str, code: str, **fields):
+    now = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    base = dict(id=run_id, command=("true",), code=runrecord.CodeState(code), config=None, seed=None, data={},
+                outputs={}, environment=None, started=now, finished=now, wall_seconds=0.0, exit_status=0)
+    return runrecord.dumps(runrecord.RunRecord(**{**base, **fields}))
+
+
+def test_reproduce_never_snapshots_an_output_through_a_committed_symlink(git_repo, repo, commit, tmp_path):
+    victim = tmp_path / "victim"
+    make_tree(victim / "models", {"secret.txt": b"not for the store"})
+    (git_repo / "out").symlink_to(victim)
+    code = commit("code with a symlink")
+    (git_repo / "runs").mkdir()
+    run_id = "20261126T081500Z-3f2a1c"
+    (git_repo / "runs" / f"{run_id}.toml").write_bytes(_record(run_id, code, outputs={"out/models": "ab" * 32}))
+    commit("a hostile run record")
+
+    result = reproduce.reproduce(repo, "HEAD")
+    assert not (victim / "models.gitrepro").exists()
+    assert result.outputs[0].reproduced is None and "symlink" in result.outputs[0].note
+
+
+def test_reproduce_refuses_a_recorded_working_directory_that_leads_out_through_a_symlink(
+        git_repo, repo, commit, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (git_repo / "out").symlink_to(tmp_path / "elsewhere")
+    code = commit("code with a symlink")
+    (git_repo / "runs").mkdir()
+    run_id = "20261126T081500Z-3f2a1d"
+    (git_repo / "runs" / f"{run_id}.toml").write_bytes(
+        _record(run_id, code, command=("touch", "planted"), cwd="out"))
+    commit("a hostile run record")
+
+    result = reproduce.reproduce(repo, "HEAD")
+    assert result.status == reproduce.FAILED_BEFORE_RUN and "symlink" in result.reason
+    assert not (tmp_path / "elsewhere" / "planted").exists()

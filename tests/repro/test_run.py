@@ -1,13 +1,10 @@
-"""Tests for gitrepro.record (run records and `gitrepro run`) and gitrepro.envcapture."""
+"""Tests for gitrepro.repro.run: `gitrepro run` on a real training project, what it records, what it
+refuses (dirty code, stale configs, data that differs from its pointer, outputs through a symlink)."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 import re
 import shutil
-from datetime import datetime, timezone
 
 import pytest
 
@@ -16,10 +13,9 @@ from gitrepro.repro import config as configmod
 from gitrepro.repro import envcapture
 from gitrepro.formats import runrecord
 from gitrepro.repro import run as run_op
-from gitrepro.formats.runrecord import BadRunRecord
 from gitrepro.repro.run import RunRefused
 from gitrepro.store.repo import Repo
-from helpers_runs import PY, ensure_cli, make_project, rewrite_record, train, write
+from helpers_runs import PY, ensure_cli, make_project, train, write
 
 
 @pytest.fixture
@@ -27,8 +23,6 @@ def project(git_repo):
     make_project(git_repo)
     return git_repo
 
-
-# ---------------------------------------------------------------- gitrepro run
 
 def test_a_run_records_commit_config_seed_data_environment_outputs_and_timing(project):
     head = run_git(project, "rev-parse", "HEAD").strip()
@@ -171,100 +165,9 @@ def test_cli_run_exits_with_the_commands_exit_status(project, run_cli, monkeypat
     assert run_cli("run", "-c", "configs/base.toml", "--seed", "x", "--", PY, "train.py").code == 1
 
 
-# ---------------------------------------------------------------- the format
-
-def sample(**changes) -> runrecord.RunRecord:
-    t = datetime(2026, 11, 26, 8, 15, tzinfo=timezone.utc)
-    rec = runrecord.RunRecord(
-        id="20261126T081500Z-3f2a1c", command=("python", "train.py", "--epochs", "3"),
-        code=runrecord.CodeState("a" * 40), config=runrecord.ConfigRef("configs/x.resolved.toml", "b" * 64, "configs/x.toml",
-                                                                 ("optim.lr=0.1",)),
-        seed=7, data={"data/train": "c" * 64}, outputs={"models": "d" * 64},
-        environment={"python": "3.11.7", "packages": {"numpy": "2.0"}, "hash": "e" * 64, "gpus": [],
-                     "variables": {"LANG": "C"}, "lock_files": {}},
-        started=t, finished=t, wall_seconds=1.5, exit_status=0)
-    return dataclasses.replace(rec, **changes)
-
-
-def test_a_record_round_trips_through_dumps_and_parse():
-    rec = sample()
-    assert runrecord.parse(runrecord.dumps(rec)) == rec
-    assert runrecord.dumps(rec).startswith(b"# gitrepro run record (format version 1)")
-    no_config = sample(config=None, seed=None, environment=None)
-    assert runrecord.parse(runrecord.dumps(no_config)) == no_config
-
-
-@pytest.mark.parametrize("edit, message", [
-    (lambda t: t.replace("version = 1", "version = 2"), "unsupported run record version 2"),
-    (lambda t: t.replace("20261126T081500Z-3f2a1c", "latest"), "id 'latest' is not like"),
-    (lambda t: t.replace("a" * 40, "HEAD"), "not a full git commit id"),
-    (lambda t: t.replace("c" * 64, "c" * 63), "invalid data manifest id"),
-    (lambda t: t.replace('"data/train"', '"../etc"'), "unsafe path"),
-    (lambda t: t.replace("seed = 7", "seed = -1"), "seed must be an integer"),
-    (lambda t: t.replace("seed = 7", 'seed = "7"'), "seed must be an integer"),
-    (lambda t: t.replace("wall_seconds = 1.5", "wall_seconds = -1"), "wall_seconds is negative"),
-    (lambda t: t.replace("exit_status = 0", "exit_status = true"), "'exit_status' missing or of the wrong type"),
-    (lambda t: t.replace('numpy = "2.0"', "numpy = 2"), "environment.packages must be a table of strings"),
-    (lambda t: t + "\n[[", "not a valid run record"),
-])
-def test_parse_refuses_damaged_records_with_one_line(edit, message):
-    text = edit(runrecord.dumps(sample()).decode())
-    with pytest.raises(BadRunRecord, match=re.escape(message)) as info:
-        runrecord.parse(text.encode(), "runs/x.toml")
-    assert "\n" not in str(info.value) and str(info.value).startswith("runs/x.toml")
-
-
-def test_a_record_without_a_command_is_refused():
-    text = runrecord.dumps(sample()).decode()
-    text = re.sub(r"command = \[[^\]]*\]", "command = []", text)
-    with pytest.raises(BadRunRecord, match="command must be a non-empty list"):
-        runrecord.parse(text.encode())
-
-
-def test_run_ids_sort_by_start_time_and_are_unique():
-    early = runrecord.new_run_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
-    late = runrecord.new_run_id(datetime(2026, 1, 2, 3, 4, 6, tzinfo=timezone.utc))
-    assert early < late and early.startswith("20260102T030405Z-") and runrecord.RUN_ID.fullmatch(early)
-    assert len({runrecord.new_run_id() for _ in range(50)}) == 50
-
-
-def test_only_toml_files_directly_in_runs_are_records():
-    assert runrecord.is_record_path("runs/20261126T081500Z-3f2a1c.toml")
-    assert not runrecord.is_record_path("runs/old/x.toml") and not runrecord.is_record_path("sub/runs/x.toml")
-    assert not runrecord.is_record_path("runs/notes.md")
-
-
-# ---------------------------------------------------------------- the environment
-
-def test_the_environment_lists_python_packages_lock_files_and_allowed_variables(tmp_path):
-    (tmp_path / "requirements-dev.txt").write_text("pytest\n")
-    (tmp_path / "uv.lock").write_text("lock\n")
-    env = envcapture.capture_environment(tmp_path, environ={"LANG": "C.UTF-8", "CUDA_VISIBLE_DEVICES": "0",
-                                                           "HOME": "/root", "USER": "me"})
-    assert env["python"].count(".") == 2 and env["packages"]["blake3"]
-    assert set(env["lock_files"]) == {"requirements-dev.txt", "uv.lock"}
-    assert env["variables"] == {"CUDA_VISIBLE_DEVICES": "0", "LANG": "C.UTF-8"}
-    assert isinstance(env["gpus"], list)
-    json.dumps(env)
-
-
-def test_the_environment_hash_ignores_volatile_fields_but_not_packages():
-    env = {"python": "3.11.7", "packages": {"a": "1"}, "executable": "/x/python", "platform": "Linux-6.1"}
-    same = dict(env, executable="/y/python", platform="Linux-6.2")
-    other = dict(env, packages={"a": "2"})
-    assert envcapture.environment_hash(env) == envcapture.environment_hash(same)
-    assert envcapture.environment_hash(env) != envcapture.environment_hash(other)
-
-
-def test_another_pythons_packages_are_probed_in_that_python():
-    other = shutil.which("python3", path="/usr/bin:/bin")
-    if other is None or os.path.realpath(other) == os.path.realpath(PY):
-        pytest.skip("no second Python interpreter on this machine")
-    env = envcapture.capture_environment(None, python=other)
-    assert os.path.realpath(env["executable"]) == os.path.realpath(other)
-
-
-def test_only_a_python_command_names_its_interpreter():
-    assert envcapture.interpreter_for([PY, "train.py"]) == PY
-    assert envcapture.interpreter_for(["sh", "-c", "true"]) is None
-    assert envcapture.interpreter_for([]) is None
+def test_run_refuses_an_output_beneath_a_symlinked_directory(git_repo, repo, commit, tmp_path, run_cli):
+    (tmp_path / "elsewhere").mkdir()
+    (git_repo / "out").symlink_to(tmp_path / "elsewhere")
+    commit("code with a symlink")
+    assert "symlink" in run_cli("run", "-o", "out/models", "--", "true").error_line()
+    assert not list((tmp_path / "elsewhere").iterdir())
