@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from gitrepro.errors import GitreproError
-from gitrepro.util.fsutil import UnsafePath, check_relpath
+from gitrepro.util.fsutil import UnsafePath, check_relpath, names_dotgit
 from gitrepro.formats.hashing import ID_HEX, BadId, parse_id
 
 MANIFEST_VERSION = 1
@@ -173,9 +173,10 @@ def _parse_plain_files(body: str) -> list[Entry] | None:
 def _any_unsafe_path(entries: list[Entry]) -> bool:
     """`check_relpath` over all paths at once (the caller has ruled out backslashes, NULs and
     newlines): with every path wrapped in slashes, an empty, absolute or trailing-slash path
-    shows as "//", and a forbidden component as "/./", "/../" or "/.git/"."""
+    shows as "//", and a forbidden component as "/./", "/../" or `.git` in any spelling git
+    refuses (`names_dotgit`; erring towards "unsafe" only sends the caller to the exact parse)."""
     wrapped = "/" + "/\n/".join(e.path for e in entries) + "/"
-    return any(bad in wrapped for bad in ("//", "/./", "/../", "/.git/"))
+    return any(bad in wrapped for bad in ("//", "/./", "/../")) or names_dotgit(wrapped)
 
 
 def _parse_entry(scan, line: str, origin: str, n: int) -> Entry:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -78,14 +79,39 @@ def _default_mode(path: Path) -> int:
         return 0o666 & ~UMASK
 
 
+# Every spelling of `.git` that git's verify_path refuses as a path component (is_ntfs_dotgit
+# and is_hfs_dotgit, refused here on every platform): any case; NTFS's equivalents, trailing
+# dots and spaces (`.git. `), the 8.3 short name `git~1` and an alternate data stream
+# (`.git::$INDEX_ALLOCATION`); and HFS+'s, where the code points below are ignored (`.g\u200cit`).
+_DOTGIT = re.compile(r"/(?:\.git|git~1)[. ]*(?::[^/\n]*)?[/\n]")   # on "/" + lower-cased path(s) + "/"
+_HFS_IGNORED = dict.fromkeys(map(ord, "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                                      "\u206a\u206b\u206c\u206d\u206e\u206f\ufeff"))
+
+
 def check_relpath(rel: str) -> str:
-    """Validate a '/'-separated relative path from untrusted input; return it unchanged."""
+    """Validate a '/'-separated relative path from untrusted input; return it unchanged.
+
+    Refused: empty, absolute, backslashes, NULs, the components '', '.', '..', and `.git`
+    in any spelling git refuses (see _DOTGIT), which the one path check for pointers,
+    manifests, run records and `add` must refuse too: on macOS and Windows `.GIT/` is `.git/`."""
     if not rel or rel.startswith("/") or "\\" in rel or "\0" in rel:
         raise UnsafePath(f"unsafe path {rel!r}: must be relative, non-empty, '/'-separated")
     for part in rel.split("/"):
-        if part in ("", ".", "..", ".git"):
+        if part in ("", ".", ".."):
             raise UnsafePath(f"unsafe path {rel!r}: component {part!r} is not allowed")
+    if names_dotgit(rel):
+        raise UnsafePath(f"unsafe path {rel!r}: a component is '.git' in a spelling git refuses "
+                         f"(any case, '.git.', 'git~1', '.git:...', or with ignorable code points); rename it")
     return rel
+
+
+def names_dotgit(rel: str) -> bool:
+    """True when a component of `rel` (or of the paths in a "\n"-separated list) is `.git` in any
+    spelling git refuses."""
+    low = rel.lower()
+    if not low.isascii():
+        low = low.translate(_HFS_IGNORED)
+    return (".git" in low or "git~1" in low) and _DOTGIT.search(f"/{low}/") is not None
 
 
 def safe_join(root: str | os.PathLike, rel: str) -> Path:
