@@ -15,7 +15,7 @@ from gitrepro.errors import GitreproError
 from gitrepro.formats import pointer
 from gitrepro.formats.hashing import hash_bytes
 from gitrepro.repro.config.keys import ConfigError, flatten, same_value
-from gitrepro.repro.config.resolve import ReadFile, compute, default_output_rel, locate, read_pointer
+from gitrepro.repro.config.resolve import NotAFile, ReadFile, compute, default_output_rel, locate, read_pointer
 from gitrepro.repro.config.resolved import ResolvedConfig, content_hash, load, parse_resolved
 
 ENV_VAR = "GITREPRO_CONFIG"
@@ -79,7 +79,10 @@ def _drift(rc: ResolvedConfig, rel: str, read: ReadFile) -> list[Drift]:
         findings.append(Drift("edited", rel, f"{rel} was edited by hand (its values no longer match "
                                                f"the recorded hash); {hint}"))
     for src, digest in rc.sources.items():
-        data = read(src)
+        try:
+            data = read(src)
+        except NotAFile:
+            data = None        # a source replaced by a directory is gone as a source
         if data is None:
             findings.append(Drift("source-missing", src, f"source {src} of {rel} is gone; {hint}"))
         elif hash_bytes(data).hex() != digest:

@@ -26,7 +26,7 @@ from gitrepro.repro.config.keys import (DELETE_KEY, EXTENDS_KEY, META_KEY, KeyPa
                                         value_at)
 from gitrepro.repro.config.overrides import OVERRIDE_ORIGIN, apply_override, canonical_overrides
 from gitrepro.repro.config.resolved import RESOLVED_SUFFIX, ResolvedConfig, content_hash, render
-from gitrepro.util.fsutil import UnsafePath, atomic_write, check_relpath
+from gitrepro.util.fsutil import UnsafePath, atomic_write, check_relpath, names_dotgit
 
 SEED_ARG_ORIGIN = "<seed argument>"
 SEED_AUTO_ORIGIN = "<seed auto>"
@@ -44,10 +44,8 @@ def resolve(path: str | os.PathLike, overrides=(), *, seed: int | str | None = N
     "auto" (pick one when the config has none). `output` defaults to
     `<name>.resolved.toml` next to `path` and must be inside the repository.
     """
-    src = _existing(path)
-    root = _repo_root(src.parent)
+    src, root, rel = _top(path)
     out = Path(output).resolve() if output is not None else _default_output(src)
-    rel = _relative(src, root)
     _relative(out, root)   # refused outside the repo: check reads it by repo-relative path
     if out == src:
         raise ConfigError(f"{rel}: the output would overwrite the source; pass another -o path")
@@ -61,20 +59,50 @@ def resolve(path: str | os.PathLike, overrides=(), *, seed: int | str | None = N
     return rc
 
 
+class NotAFile(ConfigError):
+    """A path the resolver was given names a directory (or a device), not a file."""
+
+
+class OutsideRepository(ConfigError):
+    """A path the resolver was given leads, through a symlink, out of the repository or into .git."""
+
+
 def worktree_reader(root: str | os.PathLike) -> ReadFile:
-    """A ReadFile over the working tree at `root`: bytes, or None when the file is absent."""
+    """A ReadFile over the working tree at `root`: bytes, or None when the file is absent.
+
+    Symlinks are followed only while they stay inside the repository: every file the
+    resolver reads (the config, its `extends` parents, the pointers its values name) is
+    judged by its real path, and one outside `root`, or inside .git, is refused
+    (OutsideRepository), so no committed resolved file can carry another file's bytes."""
     root = Path(root)
+    real_root = os.path.realpath(root)
 
     def read(rel: str) -> bytes | None:
+        path = root / check_relpath(rel)
+        real = os.path.realpath(path)
+        _check_inside(rel, real, real_root)
         try:
-            return (root / check_relpath(rel)).read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            with open(real, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except IsADirectoryError:
+            raise NotAFile(f"{rel} is a directory, not a config file") from None
         except OSError as e:
             if e.errno == errno.ENAMETOOLONG:
                 return None
             raise ConfigError(f"{rel}: cannot read ({e.strerror})") from None
     return read
+
+
+def _check_inside(rel: str, real: str, real_root: str) -> None:
+    inside = os.path.relpath(real, real_root)
+    if inside == os.pardir or inside.startswith(os.pardir + os.sep) or os.path.isabs(inside):
+        raise OutsideRepository(f"{rel} leads outside the repository (to {real}); configs, the files they "
+                                f"extend and the pointers they name must be inside it: copy the file in")
+    if inside != "." and names_dotgit(Path(inside).as_posix()):
+        raise OutsideRepository(f"{rel} leads into .git ({Path(inside).as_posix()}), which a config may not "
+                                f"read; copy what you need into a config file")
 
 
 @dataclass
@@ -98,10 +126,14 @@ class _Sources:
         self.hashes: dict[str, str] = {}
         self.resolved: dict[str, tuple[dict, dict]] = {}
 
-    def load(self, rel: str, missing: str) -> dict:
-        data = self.read(rel)
+    def load(self, rel: str, where: str | None) -> dict:
+        """Parse source `rel`; `where` says who named it (`c.toml: extends 'x'`), None for the top."""
+        try:
+            data = self.read(rel)
+        except (NotAFile, OutsideRepository) as e:
+            raise type(e)(f"{where}, but {e}" if where else str(e)) from None
         if data is None:
-            raise ConfigError(missing)
+            raise ConfigError(f"{where}, but {rel} does not exist" if where else f"{rel}: no such config file")
         self.hashes[rel] = hash_bytes(data).hex()
         doc = parse_toml(data, rel)
         if META_KEY in doc:
@@ -113,7 +145,7 @@ class _Sources:
 def compute(top: str, overrides: tuple[str, ...], seed, force: bool, read: ReadFile) -> _Computed:
     """Sources -> merged tree -> overrides -> seed -> interpolation -> data pointers."""
     srcs = _Sources(read)
-    values, origins = _resolve_file(top, (), srcs, f"{top}: no such config file")
+    values, origins = _resolve_file(top, (), srcs, None)
     for text in overrides:
         apply_override(values, origins, text, force)
     seed_source = _apply_seed(values, origins, seed)
@@ -126,18 +158,17 @@ def compute(top: str, overrides: tuple[str, ...], seed, force: bool, read: ReadF
                      seed_source)
 
 
-def _resolve_file(rel: str, stack: tuple[str, ...], srcs: _Sources, missing: str) -> tuple[dict, dict]:
+def _resolve_file(rel: str, stack: tuple[str, ...], srcs: _Sources, where: str | None) -> tuple[dict, dict]:
     """Depth-first: each parent fully resolved, later parents winning, then deletes, then the file."""
     if rel in stack:
         raise ConfigError(f"{rel}: extends cycle {' -> '.join(stack + (rel,))}")
     if rel not in srcs.resolved:
-        doc = srcs.load(rel, missing)
+        doc = srcs.load(rel, where)
         parents, deletes = _directives(doc, rel)
         values, origins = {}, {}
         for parent in parents:
             prel = _join(rel, parent)
-            pv, po = _resolve_file(prel, stack + (rel,), srcs,
-                                   f"{rel}: extends {parent!r}, but {prel} does not exist")
+            pv, po = _resolve_file(prel, stack + (rel,), srcs, f"{rel}: extends {parent!r}")
             _merge(values, origins, pv, po)
         for key in deletes:
             _delete(values, origins, parse_key(key, f"{rel}: {DELETE_KEY}"), rel)
@@ -164,6 +195,8 @@ def _join(rel: str, parent: str) -> str:
     if parent.startswith("/") or "\\" in parent:
         raise ConfigError(f"{rel}: extends {parent!r}: use a '/'-separated path relative to {rel}")
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), parent))
+    if joined == ".":
+        raise NotAFile(f"{rel}: extends {parent!r}, but that is the repository's top directory, not a config file")
     try:
         return check_relpath(joined)
     except UnsafePath:
@@ -233,15 +266,24 @@ def _data_pointers(values: dict, read: ReadFile) -> dict[str, str]:
 
 def read_pointer(dataset: str, read: ReadFile) -> pointer.Pointer | None:
     rel = pointer.pointer_path_for(dataset)
-    data = read(rel)
+    try:
+        data = read(rel)
+    except NotAFile:
+        return None      # a directory named like a pointer is not one
     return None if data is None else pointer.parse(data, rel)
 
 
-def _existing(path) -> Path:
-    p = Path(path).resolve()
-    if not p.is_file():
+def _top(path) -> tuple[Path, Path, str]:
+    """(real path, repository root, repo-relative path) of the config a user names. The repository
+    is the one the path is in as given; its real path (through any symlink) must be inside it."""
+    given = Path(os.path.abspath(path))
+    if given.is_dir():
+        raise NotAFile(f"{path} is a directory, not a config file; give a .toml file")
+    if not given.is_file():
         raise ConfigError(f"{path}: no such config file")
-    return p
+    root = _repo_root(given.parent)
+    real = given.resolve()
+    return real, root, _relative(real, root)
 
 
 def _repo_root(directory: Path) -> Path:
@@ -262,9 +304,8 @@ def locate(path, read_file: ReadFile | None) -> tuple[str, ReadFile]:
             return check_relpath(str(path)), read_file
         except UnsafePath as e:
             raise ConfigError(str(e)) from None
-    p = _existing(path)
-    root = _repo_root(p.parent)
-    return _relative(p, root), worktree_reader(root)
+    _, root, rel = _top(path)
+    return rel, worktree_reader(root)
 
 
 def _default_output(src: Path) -> Path:
