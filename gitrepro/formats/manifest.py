@@ -41,8 +41,11 @@ class Entry(NamedTuple):
     target: str = ""               # link target for symlinks
 
     def same_content(self, other: "Entry | None") -> bool:
-        return other is not None and (self.type, self.mode, self.size, self.hash, self.target) == \
-            (other.type, other.mode, other.size, other.hash, other.target)
+        """Same type, content and restored mode (`safe_mode`: a scanned 0o664 is a parsed 0o644)."""
+        if other is None or (self.type, self.size, self.hash, self.target) != \
+                (other.type, other.size, other.hash, other.target):
+            return False
+        return self.mode == other.mode or safe_mode(self.type, self.mode) == safe_mode(other.type, other.mode)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,21 @@ class Manifest:
         return {c for e in self.entries for c in e.chunks}
 
 
+# The permission bits a manifest may give what checkout restores, as git restores only 0644 or
+# 0755 (docs/design.md, "Manifest (version 1)"): never group- or world-writable, never setuid,
+# setgid or sticky, always readable and writable (directories: enterable) by the owner; the
+# other read and execute bits are kept (a 0o600 key file or a 0o750 tool round-trips). A
+# manifest's `m` is normalised to this on parse (and on write), so checkout never sees another mode.
+_KEEP = 0o755
+_FILE_MODES = tuple((m & _KEEP) | 0o600 for m in range(0o10000))
+_DIR_MODES = tuple((m & _KEEP) | 0o700 for m in range(0o10000))
+
+
+def safe_mode(kind: str, mode: int) -> int:
+    """The mode checkout restores for an entry of type `kind` recorded with `mode` (0..0o7777)."""
+    return (_DIR_MODES if kind == DIR else _FILE_MODES)[mode & 0o7777]
+
+
 def sort_key(path: str) -> bytes:
     return os.fsencode(path)
 
@@ -79,11 +97,11 @@ def _encode_path(path: str) -> dict:
 def _entry_json(e: Entry) -> dict:
     doc = {"t": e.type, **_encode_path(e.path)}
     if e.type == FILE:
-        doc.update(m=e.mode, s=e.size, h=e.hash, c=list(e.chunks))
+        doc.update(m=_FILE_MODES[e.mode & 0o7777], s=e.size, h=e.hash, c=list(e.chunks))
     elif e.type == SYMLINK:
         doc["l"] = base64.b64encode(os.fsencode(e.target)).decode()
     else:
-        doc["m"] = e.mode
+        doc["m"] = _DIR_MODES[e.mode & 0o7777]
     return doc
 
 
@@ -160,11 +178,13 @@ def _parse_plain_files(body: str) -> list[Entry] | None:
     found = _PLAIN_FILE_LINE.findall(body)
     if len(found) != body.count("\n") + 1:
         return None
-    entries = [Entry(path, FILE, int(mode), int(size), file_hash, tuple(chunks[1:-1].split('","')) if chunks else ())
+    modes = _FILE_MODES
+    entries = [Entry(path, FILE, modes[int(mode)], int(size), file_hash,
+                     tuple(chunks[1:-1].split('","')) if chunks else ())
                for chunks, file_hash, mode, path, size in found]
     # The paths hold no newline (the pattern admits no control character): encode them at once.
     keys = sort_key("\n".join([e.path for e in entries])).split(b"\n")
-    if any(e.mode > 0o777 for e in entries) or _any_unsafe_path(entries) \
+    if _any_unsafe_path(entries) \
             or not all(a < b for a, b in zip(keys, keys[1:])) or _nested(entries):
         return None
     return entries
@@ -191,13 +211,14 @@ def _parse_entry(scan, line: str, origin: str, n: int) -> Entry:
             if type(doc["c"]) is not list:
                 raise TypeError("chunk ids must be a list")
             chunks = tuple(parse_id(c, "chunk id") for c in doc["c"])
-            return Entry(path, FILE, _mode(doc["m"]), _nonneg(doc["s"]), parse_id(doc["h"], "file hash"), chunks)
+            return Entry(path, FILE, _FILE_MODES[_mode(doc["m"])], _nonneg(doc["s"]), parse_id(doc["h"], "file hash"),
+                         chunks)
         if kind == SYMLINK:
             target = os.fsdecode(base64.b64decode(doc["l"], validate=True))
             check_symlink(path, target)
             return Entry(path, SYMLINK, target=target)
         if kind == DIR:
-            return Entry(path, DIR, _mode(doc["m"]))
+            return Entry(path, DIR, _DIR_MODES[_mode(doc["m"])])
         raise BadManifest(f"{origin} line {n}: unknown entry type {kind!r}")
     except (UnsafePath, BadId) as e:
         raise BadManifest(f"{origin} line {n}: {e}") from None
@@ -260,7 +281,7 @@ def _resolve(parts: list[str], target: str, links: dict[str, str], hops: list[in
 def _mode(value) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0o7777:
         raise ValueError(f"bad mode {value!r}")
-    return value & 0o777
+    return value
 
 
 def _nonneg(value) -> int:
