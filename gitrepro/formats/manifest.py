@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import UnsafePath, check_relpath, names_dotgit
-from gitrepro.formats.hashing import ID_HEX, BadId, parse_id
+from gitrepro.formats.hashing import ID_HEX, BadId, hash_bytes, parse_id
 
 MANIFEST_VERSION = 1
 HEADER = {"format": "gitrepro-manifest", "version": MANIFEST_VERSION}
@@ -65,6 +65,31 @@ class Manifest:
 
     def chunk_ids(self) -> set[str]:
         return {c for e in self.entries for c in e.chunks}
+
+    @property
+    def single_file(self) -> bool:
+        """One regular file and nothing else: what a pointer of kind "file" names."""
+        return len(self.entries) == 1 and self.entries[0].type == FILE
+
+
+MAX_CHUNK = 16 * 1024 * 1024           # no chunker setting cuts bigger chunks (chunker.ChunkerParams.check)
+EMPTY_HASH = hash_bytes(b"").hex()
+
+
+def check_restorable(m: Manifest, origin: str = "manifest") -> None:
+    """Refuse a manifest whose files no snapshot could have written, so checkout could never
+    restore them: a file's size must fit its chunks (none for an empty file, at least one byte
+    and at most MAX_CHUNK per chunk), and an empty or one-chunk file's hash is that of its bytes.
+    `parse` checks the format; checkout and every verdict on data (the policy, `verify`) check this."""
+    for e in m.entries:
+        if e.type != FILE:
+            continue
+        n = len(e.chunks)
+        if not (n <= e.size <= n * MAX_CHUNK) or (n == 0 and e.hash != EMPTY_HASH) or \
+                (n == 1 and e.chunks[0] != e.hash):
+            raise BadManifest(f"{origin}: file {e.path!r} claims {e.size} bytes in {n} chunk(s) with hash "
+                              f"{e.hash[:12]}, which no snapshot writes, so it cannot be restored; "
+                              f"re-snapshot the dataset with `gitrepro add` from a good copy")
 
 
 # The permission bits a manifest may give what checkout restores, as git restores only 0644 or

@@ -8,7 +8,7 @@ validates everything. See docs/design.md, "Pointer (version 1)".
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 from gitrepro.errors import GitreproError
 from gitrepro.util import tomlcompat
@@ -98,6 +98,72 @@ def parse(data: bytes, origin: str = "pointer") -> Pointer:
     if files < 0 or size < 0:
         raise BadPointer(f"{origin}: files and bytes must not be negative")
     return Pointer(path=path, manifest=manifest, kind=kind, files=files, bytes=size)
+
+
+def mismatch(ptr: Pointer, files: int, size: int, single_file: bool) -> str | None:
+    """Why a manifest holding `files` files of `size` bytes (`single_file`: one regular file and
+    nothing else) cannot be what pointer `ptr` names, or None. Checkout refuses such a pair, and
+    so do the policy and `verify` (through the data verdicts), with this one message."""
+    if ptr.kind == "file" and not single_file:
+        return f"names a single file, but manifest {ptr.manifest[:12]} holds {files} entries, not one file"
+    if (ptr.files, ptr.bytes) != (files, size):
+        return (f"says {ptr.files} files and {ptr.bytes} bytes, but manifest {ptr.manifest[:12]} holds {files} "
+                f"files and {size} bytes")
+    return None
+
+
+def check_manifest(ptr: Pointer, manifest, origin: str) -> None:
+    """Refuse pointer `ptr` (at `origin`) if its parsed `manifest` is not what it describes."""
+    problem = mismatch(ptr, manifest.files, manifest.bytes, manifest.single_file)
+    if problem:
+        raise BadPointer(f"{origin} does not match its manifest: it {problem}; the pointer is damaged or was "
+                         f"edited: restore it with "
+                         f"`git checkout <good commit> -- {origin}` or re-create it with `gitrepro add {ptr.path}`")
+
+
+def overlaps(a: str, b: str) -> bool:
+    """True when repo-relative path `a` is `b` or one lies inside the other."""
+    return a == b or b.startswith(a + "/") or a.startswith(b + "/")
+
+
+def tracked_overlaps(datasets: Iterable[str], tracked: Iterable[str]) -> dict[str, str]:
+    """Each dataset that a path git tracks overlaps (a tracked file at it, inside it, or where one
+    of its directories must be), with the first such path: checkout refuses to restore those
+    datasets, and `add`, the policy and `verify` refuse them too. One pass over `tracked`."""
+    wanted = set(datasets)
+    found: dict[str, str] = {}
+    if not wanted:
+        return found
+    tracked = tracked if isinstance(tracked, (set, dict, frozenset)) else set(tracked)
+    for path in tracked:
+        end = len(path)
+        while end > 0:                       # the path and each directory above it
+            head = path[:end]
+            if head in wanted and head not in found:
+                found[head] = path
+            end = path.rfind("/", 0, end)
+    for d in wanted - found.keys():          # a tracked file where a directory of the dataset must be
+        end = d.rfind("/")
+        while end > 0:
+            if d[:end] in tracked:
+                found[d] = d[:end]
+                break
+            end = d.rfind("/", 0, end)
+    return found
+
+
+def tracked_problems(pointer_paths: Iterable[str], tracked: Iterable[str]) -> list[tuple[str, str, str, str]]:
+    """(pointer path, problem, fix, object) for each pointer whose dataset git also tracks files at."""
+    found = tracked_overlaps([dataset_for_pointer(p) for p in pointer_paths], tracked)
+    return [(pointer_path_for(d), tracked_problem(d, p), f"git rm --cached {pointer_path_for(d)}", f"dataset {d}")
+            for d, p in sorted(found.items())]
+
+
+def tracked_problem(dataset: str, tracked: str) -> str:
+    """The one message for a dataset git also tracks `tracked` at."""
+    where = "there" if tracked == dataset else ("inside it" if tracked.startswith(dataset + "/") else "above it")
+    return (f"{dataset}: git tracks {tracked} {where}, so it cannot be a dataset; the pointer "
+            f"{pointer_path_for(dataset)} is wrong — remove it with `git rm {pointer_path_for(dataset)}`")
 
 
 def _read_canonical(data: bytes) -> dict | None:

@@ -14,6 +14,8 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 from gitrepro.errors import GitreproError
 from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats import pointer as pointerfmt
+from gitrepro.formats.pointer import Pointer
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import Store
 
@@ -22,6 +24,7 @@ from gitrepro.store.store import Store
 class DataProblem:
     text: str        # completes "data of <dataset> (manifest <id>) ..."
     object: str      # "manifest <id>" or "chunk <id>"
+    fix: str = ""    # a fix of its own, if the tree's usual one (fetch, add) is not it
 
 
 class DataJudge:
@@ -38,6 +41,7 @@ class DataJudge:
 
     def __init__(self) -> None:
         self.verdicts: dict[str, DataProblem | None] = {}
+        self.summaries: dict[str, tuple[int, int, bool]] = {}   # manifest -> (files, bytes, single file)
         self.checked: set[bytes] = set()     # chunk ids looked up
         self.absent: set[bytes] = set()      # ... and found missing
 
@@ -58,9 +62,16 @@ class DataJudge:
                 if isinstance(found, Exception):
                     raise found
                 parsed = manifestfmt.parse(found, f"manifest {m}")
-                chunks[m] = list(dict.fromkeys(bytes.fromhex(c) for e in parsed.entries for c in e.chunks))
             except self.unreadable as e:
                 verdicts[m] = DataProblem(f"cannot be read {self.source} ({e})", f"manifest {m}")
+                continue
+            try:      # what checkout would refuse (worktree.checkout makes the same judgment)
+                manifestfmt.check_restorable(parsed, f"manifest {m}")
+            except manifestfmt.BadManifest as e:
+                verdicts[m] = DataProblem(f"cannot be restored ({e})", f"manifest {m}")
+                continue
+            self.summaries[m] = (parsed.files, parsed.bytes, parsed.single_file)
+            chunks[m] = list(dict.fromkeys(bytes.fromhex(c) for e in parsed.entries for c in e.chunks))
         unknown = set().union(set(), *chunks.values()) - self.checked
         if unknown:
             self.absent |= self.missing(unknown)
@@ -129,15 +140,29 @@ class DataAvailability:
     def __init__(self, judge: DataJudge, fix: Callable[[str], str]):
         self.judge, self.fix = judge, fix
         self.wanted: dict[str, list[tuple[str, str]]] = {}
+        self.pointers: dict[str, list[tuple[str, Pointer]]] = {}
 
-    def want(self, manifest: str, path: str, dataset: str) -> None:
+    def want(self, manifest: str, path: str, dataset: str, ptr: Pointer | None = None) -> None:
+        """`path` names `manifest` as `dataset`; a pointer `ptr` must also describe it (kind, counts)."""
         self.wanted.setdefault(manifest, []).append((path, dataset))
+        if ptr is not None:
+            self.pointers.setdefault(manifest, []).append((path, ptr))
 
     def unavailable(self) -> list[Unavailable]:
-        """Every (file, dataset) whose manifest is not available, by manifest, then file."""
+        """Every (file, dataset) whose manifest is not available, by manifest, then file; and every
+        pointer that does not describe its (available) manifest, as checkout would refuse it."""
         if not self.wanted:
             return []
         problems = self.judge.judge(self.wanted)
-        return [Unavailable(path, dataset, manifest, problem)
-                for manifest, problem in sorted(problems.items()) if problem is not None
-                for path, dataset in sorted(set(self.wanted[manifest]))]
+        found = [Unavailable(path, dataset, manifest, problem)
+                 for manifest, problem in sorted(problems.items()) if problem is not None
+                 for path, dataset in sorted(set(self.wanted[manifest]))]
+        for manifest, named in sorted(self.pointers.items()):
+            summary = self.judge.summaries.get(manifest) if problems.get(manifest) is None else None
+            for path, ptr in sorted(set(named)) if summary else ():
+                problem = pointerfmt.mismatch(ptr, *summary)
+                if problem:
+                    found.append(Unavailable(path, ptr.path, manifest, DataProblem(
+                        f"is not what {path} describes: it {problem}", f"manifest {manifest}",
+                        f"gitrepro add {ptr.path}")))
+        return found

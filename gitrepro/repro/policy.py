@@ -25,7 +25,7 @@ from gitrepro.repro.availability import DataAvailability, DataJudge, LocalData
 from gitrepro.git import tracking
 from gitrepro.git.tree import Tree
 from gitrepro.errors import GitreproError
-from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, dataset_for_pointer, pointer_path_for
+from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, dataset_for_pointer, pointer_path_for, tracked_problems
 from gitrepro.formats.runrecord import RunRecord, is_record_path, record_path
 from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.formats.project import PROJECT_FILE, Project, parse_project
@@ -165,7 +165,8 @@ def _check_tree(tree: Tree, judge: DataJudge, thorough: bool) -> PolicyResult:
         for path in pointers:
             ptr = _pointer(tree, path, violations)
             if ptr is not None:
-                data.want(ptr.manifest, path, ptr.path)
+                data.want(ptr.manifest, path, ptr.path, ptr)
+        violations += [Violation(*found) for found in tracked_problems(pointers, tree.blobs)]   # as checkout
     result = PolicyResult(tree.label, bool(why), why, judged, pointers)
     if why:
         violations += _check_training(tree, records, why, data)
@@ -179,7 +180,7 @@ def _check_tree(tree: Tree, judge: DataJudge, thorough: bool) -> PolicyResult:
 def _unavailable(data: DataAvailability) -> list[Violation]:
     """A violation for every file of the tree naming data that is not available."""
     return [Violation(u.path, f"data of {u.dataset} (manifest {u.manifest[:12]}) {u.problem.text}",
-                      data.fix(u.dataset), u.problem.object) for u in data.unavailable()]
+                      u.problem.fix or data.fix(u.dataset), u.problem.object) for u in data.unavailable()]
 
 
 def _merged(a: dict[str, list], b: dict[str, list]) -> dict[str, list]:
@@ -390,7 +391,7 @@ def _whole_tree(tree: Tree, judged: list[str], data: DataAvailability
         for path in pointers:
             ptr = _pointer(tree, path, violations)
             if ptr is not None:
-                rest.want(ptr.manifest, path, ptr.path)
+                rest.want(ptr.manifest, path, ptr.path, ptr)
         for path in others:
             try:
                 named = _record_data(tree, path)

@@ -37,6 +37,8 @@ from gitrepro.formats import pack as packfmt
 from gitrepro.errors import GitreproError
 from gitrepro.formats.hashing import new_hasher
 from gitrepro.formats.manifest import BadManifest
+from gitrepro.formats.pointer import (POINTER_SUFFIX, dataset_for_pointer, overlaps, pointer_path_for,
+                                      tracked_overlaps, tracked_problem)
 from gitrepro.remote import layout
 from gitrepro.remote import settings as remote_settings
 from gitrepro.remote.base import Remote, RemoteMissing
@@ -152,10 +154,12 @@ def verify_commits(repo: Repo, commits: list[Commit], judge: DataJudge, where: s
     needs: dict[str, set[tuple[int, str, str]]] = {}   # manifest -> (report, file, dataset), for --deep
     with contextlib.closing(plumbing.CatFile(repo.root)) as cat:
         memo = TreeMemo(repo.root, Ancestry(repo.root, {c.sha: c.parents for c in commits}), cat.read)
+        tracked = TrackedDatasets()
         for n, (info, tree) in enumerate(iter_trees(repo.root, commits, memo), 1):
             judged = policy.check_tree(repo, tree, data=judge, thorough=True)
             reports.append(CommitReport(info.sha, info.subject, judged.training,
-                                        [_finding(info.sha, v) for v in judged.violations]))
+                                        [_finding(info.sha, v) for v in judged.violations]
+                                        + tracked.findings(info, tree)))
             stats.training_commits += judged.training
             if deep:
                 for manifest, places in judged.data.items():
@@ -174,6 +178,31 @@ def verify_commits(repo: Repo, commits: list[Commit], judge: DataJudge, where: s
 
 def _finding(commit: str, v: policy.Violation) -> Finding:
     return Finding(commit, v.path, v.object, v.problem, f"`{v.fix}`")
+
+
+class TrackedDatasets:
+    """Datasets whose path git also tracks files at, in each commit's tree: checkout refuses to
+    restore them (`pointer.tracked_overlaps`, the judgment checkout makes). Each tree's answer is its
+    parent's, re-judged only for datasets that are new or whose paths the commit changes (a tree is
+    scanned in full only then, or when the parent was not judged)."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, tuple[frozenset[str], dict[str, str]]] = {}   # commit -> (datasets, overlaps)
+
+    def findings(self, info: Commit, tree) -> list[Finding]:
+        datasets = frozenset(dataset_for_pointer(p) for p in tree.data_files() if p.endswith(POINTER_SUFFIX))
+        before = self.known.get(info.parents[0]) if info.parents else None
+        if before is None:
+            again = set(datasets)
+        else:
+            again = datasets - before[0]
+            changed = tree.changed
+            again |= {d for d in datasets - again for c in changed if overlaps(d, c)}
+        found = {d: p for d, p in before[1].items() if d in datasets and d not in again} if before else {}
+        found.update(tracked_overlaps(again, tree.blobs))
+        self.known[info.sha] = (before[0] if before and before[0] == datasets else datasets, found)
+        return [Finding(info.sha, pointer_path_for(d), f"dataset {d}", tracked_problem(d, p),
+                        f"`git rm --cached {pointer_path_for(d)}`") for d, p in sorted(found.items())]
 
 
 # ---------------------------------------------------------------- commits and their trees

@@ -35,7 +35,7 @@ from gitrepro.git import plumbing
 from gitrepro.git.plumbing import resolve_commit
 from gitrepro.formats.hashing import new_hasher
 from gitrepro.formats.manifest import DIR, FILE, SYMLINK, Entry, Manifest
-from gitrepro.formats.pointer import Pointer
+from gitrepro.formats.pointer import Pointer, check_manifest, pointer_path_for, tracked_problem
 from gitrepro.store.repo import Repo
 from gitrepro.store.stattable import key_mtime_ns, stat_key
 from gitrepro.store.store import JOBS, MissingBlob, Store
@@ -99,9 +99,9 @@ def checkout(repo: Repo, rev: str | None = None, *, to: str | None = None, force
 
 def _refuse_git_tracked(repo: Repo, dataset: str) -> None:
     """A pointer (perhaps from an untrusted commit) must not aim a checkout at files git tracks."""
-    if plumbing.git("ls-files", "-z", "--", f":(literal){dataset}", cwd=repo.root):
-        raise UnsafePath(f"{dataset}: git tracks files there, so it cannot be a dataset; "
-                         f"the pointer {dataset}.gitrepro is wrong — remove it with `git rm {dataset}.gitrepro`")
+    out = plumbing.git("ls-files", "-z", "--", f":(literal){dataset}", cwd=repo.root)   # as the policy judges
+    if out:
+        raise UnsafePath(tracked_problem(dataset, os.fsdecode(out.split(b"\0")[0])))
 
 
 def load_manifest(store: Store, manifest_id: str, fetch: Fetcher | None = None) -> Manifest:
@@ -129,7 +129,7 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
         return DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(cache.stats))  # already there: read nothing
     scanned = scan(dataset_root)
     manifest = load_manifest(store, ptr.manifest, fetch)
-    _check_kind(ptr, manifest)
+    _check_kind(ptr, manifest)   # the judgment verify and the policy make of the same pair
     kind, now = observe(dataset_root, cache, new_cutter(store.config.chunker), scanned=scanned)
     target = manifest.by_path()
     plan = _plan(kind, ptr.kind, now, target)
@@ -197,8 +197,8 @@ def _staging_dir(dataset_root: Path) -> Path:
 
 
 def _check_kind(ptr: Pointer, manifest: Manifest) -> None:
-    if ptr.kind == "file" and (len(manifest.entries) != 1 or manifest.entries[0].type != FILE):
-        raise manifestfmt.BadManifest(f"manifest {ptr.manifest}: pointer says single file, manifest disagrees")
+    manifestfmt.check_restorable(manifest, f"manifest {ptr.manifest}")
+    check_manifest(ptr, manifest, pointer_path_for(ptr.path))
 
 
 @dataclass
