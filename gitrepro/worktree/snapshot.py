@@ -8,26 +8,56 @@ old pointer or the new one, never a pointer naming missing data.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable
 
+from gitrepro.errors import GitreproError
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pointer as pointerfmt
 from gitrepro.formats.chunker import new_cutter
+from gitrepro.git import plumbing
 from gitrepro.store import statcache
 from gitrepro.util.fsutil import UnsafePath, atomic_write, safe_join
 from gitrepro.store.repo import Repo
 from gitrepro.worktree.scan import UnsupportedFile, local_path, read_entry, scan
 from gitrepro.worktree.unchanged import NothingToAdd, SnapshotResult, dataset_name, ignore_pattern, unchanged_dataset
 
-__all__ = ["NothingToAdd", "SnapshotResult", "add", "add_dataset", "ignore_datasets", "ignore_pattern"]
+__all__ = ["NothingToAdd", "Overlap", "SnapshotResult", "add", "add_dataset", "ignore_datasets", "ignore_pattern"]
+
+
+class Overlap(GitreproError):
+    pass
 
 
 def add(repo: Repo, paths: list[str], progress: Callable[[int], None] | None = None) -> list[SnapshotResult]:
     """Snapshot each dataset path (a directory or a file) and write `<path>.gitrepro`."""
-    datasets = [dataset_name(repo, p) for p in paths]
+    datasets = list(dict.fromkeys(dataset_name(repo, p) for p in paths))
+    refuse_overlaps(repo, datasets)
     ignore_datasets(repo, datasets)   # first: even if a later dataset fails, `git add -A` never takes data
     return [add_dataset(repo, d, progress) for d in datasets]
+
+
+def refuse_overlaps(repo: Repo, datasets: list[str]) -> None:
+    """Refuse a dataset that holds or lies inside another one (given now, or with a pointer in the
+    worktree or the index), or that git tracks files at: checkout could restore neither."""
+    pointers = plumbing.worktree_files(f"*{pointerfmt.POINTER_SUFFIX}", cwd=repo.root)
+    known = {pointerfmt.dataset_for_pointer(p): p for p in pointers}
+    for i, d in enumerate(datasets):
+        for other in datasets[:i]:
+            if pointerfmt.overlaps(d, other):
+                raise Overlap(f"{d} overlaps with {other}, also given: a dataset cannot hold another or lie "
+                              f"inside one; add one of them")
+        for other, ptr in sorted(known.items()):
+            if other != d and pointerfmt.overlaps(d, other):
+                raise Overlap(f"{d} overlaps with dataset {other} ({ptr}): a dataset cannot hold another or lie "
+                              f"inside one; `git rm {ptr}` (and drop /{other} from .gitignore) first, or add "
+                              f"another path")
+    out = plumbing.git("ls-files", "-z", "-c", "--", *(f":(literal){d}" for d in datasets), cwd=repo.root)
+    tracked = pointerfmt.tracked_overlaps(datasets, (os.fsdecode(p) for p in out.split(b"\0") if p))
+    for d, path in sorted(tracked.items()):
+        raise Overlap(f"{d} overlaps with {path}, which git tracks: a dataset must be untracked; "
+                      f"`git rm -r --cached {d}` first, or add another path")
 
 
 def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:

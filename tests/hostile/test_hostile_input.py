@@ -361,3 +361,46 @@ def test_a_file_whose_chunks_do_not_hash_to_its_hash_is_still_caught_at_write_ti
     rev = commit_pointer(git, git_repo, pointerfmt.Pointer("data", manifest, "dir", 1, 2 * len(payload)))
     one_line(run_cli("checkout", rev), "does not match the manifest's hash")
     assert not (git_repo / "data" / "a").exists()
+
+
+# ------------------------------------------------------------------ item 15: datasets that overlap
+
+def test_add_refuses_a_dataset_holding_one_already_tracked(git_repo, repo, run_cli):
+    make_tree(git_repo / "data" / "train", {"f1.bin": b"one", "f2.bin": b"two"})
+    assert run_cli("add", "data/train/f1.bin").code == 0
+    one_line(run_cli("add", "data"), "data overlaps with dataset data/train/f1.bin", "data/train/f1.bin.gitrepro")
+    assert not (git_repo / "data.gitrepro").exists()
+    assert "/data\n" not in (git_repo / ".gitignore").read_text()
+
+
+def test_add_refuses_a_dataset_inside_one_already_tracked(git_repo, repo, run_cli):
+    make_tree(git_repo / "data" / "train", {"f1.bin": b"one"})
+    assert run_cli("add", "data").code == 0
+    one_line(run_cli("add", "data/train"), "data/train overlaps with dataset data (data.gitrepro)")
+    one_line(run_cli("add", "data/train/f1.bin"), "overlaps with dataset data")
+    assert not (git_repo / "data/train.gitrepro").exists()
+
+
+def test_add_refuses_overlapping_datasets_given_together(git_repo, repo, run_cli):
+    make_tree(git_repo / "data" / "train", {"f1.bin": b"one"})
+    one_line(run_cli("add", "data", "data/train"), "data/train overlaps with data, also given")
+    assert not (git_repo / "data.gitrepro").exists() and not (git_repo / ".gitignore").exists()
+
+
+def test_add_refuses_a_directory_git_tracks(git_repo, repo, git, run_cli):
+    make_tree(git_repo / "src", {"main.py": b"print(1)\n"})
+    git("add", "src/main.py")
+    one_line(run_cli("add", "src"), "src overlaps with src/main.py, which git tracks")
+    (git_repo / "README.md").write_text("hi\n")
+    git("add", "README.md")
+    one_line(run_cli("add", "README.md"), "README.md overlaps with README.md, which git tracks")
+    assert not (git_repo / "src.gitrepro").exists() and not (git_repo / "README.md.gitrepro").exists()
+
+
+def test_re_adding_a_dataset_and_adding_siblings_is_fine(git_repo, repo, run_cli):
+    make_tree(git_repo / "data", {"train/f": b"1", "test/f": b"2"})
+    make_tree(git_repo / "datasets", {"f": b"3"})
+    assert run_cli("add", "data/train", "data/test").code == 0
+    assert run_cli("add", "datasets").code == 0      # a name sharing a prefix is no overlap
+    (git_repo / "data/train/f").write_bytes(b"changed")
+    assert run_cli("add", "data/train").code == 0
