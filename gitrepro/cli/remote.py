@@ -6,6 +6,7 @@ operation (pull calls two: fetch, then checkout), and renders the result.
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional
 
 import typer
@@ -22,7 +23,8 @@ from gitrepro.worktree import checkout as checkout_op
 remote_app = typer.Typer(no_args_is_help=True, help="Configure remotes (stored in gitrepro.toml).")
 
 RemoteOpt = typer.Option(None, "--remote", "-r", help="Remote name (default: the configured default remote, else the first).")
-JobsOpt = typer.Option(None, "--jobs", "-j", help="Concurrent transfers (default: the remote's `jobs`, 8).")
+JobsOpt = typer.Option(None, "--jobs", "-j", min=1, max=256,
+                       help="Concurrent transfers, 1 to 256 (default: the remote's `jobs`, 8).")
 
 
 def _split(repo: Repo, args: list[str] | None, remote: str | None) -> tuple[str | None, list[str]]:
@@ -31,6 +33,13 @@ def _split(repo: Repo, args: list[str] | None, remote: str | None) -> tuple[str 
     if remote is None and args and args[0] in remote_settings.remotes(repo.project):
         remote = args.pop(0)
     return remote, args
+
+
+def _seconds(value: float | None) -> float | None:
+    """A duration option: a finite number of seconds, 0 or more (refused before anything runs)."""
+    if value is not None and not 0 <= value < math.inf:
+        raise typer.BadParameter(f"{value} is not a number of seconds, 0 or more")
+    return value
 
 
 def _rate(n: int, seconds: float) -> str:
@@ -42,7 +51,8 @@ def remote_add(name: str = typer.Argument(..., help="Remote name, e.g. origin.")
                url: str = typer.Argument(..., help="s3://BUCKET/PREFIX or a directory path."),
                endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3-compatible endpoint."),
                region: Optional[str] = typer.Option(None, "--region", help="S3 region (default us-east-1)."),
-               jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Concurrent transfers."),
+               jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=256,
+                                                  help="Concurrent transfers, 1 to 256."),
                default: bool = typer.Option(False, "--default", help="Make it the default remote.")) -> None:
     """Add a remote to gitrepro.toml (credentials come from the AWS environment, never the file)."""
     repo = Repo.find()
@@ -119,7 +129,8 @@ def pull(remote: Optional[str] = typer.Argument(None, help="Remote (default: the
 
 def gc(dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only list what would be removed."),
        remote: Optional[str] = typer.Option(None, "--remote", help="Also sweep this remote."),
-       grace: Optional[float] = typer.Option(None, "--grace", help="Seconds: never touch packs younger than this (default: one hour)."),
+       grace: Optional[float] = typer.Option(None, "--grace", callback=lambda v: _seconds(v),
+                                             help="Seconds: never touch packs younger than this (default: one hour)."),
        as_json: bool = JsonOpt) -> None:
     """Remove data that no ref, reflog entry, stash, index, worktree or run record reaches."""
     r = gc_op.gc(Repo.find(), dry_run=dry_run, grace=gc_op.GRACE if grace is None else grace, remote_name=remote, sweep_remote=remote is not None)

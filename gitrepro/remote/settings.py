@@ -15,6 +15,7 @@ form. See docs/remotes.md.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -31,6 +32,9 @@ from gitrepro.remote import Remote, RemoteError, open_remote, scheme_of
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SECRET = re.compile(r"secret|access_key|password|token|credential", re.I)
 _URL_PASSWORD = re.compile(r"://[^/@\s]*:[^/@\s]*@")
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")          # S3 and S3-compatible bucket names
+_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")            # us-east-1, or a custom store's name
+_HOST = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 class RemoteConfigError(RemoteError):
@@ -99,17 +103,38 @@ def _check_types(s: RemoteSettings) -> None:
         bad = "endpoint_url must start with http:// or https://"
     if s.addressing_style not in (None, "path", "virtual", "auto"):
         bad = 'addressing_style must be "path", "virtual" or "auto"'
-    if not isinstance(s.timeout, (int, float)) or isinstance(s.timeout, bool) or not s.timeout > 0:
+    if not isinstance(s.timeout, (int, float)) or isinstance(s.timeout, bool) or not 0 < s.timeout < math.inf:
         bad = "timeout must be a positive number of seconds"
     for key, least in (("multipart_threshold", 1), ("multipart_chunksize", 5 * 1024 * 1024)):   # S3's part minimum
         value = getattr(s, key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
             bad = f"{key} must be a whole number of bytes, at least {least}"
+    bad = _check_place(s) or bad
     for key in ("url", "endpoint_url"):
         if isinstance(getattr(s, key), str) and _URL_PASSWORD.search(getattr(s, key)):
             bad = f"{key} holds a user:password@: credentials must never be committed; use AWS_PROFILE or the environment"
     if bad:
         raise RemoteConfigError(f"{PROJECT_FILE}: [remote.{s.name}] {bad}")
+
+
+def _check_place(s: RemoteSettings) -> str:
+    """What makes the url, region or endpoint unusable (checked here, not at the first transfer), or ""."""
+    scheme = scheme_of(s.url)
+    if scheme not in ("file", "s3"):
+        return f"unsupported remote url {s.url!r}: use s3://BUCKET/PREFIX or a directory path"
+    if scheme == "s3":
+        bucket = s.url.split("://", 1)[1].partition("/")[0]
+        if not bucket:
+            return f"url {s.url} names no bucket: use s3://BUCKET/PREFIX"
+        if not _BUCKET.fullmatch(bucket):
+            return f"url {s.url!r}: {bucket!r} is not a bucket name (letters, digits, '.', '-', '_')"
+    if isinstance(s.region, str) and s.region and not _REGION.fullmatch(s.region):
+        return f"region {s.region!r} is not a region name like us-east-1 (letters, digits, '-', '_')"
+    if isinstance(s.endpoint_url, str) and s.endpoint_url.startswith(("http://", "https://")):
+        host = s.endpoint_url.split("://", 1)[1].partition("/")[0].rpartition("@")[2]
+        if not host or not _HOST.fullmatch(host):
+            return f"endpoint_url {s.endpoint_url!r} names no host: use http://HOST[:PORT]"
+    return ""
 
 
 def remotes(project: Project) -> dict[str, RemoteSettings]:
@@ -154,8 +179,6 @@ def open_settings(repo: Repo, settings: RemoteSettings) -> Remote:
 def add(repo: Repo, name: str, url: str, *, endpoint_url: str | None = None, region: str | None = None,
         jobs: int | None = None, make_default: bool = False) -> RemoteSettings:
     check_name(name)
-    if scheme_of(url) not in ("file", "s3"):
-        raise RemoteConfigError(f"unsupported remote url {url!r}: use s3://BUCKET/PREFIX or a directory path")
     table = {k: v for k, v in (("url", url), ("endpoint_url", endpoint_url), ("region", region),
                                 ("jobs", jobs)) if v is not None}
     settings = _settings(name, table)

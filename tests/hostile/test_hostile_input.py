@@ -404,3 +404,49 @@ def test_re_adding_a_dataset_and_adding_siblings_is_fine(git_repo, repo, run_cli
     assert run_cli("add", "datasets").code == 0      # a name sharing a prefix is no overlap
     (git_repo / "data/train/f").write_bytes(b"changed")
     assert run_cli("add", "data/train").code == 0
+
+
+# ------------------------------------------------------------------ item 16: remote settings and options at the door
+
+from gitrepro.formats.project import parse_project       # noqa: E402
+from gitrepro.remote import settings as remote_settings  # noqa: E402
+
+
+@pytest.mark.parametrize("line,message", [
+    ('url = "s3://"', "url s3:// names no bucket"),
+    ('url = "s3:///prefix"', "url s3:///prefix names no bucket"),
+    ('url = "s3://my bucket/p"', "is not a bucket name"),
+    ('url = "s3://bucket\\n/p"', "is not a bucket name"),
+    ('url = "ftp://host/x"', "unsupported remote url"),
+    ('url = "s3://bucket/p"\nregion = "us east 1"', "region 'us east 1' is not a region name"),
+    ('url = "s3://bucket/p"\nregion = "eu-west-1\\n"', "is not a region name"),
+    ('url = "s3://bucket/p"\nendpoint_url = "http://"', "endpoint_url 'http://' names no host"),
+    ('url = "s3://bucket/p"\nendpoint_url = "http://a b:9000"', "names no host"),
+    ('url = "s3://bucket/p"\ntimeout = inf', "timeout must be a positive number of seconds"),
+    ('url = "s3://bucket/p"\ntimeout = nan', "timeout must be a positive number of seconds"),
+])
+def test_a_remote_setting_that_would_fail_later_is_refused_when_read(line, message):
+    with pytest.raises(remote_settings.RemoteConfigError) as e:
+        remote_settings.remotes(parse_project(f"[remote.origin]\n{line}\n".encode()))
+    assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["remote", "add", "origin", "s3://"], "names no bucket"),
+    (["remote", "add", "origin", "s3://b/p", "--region", "us east 1"], "not a region name"),
+    (["remote", "add", "origin", "s3://b/p", "--jobs", "0"], "--jobs"),
+    (["push", "--jobs", "0"], "--jobs"),
+    (["push", "--jobs", "-3"], "--jobs"),
+    (["fetch", "--jobs", "0"], "--jobs"),
+    (["fetch", "-j", "1000"], "--jobs"),
+    (["pull", "--jobs", "0"], "--jobs"),
+    (["gc", "--grace", "-5"], "--grace"),
+    (["gc", "--grace", "nan"], "--grace"),
+    (["gc", "--dry-run", "--grace", "-inf"], "--grace"),
+])
+def test_bad_option_values_are_one_line_before_anything_runs(git_repo, repo, run_cli, args, fragment):
+    repo.init()
+    (git_repo / "gitrepro.toml").write_text('[remote.origin]\nurl = "../remote"\n')
+    one_line(run_cli(*args), fragment)
+    assert not (git_repo.parent / "remote").exists()
+    assert 'url = "s3://' not in (git_repo / "gitrepro.toml").read_text()
