@@ -15,16 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_git
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pointer as pointerfmt
 from gitrepro.formats.hashing import hash_bytes
+from gitrepro.formats.project import parse_project
+from gitrepro.remote import settings as remote_settings
 from gitrepro.repro import config
 from gitrepro.repro.config import ConfigError
 from gitrepro.util.fsutil import UnsafePath, check_relpath
 from gitrepro.worktree import snapshot
 from gitrepro.worktree import status as status_op
-from helpers_trees import make_tree, tree_state
+from helpers_trees import make_tree
 
 SECRET = "outside-secret = 'hunter99'\n"
 
@@ -407,10 +408,6 @@ def test_re_adding_a_dataset_and_adding_siblings_is_fine(git_repo, repo, run_cli
 
 
 # ------------------------------------------------------------------ item 16: remote settings and options at the door
-
-from gitrepro.formats.project import parse_project       # noqa: E402
-from gitrepro.remote import settings as remote_settings  # noqa: E402
-
 
 @pytest.mark.parametrize("line,message", [
     ('url = "s3://"', "url s3:// names no bucket"),
