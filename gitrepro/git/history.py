@@ -52,6 +52,17 @@ def read_commit(root: Path, sha: str) -> Commit:
     return Commit(fields[0], tuple(fields[1].split()), fields[3], fields[2], fields[4])
 
 
+def adding_commit(root: Path, rev: str, path: str) -> Commit | None:
+    """The newest commit on the first-parent line of `rev` (itself included) that added `path`
+    against its first parent, with its parents; None when none did (one git call)."""
+    out = plumbing.git("log", "-1", "--first-parent", "--diff-filter=A", "--no-renames", "-z", "--format=%H %P",
+                       "--end-of-options", rev, "--", f":(literal){path}", cwd=root).decode().strip("\0\n")
+    if not out:
+        return None
+    sha, *parents = out.split()
+    return Commit(sha, tuple(parents))
+
+
 def changes(root: Path, shas: list[str]) -> dict[str, dict[str, str]]:
     """Commit -> {path: A/M/D/T} against its first parent (a root commit: everything added),
     for many commits in two git calls: one `rev-list --parents`, one streamed `diff-tree --stdin`."""

@@ -37,17 +37,30 @@ def manifest_ids(path: str, data: bytes) -> set[str]:
             return {tracking.parse_at(path, data, path).manifest}
         except GitreproError:
             doc = _toml(data)
+            if doc is None:
+                return _ids_spelled(data)
             value = doc.get("manifest")
             return {value} if isinstance(value, str) and _HEX_ID.fullmatch(value) else set()
     doc = _toml(data)
+    if doc is None:
+        return _ids_spelled(data)
     return _ids_below(doc.get("outputs")) | _ids_below(doc.get("data"))
 
 
-def _toml(data: bytes) -> dict:
+def _toml(data: bytes) -> dict | None:
     try:
         return tomlcompat.loads(data.decode())
     except (UnicodeDecodeError, tomlcompat.TomlError):
-        return {}
+        return None
+
+
+_SPELLED_ID = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+
+
+def _ids_spelled(data: bytes) -> set[str]:
+    """A file that is not TOML gitrepro can read (garbage, or nested past tomlcompat's bounds):
+    every id it spells anywhere, since gc must keep too much rather than too little."""
+    return {m.decode() for m in _SPELLED_ID.findall(data)}
 
 
 def _ids_below(value) -> set[str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from gitrepro.repro import appendonly
 from gitrepro.repro import config as configmod
 from gitrepro.repro.availability import DataAvailability, DataJudge, LocalData
 from gitrepro.git import tracking
@@ -147,12 +148,15 @@ def _check_tree(tree: Tree, judge: DataJudge, thorough: bool) -> PolicyResult:
     project = _project(tree, violations)
     data = DataAvailability(judge, judge.fix or (_fetch_fix if tree.fix_fetch else _add_fix))
     present = [p for p, how in tree.changed.items() if how != DELETED and p in tree.blobs]
-    records = sorted(p for p in present if is_record_path(p))
+    rewrites = appendonly.judge(tree)
+    violations += [Violation(r.path, r.problem, r.fix, f"run {r.run}") for r in rewrites if not r.allowed]
+    records = sorted(p for p in present if is_record_path(p) and tree.changed[p] == ADDED)
     try:
         why = training_paths(tree.changed, project)
     except GitreproError as e:     # a bad [policy] table
         violations.append(Violation(PROJECT_FILE, str(e), f"$EDITOR {PROJECT_FILE}"))
         why = training_paths(tree.changed, Project())
+    why = _not_new_training(why, rewrites)
     judged = records if why else []
     wanted: dict[str, list[tuple[str, str]]] = {}
     if thorough:
@@ -175,6 +179,15 @@ def _check_tree(tree: Tree, judge: DataJudge, thorough: bool) -> PolicyResult:
     result.violations = list(dict.fromkeys(violations + _unavailable(data)))   # runs sharing a config: once
     result.data = _merged(wanted, data.wanted)
     return result
+
+
+def _not_new_training(why: list[str], rewrites: list[appendonly.Rewrite]) -> list[str]:
+    """Training paths without the existing records the tree rewrites (judged as rewrites, not as
+    new runs) and the outputs an allowed deletion puts back (a revert needs no new run)."""
+    if not rewrites:
+        return why
+    old = {r.path for r in rewrites} | {p for r in rewrites if r.allowed for p in r.restores}
+    return [p for p in why if p not in old]
 
 
 def _unavailable(data: DataAvailability) -> list[Violation]:

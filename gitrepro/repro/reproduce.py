@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from gitrepro.worktree import checkout as checkout_op
+from gitrepro.repro import appendonly
 from gitrepro.repro import config as configmod
 from gitrepro.repro import envcapture
 from gitrepro.git import plumbing
@@ -75,6 +76,8 @@ class ReproduceResult:
     status: str = FAILED_BEFORE_RUN     # identical, differ, failed or failed-before-run
     reason: str = ""                    # why it failed, or what differs apart from files
     command: list[str] = field(default_factory=list)
+    code_commit: str = ""               # the code commit the run record names
+    cwd: str = "."                      # where the command runs, relative to the worktree's root
     exit_status: int | None = None      # of the re-run; None if it never started
     recorded_exit_status: int = 0
     wall_seconds: float = 0.0
@@ -100,13 +103,16 @@ def reproduce(repo: Repo, rev: str, run_id: str | None = None, *, keep: bool = F
     say = say or (lambda line: None)
     commit = plumbing.resolve_commit(rev, repo.root)
     rec = pick_record(repo.root, commit, run_id)
-    result = ReproduceResult(commit, rec.id, command=list(rec.command), recorded_exit_status=rec.exit_status,
-                             recorded_wall_seconds=rec.wall_seconds, warnings=environment_drift(rec, repo.root))
+    result = ReproduceResult(commit, rec.id, command=list(rec.command), code_commit=rec.code.commit, cwd=rec.cwd,
+                             recorded_exit_status=rec.exit_status, recorded_wall_seconds=rec.wall_seconds,
+                             warnings=environment_drift(rec, repo.root))
     for warning in result.warnings:
         say(f"warning: {warning}")
     refusal = _unrunnable(rec)
     if refusal:
         return _failed_before_run(result, refusal)
+    for line in banner(result):
+        say(line)
     with _worktree(repo.root, commit, keep) as wt:
         result.worktree = str(wt) if keep else None
         say(f"reproducing run {rec.id} of commit {commit[:12]} in a temporary worktree {wt}")
@@ -149,6 +155,16 @@ def _reproduce_in(wt_repo: Repo, commit: str, rec: RunRecord, result: ReproduceR
     _judge(result)
 
 
+def banner(result: ReproduceResult) -> list[str]:
+    """What will run, where and from which code, said before anything is set up (docs/provenance.md,
+    "Trust model")."""
+    return [f"will run: {shlex.join(result.command)}",
+            f"  in working directory {result.cwd} of a temporary worktree of commit {result.commit} "
+            f"(the run record names code commit {result.code_commit})",
+            "  reproducing runs this commit's code and recorded command, as `make` runs a Makefile: "
+            "reproduce only commits you trust"]
+
+
 def _judge(result: ReproduceResult) -> None:
     differ = [o.path for o in result.outputs if not o.identical]
     notes = []
@@ -170,7 +186,22 @@ def _failed_before_run(result: ReproduceResult, reason: str) -> ReproduceResult:
 # ---------------------------------------------------------------- which run
 
 def pick_record(root: Path, commit: str, run_id: str | None) -> RunRecord:
-    """Run `run_id` in the tree of `commit`, or else the one run record the commit adds."""
+    """Run `run_id` in the tree of `commit`, or else the one run record the commit adds; refused
+    when the record is not at its own path or was edited after it was committed (records are
+    append-only: what ran is what was first committed)."""
+    rec = _pick(root, commit, run_id)
+    if plumbing.object_ids([f"{commit}:{rec.path}"], cwd=root)[f"{commit}:{rec.path}"] is None:
+        raise ReproduceError(f"the run record naming run {rec.id} in commit {commit[:12]} is not at {rec.path}; "
+                             f"nothing was run (`gitrepro policy check {commit[:12]}` says more)")
+    added = appendonly.changed_since_added(root, commit, rec.path)
+    if added is not None:
+        raise ReproduceError(f"{rec.path} in commit {commit[:12]} was changed after it was committed in "
+                             f"{added[:12]} (run records are append-only), so nothing was run; reproduce "
+                             f"{added[:12]}, or restore the record with `git checkout {added[:12]} -- {rec.path}`")
+    return rec
+
+
+def _pick(root: Path, commit: str, run_id: str | None) -> RunRecord:
     if run_id is not None:
         if not RUN_ID.fullmatch(run_id):
             raise ReproduceError(f"--run {run_id!r} is not a run id like 20261126T081500Z-3f2a1c")
