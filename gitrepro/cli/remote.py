@@ -92,7 +92,8 @@ def push(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [REV
     if as_json:
         return print_json({**vars(r), "rate": r.rate})
     out.print(f"{r.remote}: {r.manifests} manifest(s), {r.manifests_on_remote} already there; "
-              f"uploaded {r.packs_uploaded} pack(s), {_rate(r.bytes_uploaded, r.seconds)}")
+              f"uploaded {r.packs_uploaded} pack(s), {_rate(r.bytes_uploaded, r.seconds)}"
+              + (f"; rewrote {r.indexes_repaired} damaged pack index(es)" if r.indexes_repaired else ""))
 
 
 def fetch(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [REV]...",

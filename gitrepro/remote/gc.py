@@ -186,6 +186,7 @@ def _gc_remote(repo: Repo, remote_name: str | None, roots: set[str], grace: floa
     result.remote = settings.name
     fetcher = open_fetcher(repo, settings.name)
     view = fetcher.view
+    result.notes += [f"{line}; gc kept its pack" for line in view.damage_lines(settings.name)]
     cutoff = time.time() - grace
     live = _remote_live(repo.store, fetcher, view, roots, cutoff)
     for pack in sorted(view.packs.values(), key=lambda p: p.id):

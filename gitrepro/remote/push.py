@@ -24,7 +24,7 @@ from gitrepro.remote import layout, reach
 from gitrepro.remote.base import Remote
 from gitrepro.remote.settings import open_settings, resolve
 from gitrepro.remote.view import (CompleteRoots, RemoteView, cache_idx, ensure_config, load_view, manifest_blobs,
-                                  run_all)
+                                  repair_indexes, run_all)
 
 Progress = Callable[[int], None] | None
 
@@ -42,6 +42,7 @@ class PushResult:
     blobs_sent: int = 0
     packs_uploaded: int = 0
     bytes_uploaded: int = 0
+    indexes_repaired: int = 0     # damaged `.idx` files rewritten from their packs' own footers
     seconds: float = 0.0
 
     @property
@@ -68,6 +69,7 @@ def push(repo: Repo, remote_name: str | None = None, revs: list[str] | None = No
     ensure_config(remote, create=True)
     view = load_view(remote, store, jobs)
     result = PushResult(settings.name, settings.url, manifests=len(roots))
+    result.indexes_repaired = len(repair_indexes(remote, store, view))
     complete = CompleteRoots(store, remote.url)
     wanted = _needed_for_push(store, roots, view, complete, result)
     to_send = wanted - view.blobs.keys()

@@ -11,6 +11,8 @@ start from a view; `manifest_blobs` says what a manifest needs to be complete on
 from __future__ import annotations
 
 import hashlib
+import struct
+import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,10 @@ class NotOnRemote(RemoteError):
     pass
 
 
+class DamagedIndex(NotOnRemote):
+    """Blobs that are not listed on a remote because a pack index there is damaged."""
+
+
 @dataclass
 class RemotePack:
     id: str
@@ -38,17 +44,55 @@ class RemotePack:
     published: float          # the .idx's mtime: when the pack became visible
 
 
+@dataclass(frozen=True)
+class IdxDamage:
+    """What is wrong with one pack's `.idx` on the remote, and whether the pack can stand in for it."""
+    reason: str                               # why the .idx does not parse
+    rebuilt: bytes | None = None              # the .idx rebuilt from the pack's own footer (verified)
+    size: int = 0                             # ... the pack's size and entries, when rebuilt
+    entries: tuple[packfmt.BlobEntry, ...] = ()
+    pack_problem: str = ""                    # why it could not be rebuilt
+
+
 @dataclass
 class RemoteView:
-    """Every pack and blob a remote holds, from one `index/` listing and the `.idx` files."""
+    """Every pack and blob a remote holds, from one `index/` listing and the `.idx` files. A pack
+    whose `.idx` is damaged is not listed (`damaged`, with the details in `damage`) until a push
+    rewrites the index (`repair_indexes`)."""
     packs: dict[str, RemotePack] = field(default_factory=dict)
     blobs: dict[bytes, tuple[str, packfmt.BlobEntry]] = field(default_factory=dict)
     damaged: list[str] = field(default_factory=list)    # packs whose .idx does not parse
+    damage: dict[str, IdxDamage] = field(default_factory=dict)
 
     def add(self, pack: RemotePack) -> None:
         self.packs[pack.id] = pack
         for e in pack.entries:
             self.blobs.setdefault(e.id, (pack.id, e))
+
+    def damage_lines(self, name: str, absent: Iterable[bytes] = ()) -> list[str]:
+        """One sentence per damaged `.idx` that may hide some of `absent` (all of them when no
+        blob is given), saying which file, what is wrong and the command that repairs it."""
+        absent = set(absent)
+        lines = []
+        for pack_id in self.damaged:
+            d, key = self.damage[pack_id], layout.idx_key(pack_id)
+            if d.rebuilt is not None:
+                if absent and not any(e.id in absent for e in d.entries):
+                    continue
+                lines.append(f"{key} on remote {name} is damaged ({d.reason}), so its pack is not listed; the "
+                             f"pack itself is intact: run `gitrepro push {name}` to rewrite the index from it")
+            else:
+                lines.append(f"{key} on remote {name} is damaged ({d.reason}) and its pack cannot stand in for it "
+                             f"({d.pack_problem}); delete {key} on the remote, then run `gitrepro push {name}` "
+                             "from a clone that has the data")
+        return lines
+
+    def damage_text(self, name: str, absent: Iterable[bytes] = ()) -> str:
+        """`damage_lines` as one sentence: the first, and how many more there are."""
+        lines = self.damage_lines(name, absent)
+        if not lines:
+            return ""
+        return lines[0] + (f" (and {len(lines) - 1} more damaged index(es))" if len(lines) > 1 else "")
 
 
 def load_view(remote: Remote, store: Store, jobs: int = 8) -> RemoteView:
@@ -64,11 +108,30 @@ def load_view(remote: Remote, store: Store, jobs: int = 8) -> RemoteView:
     view = RemoteView()
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         for pack_id, parsed in zip(listed, pool.map(lambda p: _read_idx(remote, cache, p), listed)):
-            if parsed is None:
+            if isinstance(parsed, IdxDamage):
                 view.damaged.append(pack_id)
-            else:
+                view.damage[pack_id] = parsed
+            elif parsed is not None:
                 view.add(RemotePack(pack_id, parsed[0], parsed[1], listed[pack_id]))
+    view.damaged.sort()
     return view
+
+
+def repair_indexes(remote: Remote, store: Store, view: RemoteView) -> list[str]:
+    """Rewrite every damaged `.idx` whose pack is intact, from the pack's own verified footer (the
+    bytes push wrote in the first place), and list those packs again. Returns their ids."""
+    repaired = []
+    for pack_id in list(view.damaged):
+        d = view.damage[pack_id]
+        if d.rebuilt is None:
+            continue
+        remote.put(layout.idx_key(pack_id), d.rebuilt)
+        cache_idx(store, pack_id, d.rebuilt)
+        view.add(RemotePack(pack_id, d.size, list(d.entries), time.time()))
+        view.damaged.remove(pack_id)
+        del view.damage[pack_id]
+        repaired.append(pack_id)
+    return repaired
 
 
 def ensure_config(remote: Remote, create: bool) -> bool:
@@ -90,20 +153,49 @@ def _idx_dir(store: Store) -> Path:
 
 
 def _read_idx(remote: Remote, cache: Path, pack_id: str):
+    """(pack size, entries) from the cached copy or the remote; None when the `.idx` was deleted
+    since the listing; IdxDamage when the remote's copy does not parse. A cached copy that does
+    not parse is dropped and read again from the remote."""
     path = cache / f"{pack_id}.idx"
     try:
         return layout.parse_idx(path.read_bytes(), pack_id, str(path))
-    except (OSError, packfmt.CorruptPack):
+    except OSError:
         pass
+    except packfmt.CorruptPack:
+        path.unlink(missing_ok=True)
+    key = layout.idx_key(pack_id)
     try:
-        data = remote.get(layout.idx_key(pack_id))
-        parsed = layout.parse_idx(data, pack_id, layout.idx_key(pack_id))
+        data = remote.get(key)
+        parsed = layout.parse_idx(data, pack_id, key)
     except RemoteMissing:
         return None        # deleted since the listing
-    except packfmt.CorruptPack:
-        return None
+    except packfmt.CorruptPack as e:
+        return _damage(remote, pack_id, str(e).removeprefix(f"{key}: "))
     _cache_idx_at(path, data)
     return parsed
+
+
+def _damage(remote: Remote, pack_id: str, reason: str) -> IdxDamage:
+    """The damage of a `.idx`, with the index rebuilt from its pack's tail when the pack is intact
+    (one listing and two ranged GETs; the footer must hash to the pack's id)."""
+    key = layout.pack_key(pack_id)
+    size = next((o.size for o in remote.list(key) if o.key == key), None)
+    if size is None:
+        return IdxDamage(reason, pack_problem="the pack is missing")
+    if size < packfmt.TRAILER.size:
+        return IdxDamage(reason, pack_problem="the pack is too short")
+    try:
+        trailer = remote.get(key, size - packfmt.TRAILER.size, size)
+        (count, _, _) = packfmt.TRAILER.unpack(trailer)
+        tail_size = count * packfmt.ENTRY.size + packfmt.TRAILER.size
+        if tail_size > size:
+            raise packfmt.CorruptPack("its trailer names more entries than the pack can hold")
+        tail = remote.get(key, size - tail_size, size) if tail_size > len(trailer) else trailer
+        rebuilt = layout.encode_idx(size, tail)
+        pack_size, entries = layout.parse_idx(rebuilt, pack_id, key)
+    except (packfmt.CorruptPack, RemoteMissing, struct.error) as e:
+        return IdxDamage(reason, pack_problem=f"its footer does not verify either: {e}")
+    return IdxDamage(reason, rebuilt, pack_size, tuple(entries))
 
 
 def cache_idx(store: Store, pack_id: str, data: bytes) -> None:

@@ -31,7 +31,7 @@ from gitrepro.git import history, plumbing
 from gitrepro.git.history import Ancestry, Commit
 from gitrepro.git.tree import TreeMemo, iter_trees
 from gitrepro.repro import policy
-from gitrepro.repro.availability import DataJudge, LocalData
+from gitrepro.repro.availability import DataJudge, DataProblem, LocalData
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pack as packfmt
 from gitrepro.errors import GitreproError
@@ -141,8 +141,7 @@ def open_judge(repo: Repo, remote: str | None) -> tuple[DataJudge, str, list[str
     else:
         view = RemoteView()
         notes.append(f"remote {settings.name} holds no gitrepro data yet; run `gitrepro push {settings.name}`")
-    notes += [f"remote {settings.name}: {layout.idx_key(p)} is damaged; its pack counts as absent"
-              for p in view.damaged]
+    notes += view.damage_lines(settings.name)
     return RemoteData(settings.name, opened, view, settings.jobs), f"remote {settings.name} ({opened.url})", notes
 
 
@@ -246,6 +245,21 @@ class RemoteData(DataJudge):
 
     def missing(self, blob_ids: set[bytes]) -> set[bytes]:
         return {b for b in blob_ids if b not in self.packs.view.blobs}
+
+    def _judge(self, ids: list[str]) -> dict[str, DataProblem | None]:
+        """As for any judge; a problem a damaged `.idx` may cause says so (which file, what repairs it)."""
+        verdicts = super()._judge(ids)
+        if self.packs.view.damaged:
+            for m, problem in verdicts.items():
+                if problem is None:
+                    continue
+                kind, _, blob = problem.object.partition(" ")
+                absent = [bytes.fromhex(blob)] if kind in ("manifest", "chunk") and "cannot be read" not in \
+                    problem.text else []
+                damage = self.packs.view.damage_text(self.name, absent)
+                if damage:
+                    verdicts[m] = DataProblem(f"{problem.text}, because {damage}", problem.object)
+        return verdicts
 
     def read_manifests(self, manifest_ids: list[str]) -> Iterator[tuple[str, bytes | Exception]]:
         roots = self.packs.stream([bytes.fromhex(m) for m in manifest_ids])
