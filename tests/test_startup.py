@@ -58,7 +58,7 @@ POLICY = {"gitrepro.formats.pointer", "gitrepro.formats.manifest", "gitrepro.for
 PUSH_CHECK = {"gitrepro.remote", "gitrepro.remote.base", "gitrepro.remote.local", "gitrepro.remote.retry",
               "gitrepro.remote.settings", "gitrepro.remote.layout", "gitrepro.remote.reach",
               "gitrepro.remote.prepush", "gitrepro.remote.view"}
-RESTORE = {"gitrepro.worktree.checkout", "gitrepro.worktree.scan"}
+RESTORE = {"gitrepro.worktree.checkout", "gitrepro.worktree.restore", "gitrepro.worktree.scan"}
 
 
 @dataclass(frozen=True)

@@ -8,47 +8,37 @@ snapshotted unless forced.
 
 from __future__ import annotations
 
-import functools
 import itertools
-import marshal
 import os
 import shutil
-import stat
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pointer as pointerfmt
-from gitrepro.util import forkpool
 from gitrepro.store import statcache
 from gitrepro.worktree import statwalk
 from gitrepro.git import tracking
 from gitrepro.formats.chunker import new_cutter
 from gitrepro.errors import GitreproError
-from gitrepro.util.directio import UncachedWriter, aligned_buffer
-from gitrepro.util.fsutil import UMASK, UnsafePath, make_dirs_safely, safe_join, write_fully
+from gitrepro.util.fsutil import UnsafePath, make_dirs_safely, safe_join
 from gitrepro.git import plumbing
 from gitrepro.git.plumbing import resolve_commit
-from gitrepro.formats.hashing import new_hasher
-from gitrepro.formats.manifest import DIR, FILE, SYMLINK, Entry, Manifest
+from gitrepro.formats.manifest import Entry, Manifest
 from gitrepro.formats.pointer import Pointer, check_manifest, pointer_path_for, tracked_problem
 from gitrepro.store.repo import Repo
-from gitrepro.store.stattable import key_mtime_ns, stat_key
-from gitrepro.store.store import JOBS, MissingBlob, Store
+from gitrepro.store.stattable import key_mtime_ns
+from gitrepro.store.store import MissingBlob, Store
+from gitrepro.worktree.restore import TEMP_SEQ, chunk_ids, prune_empty_dirs, remove_paths, write_all
 from gitrepro.worktree.scan import TEMP_SUFFIX, Observed, observe, scan
 
 Fetcher = Callable[[Store, set[bytes]], None]
 
 
 class LocalChanges(GitreproError):
-    pass
-
-
-class CorruptFile(GitreproError):
     pass
 
 
@@ -145,7 +135,7 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     for rel in plan.keep:
         if not (now[rel].cached and fresh.carry(rel, cache)):
             fresh.remember(rel, now[rel].found.st, now[rel].entry, scan_time)
-    _remove(dataset_root, ptr.kind if kind == ptr.kind else kind, plan.remove)
+    remove_paths(dataset_root, ptr.kind if kind == ptr.kind else kind, plan.remove)
     result.removed = len(plan.remove)
     make_dirs_safely(target_root, ptr.path.rpartition("/")[0])
     # A directory restored from nothing is built beside its final place and renamed in whole:
@@ -156,7 +146,7 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
         make_dirs_safely(target_root, os.path.relpath(write_root, target_root).replace(os.sep, "/"))
     written: list[tuple[str, tuple]] = []   # (path, stat-cache record)
     try:
-        for entry, rec in _write_all(store, write_root, ptr.kind, plan.write, progress, direct=staged):
+        for entry, rec in write_all(store, write_root, ptr.kind, plan.write, progress, direct=staged):
             written.append((entry.path, rec))
             result.bytes_written += entry.size
         result.written = len(written)
@@ -170,7 +160,7 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     for rel, rec in written:
         fresh.remember_record(rel, rec, done_time)
     if ptr.kind == "dir" and not staged:   # a directory built from nothing has nothing to prune
-        _prune_empty_dirs(dataset_root, target)
+        prune_empty_dirs(dataset_root, target)
     if use_cache:
         statcache.save(store.path, repo.root, ptr.path, fresh)
     return result
@@ -193,7 +183,7 @@ def _staging_dir(dataset_root: Path) -> Path:
     for stray in dataset_root.parent.glob(f"{glob_escape(prefix)}*{TEMP_SUFFIX}"):
         if stray.is_dir() and not stray.is_symlink():
             shutil.rmtree(stray, ignore_errors=True)
-    return dataset_root.parent / f"{prefix}{os.getpid()}.{next(_tmp_seq)}{TEMP_SUFFIX}"
+    return dataset_root.parent / f"{prefix}{os.getpid()}.{next(TEMP_SEQ)}{TEMP_SUFFIX}"
 
 
 def _check_kind(ptr: Pointer, manifest: Manifest) -> None:
@@ -281,233 +271,9 @@ def _refuse_local_changes(plan: _Plan, now: dict[str, Observed], known: Iterator
 def _require_chunks(store: Store, entries: list[Entry], fetch: Fetcher | None) -> None:
     """Every chunk the entries need must be in the local store (missing ones are fetched first),
     before a single file is written."""
-    missing = store.missing(_chunk_ids(entries))
+    missing = store.missing(chunk_ids(entries))
     if missing and fetch is not None:
         fetch(store, missing)
         missing = store.missing(missing)
     if missing:
         raise MissingBlob(next(iter(missing)), f"{len(missing)} chunk(s) needed by this checkout, e.g.")
-
-
-def _chunk_ids(entries: list[Entry]) -> set[bytes]:
-    return {bytes.fromhex(c) for e in entries for c in e.chunks}
-
-
-def _remove(dataset_root: Path, kind_now: str, rels: list[str]) -> None:
-    for rel in rels:
-        path = dataset_root if kind_now == "file" else safe_join(dataset_root, rel)
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-
-
-def _write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress,
-               direct: bool = False) -> Iterator[tuple[Entry, tuple]]:
-    """Write entries and yield each with its stat-cache record. Small files are written by
-    forked worker processes where this process may fork, else in batches on a thread pool
-    (file system calls release the GIL); large files on this thread with chunks read and
-    decompressed in parallel. `direct` writes straight to the final names (inside a staging
-    directory nobody else sees)."""
-    if kind == "dir":
-        _make_parent_dirs(dataset_root, entries)
-    small, large = [], []
-    for e in entries:
-        (large if e.type == FILE and e.size > 8 * 1024 * 1024 else small).append(e)
-    if len(small) >= FORK_FROM and forkpool.can_fork():
-        yield from _write_forked(store, dataset_root, kind, small, progress, direct)
-        small = []
-    with ThreadPoolExecutor(JOBS) as pool:
-        jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, direct) for batch in _batches(small)]
-        uncached = aligned_buffer() if large else None   # large files bypass the page cache
-        for e in large:
-            chunks = store.iter_joined(_ids(e))   # read lazily, once the file is open
-            yield e, _record(_write_file(_dest(dataset_root, kind, e), e, chunks, direct, uncached), e)
-            if progress:
-                progress(e.size)
-        for job in jobs:
-            for e, rec in job.result():
-                yield e, rec
-                if progress:
-                    progress(e.size)
-
-
-FORK_FROM = 512   # small files: fewer are written faster than worker processes start
-
-
-def _write_forked(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress, direct: bool):
-    """Write small files in forked worker processes: per file this is a few system calls and a
-    little Python, and on threads the Python part queues for the one GIL."""
-    batches = list(_batches(entries))
-    per_task = -(-len(batches) // forkpool.MAX_TASKS)
-    tasks = [list(itertools.chain(*batches[i:i + per_task])) for i in range(0, len(batches), per_task)]
-
-    def task(i: int) -> bytes:   # runs in a worker, which also reads its chunks and packs the records
-        return marshal.dumps([rec for _, rec in _write_batch(store, dataset_root, kind, tasks[i], direct)])
-
-    for i, records in forkpool.forked_map(task, len(tasks), JOBS):
-        yield from zip(tasks[i], marshal.loads(records))
-        if progress:
-            progress(sum(e.size for e in tasks[i]))
-
-
-def _batches(entries: list[Entry], max_files: int = 256, max_bytes: int = 16 << 20):
-    """Groups of entries, one directory per group: threads then create files in different
-    directories, not racing for one directory's lock in the kernel."""
-    batch, size, parent = [], 0, None
-    for e in entries:
-        here = e.path.rpartition("/")[0]
-        if batch and (here != parent or len(batch) >= max_files or size >= max_bytes):
-            yield batch
-            batch, size = [], 0
-        batch.append(e)
-        size += e.size
-        parent = here
-    if batch:
-        yield batch
-
-
-def _make_parent_dirs(dataset_root: Path, entries: list[Entry]) -> None:
-    """Create every parent directory once, refusing to traverse symlinks, before files are written."""
-    known = {""}   # directories this call made or checked: a new one inside them needs no check
-    for rel in sorted({e.path.rpartition("/")[0] for e in entries} - {""}):   # parents sort first
-        if not (rel.rpartition("/")[0] in known and _made_dir(f"{dataset_root}/{rel}")):
-            make_dirs_safely(dataset_root, rel)
-            known.update(rel[:i] for i, ch in enumerate(rel) if ch == "/")
-        known.add(rel)
-
-
-def _made_dir(path: str) -> bool:
-    """Make a directory; False if something is already there (the caller then checks what)."""
-    try:
-        os.mkdir(path)
-        return True
-    except FileExistsError:
-        return False
-
-
-def _dest(dataset_root: Path, kind: str, e: Entry) -> str:
-    return str(dataset_root) if kind == "file" else f"{dataset_root}/{e.path}"   # e.path: checked, relative
-
-
-def _write_batch(store: Store, dataset_root: Path, kind: str, batch: list[Entry],
-                 direct: bool) -> list[tuple[Entry, tuple]]:
-    """Write a batch of small entries, every chunk read (one pread per run of neighbours) and
-    verified before the first file is created; each entry with its stat-cache record."""
-    blobs = store.read_batch(_chunk_ids(batch))
-    return [(e, _record(_write_entry(dataset_root, kind, e, blobs, direct), e)) for e in batch]
-
-
-def _record(st: os.stat_result, e: Entry) -> tuple:
-    return statcache.record(stat_key(st), e)
-
-
-def _write_entry(dataset_root: Path, kind: str, e: Entry, blobs: dict[bytes, bytes],
-                 direct: bool = False) -> os.stat_result:
-    """Write one entry; a file's chunks come from `blobs`, already read and verified."""
-    dest = _dest(dataset_root, kind, e)
-    if e.type == DIR:
-        _clear_non_dir(Path(dest))
-        os.makedirs(dest, exist_ok=True)
-        os.chmod(dest, e.mode)
-        return os.lstat(dest)
-    if e.type == SYMLINK:
-        tmp = dest if direct else _tmp_name(dest)
-        if not direct:
-            _unlink_quietly(tmp)
-        os.symlink(e.target, tmp)
-        if not direct:
-            _replace(tmp, dest)
-        return os.lstat(dest)
-
-    return _write_file(dest, e, [blobs[chunk_id] for chunk_id in _ids(e)], direct)
-
-
-def _ids(e: Entry) -> list[bytes]:
-    return [bytes.fromhex(c) for c in e.chunks]
-
-
-def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = False,
-                uncached=None) -> os.stat_result:
-    """Stream verified chunks into a temp file; rename over `dest` only if the whole-file hash matches.
-    `direct` (inside a private staging directory) writes `dest` itself and removes it on a mismatch.
-    With an `uncached` buffer (`directio.aligned_buffer`), the file is written around the page cache."""
-    tmp = dest if direct else _tmp_name(dest)
-    whole = new_hasher() if len(e.chunks) != 1 else None   # one chunk: its id is the file hash
-    size = 0
-    try:
-        excl = os.O_EXCL if direct else os.O_TRUNC
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | excl | os.O_NOFOLLOW, e.mode & ~UMASK)
-        try:
-            out = UncachedWriter(fd, uncached) if uncached is not None else None
-            write = out.write if out is not None else functools.partial(write_fully, fd)
-            for data in chunks:
-                write(data)
-                size += len(data)
-                if whole is not None:
-                    whole.update(data)
-            if out is not None:
-                out.finish()
-            digest = whole.hexdigest() if whole is not None else e.chunks[0]
-            if size != e.size or digest != e.hash:
-                raise CorruptFile(f"{dest}: restored content does not match the manifest's hash; "
-                                  "run `gitrepro fsck`")
-            if e.mode & ~UMASK != e.mode:  # the usual modes need no extra call
-                os.fchmod(fd, e.mode)
-            if not direct:
-                _replace(tmp, dest)
-            st = os.fstat(fd)  # after the rename, which moves the ctime on: no lstat of the final path
-        finally:
-            os.close(fd)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    return st
-
-
-_tmp_seq = itertools.count()   # next() is atomic under the GIL: writer threads never share a temp name
-
-
-def _tmp_name(dest: str) -> str:
-    """A temp name next to `dest`, unique per call: names cut to 40 characters can coincide."""
-    head, _, name = dest.rpartition("/")
-    return f"{head}/.{name[:40]}.{os.getpid()}.{next(_tmp_seq)}{TEMP_SUFFIX}"
-
-
-def _replace(tmp: str, dest: str) -> None:
-    """Rename into place; a directory standing where a file now belongs is removed first."""
-    try:
-        os.replace(tmp, dest)
-    except (IsADirectoryError, OSError) as e:
-        if not os.path.isdir(dest) or os.path.islink(dest):
-            raise e from None
-        shutil.rmtree(dest)
-        os.replace(tmp, dest)
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _clear_non_dir(dest: Path) -> None:
-    try:
-        if not stat.S_ISDIR(os.lstat(dest).st_mode):
-            dest.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _prune_empty_dirs(dataset_root: Path, target: dict[str, Entry]) -> None:
-    """Remove directories left empty by removals, unless the snapshot has them."""
-    keep = {"/".join(rel.split("/")[:i]) for rel in target for i in range(1, rel.count("/") + 1)}
-    keep |= {rel for rel, e in target.items() if e.type == DIR}
-    for dirpath, dirnames, filenames in os.walk(dataset_root, topdown=False):
-        for name in filenames:
-            if name.endswith(TEMP_SUFFIX):  # left by a checkout that was killed
-                _unlink_quietly(os.path.join(dirpath, name))
-        rel = os.path.relpath(dirpath, dataset_root).replace(os.sep, "/")
-        if rel != "." and rel not in keep and not os.listdir(dirpath):
-            os.rmdir(dirpath)

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import flip_chunk_byte
 from gitrepro.worktree import checkout as checkout_op
+from gitrepro.worktree import restore
 from gitrepro.formats import pointer
 from gitrepro.worktree import snapshot
 from gitrepro.store import statcache
@@ -27,8 +28,8 @@ def writers(request, monkeypatch):
     """Every test here runs twice: small files written on threads, and by forked worker
     processes (which the CLI uses; pytest-xdist's own threads would otherwise rule them out)."""
     if request.param == "forked":
-        monkeypatch.setattr(checkout_op.forkpool, "can_fork", lambda: True)
-        monkeypatch.setattr(checkout_op, "FORK_FROM", 1)
+        monkeypatch.setattr(restore.forkpool, "can_fork", lambda: True)
+        monkeypatch.setattr(restore, "FORK_FROM", 1)
     return request.param
 
 
@@ -328,14 +329,14 @@ def test_forked_writers_write_from_other_processes(git_repo, repo, commit, write
     expected = tree_state(data)
     shutil.rmtree(data)
     log = tmp_path / "writer-pids"
-    write_entry = checkout_op._write_entry
+    write_entry = restore._write_entry
 
     def logged(*args, **kw):
         with open(log, "a") as f:
             f.write(f"{os.getpid()}\n")
         return write_entry(*args, **kw)
 
-    monkeypatch.setattr(checkout_op, "_write_entry", logged)
+    monkeypatch.setattr(restore, "_write_entry", logged)
     checkout(repo)
     assert tree_state(data) == expected
     pids = set(log.read_text().split())
