@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exc
 
 from gitrepro.cli.common import err
-from gitrepro.errors import GitreproError
+from gitrepro.errors import GitreproError, one_line
 from gitrepro.store.repo import log_traceback
 
 CORE, CHECKOUT, RUN, REMOTE = "gitrepro.cli.core", "gitrepro.cli.checkout", "gitrepro.cli.run", "gitrepro.cli.remote"
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv, prog_name="gitrepro", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except GitreproError as e:
-        err.print(f"gitrepro: error: {e}", markup=False, soft_wrap=True)
+        err.print(f"gitrepro: error: {one_line(e)}", markup=False, soft_wrap=True)
         return 1
     except typer.Exit as e:
         return e.exit_code
@@ -122,5 +122,5 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as e:  # the one place allowed: nothing escapes as a traceback
         where = log_traceback()
-        err.print(f"gitrepro: unexpected error: {type(e).__name__}: {e} (details in {where})", markup=False)
+        err.print(f"gitrepro: unexpected error: {type(e).__name__}: {one_line(e)} (details in {where})", markup=False)
         return 3

@@ -15,7 +15,7 @@ import importlib
 import sys
 
 from gitrepro.cli import render
-from gitrepro.errors import GitreproError
+from gitrepro.errors import GitreproError, one_line
 from gitrepro.store.repo import Repo
 
 FULL_CLI = "gitrepro.cli.app"
@@ -45,7 +45,7 @@ def _status(op, args: list[str]) -> int | None:
     try:
         results = op.status(Repo.find(), datasets or None, _differences)
     except GitreproError as e:
-        sys.stderr.write(f"gitrepro: error: {e}\n")
+        sys.stderr.write(f"gitrepro: error: {one_line(e)}\n")
         return 1
     if as_json:
         import json  # only for --json: ~2 ms a plain `status` does without

@@ -25,7 +25,7 @@ from gitrepro.repro import config as configmod
 from gitrepro.repro.availability import DataAvailability, DataJudge, LocalData
 from gitrepro.git import tracking
 from gitrepro.git.tree import Tree
-from gitrepro.errors import GitreproError
+from gitrepro.errors import GitreproError, one_line
 from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, dataset_for_pointer, pointer_path_for, tracked_problems
 from gitrepro.formats.runrecord import RunRecord, is_record_path, record_path
 from gitrepro.formats.runrecord import parse as parse_record
@@ -47,7 +47,7 @@ class Violation:
     object: str = ""  # the object at fault, e.g. "manifest <id>", "chunk <id>", "run <id>", "config <hash>"
 
     def __str__(self) -> str:
-        return " ".join(f"{self.path}: {self.problem} — fix: `{self.fix}`".splitlines())
+        return one_line(f"{self.path}: {self.problem} — fix: `{self.fix}`")
 
 
 @dataclass

@@ -34,7 +34,7 @@ from gitrepro.repro import policy
 from gitrepro.repro.availability import DataJudge, DataProblem, LocalData
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pack as packfmt
-from gitrepro.errors import GitreproError
+from gitrepro.errors import GitreproError, one_line
 from gitrepro.formats.hashing import new_hasher
 from gitrepro.formats.manifest import BadManifest
 from gitrepro.formats.pointer import (POINTER_SUFFIX, dataset_for_pointer, overlaps, pointer_path_for,
@@ -70,7 +70,7 @@ class Finding:
         text = f"{self.commit[:12]} {self.path}: {self.message}"
         text += f" [{self.object}]" if self.object else ""
         text += f" — fix: {self.fix}" if self.fix else ""
-        return " ".join(text.splitlines())
+        return one_line(text)
 
 
 @dataclass

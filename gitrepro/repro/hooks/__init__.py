@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from gitrepro.errors import GitreproError
+from gitrepro.errors import GitreproError, one_line
 from gitrepro.store.repo import Repo, log_traceback
 
 # hook -> the module that answers it (imported when the hook runs), in the order install lists them
@@ -67,10 +67,10 @@ def main(argv: list[str]) -> int:
         finally:
             repo.close()
     except GitreproError as e:
-        sys.stderr.write(f"gitrepro {hook}: error: {e}\n")
+        sys.stderr.write(f"gitrepro {hook}: error: {one_line(e)}\n")
         return 1
     except Exception as e:  # noqa: BLE001 - a hook must fail with a message, not a traceback
-        sys.stderr.write(f"gitrepro {hook}: unexpected error: {type(e).__name__}: {e} (details in {log_traceback()})\n")
+        sys.stderr.write(f"gitrepro {hook}: unexpected error: {type(e).__name__}: {one_line(e)} (details in {log_traceback()})\n")
         return 3
     for line in outcome.messages:
         sys.stderr.write(line + "\n")
