@@ -17,6 +17,7 @@ from gitrepro.formats import pointer
 from gitrepro.worktree import snapshot
 from gitrepro.worktree.checkout import load_manifest
 from gitrepro.store.repo import Repo
+from conftest import run_git
 from helpers_trees import make_tree, tree_state
 
 PART = 18 * 1024 * 1024
@@ -97,3 +98,180 @@ def test_add_killed_at_any_moment_leaves_old_pointer_or_complete_data(git_repo, 
     assert run_cli("checkout").code == 0
     assert tree_state(data) == want
     assert run_cli("fsck").code == 0
+
+
+# ---------------------------------------------------------------- run and reproduce (issue 15)
+
+BIG_TRAIN = """\
+import os, pathlib, random
+rng = random.Random(int(os.environ["GITREPRO_SEED"]) + VARIANT)
+out = pathlib.Path("models")
+out.mkdir(exist_ok=True)
+for i in range(4):
+    (out / f"part{i}.bin").write_bytes(rng.randbytes(12 * 1024 * 1024) if VARIANT >= 0 else os.urandom(12 << 20))
+print("trained", flush=True)
+"""
+
+
+def _train_script(root, variant: int) -> None:
+    """train.py writing 48 MiB of outputs: new bytes for each `variant`, fresh random ones for -1."""
+    (root / "train.py").write_text(BIG_TRAIN.replace("VARIANT", str(variant)))
+    subprocess.run(["git", "commit", "-q", "--no-verify", "-am", f"variant {variant}"], cwd=root, check=True)
+
+
+def _gitrepro(root, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gitrepro", *args], cwd=root, capture_output=True)
+
+
+def _start(root, *args) -> subprocess.Popen:
+    """`gitrepro <args>` in its own process group, so a kill reaches the training command too."""
+    return subprocess.Popen([sys.executable, "-m", "gitrepro", *args], cwd=root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _kill_group(proc: subprocess.Popen) -> bytes:
+    try:
+        os.killpg(proc.pid, 9)
+    except ProcessLookupError:
+        pass
+    _, stderr = proc.communicate()
+    return stderr
+
+
+def _records_whole(root) -> list[str]:
+    """Every runs/*.toml parses as a whole run record; returns the names of leftover temp files."""
+    from gitrepro.formats import runrecord
+    runs = root / "runs"
+    leftovers = []
+    for path in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if path.name.endswith(".toml"):
+            runrecord.parse(path.read_bytes(), str(path))
+        else:
+            assert path.name.startswith(".") and path.name.endswith(".tmp"), path
+            leftovers.append(path.name)
+    return leftovers
+
+
+def _pointer_whole(root, name: str) -> None:
+    path = root / f"{name}.gitrepro"
+    if not path.exists():
+        return
+    ptr = pointer.parse(path.read_bytes(), path.name)
+    repo = Repo.find(root)
+    try:
+        manifest = load_manifest(repo.store, ptr.manifest)
+        assert not repo.store.missing(bytes.fromhex(c) for c in manifest.chunk_ids()), f"{name} names missing data"
+    finally:
+        repo.close()
+
+
+def _kill_moments(store_path, full: float, rng, where=None) -> list:
+    """Random moments within a run's measured length, and the moments a pack is open or published
+    (and, for reproduce, when the temporary worktree holds the command's first and last output)."""
+    tmp, packs = store_path / "tmp", store_path / "packs"
+    count = lambda: sum(1 for _ in packs.glob("*/*.pack"))  # noqa: E731
+
+    def at(seconds):
+        return f"{seconds:.2f}s", lambda: time.sleep(seconds)
+
+    def first_pack_published():
+        before = count()
+        wait_until(lambda: count() > before, 30)
+
+    moments = [at(rng.uniform(0.05, full * 1.1)) for _ in range(6)]
+    moments += [("tmp pack open", lambda: wait_until(lambda: any(tmp.glob("*.pack")), 30)),
+                ("first pack published", first_pack_published)]
+    if where is not None:
+        moments += [(f"{name} written", lambda name=name: wait_until(
+            lambda: any(where.glob(f"gitrepro-reproduce-*/models/{name}")), 30))
+            for name in ("part0.bin", "part3.bin")]
+    return moments
+
+
+def _commit_training(root) -> None:
+    done = _gitrepro(root, "run", "-c", "configs/base.toml", "--", sys.executable, "train.py")
+    assert done.returncode == 0, done.stderr.decode()
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-q", "--no-verify", "-m", "train"], cwd=root, check=True)
+
+
+def test_run_killed_at_random_moments_leaves_whole_records_and_pointers_and_the_next_run_works(git_repo, run_cli):
+    import random
+    from helpers_runs import make_project
+    make_project(git_repo)
+    _train_script(git_repo, 0)
+    _commit_training(git_repo)
+    _train_script(git_repo, 1)
+    started = time.monotonic()
+    assert _gitrepro(git_repo, "run", "-c", "configs/base.toml", "--", sys.executable, "train.py").returncode == 0
+    full = time.monotonic() - started
+    subprocess.run(["git", "reset", "-q", "--hard", "HEAD"], cwd=git_repo, check=True)
+    subprocess.run(["git", "clean", "-qfd", "runs"], cwd=git_repo, check=True)
+    store_path = Repo.find(git_repo).store_path
+    outcomes, leftovers = [], []
+    pointer_file = git_repo / "models.gitrepro"
+
+    def pointer_written():
+        old = pointer_file.read_bytes()
+        wait_until(lambda: pointer_file.read_bytes() != old, 30)
+
+    moments = _kill_moments(store_path, full, random.Random(15)) + [("pointer written", pointer_written)]
+    for n, (label, wait) in enumerate(moments, 2):
+        _train_script(git_repo, n)                 # fresh outputs: every run has packs to write
+        old = (git_repo / "models.gitrepro").read_bytes()
+        proc = _start(git_repo, "run", "-c", "configs/base.toml", "--", sys.executable, "train.py")
+        wait()
+        stderr = _kill_group(proc)
+        assert proc.returncode in (0, -9), stderr.decode()
+        now = (git_repo / "models.gitrepro").read_bytes()
+        outcomes.append((label, proc.returncode, "old pointer" if now == old else "new pointer"))
+        leftovers += _records_whole(git_repo)
+        _pointer_whole(git_repo, "models")
+        fsck = run_cli("fsck")
+        assert fsck.code == 0, f"killed at {label}: {fsck.out}{fsck.err}"
+    print("run kill outcomes:", outcomes, "leftover temp files:", leftovers, file=sys.__stderr__)
+    assert sum(code == -9 for _, code, _ in outcomes) >= 5, outcomes
+    assert any(how == "new pointer" for _, code, how in outcomes if code == -9), outcomes
+
+    subprocess.run(["git", "checkout", "-q", "--", "models.gitrepro"], cwd=git_repo, check=True)
+    final = _gitrepro(git_repo, "run", "-c", "configs/base.toml", "--", sys.executable, "train.py")
+    assert final.returncode == 0, final.stderr.decode()
+    _records_whole(git_repo)
+    _pointer_whole(git_repo, "models")
+    assert run_cli("fsck").code == 0
+
+
+def test_reproduce_killed_at_random_moments_leaves_the_checkout_and_store_whole_and_the_next_one_works(
+        git_repo, run_cli, tmp_path, monkeypatch):
+    import random
+    from helpers_runs import make_project
+    monkeypatch.setenv("TMPDIR", str(tmp_path))       # where reproduce makes its worktrees
+    make_project(git_repo)
+    _train_script(git_repo, -1)                      # fresh bytes on every run: reproduce stores new packs
+    _commit_training(git_repo)
+    shutil.rmtree(git_repo / "models")
+    before = [e for e in tree_state(git_repo) if not e[0].startswith(b".git/")]
+    started = time.monotonic()
+    assert _gitrepro(git_repo, "reproduce", "HEAD").returncode == 2     # differ: the outputs are random
+    full = time.monotonic() - started
+    store_path = Repo.find(git_repo).store_path
+    outcomes = []
+    for label, wait in _kill_moments(store_path, full, random.Random(16), where=tmp_path):
+        proc = _start(git_repo, "reproduce", "HEAD")
+        wait()
+        stderr = _kill_group(proc)
+        assert proc.returncode in (2, -9), stderr.decode()
+        outcomes.append((label, proc.returncode))
+        assert [e for e in tree_state(git_repo) if not e[0].startswith(b".git/")] == before, label
+        fsck = run_cli("fsck")
+        assert fsck.code == 0, f"killed at {label}: {fsck.out}{fsck.err}"
+        left = list(tmp_path.glob("gitrepro-reproduce-*"))
+        assert len(left) <= 1, f"killed at {label}: earlier killed worktrees were not removed: {left}"
+    print("reproduce kill outcomes:", outcomes, file=sys.__stderr__)
+    assert sum(code == -9 for _, code in outcomes) >= 5, outcomes
+
+    again = _gitrepro(git_repo, "reproduce", "HEAD")
+    assert again.returncode == 2 and b"result: outputs differ" in again.stdout, again.stderr.decode()
+    assert run_cli("fsck").code == 0
+    assert not list(tmp_path.glob("gitrepro-reproduce-*")), "a killed reproduce's worktree was left behind"
+    assert run_git(git_repo, "worktree", "list", "--porcelain").count("worktree ") == 1

@@ -265,23 +265,90 @@ def environment_drift(rec: RunRecord, checkout: Path | None = None) -> list[str]
 
 # ---------------------------------------------------------------- worktree and data
 
+WORKTREE_PREFIX = "gitrepro-reproduce-"
+OWNER_FILE = "gitrepro-reproduce-owner"   # in the worktree's git admin dir: the pid using it, or "kept"
+STALE_UNOWNED = 600                       # seconds: a worktree nobody claimed this long ago is left over
+
+
 @contextlib.contextmanager
 def _worktree(root: Path, commit: str, keep: bool):
     """A detached worktree of `commit` in a new temporary directory; removed afterwards unless `keep`.
-    Hooks are off while it is added, so no post-checkout hook runs in it."""
-    wt = Path(tempfile.mkdtemp(prefix="gitrepro-reproduce-")).resolve()   # git accepts an empty directory
+    Hooks are off while it is added, so no post-checkout hook runs in it. Worktrees that an earlier
+    reproduce left when it was killed are removed first."""
+    _remove_left_over(root)
+    wt = Path(tempfile.mkdtemp(prefix=WORKTREE_PREFIX)).resolve()   # git accepts an empty directory
     added = False
     try:
         plumbing.git("-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach", "--quiet", str(wt), commit,
                   cwd=root)
         added = True
+        _claim(wt, str(os.getpid()))
         yield wt
     finally:
-        if not keep or not added:
-            if added:
-                plumbing.git("worktree", "remove", "--force", "--force", str(wt), cwd=root, check=False)
-            shutil.rmtree(wt, ignore_errors=True)
-            plumbing.git("worktree", "prune", cwd=root, check=False)
+        if keep and added:
+            _claim(wt, "kept")
+        else:
+            _remove_worktree(root, wt, added)
+
+
+def _remove_worktree(root: Path, wt: Path, registered: bool = True) -> None:
+    if registered:
+        plumbing.git("worktree", "remove", "--force", "--force", str(wt), cwd=root, check=False)
+    shutil.rmtree(wt, ignore_errors=True)
+    plumbing.git("worktree", "prune", cwd=root, check=False)
+
+
+def _admin_dir(wt: Path) -> Path | None:
+    """The worktree's directory under .git/worktrees/, from its `.git` file."""
+    try:
+        text = (wt / ".git").read_text()
+    except OSError:
+        return None
+    return Path(text[len("gitdir: "):].strip()) if text.startswith("gitdir: ") else None
+
+
+def _claim(wt: Path, owner: str) -> None:
+    admin = _admin_dir(wt)
+    if admin is not None:
+        with contextlib.suppress(OSError):
+            (admin / OWNER_FILE).write_text(owner)
+
+
+def _remove_left_over(root: Path) -> None:
+    """Remove this repository's reproduce worktrees whose process is gone (killed before its
+    cleanup ran): not kept, and owned by no live process (or by none for STALE_UNOWNED s)."""
+    for wt in plumbing.worktrees(root)[1:]:
+        if not wt.name.startswith(WORKTREE_PREFIX) or Path(os.path.realpath(wt.parent)) != \
+                Path(os.path.realpath(tempfile.gettempdir())):
+            continue
+        owner = _owner(wt)
+        if owner not in ("kept", "new") and not (owner.isdigit() and _alive(int(owner))):
+            _remove_worktree(root, wt)
+
+
+def _owner(wt: Path) -> str:
+    """The pid that uses the worktree, "kept", "new" (just added, not claimed yet) or "" (nobody)."""
+    admin = _admin_dir(wt)
+    if admin is None:
+        return ""                 # its directory is gone: only git's record of it is left
+    try:
+        return (admin / OWNER_FILE).read_text().strip()
+    except OSError:
+        pass
+    try:
+        return "new" if time.time() - admin.stat().st_mtime < STALE_UNOWNED else ""
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def restore_inputs(wt_repo: Repo, commit: str, rec: RunRecord, say: Say) -> str:
