@@ -149,7 +149,7 @@ def parse(data: bytes, origin: str = "manifest") -> Manifest:
     header_line, has_body, body = text[:-1].partition("\n")
     try:
         header = json.loads(header_line)
-    except ValueError:
+    except (ValueError, RecursionError):   # json's C scanner refuses deep nesting with RecursionError
         raise BadManifest(f"{origin}: not a gitrepro manifest") from None
     if not isinstance(header, dict) or header.get("format") != "gitrepro-manifest":
         raise BadManifest(f"{origin}: not a gitrepro manifest")
@@ -249,7 +249,7 @@ def _parse_entry(scan, line: str, origin: str, n: int) -> Entry:
         raise BadManifest(f"{origin} line {n}: {e}") from None
     except StopIteration:   # the scanner's way of saying "no JSON value here"
         raise BadManifest(f"{origin} line {n}: malformed entry (not JSON)") from None
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:   # RecursionError: a deeply nested line
         raise BadManifest(f"{origin} line {n}: malformed entry ({type(e).__name__}: {e})") from None
 
 

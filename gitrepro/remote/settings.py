@@ -147,7 +147,7 @@ def default_name(project: Project) -> str | None:
     configured = remotes(project)
     name = project.section("remote").get("default")
     if name is not None:
-        if name not in configured:
+        if not isinstance(name, str) or name not in configured:
             raise RemoteConfigError(f"{PROJECT_FILE}: [remote] default = {name!r} names no [remote.{name}] table")
         return name
     return next(iter(configured), None)
