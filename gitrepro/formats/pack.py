@@ -14,7 +14,8 @@ verified against its id when read, so the id covers the whole pack without a
 second hashing pass over the data when writing.
 
 `spans` groups neighbouring blobs of a pack into runs that one read (a pread, a
-ranged GET) covers, for the store, fetch and verify alike.
+ranged GET) covers, for the store, fetch and verify alike. `scan` finds and verifies
+the blobs of a pack whose footer is damaged, for `fsck --repair`.
 """
 
 from __future__ import annotations
@@ -211,6 +212,211 @@ def iter_pack(f: BinaryIO, pack_size: int) -> Iterator[tuple[BlobEntry, bytes]]:
 def pack_id_of(f: BinaryIO, pack_size: int) -> str:
     """A pack's id, after checking its footer against the hash in its trailer."""
     return read_identified_footer(f, pack_size)[0]
+
+
+# ---------------------------------------------------------------- salvage
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+SALVAGE_FEED = 64 * 1024   # compressed bytes fed to the decoder at a time while hunting for a frame's end
+
+
+class Salvage(NamedTuple):
+    """What `scan` found in a pack whose footer cannot be trusted."""
+    entries: list[BlobEntry]       # every blob found and verified, by offset (ids are content hashes)
+    lost: list[tuple[int, int]]    # (offset, length) of data in which no blob could be verified
+    named: set[bytes]              # the ids the (damaged) footer names: those not found may be lost
+
+
+def scan(f: BinaryIO, pack_size: int) -> Salvage:
+    """Find and verify every blob of a pack, even when its footer or trailer is damaged.
+
+    Blobs lie back to back from the end of the header, and every blob is checked by its hash,
+    so the damaged footer is used only as a set of hints: its entries that verify are kept as
+    they are; each gap between them (usually one blob, whose entry is the damaged one) is
+    searched with the entries that start there, then for a zstd frame (which ends itself), and
+    a gap no hint or frame explains is taken as one raw blob, named by its content hash (a
+    blob's id is its hash, so that name is true whatever it holds). The end of the data is
+    the trailer's count or, if that is damaged, what the last entry says."""
+    best: Salvage | None = None
+    for data_end, hints in _footer_candidates(f, pack_size):
+        found = _salvage(f, data_end, hints)
+        if best is None or _covered(found) > _covered(best):
+            best = found
+    if best is None:   # no footer to go by: only self-delimiting zstd frames can be found
+        best = _salvage(f, pack_size - TRAILER.size, [], bounded=False)
+    return best
+
+
+def _covered(found: Salvage) -> tuple[int, int]:
+    return sum(e.length for e in found.entries), -sum(n for _, n in found.lost)
+
+
+def _footer_candidates(f: BinaryIO, pack_size: int) -> Iterator[tuple[int, list[BlobEntry]]]:
+    """(end of the blob data, the footer's entries unverified) for each plausible entry count:
+    the trailer's, and the one the last entry implies (its end is the footer's start)."""
+    body = pack_size - TRAILER.size - len(HEADER)
+    if body < 0:
+        return
+    f.seek(pack_size - TRAILER.size)
+    counts = [TRAILER.unpack(f.read(TRAILER.size))[0]]
+    if body >= ENTRY.size:
+        f.seek(pack_size - TRAILER.size - ENTRY.size)
+        last = BlobEntry(*ENTRY.unpack(f.read(ENTRY.size)))
+        implied, rest = divmod(pack_size - TRAILER.size - (last.offset + last.length), ENTRY.size)
+        if rest == 0:
+            counts.append(implied)
+    for count in dict.fromkeys(counts):
+        if 0 <= count and count * ENTRY.size <= body:
+            data_end = pack_size - TRAILER.size - count * ENTRY.size
+            f.seek(data_end)
+            footer = f.read(count * ENTRY.size)
+            yield data_end, [BlobEntry(*ENTRY.unpack_from(footer, i * ENTRY.size)) for i in range(count)]
+
+
+def _salvage(f: BinaryIO, data_end: int, hints: list[BlobEntry], bounded: bool = True) -> Salvage:
+    """The verified entries among `hints`, and the blobs recovered from the gaps between them."""
+    verified, taken = [], len(HEADER)
+    for e in sorted(hints, key=lambda e: e.offset):
+        if e.offset >= taken and e.offset + e.length <= data_end and e.raw_length <= MAX_BLOB and _verifies(f, e):
+            verified.append(e)
+            taken = e.offset + e.length
+    by_offset: dict[int, list[BlobEntry]] = {}
+    for e in hints:
+        by_offset.setdefault(e.offset, []).append(e)
+    entries, lost, pos = [], [], len(HEADER)
+    for end, e in [(e.offset, e) for e in verified] + [(data_end, None)]:
+        if end > pos:
+            found, gap_lost = _salvage_gap(f, pos, end, by_offset, bounded)
+            entries += found
+            lost += gap_lost
+        if e is not None:
+            entries.append(e)
+            pos = e.offset + e.length
+    return Salvage(entries, lost, {e.id for e in hints})
+
+
+def _salvage_gap(f: BinaryIO, start: int, end: int, hints: dict[int, list[BlobEntry]],
+                 bounded: bool) -> tuple[list[BlobEntry], list[tuple[int, int]]]:
+    """The blobs in the gap [start, end) between blobs that verified. At each position: a blob a
+    hint names there, or a zstd frame; failing both, the bytes up to the next position where
+    one of those is found are one raw blob when the footer bounds the gap (a damaged zstd
+    frame, which starts with the frame magic, is reported lost instead)."""
+    found, lost, pos = [], [], start
+    while pos < end:
+        e = _blob_at(f, pos, end, hints)
+        if e is not None:
+            found.append(e)
+            pos = e.offset + e.length
+            continue
+        resync = _next_blob(f, pos, end, hints)
+        stop = resync.offset if resync is not None else end
+        f.seek(pos)
+        raw = _raw_blob(f, pos, stop) if bounded and f.read(len(ZSTD_MAGIC)) != ZSTD_MAGIC else None
+        if raw is not None:
+            found.append(raw)
+        else:
+            lost.append((pos, stop - pos))
+        if resync is not None:
+            found.append(resync)
+            stop = resync.offset + resync.length
+        pos = stop
+    return found, lost
+
+
+def _blob_at(f: BinaryIO, pos: int, end: int, hints: dict[int, list[BlobEntry]]) -> BlobEntry | None:
+    return _hinted_at(f, pos, end, hints.get(pos, ())) or _frame_at(f, pos, end)
+
+
+def _next_blob(f: BinaryIO, pos: int, end: int, hints: dict[int, list[BlobEntry]]) -> BlobEntry | None:
+    """The first blob after `pos` in the gap: at an offset a hint names or where a zstd frame starts."""
+    f.seek(pos)
+    gap = f.read(end - pos)
+    frames, at = set(), gap.find(ZSTD_MAGIC, 1)
+    while at >= 0:
+        frames.add(pos + at)
+        at = gap.find(ZSTD_MAGIC, at + 1)
+    for candidate in sorted(frames | {o for o in hints if pos < o < end}):
+        e = _blob_at(f, candidate, end, hints)
+        if e is not None:
+            return e
+    return None
+
+
+def _verifies(f: BinaryIO, e: BlobEntry) -> bool:
+    """Does the entry name a blob exactly: its bytes decode to its id, and a zstd frame ends at
+    its last byte (a frame followed by a neighbour's bytes decodes too: its length is damaged)?"""
+    f.seek(e.offset)
+    data = _decoded(f.read(e.length), e.flags)
+    return data is not None and len(data) == e.raw_length and hash_bytes(data) == e.id
+
+
+def _hinted_at(f: BinaryIO, pos: int, end: int, hints) -> BlobEntry | None:
+    """A blob at `pos` that one of the footer's entries names by id, whichever other field of
+    that entry is damaged (its length, its flags or its raw length)."""
+    for hint in hints:
+        for length in dict.fromkeys(n for n in (hint.length, end - pos) if 0 <= n <= min(end - pos, MAX_BLOB)):
+            f.seek(pos)
+            stored = f.read(length)
+            for flags in (hint.flags, hint.flags ^ FLAG_ZSTD):
+                data = _decoded(stored, flags)
+                if data is not None and hash_bytes(data) == hint.id:
+                    return BlobEntry(hint.id, flags, pos, length, len(data))
+    return None
+
+
+def _frame_at(f: BinaryIO, pos: int, end: int) -> BlobEntry | None:
+    """The zstd frame starting at `pos`, if one does and decodes within bounds."""
+    import zstandard
+
+    f.seek(pos)
+    if f.read(len(ZSTD_MAGIC)) != ZSTD_MAGIC:
+        return None
+    f.seek(pos)
+    head = f.read(min(end - pos, 32))
+    try:
+        claimed = zstandard.get_frame_parameters(head).content_size
+    except zstandard.ZstdError:
+        return None
+    if not 0 <= claimed <= MAX_BLOB:
+        return None
+    decoder, out, fed = zstandard.ZstdDecompressor().decompressobj(), [], 0
+    f.seek(pos)
+    try:
+        while not decoder.eof and fed < end - pos and sum(map(len, out)) <= claimed:
+            piece = f.read(min(SALVAGE_FEED, end - pos - fed))
+            fed += len(piece)
+            out.append(decoder.decompress(piece))
+    except zstandard.ZstdError:
+        return None
+    data = b"".join(out)
+    if not decoder.eof or len(data) != claimed:
+        return None
+    length = fed - len(decoder.unused_data)
+    return BlobEntry(hash_bytes(data), FLAG_ZSTD, pos, length, len(data))
+
+
+def _raw_blob(f: BinaryIO, pos: int, end: int) -> BlobEntry | None:
+    """The whole gap as one blob stored raw, named by its hash."""
+    if end - pos > MAX_BLOB:
+        return None
+    f.seek(pos)
+    data = f.read(end - pos)
+    return BlobEntry(hash_bytes(data), 0, pos, len(data), len(data))
+
+
+def _decoded(stored: bytes, flags: int) -> bytes | None:
+    if not flags & FLAG_ZSTD:
+        return stored
+    import zstandard
+
+    try:
+        if not 0 <= zstandard.frame_content_size(stored) <= MAX_BLOB:
+            return None   # unknown or too large: never what a writer made, and never allocated
+        decoder = zstandard.ZstdDecompressor().decompressobj()
+        data = decoder.decompress(stored)
+    except zstandard.ZstdError:
+        return None
+    return data if decoder.eof and not decoder.unused_data else None
 
 
 Item = TypeVar("Item")

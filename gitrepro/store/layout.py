@@ -22,6 +22,7 @@ STATCACHE_DIR = "statcache"            # statcache/<key>.stat and <key>.entries
 REMOTE_CACHE_DIR = "remote-cache"      # rebuildable hints about remotes
 LOCK_FILE = "lock"
 LOG_FILE = "log"                       # tracebacks of unexpected errors
+DAMAGED_DIR = "damaged"                # packs `fsck --repair` salvaged and moved out of packs/
 CREATED_DIRS = (PACKS_DIR, TMP_DIR, STATCACHE_DIR)   # made with the store
 
 
@@ -43,6 +44,10 @@ def packs_dir(store: Path) -> Path:
 
 def pack_file(store: Path, pack_id: str) -> Path:
     return store / PACKS_DIR / pack_id[:2] / f"{pack_id}.pack"
+
+
+def damaged_pack_file(store: Path, pack_id: str) -> Path:
+    return store / DAMAGED_DIR / f"{pack_id}.pack"
 
 
 def tmp_dir(store: Path) -> Path:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import io
 import os
+import time
 import threading
 import re
 from pathlib import Path
@@ -22,9 +24,9 @@ from gitrepro.util import tomlcompat
 from gitrepro.formats.chunker import ChunkerParams, iter_chunk_batches, new_cutter
 from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import atomic_write, fsync_dir
-from gitrepro.formats.hashing import hash_bytes
+from gitrepro.formats.hashing import ID_BYTES, hash_bytes
 from gitrepro.store import layout
-from gitrepro.store.index import Index, Location
+from gitrepro.store.index import BadIndex, Index, Location, read_only_cause, writable
 from gitrepro.store.writer import StoreWriter
 
 if TYPE_CHECKING:  # imported where used: a no-op `add` (which only looks up a manifest) starts without them
@@ -49,6 +51,10 @@ class MissingBlob(StoreError):
 
 
 class StoreLocked(StoreError):
+    pass
+
+
+class StoreReadOnly(StoreError):
     pass
 
 
@@ -110,9 +116,21 @@ class Store:
     def __init__(self, path: Path, config: StoreConfig):
         self.path = path
         self.config = config
-        self.index = Index(layout.index_file(path))
+        self._index: Index | None = None
         self._fds: dict[str, int] = {}
         self._fd_lock = threading.Lock()
+
+    @property
+    def index(self) -> Index:
+        """The blob index, opened on first use: a store whose index is damaged still opens, so
+        `fsck` can report it and `fsck --repair` rebuild it (every other use raises BadIndex)."""
+        index = self._index
+        if index is None:
+            with self._fd_lock:
+                if self._index is None:
+                    self._index = Index(layout.index_file(self.path), create=False)
+                index = self._index
+        return index
 
     # -- opening -----------------------------------------------------------------
     @staticmethod
@@ -142,7 +160,40 @@ class Store:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
-        self.index.close()
+        self.close_index()
+
+    def close_index(self) -> None:
+        with self._fd_lock:
+            index, self._index = self._index, None
+        if index is not None:
+            index.close()
+
+    def rebuild_index(self, packs: list[tuple[str, int, list[packfmt.BlobEntry]]]) -> None:
+        """Make the index hold exactly `packs` ((id, size, entries) each), whatever state it is in:
+        replaced in one transaction where SQLite can still read it soundly, else built afresh in
+        a temp file renamed over the old one. Either way a crash leaves the old index or the
+        new one. Under the lock (`fsck.repair`)."""
+        try:
+            index = self.index
+            if not index.integrity_problems():
+                index.replace_all(packs)
+                return
+        except BadIndex:
+            pass
+        final = layout.index_file(self.path)
+        tmp = final.with_name(final.name + ".rebuild")
+        for stale in _index_files(tmp):
+            stale.unlink(missing_ok=True)
+        fresh = Index(tmp)
+        try:
+            fresh.replace_all(packs)
+        finally:
+            fresh.close()   # the last connection checkpoints the WAL into the file and removes it
+        self.close_index()
+        for stale in _index_files(final)[1:]:   # the old WAL must never be replayed into the new file
+            stale.unlink(missing_ok=True)
+        os.replace(tmp, final)
+        fsync_dir(self.path)
 
     def __enter__(self):
         return self
@@ -180,6 +231,10 @@ class Store:
         # commands (status, a no-op add) never need.
         from filelock import FileLock, Timeout
 
+        if not os.access(self.path, os.W_OK):   # nothing here can be written: no lock file can be made
+            with self._read_only_lock(timeout):
+                yield
+            return
         lock = FileLock(str(layout.lock_file(self.path)))
         try:
             lock.acquire(timeout=timeout)
@@ -192,16 +247,54 @@ class Store:
             lock.release()
 
     @contextlib.contextmanager
+    def _read_only_lock(self, timeout: float):
+        """The writer lock where this process cannot write the store (a read-only mount, another
+        user's store): flock works on a file opened for reading, so a process that can write
+        there still waits for us (gc --dry-run marks under it). No lock file: nobody ever wrote."""
+        try:
+            fd = os.open(layout.lock_file(self.path), os.O_RDONLY)
+        except OSError:
+            yield
+            return
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreLocked(f"another gitrepro process holds {layout.lock_file(self.path)}; "
+                                          "wait for it to finish") from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)   # releases the lock
+
+    def require_writable(self) -> None:
+        """Refuse, in one line that names the cause, to start writing a store this process cannot write."""
+        if not writable(layout.index_file(self.path)):   # the store dir and its index: never opened to ask
+            raise StoreReadOnly(f"{read_only_cause(self.path)}; this command writes to the store: "
+                                "run it where the store is writable")
+
+    @contextlib.contextmanager
     def writer(self, jobs: int = JOBS):
         """`with store.writer() as w:` — under the lock; flushes packs and index on clean exit."""
+        self.require_writable()
         with self.lock():
             self.recover()
-            w = StoreWriter(self, jobs, PACK_TARGET)
-            try:
+            with self.unlocked_writer(jobs) as w:
                 yield w
-                w.flush()
-            finally:
-                w.close()
+
+    @contextlib.contextmanager
+    def unlocked_writer(self, jobs: int = JOBS):
+        """A writer for a caller that already holds the lock (`fsck.repair`)."""
+        w = StoreWriter(self, jobs, PACK_TARGET)
+        try:
+            yield w
+            w.flush()
+        finally:
+            w.close()
 
     def recover(self) -> list[str]:
         """Finish what a killed writer left: drop temp packs, index complete but unindexed packs.
@@ -244,11 +337,17 @@ class Store:
         with self._fd_lock:
             fd = self._fds.get(pack_id)
             if fd is None:
+                if not _PACK_ID.fullmatch(pack_id):   # from the index, which can be damaged
+                    raise BadIndex(f"the index names a pack {pack_id[:80]!r} that cannot exist; "
+                                   "run `gitrepro fsck --repair` to rebuild it")
                 try:
                     fd = os.open(self.pack_path(pack_id), os.O_RDONLY)
                 except FileNotFoundError:
                     raise StoreError(f"pack {pack_id} is in the index but missing on disk; "
                                      "run `gitrepro fsck --repair`") from None
+                except PermissionError:
+                    raise StoreError(f"pack {self.pack_path(pack_id)} cannot be read (permission denied); "
+                                     "run gitrepro as a user who may read the store") from None
                 if len(self._fds) > 64:
                     os.close(self._fds.pop(next(iter(self._fds))))
                 self._fds[pack_id] = fd
@@ -331,7 +430,7 @@ class Store:
                 chunk_id = hash_bytes(chunk)
                 w.add(chunk_id, chunk)
                 ids.append(chunk_id.hex())
-        root = ("gitrepro-manifest-parts 1\n" + "".join(i + "\n" for i in ids)).encode()
+        root = MANIFEST_ROOT_HEADER + b"\n" + "".join(i + "\n" for i in ids).encode()
         root_id = hash_bytes(root)
         w.add(root_id, root, packfmt.FLAG_MANIFEST)
         return root_id.hex()
@@ -350,6 +449,11 @@ def _decode(blob_id: bytes, loc: Location, stored) -> bytes:
     return packfmt.decode_blob(loc.entry(blob_id), stored, f"chunk in pack {loc.pack[:12]}:")
 
 
+def _index_files(index: Path) -> tuple[Path, Path, Path]:
+    """An SQLite index file and the WAL files beside it."""
+    return index, index.with_name(index.name + "-wal"), index.with_name(index.name + "-shm")
+
+
 SPAN_GAP = 64 * 1024           # read through a gap this small rather than make another call
 SPAN_MAX = 16 * 1024 * 1024     # bounds one read's buffer
 
@@ -365,9 +469,24 @@ def _spans(locations: dict[bytes, Location]) -> Iterator[tuple[str, list[tuple[b
             yield pack_id, span
 
 
+_PACK_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def is_manifest_root(data: bytes) -> bool:
+    """Does a blob read as a manifest root? For blobs salvaged from a damaged footer, whose
+    flags cannot be trusted."""
+    lines = data.split(b"\n")
+    return lines[0] == MANIFEST_ROOT_HEADER and lines[-1] == b"" and all(
+        len(line) == 2 * ID_BYTES and _HEX.fullmatch(line) for line in lines[1:-1])
+
+
+MANIFEST_ROOT_HEADER = b"gitrepro-manifest-parts 1"
+_HEX = re.compile(rb"[0-9a-f]+")
+
+
 def parse_manifest_root(root: bytes, manifest_id: str) -> list[bytes]:
     lines = root.split(b"\n")
-    if lines[0] != b"gitrepro-manifest-parts 1" or lines[-1] != b"":
+    if lines[0] != MANIFEST_ROOT_HEADER or lines[-1] != b"":
         raise StoreError(f"manifest {manifest_id} has an unknown root format; upgrade gitrepro")
     try:
         return [bytes.fromhex(line.decode()) for line in lines[1:-1]]

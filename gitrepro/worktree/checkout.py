@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats import pack as packfmt
 from gitrepro.formats import pointer as pointerfmt
 from gitrepro.store import statcache
 from gitrepro.worktree import statwalk
@@ -84,6 +85,9 @@ def checkout(repo: Repo, rev: str | None = None, *, to: str | None = None, force
         except OSError as e:  # disk full, permissions: one line, not a traceback
             raise CheckoutFailed(f"cannot restore {tracked.pointer.path}: {e.strerror or e} "
                                  f"({e.filename or target_root}); files already restored are complete") from None
+        except packfmt.CorruptPack as e:   # a damaged pack, or an index entry that points amiss
+            raise packfmt.CorruptPack(f"cannot restore {tracked.pointer.path}: {e}; run `gitrepro fsck` to see "
+                                      "what is damaged (files already restored are complete)") from None
     return result
 
 
@@ -162,8 +166,15 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     if ptr.kind == "dir" and not staged:   # a directory built from nothing has nothing to prune
         prune_empty_dirs(dataset_root, target)
     if use_cache:
-        statcache.save(store.path, repo.root, ptr.path, fresh)
+        _save_cache(repo, ptr.path, fresh)
     return result
+
+
+def _save_cache(repo: Repo, dataset: str, fresh: statcache.StatCache) -> None:
+    try:
+        statcache.save(repo.store_path, repo.root, dataset, fresh)
+    except OSError:
+        pass   # a hint: a read-only store gets a correct (if slower) next status, as `status` does
 
 
 def _settle(written: list) -> float:

@@ -207,8 +207,6 @@ def test_a_lost_index_is_rebuilt_from_the_pack_footers(tmp_path):
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the index's own error names `gitrepro fsck --repair`, but fsck "
-                                       "opens the store first and fails on the same unreadable index")
 def test_the_repair_a_damaged_index_names_really_rebuilds_it(git_repo, tmp_path):
     data = git_repo / "data"
     data.mkdir()
