@@ -17,9 +17,13 @@ from gitrepro.remote import view as remote_view
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import snapshot
 from helpers_trees import make_tree, tree_state
-from s3server import ensure_cli, remote_args, remote_kind, s3, s3_server  # noqa: F401
+from s3server import ensure_cli, remote_args, s3, s3_server  # noqa: F401
 
-pytestmark = pytest.mark.parametrize("remote_kind", ["directory", "s3"], indirect=True)
+
+@pytest.fixture(params=["directory", "s3"])
+def kind(request) -> str:
+    """Every test runs against a directory remote and an S3 one (moto on 127.0.0.1)."""
+    return request.param
 
 
 def _corrupt(kind: str, remote, request, key: str, offset: int) -> None:
@@ -33,18 +37,18 @@ def _corrupt(kind: str, remote, request, key: str, offset: int) -> None:
 
 
 @pytest.fixture
-def damaged(remote_kind, tmp_path, request, git_repo, repo, commit, run_cli):
+def damaged(kind, tmp_path, request, git_repo, repo, commit, run_cli):
     """A pushed dataset whose remote `.idx` is then damaged; a clone of the repository that has
     no data yet. Returns (clone root, pack id)."""
     ensure_cli()
-    assert run_cli("remote", "add", "origin", *remote_args(remote_kind, tmp_path, request)).code == 0
+    assert run_cli("remote", "add", "origin", *remote_args(kind, tmp_path, request)).code == 0
     make_tree(git_repo / "data", {"a.bin": random.Random(1).randbytes(100_000)})
     snapshot.add(repo, ["data"])
     commit("v1")
     push_op.push(repo)
     remote = settings.open_settings(repo, settings.resolve(repo))
     (pack_id,) = {layout.pack_id_of_idx_key(o.key) for o in remote.list(layout.INDEX_PREFIX)} - {None}
-    _corrupt(remote_kind, remote, request, layout.idx_key(pack_id), 20)
+    _corrupt(kind, remote, request, layout.idx_key(pack_id), 20)
     clone = tmp_path / "clone"
     run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
     return clone, pack_id
@@ -121,13 +125,13 @@ def test_a_damaged_copy_in_the_local_index_cache_is_dropped_and_read_again(damag
 
 
 def test_a_damaged_index_whose_pack_is_damaged_too_says_how_to_restore_it_and_that_works(
-        damaged, git_repo, remote_kind, request, run_cli):
+        damaged, kind, git_repo, request, run_cli):
     clone, pack_id = damaged
     repo = Repo.find(git_repo)
     try:
         remote = settings.open_settings(repo, settings.resolve(repo))
         size = next(o.size for o in remote.list(layout.pack_key(pack_id)))
-        _corrupt(remote_kind, remote, request, layout.pack_key(pack_id), size - 40)   # inside the trailer
+        _corrupt(kind, remote, request, layout.pack_key(pack_id), size - 40)   # inside the trailer
     finally:
         repo.close()
     line = run_cli("fetch", cwd=clone).error_line()
