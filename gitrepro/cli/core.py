@@ -53,8 +53,11 @@ def fsck(repair: bool = typer.Option(False, "--repair", help="Rebuild the index 
          as_json: bool = JsonOpt) -> None:
     """Verify every pack, index entry and manifest in the local store."""
     repo = Repo.find()
-    notes = fsck_op.repair(repo.store) if repair else []
-    result = fsck_op.fsck(repo.store, read_data=not no_data)
+    try:   # closed here: a process that runs commands in turn (tests, the API) keeps no idle connection
+        notes = fsck_op.repair(repo.store) if repair else []
+        result = fsck_op.fsck(repo.store, read_data=not no_data)
+    finally:
+        repo.close()
     result.repaired = notes
     if as_json:
         print_json(result)

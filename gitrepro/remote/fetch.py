@@ -163,11 +163,12 @@ class Fetcher:
                 ranges.extend((pack, span) for span in packfmt.spans(entries, RANGE_GAP, RANGE_MAX))
         self._tmp.mkdir(parents=True, exist_ok=True)
         builder = _PackBuilder(self.store, self._tmp, blob_ids if hold_roots else set())
-        try:
-            run_all(self.jobs, lambda job: job(), [partial(self._whole_pack, p, builder) for p in whole]
-                    + [partial(self._span, p, span, builder) for p, span in ranges])
-        finally:
-            builder.publish()   # keep every verified blob that arrived, even when something failed
+        with self.store.writing():   # temp packs are written outside the lock: a full disk is one line too
+            try:
+                run_all(self.jobs, lambda job: job(), [partial(self._whole_pack, p, builder) for p in whole]
+                        + [partial(self._span, p, span, builder) for p, span in ranges])
+            finally:
+                builder.publish()   # keep every verified blob that arrived, even when something failed
         return builder.held
 
     def _count(self, nbytes: int, blobs: int, whole: bool) -> None:
@@ -296,7 +297,10 @@ class _PackBuilder:
             with self.store.lock():
                 self.store.publish_pack(self._path, pack_id, self._writer.entries)
         finally:
-            self._file.close()
+            try:
+                self._file.close()   # flushes: fails again on a full disk, and the temp file must still go
+            except OSError:
+                pass
             self._path.unlink(missing_ok=True)
             self._writer = self._file = self._path = None
 

@@ -56,6 +56,14 @@ class ReadOnlyIndex(GitreproError):
     """The index cannot be written: the store is on a read-only file system or not writable by this user."""
 
 
+class DiskFull(GitreproError):
+    """The disk holding the store has no space left (for the index, a pack or a pointer)."""
+
+    def __init__(self, where: Path):
+        super().__init__(f"no space left on the disk holding {where}; free some space and run the command "
+                         "again (nothing was changed: the store and the pointers are as they were)")
+
+
 class Location(NamedTuple):
     pack: str
     offset: int
@@ -182,6 +190,9 @@ class Index:
         if isinstance(e, UnicodeDecodeError):
             return BadIndex(f"index {self._path} {what} (SQLite: {e.object[:120]!r}); {REBUILD}")
         name = getattr(e, "sqlite_errorname", "")
+        if name.startswith("SQLITE_FULL") or (name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")) and
+                                               disk_full(self._path.parent)):
+            return DiskFull(self._path.parent)
         if name.startswith("SQLITE_READONLY") or "readonly" in str(e):
             return ReadOnlyIndex(f"{self._read_only_cause()}; this command writes to the store: "
                                  f"run it where the store is writable")
@@ -386,6 +397,15 @@ def read_only_cause(path: Path) -> str:
         read_only_fs = False
     return f"{path} is on a read-only file system" if read_only_fs else \
         f"{path} is not writable by this user (permission denied)"
+
+
+def disk_full(path: Path) -> bool:
+    """Is the file system holding `path` out of space (for this user)?"""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail == 0 or st.f_bfree == 0
 
 
 def writable(path: Path) -> bool:

@@ -116,14 +116,24 @@ def from_table(store_path: Path, root: Path, dataset: str, table: stattable.Tabl
     return StatCache(*table, layout.statcache_files(store_path, root, dataset)[1])
 
 
-def save(store_path: Path, root: Path, dataset: str, cache: StatCache) -> None:
+def save(store_path: Path, root: Path, dataset: str, cache: StatCache) -> bool:
+    """Save the cache; False when it cannot be written (a full disk, a read-only store): a hint
+    never fails a command, and no table is left that could vouch for older stat data."""
     stat_path, entries_path = layout.statcache_files(store_path, root, dataset)
-    stat_path.parent.mkdir(exist_ok=True)
-    # Entries first: a stat table never names entries that were not written.
-    with atomic_write(entries_path, durable=False) as f:
-        f.write(marshal.dumps(cache.entries))
-    with atomic_write(stat_path, durable=False) as f:
-        f.write(stattable.dumps(dataset, cache.manifest, cache.stats))
+    try:
+        stat_path.parent.mkdir(exist_ok=True)
+        # Entries first: a stat table never names entries that were not written.
+        with atomic_write(entries_path, durable=False) as f:
+            f.write(marshal.dumps(cache.entries))
+        with atomic_write(stat_path, durable=False) as f:
+            f.write(stattable.dumps(dataset, cache.manifest, cache.stats))
+        return True
+    except OSError:
+        try:
+            stat_path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return False
 
 
 def forget_all(store_path: Path) -> None:

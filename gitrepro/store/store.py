@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import fcntl
 import io
 import os
@@ -26,7 +27,7 @@ from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import atomic_write, fsync_dir
 from gitrepro.formats.hashing import ID_BYTES, hash_bytes
 from gitrepro.store import layout
-from gitrepro.store.index import BadIndex, Index, Location, read_only_cause, writable
+from gitrepro.store.index import BadIndex, DiskFull, Index, Location, read_only_cause, writable
 from gitrepro.store.writer import StoreWriter
 
 if TYPE_CHECKING:  # imported where used: a no-op `add` (which only looks up a manifest) starts without them
@@ -242,9 +243,21 @@ class Store:
             raise StoreLocked(f"another gitrepro process holds {layout.lock_file(self.path)}; "
                               "wait for it to finish") from None
         try:
-            yield
+            with self.writing():   # every writer (add, gc, repair, fetch's publishing) writes under the lock
+                yield
         finally:
             lock.release()
+
+    @contextlib.contextmanager
+    def writing(self):
+        """Writes to the store inside: a full disk, whichever write finds it, is one DiskFull line.
+        Each writer undoes what it half-wrote (temp packs, temp files) before the error gets here."""
+        try:
+            yield
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise DiskFull(Path(e.filename).parent if e.filename else self.path) from None
 
     @contextlib.contextmanager
     def _read_only_lock(self, timeout: float):

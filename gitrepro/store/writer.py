@@ -128,10 +128,15 @@ class StoreWriter:
     def _finish_pack(self) -> None:
         pack_id = self._pack.finish()
         self._pack_file.sync()
-        self._pack_file.close()
-        self.store.publish_pack(self._pack_tmp, pack_id, self._pack.entries)
+        pack_file, self._pack_file = self._pack_file, None
+        pack_file.close()
+        try:
+            self.store.publish_pack(self._pack_tmp, pack_id, self._pack.entries)
+        except BaseException:   # a full disk, say: a pack renamed into place but not indexed is adopted later
+            self._pack_tmp.unlink(missing_ok=True)
+            raise
         self.stats.packs += 1
-        self._pack = self._pack_file = self._pack_tmp = None
+        self._pack = self._pack_tmp = None
 
     def flush(self) -> None:
         """Write everything queued and publish the open pack; afterwards every added blob is durable."""
@@ -151,4 +156,7 @@ class StoreWriter:
             self._pack_file.close()
             self._pack_tmp.unlink(missing_ok=True)
         if self._staging is not None:
-            self._staging.close()
+            try:
+                self._staging.close()
+            except BufferError:   # a failed write's traceback still holds a view of it: freed with it
+                pass

@@ -166,15 +166,8 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
     if ptr.kind == "dir" and not staged:   # a directory built from nothing has nothing to prune
         prune_empty_dirs(dataset_root, target)
     if use_cache:
-        _save_cache(repo, ptr.path, fresh)
+        statcache.save(store.path, repo.root, ptr.path, fresh)   # a hint: a read-only store just skips it
     return result
-
-
-def _save_cache(repo: Repo, dataset: str, fresh: statcache.StatCache) -> None:
-    try:
-        statcache.save(repo.store_path, repo.root, dataset, fresh)
-    except OSError:
-        pass   # a hint: a read-only store gets a correct (if slower) next status, as `status` does
 
 
 def _settle(written: list) -> float:

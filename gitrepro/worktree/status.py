@@ -65,7 +65,4 @@ def _refresh_cache(repo: Repo, ptr, now, scan_time: float, clean: bool) -> None:
     fresh = statcache.StatCache(manifest=ptr.manifest)
     for rel, seen in now.items():
         fresh.remember(rel, seen.found.st, seen.entry, scan_time)
-    try:
-        statcache.save(repo.store_path, repo.root, ptr.path, fresh)
-    except OSError:
-        pass  # a read-only store still gets a correct (if slower) status
+    statcache.save(repo.store_path, repo.root, ptr.path, fresh)   # a read-only store still gets a correct (if slower) status

@@ -512,3 +512,120 @@ def test_a_store_this_user_may_not_write_is_read_and_writes_name_the_permission(
         assert "not writable by this user (permission denied)" in line and "fsck --repair" not in line
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- 10. a full disk
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str = "8m"):
+    """A small tmpfs mounted at `path` (an empty directory)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here (needs root or CAP_SYS_ADMIN)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fill `disk` until `leave` bytes are free; returns the filler (delete it to free the space)."""
+    filler = disk / "filler"
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    with open(filler, "ab") as f:
+        f.write(b"\0" * max(0, free - leave))
+    return filler
+
+
+def no_temp_files(*roots: Path) -> list[str]:
+    return [str(p) for root in roots for p in root.rglob("*") if p.name.endswith((".tmp", ".gitrepro-tmp"))
+            or (p.parent.name == "tmp" and p.suffix == ".pack")]
+
+
+def test_add_on_a_full_disk_is_one_line_and_leaves_the_store_and_the_pointer_as_they_were(git_repo):
+    """The store on an 8 MiB tmpfs, an add of 3-4 MiB with the disk full at every stage of it
+    (packs, the index, the manifest, the stat cache): each add works or says the disk is full."""
+    with small_disk(git_repo / ".git" / "gitrepro") as disk:
+        data = make_tree(git_repo / "data", {"a": random.Random(10).randbytes(1_000_000)})
+        assert gitrepro(git_repo, "add", "data").returncode == 0
+        run_git(git_repo, "add", "-A")
+        run_git(git_repo, "commit", "-qm", "v1")
+        outcomes = []
+        for n, leave in enumerate([0, 4096, 300_000, 1_200_000, 2_500_000, 3_300_000, 3_600_000, 3_900_000]):
+            (data / "b").write_bytes(random.Random(100 + n).randbytes(3_500_000))
+            before = (git_repo / "data.gitrepro").read_bytes()
+            filler = fill(disk, leave)
+            proc = gitrepro(git_repo, "add", "data")
+            if proc.returncode != 0:
+                line = one_line_error(proc)
+                assert "no space left on the disk" in line and "nothing was changed" in line, line
+                assert (git_repo / "data.gitrepro").read_bytes() == before
+            outcomes.append(proc.returncode)
+            filler.unlink()
+            assert no_temp_files(disk, git_repo / "data") == []
+            fsck = gitrepro(git_repo, "fsck")
+            assert fsck.returncode == 0 and "0 problem(s)" in fsck.stdout, (leave, fsck.stdout, fsck.stderr)
+            status = gitrepro(git_repo, "status")
+            assert status.returncode == 0, status.stderr
+        assert 1 in outcomes and 0 in outcomes, outcomes   # the sweep hit the full disk and got past it
+        shutil.rmtree(data)
+        assert gitrepro(git_repo, "checkout").returncode == 0
+
+
+def test_checkout_onto_a_full_disk_is_one_line_and_leaves_no_half_written_file(tmp_path):
+    """The whole repository on a small tmpfs: checkout runs out of space while writing files."""
+    with small_disk(tmp_path / "disk", "16m") as disk:
+        root = disk / "repo"
+        root.mkdir()
+        run_git(root, "init", "-q", "-b", "main")
+        run_git(root, "config", "user.email", "t@example.com")
+        run_git(root, "config", "user.name", "T")
+        files = {f"f{i:02}": random.Random(i).randbytes(200_000) for i in range(20)}
+        data = make_tree(root / "data", files)
+        assert gitrepro(root, "add", "data").returncode == 0
+        run_git(root, "add", "-A")
+        run_git(root, "commit", "-qm", "v1")
+        shutil.rmtree(data)
+        filler = fill(disk, 1_500_000)
+        line = one_line_error(gitrepro(root, "checkout"))
+        assert "No space left on device" in line, line
+        assert no_temp_files(root) == [] and not data.exists()   # staged as a whole: nothing half there
+        filler.unlink()
+        assert gitrepro(root, "checkout").returncode == 0
+        assert tree_state(data) == tree_state(make_tree(tmp_path / "expected", files))
+
+
+def test_fetch_and_gc_into_a_full_store_are_one_line_and_leave_it_consistent(git_repo, tmp_path):
+    data = make_tree(git_repo / "data", {"a": random.Random(20).randbytes(2_500_000)})
+    assert gitrepro(git_repo, "remote", "add", "origin", str(tmp_path / "remote-store")).returncode == 0
+    assert gitrepro(git_repo, "add", "data").returncode == 0
+    run_git(git_repo, "add", "-A")
+    run_git(git_repo, "commit", "-qm", "v1")
+    assert gitrepro(git_repo, "push", "origin", "HEAD").returncode == 0, "push"
+    clone = tmp_path / "clone"
+    run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
+    with small_disk(clone / ".git" / "gitrepro", "4m") as disk:
+        assert gitrepro(clone, "init").returncode == 0
+        filler = fill(disk, 1_000_000)
+        line = one_line_error(gitrepro(clone, "fetch"))
+        assert "no space left on the disk" in line, line
+        assert no_temp_files(disk) == []
+        filler.unlink()
+        assert "0 problem(s)" in gitrepro(clone, "fsck").stdout
+        assert gitrepro(clone, "fetch").returncode == 0
+        assert gitrepro(clone, "checkout").returncode == 0
+        assert (clone / "data" / "a").read_bytes() == data.joinpath("a").read_bytes()
+        # gc rewrites a pack that is mostly garbage: a new version makes the old chunks unreachable
+        (clone / "data" / "a").write_bytes(random.Random(21).randbytes(100_000) + b"x" * 10)
+        assert gitrepro(clone, "add", "data").returncode == 0
+        run_git(clone, "commit", "-qam", "v2")
+        run_git(clone, "reflog", "expire", "--expire=now", "--all")
+        filler = fill(disk, 20_000)
+        gc = gitrepro(clone, "gc", "--grace", "0")
+        assert "no space left on the disk" in one_line_error(gc)   # the repacked copy does not fit
+        filler.unlink()
+        assert no_temp_files(disk) == [] and "0 problem(s)" in gitrepro(clone, "fsck").stdout
+        assert gitrepro(clone, "gc", "--grace", "0").returncode == 0
+        assert "0 problem(s)" in gitrepro(clone, "fsck").stdout
+        assert gitrepro(clone, "checkout").returncode == 0
