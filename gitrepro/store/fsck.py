@@ -10,6 +10,7 @@ salvages the blobs of a pack whose footer is damaged (`pack.scan`) into a new pa
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,7 +21,7 @@ from gitrepro.formats import pack as packfmt
 from gitrepro.formats.hashing import ID_BYTES
 from gitrepro.store import layout, statcache
 from gitrepro.store.index import REBUILD, BadIndex, Index
-from gitrepro.store.store import Store, is_manifest_root
+from gitrepro.store.store import MANIFEST_ROOT_HEADER, Store
 
 MAX_INTEGRITY_FINDINGS = 10   # SQLite lists every damaged page; the first few say enough
 
@@ -280,6 +281,17 @@ def _salvage_report(found: packfmt.Salvage) -> str:
     if found.lost:
         report += f"; {len(found.lost)} region(s) ({sum(n for _, n in found.lost)} bytes) held no verifiable chunk"
     return report + (": `gitrepro fsck` names the files that lost chunks" if found.named - ids or found.lost else "")
+
+
+def is_manifest_root(data: bytes) -> bool:
+    """Does a blob read as a manifest root? For blobs salvaged from a damaged footer, whose
+    flags cannot be trusted."""
+    lines = data.split(b"\n")
+    return lines[0] == MANIFEST_ROOT_HEADER and lines[-1] == b"" and all(
+        len(line) == 2 * ID_BYTES and _HEX.fullmatch(line) for line in lines[1:-1])
+
+
+_HEX = re.compile(rb"[0-9a-f]+")
 
 
 def _blob_ok(f, entry) -> bool:

@@ -25,7 +25,7 @@ from gitrepro.util import tomlcompat
 from gitrepro.formats.chunker import ChunkerParams, iter_chunk_batches, new_cutter
 from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import atomic_write, fsync_dir
-from gitrepro.formats.hashing import ID_BYTES, hash_bytes
+from gitrepro.formats.hashing import hash_bytes
 from gitrepro.store import layout
 from gitrepro.store.index import BadIndex, DiskFull, Index, Location, read_only_cause, writable
 from gitrepro.store.writer import StoreWriter
@@ -485,16 +485,7 @@ def _spans(locations: dict[bytes, Location]) -> Iterator[tuple[str, list[tuple[b
 _PACK_ID = re.compile(r"[0-9a-f]{64}")
 
 
-def is_manifest_root(data: bytes) -> bool:
-    """Does a blob read as a manifest root? For blobs salvaged from a damaged footer, whose
-    flags cannot be trusted."""
-    lines = data.split(b"\n")
-    return lines[0] == MANIFEST_ROOT_HEADER and lines[-1] == b"" and all(
-        len(line) == 2 * ID_BYTES and _HEX.fullmatch(line) for line in lines[1:-1])
-
-
 MANIFEST_ROOT_HEADER = b"gitrepro-manifest-parts 1"
-_HEX = re.compile(rb"[0-9a-f]+")
 
 
 def parse_manifest_root(root: bytes, manifest_id: str) -> list[bytes]:
