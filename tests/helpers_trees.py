@@ -224,3 +224,8 @@ def set_old_mtimes(root: Union[str, os.PathLike], age: float = 3600) -> None:
     for path in [base] + [os.path.join(base, rel) for rel in rels]:
         if not os.path.islink(path):
             os.utime(path, (when, when))
+
+
+def random_files(seed: int, count: int, size: int) -> dict[str, bytes]:
+    rng = random.Random(seed)
+    return {f"part-{i:03d}.bin": rng.randbytes(size) for i in range(count)}

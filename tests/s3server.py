@@ -97,3 +97,12 @@ def remote_args(kind: str, tmp_path, request) -> list[str]:
 @pytest.fixture(params=["directory", "s3"])
 def remote_kind(request) -> str:
     return request.param
+
+
+@pytest.fixture
+def origin(remote_kind, tmp_path, request, git_repo, run_cli):
+    """`origin` configured in the test repository's gitrepro.toml; returns the remote add args."""
+    ensure_cli()
+    args = remote_args(remote_kind, tmp_path, request)
+    assert run_cli("remote", "add", "origin", *args).code == 0
+    return args

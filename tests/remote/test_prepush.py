@@ -18,8 +18,8 @@ from gitrepro.repro.hooks import shims
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import snapshot
 from helpers_runs import PY, keep_only_manifests, make_dataset, make_project
-from helpers_trees import make_tree
-from s3server import ensure_cli, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
+from helpers_trees import make_tree, random_files
+from s3server import ensure_cli, origin, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
 
 
 @pytest.fixture
@@ -95,23 +95,9 @@ def test_each_missing_version_is_named_by_the_pointer_that_brought_it_in_even_in
 
 # ---------------------------------------------------------------- against a gitrepro remote
 
-def random_files(seed: int, count: int, size: int) -> dict[str, bytes]:
-    rng = random.Random(seed)
-    return {f"part-{i:03d}.bin": rng.randbytes(size) for i in range(count)}
-
-
 def files(seed: int, count: int = 2, size: int = 100_000) -> dict[str, bytes]:
     rng = random.Random(seed)
     return {f"f{i}.bin": rng.randbytes(size) for i in range(count)}
-
-
-@pytest.fixture
-def origin(remote_kind, tmp_path, request, git_repo, run_cli):
-    """`origin` configured in the test repository's gitrepro.toml; returns the remote add args."""
-    ensure_cli()
-    args = remote_args(remote_kind, tmp_path, request)
-    assert run_cli("remote", "add", "origin", *args).code == 0
-    return args
 
 
 def test_the_pre_push_check_refuses_commits_whose_data_is_not_on_the_remote(origin, git_repo, repo, commit):

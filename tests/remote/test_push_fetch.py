@@ -18,22 +18,8 @@ from gitrepro.remote import fetch as fetch_op
 from gitrepro.remote import push as push_op
 from gitrepro.remote import view as remote_view
 from gitrepro.store.repo import Repo
-from helpers_trees import make_tree, tree_state
-from s3server import ensure_cli, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
-
-
-def random_files(seed: int, count: int, size: int) -> dict[str, bytes]:
-    rng = random.Random(seed)
-    return {f"part-{i:03d}.bin": rng.randbytes(size) for i in range(count)}
-
-
-@pytest.fixture
-def origin(remote_kind, tmp_path, request, git_repo, run_cli):
-    """`origin` configured in the test repository's gitrepro.toml; returns the remote add args."""
-    ensure_cli()
-    args = remote_args(remote_kind, tmp_path, request)
-    assert run_cli("remote", "add", "origin", *args).code == 0
-    return args
+from helpers_trees import make_tree, random_files, tree_state
+from s3server import ensure_cli, origin, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
 
 
 def test_push_then_a_fresh_clone_fetches_and_checks_out_identical_bytes(origin, git_repo, repo, commit, tmp_path):

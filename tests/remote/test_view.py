@@ -3,7 +3,6 @@ cached locally, and the remote's config object checked before anything is read o
 
 from __future__ import annotations
 
-import random
 import threading
 
 import pytest
@@ -13,22 +12,8 @@ from gitrepro.remote import LocalRemote
 from gitrepro.remote import layout, settings
 from gitrepro.remote import push as push_op
 from gitrepro.remote import view as remote_view
-from helpers_trees import make_tree
-from s3server import ensure_cli, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
-
-
-def random_files(seed: int, count: int, size: int) -> dict[str, bytes]:
-    rng = random.Random(seed)
-    return {f"part-{i:03d}.bin": rng.randbytes(size) for i in range(count)}
-
-
-@pytest.fixture
-def origin(remote_kind, tmp_path, request, git_repo, run_cli):
-    """`origin` configured in the test repository's gitrepro.toml; returns the remote add args."""
-    ensure_cli()
-    args = remote_args(remote_kind, tmp_path, request)
-    assert run_cli("remote", "add", "origin", *args).code == 0
-    return args
+from helpers_trees import make_tree, random_files
+from s3server import ensure_cli, origin, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
 
 
 def test_listing_the_remote_costs_no_request_per_chunk(origin, git_repo, repo, commit):
