@@ -138,3 +138,12 @@ def keep_only_manifests(root: Path, manifest_ids) -> None:
     finally:
         src.close()
         repo.close()
+
+
+def with_repo(root: Path, fn):
+    """fn(Repo at root), the Repo closed afterwards."""
+    repo = Repo.find(root)
+    try:
+        return fn(repo)
+    finally:
+        repo.close()

@@ -15,9 +15,8 @@ from conftest import GIT_IDENTITY, run_git
 from gitrepro.remote import layout, prepush, reach, settings
 from gitrepro.remote import push as push_op
 from gitrepro.repro.hooks import shims
-from gitrepro.store.repo import Repo
 from gitrepro.worktree import snapshot
-from helpers_runs import PY, keep_only_manifests, make_dataset, make_project
+from helpers_runs import PY, keep_only_manifests, make_dataset, make_project, with_repo
 from helpers_trees import make_tree, random_files
 from s3server import ensure_cli, origin, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
 
@@ -30,14 +29,6 @@ def project(git_repo, tmp_path):
     run_git(tmp_path, "init", "-q", "--bare", "origin.git")
     run_git(git_repo, "remote", "add", "origin", str(tmp_path / "origin.git"))
     return git_repo
-
-
-def with_repo(root: Path, fn):
-    repo = Repo.find(root)
-    try:
-        return fn(repo)
-    finally:
-        repo.close()
 
 
 def git_push(root: Path) -> subprocess.CompletedProcess:

@@ -20,9 +20,8 @@ from gitrepro.repro.run import RunResult
 from gitrepro.remote import settings as remote_settings
 from gitrepro.remote import push as push_op
 from gitrepro.formats.project import PROJECT_FILE
-from gitrepro.store.repo import Repo
 from helpers_runs import (BASE_TOML, PY, ensure_cli, git_commit, keep_only_manifests, make_dataset, make_project,
-                          project_settings, rewrite_record, stage_run, train, write)
+                          project_settings, rewrite_record, stage_run, train, with_repo, write)
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,14 +31,6 @@ def project(git_repo):
     make_project(git_repo)
     with_repo(git_repo, lambda r: shims.install(r, python=PY))
     return git_repo
-
-
-def with_repo(root: Path, fn):
-    repo = Repo.find(root)
-    try:
-        return fn(repo)
-    finally:
-        repo.close()
 
 
 def head(root: Path) -> str:
