@@ -266,27 +266,26 @@ def environment_drift(rec: RunRecord, checkout: Path | None = None) -> list[str]
 # ---------------------------------------------------------------- worktree and data
 
 WORKTREE_PREFIX = "gitrepro-reproduce-"
-OWNER_FILE = "gitrepro-reproduce-owner"   # in the worktree's git admin dir: the pid using it, or "kept"
-STALE_UNOWNED = 600                       # seconds: a worktree nobody claimed this long ago is left over
+KEPT_FILE = "gitrepro-reproduce-kept"     # in the worktree's git admin dir: `--keep` asked for it
 
 
 @contextlib.contextmanager
 def _worktree(root: Path, commit: str, keep: bool):
     """A detached worktree of `commit` in a new temporary directory; removed afterwards unless `keep`.
-    Hooks are off while it is added, so no post-checkout hook runs in it. Worktrees that an earlier
-    reproduce left when it was killed are removed first."""
+    Hooks are off while it is added, so no post-checkout hook runs in it. The directory's name
+    carries this process's pid, so one left by a reproduce killed at any moment (even before
+    git registered it) is known as left over and removed by the next one."""
     _remove_left_over(root)
-    wt = Path(tempfile.mkdtemp(prefix=WORKTREE_PREFIX)).resolve()   # git accepts an empty directory
+    wt = Path(tempfile.mkdtemp(prefix=f"{WORKTREE_PREFIX}{os.getpid()}-")).resolve()
     added = False
     try:
         plumbing.git("-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach", "--quiet", str(wt), commit,
                   cwd=root)
         added = True
-        _claim(wt, str(os.getpid()))
         yield wt
     finally:
         if keep and added:
-            _claim(wt, "kept")
+            _mark_kept(wt)
         else:
             _remove_worktree(root, wt, added)
 
@@ -307,38 +306,42 @@ def _admin_dir(wt: Path) -> Path | None:
     return Path(text[len("gitdir: "):].strip()) if text.startswith("gitdir: ") else None
 
 
-def _claim(wt: Path, owner: str) -> None:
+def _mark_kept(wt: Path) -> None:
     admin = _admin_dir(wt)
     if admin is not None:
         with contextlib.suppress(OSError):
-            (admin / OWNER_FILE).write_text(owner)
+            (admin / KEPT_FILE).write_text("kept\n")
 
 
 def _remove_left_over(root: Path) -> None:
-    """Remove this repository's reproduce worktrees whose process is gone (killed before its
-    cleanup ran): not kept, and owned by no live process (or by none for STALE_UNOWNED s)."""
-    for wt in plumbing.worktrees(root)[1:]:
-        if not wt.name.startswith(WORKTREE_PREFIX) or Path(os.path.realpath(wt.parent)) != \
-                Path(os.path.realpath(tempfile.gettempdir())):
-            continue
-        owner = _owner(wt)
-        if owner not in ("kept", "new") and not (owner.isdigit() and _alive(int(owner))):
+    """Remove reproduce worktrees of this repository whose process is gone (killed before its
+    cleanup ran) and were not kept: registered ones, and directories git had not registered yet
+    (no `.git` file in them). Another repository's worktrees are left alone."""
+    tmp = Path(os.path.realpath(tempfile.gettempdir()))
+    registered = {Path(os.path.realpath(wt)) for wt in plumbing.worktrees(root)[1:]}
+    for wt in registered:
+        if wt.parent == tmp and _left_over(wt) and not _is_kept(wt):
             _remove_worktree(root, wt)
+    with contextlib.suppress(OSError):
+        for wt in tmp.glob(WORKTREE_PREFIX + "*"):
+            if wt not in registered and _left_over(wt) and not (wt / ".git").exists():
+                shutil.rmtree(wt, ignore_errors=True)
 
 
-def _owner(wt: Path) -> str:
-    """The pid that uses the worktree, "kept", "new" (just added, not claimed yet) or "" (nobody)."""
+def _left_over(wt: Path) -> bool:
+    """Named for a pid that is no longer running (names without one are from older versions)."""
+    pid = wt.name[len(WORKTREE_PREFIX):].split("-", 1)[0]
+    return not (pid.isdigit() and _alive(int(pid)))
+
+
+def _is_kept(wt: Path) -> bool:
     admin = _admin_dir(wt)
     if admin is None:
-        return ""                 # its directory is gone: only git's record of it is left
-    try:
-        return (admin / OWNER_FILE).read_text().strip()
-    except OSError:
-        pass
-    try:
-        return "new" if time.time() - admin.stat().st_mtime < STALE_UNOWNED else ""
-    except OSError:
-        return ""
+        return False
+    old_marker = admin / "gitrepro-reproduce-owner"     # how versions before 0.16 marked a kept worktree
+    with contextlib.suppress(OSError):
+        return (admin / KEPT_FILE).exists() or old_marker.read_text().strip() == "kept"
+    return False
 
 
 def _alive(pid: int) -> bool:

@@ -145,6 +145,27 @@ def test_keep_leaves_the_worktree_with_the_reproduced_outputs(project):
     assert not Path(result.worktree).exists()       # nothing left behind in the temp directory
 
 
+def test_worktrees_of_killed_reproduces_are_removed_even_before_git_registered_them_and_kept_ones_stay(
+        project, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)                # re-read TMPDIR
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()                                                   # a pid that no longer runs
+    unregistered = tmp_path / f"gitrepro-reproduce-{dead.pid}-abc"
+    unregistered.mkdir()                                          # killed between mkdtemp and worktree add
+    registered = tmp_path / f"gitrepro-reproduce-{dead.pid}-def"
+    run_git(project, "worktree", "add", "--detach", "-q", str(registered), "HEAD")
+    commit = training_commit(project)
+    kept = reproduce_at(project, commit, keep=True)
+    assert not unregistered.exists() and not registered.exists() and worktrees(project) == 2
+    assert reproduce_at(project, commit).status == IDENTICAL      # the kept one survives the next run
+    assert Path(kept.worktree).is_dir() and worktrees(project) == 2
+    run_git(project, "worktree", "remove", "--force", kept.worktree)
+
+
 # ---------------------------------------------------------------- differ
 
 def test_a_run_that_reads_the_clock_gives_outputs_differ_listing_that_file(project):
