@@ -1,8 +1,10 @@
 """The pointer file `<dataset>.gitrepro` committed to git: format, writing and parsing.
 
 A pointer is small, human-readable TOML naming one dataset snapshot by its
-manifest id. It is untrusted input when read from another commit, so `parse`
-validates everything. See docs/design.md, "Pointer (version 1)".
+manifest id; a version 2 pointer (written by `gitrepro import`) also names the
+repository, commit and path the dataset was imported from (`Source`). It is
+untrusted input when read from another commit, so `parse` validates everything,
+the source's URL and revision included. See docs/design.md, "Pointer".
 """
 
 from __future__ import annotations
@@ -15,13 +17,32 @@ from gitrepro.util import tomlcompat
 from gitrepro.util.fsutil import UnsafePath, check_relpath
 from gitrepro.formats.hashing import BadId, parse_id
 
-POINTER_VERSION = 1
+POINTER_VERSION = 1          # what `gitrepro add` writes
+IMPORTED_VERSION = 2         # a pointer with a [source] table (`gitrepro import`)
+VERSIONS = (POINTER_VERSION, IMPORTED_VERSION)
 POINTER_SUFFIX = ".gitrepro"
 KINDS = ("dir", "file")
+MAX_URL = 2048
+MAX_REV = 255
+# A source URL git may clone: a URL of these schemes, an absolute path, or scp-like [user@]host:path.
+# Never git's `<transport>::<address>` form (`ext::` runs a command) nor anything starting with '-'.
+_URL = re.compile(r"(?:https?|ssh|git|file)://[^\s]+|/.*|(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:[^\s:][^\s]*")
+_REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+-]*")
+_REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 class BadPointer(GitreproError):
     pass
+
+
+class Source(NamedTuple):
+    """Where an imported dataset came from (the [source] table of a version 2 pointer)."""
+    url: str           # the source repository: a URL or an absolute path
+    commit: str        # the source commit whose pointer named this snapshot (full id)
+    path: str          # the dataset's path in the source repository
+    rev: str = ""      # the revision `import`/`update` was given ("" = the source's HEAD); `update` follows it
+    remote: str = ""   # the source's remote to fetch from ("" = its gitrepro.toml's default)
 
 
 class Pointer(NamedTuple):
@@ -31,6 +52,7 @@ class Pointer(NamedTuple):
     files: int
     bytes: int
     version: int = POINTER_VERSION
+    source: Source | None = None   # set exactly when version is IMPORTED_VERSION
 
 
 def pointer_path_for(dataset: str) -> str:
@@ -45,7 +67,9 @@ def dataset_for_pointer(pointer_path: str) -> str:
 
 def dumps(p: Pointer) -> bytes:
     """Canonical pointer bytes (hand-formatted so the file reads well in diffs)."""
-    return (
+    if (p.source is not None) != (p.version == IMPORTED_VERSION):
+        raise BadPointer(f"{p.path}: a pointer has a source exactly when it is version {IMPORTED_VERSION}")
+    text = (
         "# gitrepro data pointer: commit this file, not the data it names.\n"
         "# Restore the data with `gitrepro checkout`.\n"
         f"version = {p.version}\n"
@@ -54,7 +78,14 @@ def dumps(p: Pointer) -> bytes:
         f'manifest = "{p.manifest}"\n'
         f"files = {p.files}\n"
         f"bytes = {p.bytes}\n"
-    ).encode()
+    )
+    if p.source is not None:
+        s = p.source
+        text += (f"\n# imported with `gitrepro import`; `gitrepro update {_toml_escape(p.path)}` moves it\n"
+                 f'[source]\nurl = "{_toml_escape(s.url)}"\ncommit = "{s.commit}"\npath = "{_toml_escape(s.path)}"\n')
+        text += "".join(f'{key} = "{_toml_escape(value)}"\n' for key, value in (("rev", s.rev), ("remote", s.remote))
+                        if value)
+    return text.encode()
 
 
 def _toml_escape(s: str) -> str:
@@ -84,8 +115,9 @@ def parse(data: bytes, origin: str = "pointer") -> Pointer:
             raise BadPointer(f"{origin}: not a valid pointer file ({e}); "
                              f"restore it with `git checkout -- {origin}`") from None
     version = doc.get("version")
-    if version != POINTER_VERSION:
-        raise BadPointer(f"{origin}: unsupported pointer version {version!r} (this gitrepro reads version {POINTER_VERSION}); upgrade gitrepro")
+    if version not in VERSIONS or isinstance(version, bool):
+        raise BadPointer(f"{origin}: unsupported pointer version {version!r} (this gitrepro reads versions "
+                         f"{POINTER_VERSION} and {IMPORTED_VERSION}); upgrade gitrepro")
     try:
         path = check_relpath(_field(doc, "path", str, origin))
         manifest = parse_id(_field(doc, "manifest", str, origin), "manifest id")
@@ -97,7 +129,49 @@ def parse(data: bytes, origin: str = "pointer") -> Pointer:
     files, size = _field(doc, "files", int, origin), _field(doc, "bytes", int, origin)
     if files < 0 or size < 0:
         raise BadPointer(f"{origin}: files and bytes must not be negative")
-    return Pointer(path=path, manifest=manifest, kind=kind, files=files, bytes=size)
+    source = _source(doc, version, origin)
+    return Pointer(path=path, manifest=manifest, kind=kind, files=files, bytes=size, version=version, source=source)
+
+
+def _source(doc: dict, version: int, origin: str) -> Source | None:
+    """The [source] table: required in version 2, refused in version 1; every field bounded."""
+    table = doc.get("source")
+    if version == POINTER_VERSION:
+        if table is not None:
+            raise BadPointer(f"{origin}: a version 1 pointer has no [source] table (imported pointers are version 2)")
+        return None
+    if not isinstance(table, dict):
+        raise BadPointer(f"{origin}: a version 2 pointer needs a [source] table naming where it was imported from")
+    where = f"{origin}: [source]"
+    try:
+        path = check_relpath(_field(table, "path", str, where))
+    except UnsafePath as e:
+        raise BadPointer(f"{where} path: {e}") from None
+    commit = _field(table, "commit", str, where)
+    if not _COMMIT.fullmatch(commit):
+        raise BadPointer(f"{where} commit must be a full git commit id, not {commit[:80]!r}")
+    rev, remote = table.get("rev", ""), table.get("remote", "")
+    if not isinstance(rev, str) or (rev and check_source_rev(rev, where) != rev):
+        raise BadPointer(f"{where} rev must be a string")
+    if not isinstance(remote, str) or (remote and not _REMOTE_NAME.fullmatch(remote)):
+        raise BadPointer(f"{where} remote must be a remote name (letters, digits, '_', '.', '-')")
+    return Source(check_source_url(_field(table, "url", str, where), where), commit, path, rev, remote)
+
+
+def check_source_url(url: str, origin: str = "source") -> str:
+    """`url` if git may clone it as an import source (see `_URL`), else BadPointer."""
+    if not url or len(url) > MAX_URL or any(ord(c) < 0x20 or ord(c) == 0x7F for c in url) \
+            or "::" in url or not _URL.fullmatch(url):
+        raise BadPointer(f"{origin} url {url[:80]!r} is not a repository URL gitrepro clones (https://, ssh://, "
+                         "git://, file://, host:path or an absolute path, at most 2048 characters)")
+    return url
+
+
+def check_source_rev(rev: str, origin: str = "source") -> str:
+    """`rev` if it reads as a branch, tag or commit name (never an option), else BadPointer."""
+    if len(rev) > MAX_REV or not _REV.fullmatch(rev) or ".." in rev:
+        raise BadPointer(f"{origin} rev {rev[:80]!r} is not a branch, tag or commit name")
+    return rev
 
 
 def mismatch(ptr: Pointer, files: int, size: int, single_file: bool) -> str | None:
