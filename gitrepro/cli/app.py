@@ -37,6 +37,8 @@ COMMANDS: dict[str, str] = {
     "show": PROVENANCE, "log": PROVENANCE, "diff": PROVENANCE, "lineage": PROVENANCE, "reproduce": PROVENANCE,
     "verify": VERIFY,
     "config": CONFIG, "policy": RUN, "remote": REMOTE,
+    "model": "gitrepro.cli.model", "import": "gitrepro.cli.imports", "update": "gitrepro.cli.imports",
+    "get": "gitrepro.cli.imports",
 }
 
 _modules: dict[str, TyperGroup] = {}   # module -> its commands, built once
