@@ -18,6 +18,7 @@ from gitrepro.git import history, tracking
 from gitrepro.git.tree import Tree
 from gitrepro.repro import config as configmod
 from gitrepro.repro import policy
+from gitrepro.repro.provenance import lookup
 from gitrepro.repro.provenance.manifests import chunk_presence, reading_store
 from gitrepro.repro.provenance.records import (CommitInfo, commit_records, commit_training_paths, read_resolved_config,
                                                resolved_config_paths)
@@ -132,7 +133,7 @@ def show(repo: Repo, rev: str | None = None, *, read_data: bool = False) -> Prov
     """Everything commit `rev` (default HEAD) rests on, and what was verified just now: the
     policy, every run record, each dataset's manifest and chunks in the local store (re-hashed
     with `read_data`), and each resolved config's drift check at that commit."""
-    view = Tree.commit(repo.root, rev or "HEAD")
+    view = Tree.commit(repo.root, lookup.commit_for(repo, rev) if rev else "HEAD")   # a commit, run, manifest or model
     sha, changed = view.sha, view.changed
     why = commit_training_paths(changed, view.read(PROJECT_FILE))
     records, bad = commit_records(repo.root, sha, changed) if why else ([], [])
