@@ -18,6 +18,7 @@ from gitrepro.remote import push as push_op
 from gitrepro.remote import sources
 from gitrepro.repro import imports, verify as verify_op
 from gitrepro.repro.imports import ImportRefused
+from gitrepro.repro.provenance import lookup
 from gitrepro.worktree import checkout as checkout_op, snapshot
 from helpers_runs import git_commit, make_dataset, make_project, project_settings, stage_run, train, with_repo
 from helpers_trees import tree_state
@@ -82,6 +83,8 @@ def test_an_imported_dataset_is_trained_on_committed_through_the_hook_updated_an
     stage_run(git_repo, train(git_repo))
     second_training = committed(git_repo, "update data and train on main", "data/train.gitrepro")
     assert imports.update(repo, "data/train").changed is False        # it follows main, already there
+    (origin,) = lookup.chain(repo, second_training).sources          # lineage back to the source: the import
+    assert (origin.path, origin.imported_from) == ("data/train", f"{source['root']} @ {source['main'][:12]}:data/train")
 
     for rev in (imported_at, first_training, second_training):
         report = verify_op.verify(repo, [rev])
