@@ -27,7 +27,7 @@ MAX_REV = 255
 # A source URL git may clone: a URL of these schemes, an absolute path, or scp-like [user@]host:path.
 # Never git's `<transport>::<address>` form (`ext::` runs a command) nor anything starting with '-'.
 _URL = re.compile(r"(?:https?|ssh|git|file)://[^\s]+|/.*|(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:[^\s:][^\s]*")
-_REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+-]*")
+_REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+~^-]*")   # a ref name, or one with ~N / ^N
 _REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
@@ -109,6 +109,9 @@ def parse(data: bytes, origin: str = "pointer") -> Pointer:
     """Parse and validate pointer bytes; raise BadPointer naming `origin` on any defect."""
     doc = _read_canonical(data)
     if doc is None:
+        from gitrepro.formats.conflict import explain   # a merge left here unfinished: say how to finish it
+        if (problem := explain(data, origin)) is not None:
+            raise BadPointer(problem)
         try:
             doc = tomlcompat.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, tomlcompat.TomlError) as e:
