@@ -109,6 +109,9 @@ def parse(data: bytes, origin: str = "pointer") -> Pointer:
     """Parse and validate pointer bytes; raise BadPointer naming `origin` on any defect."""
     doc = _read_canonical(data)
     if doc is None:
+        from gitrepro.formats.conflict import explain   # a merge left here unfinished: say how to finish it
+        if (problem := explain(data, origin)) is not None:
+            raise BadPointer(problem)
         try:
             doc = tomlcompat.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, tomlcompat.TomlError) as e:
