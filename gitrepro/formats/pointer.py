@@ -4,7 +4,8 @@ A pointer is small, human-readable TOML naming one dataset snapshot by its
 manifest id; a version 2 pointer (written by `gitrepro import`) also names the
 repository, commit and path the dataset was imported from (`Source`). It is
 untrusted input when read from another commit, so `parse` validates everything,
-the source's URL and revision included. See docs/design.md, "Pointer".
+the source's URL and revision included. See docs/design.md, "Pointer (version 1)" and its
+"Version 2: imported datasets".
 """
 
 from __future__ import annotations
