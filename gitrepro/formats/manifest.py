@@ -130,23 +130,104 @@ def _entry_json(e: Entry) -> dict:
     return doc
 
 
+HEADER_LINE = (json.dumps(HEADER, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def entry_line(e: Entry) -> bytes:
+    """One entry's canonical line, newline included (what `dumps` writes for it)."""
+    return (json.dumps(_entry_json(e), sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
 def dumps(m: Manifest) -> bytes:
     """Canonical bytes: a header line, then one JSON line per entry sorted by path bytes."""
     entries = sorted(m.entries, key=lambda e: sort_key(e.path))
-    lines = [json.dumps(HEADER, sort_keys=True, separators=(",", ":"))]
-    lines += [json.dumps(_entry_json(e), sort_keys=True, separators=(",", ":")) for e in entries]
-    return ("\n".join(lines) + "\n").encode()
+    return HEADER_LINE + b"".join(entry_line(e) for e in entries)
 
 
 def parse(data: bytes, origin: str = "manifest") -> Manifest:
     """Parse and validate manifest bytes; raise BadManifest on any defect."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadManifest(f"{origin}: not a gitrepro manifest (not UTF-8)") from None
-    if text and not text.endswith("\n"):
+    if data and not data.endswith(b"\n"):
         raise BadManifest(f"{origin}: truncated")
-    header_line, has_body, body = text[:-1].partition("\n")
+    reader = ManifestReader(origin)
+    entries = reader.feed(data) if data else reader.feed(b"\n")
+    reader.finish()
+    return Manifest(tuple(entries))
+
+
+class ManifestReader:
+    """Reads a manifest given as blocks of whole lines, in order, in memory bounded by a block:
+    each block is checked by the rules of `parse` on its own and against the blocks before it
+    (order, and no path beneath a file or symlink of an earlier block); `finish` checks the
+    symlinks (held until then: few) for chains that leave the dataset. The first block starts
+    with the header line."""
+
+    def __init__(self, origin: str = "manifest"):
+        self.origin = origin
+        self.line = 1                 # number of the last line read
+        self.files = self.bytes = 0   # what the pointer summarises (files: entries that are not DIR)
+        self.count = 0
+        self._previous = b""          # sort key of the last path
+        self._leaves: list[str] = []  # files and symlinks whose path prefixes the last path
+        self._links: dict[str, str] = {}
+
+    def feed(self, block: bytes) -> list[Entry]:
+        """The entries of `block` (whole lines, each ending in a newline), checked."""
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadManifest(f"{self.origin}: not a gitrepro manifest (not UTF-8)") from None
+        if self.line == 1:
+            header, _, text = text.partition("\n")
+            _check_header(header, self.origin)
+        if not text:
+            self.line += 1 if self.line == 1 else 0
+            return []
+        body = text[:-1]
+        collecting = gc.isenabled()
+        gc.disable()   # thousands of new tuples and no cycles: collections would find nothing
+        try:
+            entries = _parse_plain_files(body)
+            if entries is None or (self._previous and sort_key(entries[0].path) <= self._previous):
+                entries = _parse_exactly(body.split("\n"), self.origin, self.line + 1, self._previous)
+        finally:
+            if collecting:
+                gc.enable()
+        self._check_after_leaves(entries)
+        self.line += len(entries) + (1 if self.line == 1 else 0)
+        self._account(entries)
+        return entries
+
+    def _check_after_leaves(self, entries: list[Entry]) -> None:
+        """No entry of this block lies beneath a file or symlink of an earlier one (all paths
+        between such a pair start with the first, so only the leading run needs looking at)."""
+        for leaf in self._leaves:
+            for e in entries:
+                if not e.path.startswith(leaf):
+                    break
+                if e.path.startswith(leaf + "/"):
+                    raise BadManifest(f"{self.origin}: {e.path!r} lies beneath the file or symlink {leaf!r}")
+
+    def _account(self, entries: list[Entry]) -> None:
+        last = entries[-1].path
+        self._previous = sort_key(last)
+        self._leaves = [p for p in self._leaves if last.startswith(p)] + \
+            [e.path for e in entries if e.type != DIR and last.startswith(e.path)]
+        self.count += len(entries)
+        self.files += sum(1 for e in entries if e.type != DIR)
+        self.bytes += sum(e.size for e in entries)
+        self._links.update((e.path, e.target) for e in entries if e.type == SYMLINK)
+
+    def finish(self) -> None:
+        """The whole manifest has been fed: check its symlinks' chains."""
+        if self.line == 1:
+            raise BadManifest(f"{self.origin}: not a gitrepro manifest")
+        try:
+            _check_link_targets(self._links)
+        except UnsafePath as e:
+            raise BadManifest(f"{self.origin}: {e}") from None
+
+
+def _check_header(header_line: str, origin: str) -> None:
     try:
         header = json.loads(header_line)
     except (ValueError, RecursionError):   # json's C scanner refuses deep nesting with RecursionError
@@ -155,27 +236,13 @@ def parse(data: bytes, origin: str = "manifest") -> Manifest:
         raise BadManifest(f"{origin}: not a gitrepro manifest")
     if header.get("version") != MANIFEST_VERSION:
         raise BadManifest(f"{origin}: manifest version {header.get('version')!r} is not supported; upgrade gitrepro")
-    collecting = gc.isenabled()
-    gc.disable()   # tens of thousands of new tuples and no cycles: collections would find nothing
-    try:
-        entries = _parse_plain_files(body) if has_body else []
-        if entries is None:
-            entries = _parse_exactly(body.split("\n"), origin)
-    finally:
-        if collecting:
-            gc.enable()
-    try:
-        check_link_chains(entries)
-    except UnsafePath as e:
-        raise BadManifest(f"{origin}: {e}") from None
-    return Manifest(tuple(entries))
 
 
-def _parse_exactly(body: list[str], origin: str) -> list[Entry]:
+def _parse_exactly(body: list[str], origin: str, first_line: int = 2, previous: bytes = b"") -> list[Entry]:
     """Every line decoded and checked on its own: the way to find and name the first defect."""
     scan = json.JSONDecoder().scan_once   # one JSON value per line, without json.loads' per-call work
-    entries, previous = [], b""
-    for n, line in enumerate(body, start=2):
+    entries = []
+    for n, line in enumerate(body, start=first_line):
         entry = _parse_entry(scan, line, origin, n)
         key = sort_key(entry.path)
         if key <= previous:
@@ -277,7 +344,10 @@ def check_link_chains(entries) -> None:
     `d/x -> up/../..`, which the kernel resolves to outside the dataset.
     This resolves every target through the dataset's own links, as the kernel would.
     """
-    links = {e.path: e.target for e in entries if e.type == SYMLINK}
+    _check_link_targets({e.path: e.target for e in entries if e.type == SYMLINK})
+
+
+def _check_link_targets(links: dict[str, str]) -> None:
     for path, target in links.items():
         _resolve(path.split("/")[:-1], target, links, [MAX_LINK_HOPS], path)
 
