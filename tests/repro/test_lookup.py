@@ -49,15 +49,15 @@ def pipeline(git_repo, repo):
 
 def test_every_kind_of_id_finds_its_commit(repo, pipeline):
     rec = pipeline["train_run"]
-    assert lookup.find(repo, rec.id) == lookup.Found(pipeline["training"], "run", rec.id)
+    assert lookup.find(repo, rec.id) == lookup.Identified(pipeline["training"], "run", rec.id)
     model = rec.outputs["models"]
-    assert lookup.find(repo, model[:12]) == lookup.Found(pipeline["training"], "manifest", model)
+    assert lookup.find(repo, model[:12]) == lookup.Identified(pipeline["training"], "manifest", model)
     assert lookup.find(repo, model).commit == pipeline["training"]
     data = next(iter((getattr(rec, "inputs", None) or rec.data).values()))
     assert lookup.find(repo, data[:10]).commit != pipeline["training"]       # the commit that added data/train
-    assert lookup.find(repo, "clf#prod") == lookup.Found(pipeline["training"], "model", "clf@v1.0.0")
+    assert lookup.find(repo, "clf#prod") == lookup.Identified(pipeline["training"], "model", "clf@v1.0.0")
     assert lookup.find(repo, "clf@v1.0.0").kind == "model"
-    assert lookup.find(repo, pipeline["eval"][:9]) == lookup.Found(pipeline["eval"], "commit", pipeline["eval"])
+    assert lookup.find(repo, pipeline["eval"][:9]) == lookup.Identified(pipeline["eval"], "commit", pipeline["eval"])
     assert lookup.find(repo, "HEAD~1").commit == pipeline["training"]
 
 

@@ -30,29 +30,29 @@ class NotFound(GitreproError):
 
 
 @dataclass(frozen=True)
-class Found:
+class Identified:
     commit: str
     kind: str                  # "commit", "run", "manifest" or "model"
     id: str                    # what it resolved to in full: commit id, run id, manifest id, NAME@vX.Y.Z
 
 
-def find(repo: Repo, ident: str) -> Found:
+def find(repo: Repo, ident: str) -> Identified:
     """The commit `ident` stands for, tried as a run id, a model, a git revision, then a manifest id."""
     if RUN_ID.fullmatch(ident):
-        return Found(_adding_commit(repo, record_path(ident), f"run {ident}"), "run", ident)
+        return Identified(_adding_commit(repo, record_path(ident), f"run {ident}"), "run", ident)
     if ("@" in ident or "#" in ident) and registry.REF_RE.fullmatch(ident):
         try:
             mv = registry.resolve(repo, ident)
-            return Found(mv.commit, "model", mv.ref)
+            return Identified(mv.commit, "model", mv.ref)
         except registry.UnknownModel:
             if plumbing.rev_parse(ident, repo.root) is None:
                 raise
     sha = plumbing.rev_parse(ident, repo.root)
     if sha is not None:
-        return Found(sha, "commit", sha)
+        return Identified(sha, "commit", sha)
     if _HEX.fullmatch(ident):
         manifest, commit = _manifest(repo, ident)
-        return Found(commit, "manifest", manifest)
+        return Identified(commit, "manifest", manifest)
     raise NotFound(f"{ident!r} is not a commit, run id, manifest id (or {MIN_PREFIX}+ hex digits of one) or "
                    "registered model (NAME@vX.Y.Z, NAME#STAGE) of this repository")
 
