@@ -20,7 +20,7 @@ from gitrepro.formats import pointer as pointerfmt
 from gitrepro.formats.pointer import IMPORTED_VERSION, Pointer, Source
 from gitrepro.git import tracking
 from gitrepro.remote import sources
-from gitrepro.remote.fetch import FetchResult, Progress
+from gitrepro.remote.fetch import Progress
 from gitrepro.repro import datafile
 from gitrepro.store.repo import Repo
 from gitrepro.util.fsutil import atomic_write, make_dirs_safely, safe_join
@@ -149,4 +149,4 @@ def _get_file(repo: Repo, ptr: Pointer, path: str, to: Path, fetcher) -> int:
     return entry.size
 
 
-__all__ = ["FetchResult", "GetResult", "ImportRefused", "ImportResult", "get", "import_dataset", "update"]
+__all__ = ["GetResult", "ImportRefused", "ImportResult", "get", "import_dataset", "update"]
