@@ -1,16 +1,19 @@
-"""Direct I/O: writing large files around the page cache (`UncachedWriter`, `aligned_buffer`,
-`drop_cached`); imports only the standard library and fsutil.
+"""Direct I/O and page-cache control: writing files around the page cache (`UncachedWriter`,
+`aligned_buffer`, `set_direct`, `drop_cached`) or through it with bounded dirty memory
+(`Writeback`, over `sync_file_range`); imports only the standard library and fsutil.
 
-What is written this way, and why: docs/design.md, "Write order (the crash contract)"
-(pack files, and the large files checkout restores).
+What is written which way, and why: docs/design.md, "Write order (the crash contract)"
+(pack files) and "Restore" (the large files checkout writes).
 """
 
 from __future__ import annotations
 
+import collections
 import errno
 import fcntl
 import mmap
 import os
+import threading
 
 from gitrepro.util.fsutil import write_fully
 
@@ -47,7 +50,7 @@ class UncachedWriter:
         self._flushed = 0    # bytes handed to the file
         self._fill = 0
         self._buf = None
-        self._direct = _set_direct(fd, True)
+        self._direct = set_direct(fd, True)
         if self._direct:
             self._buf = buffer if buffer is not None else aligned_buffer(self.BUFFER)
             self._owns_buffer = buffer is None
@@ -75,7 +78,7 @@ class UncachedWriter:
                 if e.errno != errno.EINVAL or not self._direct:
                     raise
                 # The file system took the O_DIRECT flag but refuses direct writes: go buffered.
-                self._direct = _set_direct(self._fd, False)
+                self._direct = set_direct(self._fd, False)
                 continue
             self._flushed += n
             view = view[n:]
@@ -106,7 +109,7 @@ def aligned_buffer(size: int = UncachedWriter.BUFFER):
     return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 
 
-def _set_direct(fd: int, on: bool) -> bool:
+def set_direct(fd: int, on: bool) -> bool:
     """Turn O_DIRECT on or off for `fd`; False where the platform or file system has none."""
     direct = getattr(os, "O_DIRECT", 0)
     if not direct:
@@ -118,3 +121,72 @@ def _set_direct(fd: int, on: bool) -> bool:
         return False
     return on
 
+
+
+# sync_file_range(2) flags (linux/fs.h)
+WAIT_BEFORE, WRITE, WAIT_AFTER = 1, 2, 4
+
+
+def sync_file_range(fd: int, offset: int, length: int, flags: int) -> bool:
+    """Start (WRITE) or wait for (WAIT_*) the writeback of a range of `fd`; False where the
+    platform has no such call (then the kernel writes back in its own time). Python's os module
+    lacks it, so it is called through ctypes, which releases the GIL for the call."""
+    call = _sync_file_range()
+    if call is None:
+        return False
+    if call(fd, offset, length, flags) != 0:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return True
+
+
+_SYNC_FILE_RANGE: list = []   # [the libc function or None], looked up once
+
+
+def _sync_file_range():
+    if not _SYNC_FILE_RANGE:
+        try:
+            import ctypes
+
+            call = ctypes.CDLL(None, use_errno=True).sync_file_range
+            call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+            call.restype = ctypes.c_int
+        except (OSError, AttributeError, ImportError):
+            call = None
+        _SYNC_FILE_RANGE.append(call)
+    return _SYNC_FILE_RANGE[0]
+
+
+class Writeback:
+    """Bounded dirty memory for one file written through the page cache, in ranges, by any
+    number of threads: the writeback of each range starts as soon as it is written, and once
+    more than `limit` bytes are unwritten the oldest ranges are waited for. Without it a
+    restore of many GiB leaves up to `vm.dirty_ratio` (a fifth of memory) dirty, all written
+    back at once by the `fdatasync` (or a `sync`) that follows; with it, writeback runs beside
+    the restore and that final sync only waits for the last `limit` bytes.
+
+    `drop`: also let the kernel drop each range's pages once they are on disk (for files
+    larger than the page cache should keep)."""
+
+    def __init__(self, fd: int, limit: int, drop: bool = False):
+        self._fd, self._limit, self._drop = fd, limit, drop
+        self._lock = threading.Lock()
+        self._ranges: collections.deque[tuple[int, int]] = collections.deque()
+        self._unwritten = 0
+
+    def written(self, offset: int, length: int) -> None:
+        if not length or not sync_file_range(self._fd, offset, length, WRITE):
+            return
+        done = []
+        with self._lock:
+            self._ranges.append((offset, length))
+            self._unwritten += length
+            while self._unwritten > self._limit:
+                done.append(self._ranges.popleft())
+                self._unwritten -= done[-1][1]
+        for start, n in done:   # outside the lock: other threads go on writing meanwhile
+            sync_file_range(self._fd, start, n, WAIT_BEFORE | WRITE | WAIT_AFTER)
+            if self._drop:
+                os.posix_fadvise(self._fd, start, n, os.POSIX_FADV_DONTNEED)

@@ -1,11 +1,11 @@
-"""Writing a snapshot's files into a dataset: each file verified chunk by chunk and as a whole,
-written to a temp name and renamed into place; small files on forked workers, large ones around
-the page cache. `worktree.checkout` decides what to write; this module writes it.
+"""Writing a snapshot's files into a dataset: each file verified chunk by chunk, written to a
+temp name and renamed into place; small files on forked workers, large ones by
+`worktree.largefiles` on every core (docs/design.md, "Restore"). `worktree.checkout` decides
+what to write; this module writes it.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import marshal
 import os
@@ -22,7 +22,6 @@ from gitrepro.store import statcache
 from gitrepro.store.stattable import stat_key
 from gitrepro.store.store import JOBS, Store
 from gitrepro.util import forkpool
-from gitrepro.util.directio import UncachedWriter, aligned_buffer
 from gitrepro.util.fsutil import UMASK, make_dirs_safely, safe_join, write_fully
 from gitrepro.worktree.scan import TEMP_SUFFIX
 
@@ -45,28 +44,30 @@ def remove_paths(dataset_root: Path, kind_now: str, rels: list[str]) -> None:
 
 
 def write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry], progress,
-               direct: bool = False) -> Iterator[tuple[Entry, tuple]]:
+               direct: bool = False, known: statcache.StatCache | None = None) -> Iterator[tuple[Entry, tuple]]:
     """Write entries and yield each with its stat-cache record. Small files are written by
     forked worker processes where this process may fork, else in batches on a thread pool
-    (file system calls release the GIL); large files on this thread with chunks read and
-    decompressed in parallel. `direct` writes straight to the final names (inside a staging
-    directory nobody else sees)."""
+    (file system calls release the GIL); large files by `largefiles.LargeFileWriter`, in
+    windows on a pool sized to the machine. `direct` writes straight to the final names
+    (inside a staging directory nobody else sees). `known`: the dataset's stat cache as
+    gitrepro last left it, whose records vouch for their entries' whole-file hashes and say
+    which chunks the files being replaced hold."""
     if kind == "dir":
         _make_parent_dirs(dataset_root, entries)
     small, large = [], []
     for e in entries:
-        (large if e.type == FILE and e.size > 8 * 1024 * 1024 else small).append(e)
+        (large if e.type == FILE and e.size > LARGE_FROM else small).append(e)
     if len(small) >= FORK_FROM and forkpool.can_fork():
         yield from _write_forked(store, dataset_root, kind, small, progress, direct)
         small = []
     with ThreadPoolExecutor(JOBS) as pool:
         jobs = [pool.submit(_write_batch, store, dataset_root, kind, batch, direct) for batch in _batches(small)]
-        uncached = aligned_buffer() if large else None   # large files bypass the page cache
-        for e in large:
-            chunks = store.iter_joined(_ids(e))   # read lazily, once the file is open
-            yield e, _record(_write_file(_dest(dataset_root, kind, e), e, chunks, direct, uncached), e)
-            if progress:
-                progress(e.size)
+        if large:
+            from gitrepro.worktree import largefiles   # here: `status` and small checkouts never load it
+
+            writer = largefiles.LargeFileWriter(store, largefiles.jobs_for_machine(), largefiles.io_mode(), replace)
+            for e, st in writer.write(_large_targets(dataset_root, kind, large, direct, known), progress):
+                yield e, _record(st, e)
         for job in jobs:
             for e, rec in job.result():
                 yield e, rec
@@ -74,6 +75,21 @@ def write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry],
                     progress(e.size)
 
 
+LARGE_FROM = 8 * 1024 * 1024   # bytes: larger files are cut into windows and written on every core
+
+
+def _large_targets(dataset_root: Path, kind: str, large: list[Entry], direct: bool,
+                   known: statcache.StatCache | None) -> Iterator:
+    from gitrepro.worktree.largefiles import Target
+
+    records = known.entries if known is not None else {}
+    vouched = {rec[3:6] for rec in records.values()}   # (size, hash, chunks) of each record
+    for e in large:
+        dest = _dest(dataset_root, kind, e)
+        packed = statcache.record(b"", e)[3:6]
+        old = records.get(e.path)
+        yield Target(e, dest if direct else _tmp_name(dest), dest, previous=old[5] if old else b"",
+                     vouched=packed in vouched)
 FORK_FROM = 512   # small files: fewer are written faster than worker processes start
 
 
@@ -159,7 +175,7 @@ def _write_entry(dataset_root: Path, kind: str, e: Entry, blobs: dict[bytes, byt
             _unlink_quietly(tmp)
         os.symlink(e.target, tmp)
         if not direct:
-            _replace(tmp, dest)
+            replace(tmp, dest)
         return os.lstat(dest)
 
     return _write_file(dest, e, [blobs[chunk_id] for chunk_id in _ids(e)], direct)
@@ -169,27 +185,23 @@ def _ids(e: Entry) -> list[bytes]:
     return [bytes.fromhex(c) for c in e.chunks]
 
 
-def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = False,
-                uncached=None) -> os.stat_result:
-    """Stream verified chunks into a temp file; rename over `dest` only if the whole-file hash matches.
+def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = False) -> os.stat_result:
+    """Write verified chunks into a temp file; rename over `dest` only if the whole-file hash matches.
     `direct` (inside a private staging directory) writes `dest` itself and removes it on a mismatch.
-    With an `uncached` buffer (`directio.aligned_buffer`), the file is written around the page cache."""
+    The whole-file hash proves the manifest's `hash` field true of its chunk list (see
+    `largefiles.LargeFileWriter.write`); one chunk: its id is the file hash, checked already."""
     tmp = dest if direct else _tmp_name(dest)
-    whole = new_hasher() if len(e.chunks) != 1 else None   # one chunk: its id is the file hash
+    whole = new_hasher() if len(e.chunks) != 1 else None
     size = 0
     try:
         excl = os.O_EXCL if direct else os.O_TRUNC
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | excl | os.O_NOFOLLOW, e.mode & ~UMASK)
         try:
-            out = UncachedWriter(fd, uncached) if uncached is not None else None
-            write = out.write if out is not None else functools.partial(write_fully, fd)
             for data in chunks:
-                write(data)
+                write_fully(fd, data)
                 size += len(data)
                 if whole is not None:
                     whole.update(data)
-            if out is not None:
-                out.finish()
             digest = whole.hexdigest() if whole is not None else e.chunks[0]
             if size != e.size or digest != e.hash:
                 raise CorruptFile(f"{dest}: restored content does not match the manifest's hash; "
@@ -197,7 +209,7 @@ def _write_file(dest: str, e: Entry, chunks: Iterable[bytes], direct: bool = Fal
             if e.mode & ~UMASK != e.mode:  # the usual modes need no extra call
                 os.fchmod(fd, e.mode)
             if not direct:
-                _replace(tmp, dest)
+                replace(tmp, dest)
             st = os.fstat(fd)  # after the rename, which moves the ctime on: no lstat of the final path
         finally:
             os.close(fd)
@@ -216,7 +228,7 @@ def _tmp_name(dest: str) -> str:
     return f"{head}/.{name[:40]}.{os.getpid()}.{next(TEMP_SEQ)}{TEMP_SUFFIX}"
 
 
-def _replace(tmp: str, dest: str) -> None:
+def replace(tmp: str, dest: str) -> None:
     """Rename into place; a directory standing where a file now belongs is removed first."""
     try:
         os.replace(tmp, dest)

@@ -1,0 +1,139 @@
+"""Verified chunks for `largefiles`, read into a buffer each thread reuses (docs/design.md,
+"Restore"): from the packs, one `preadv` per run of neighbouring chunks, or, for a version
+switch, from the file being replaced, where its last recorded version holds the same chunk.
+Every chunk is checked against its id, whichever source it comes from.
+
+A fresh buffer per read (what `os.pread` returns) costs a page fault per page on its first
+touch, and on a VM a host fault: measured here, 1 GiB restored with fresh read buffers took
+0.5-0.9 s of system time, with reused ones 0.2 s.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import Iterable, NamedTuple
+
+from gitrepro.formats import pack as packfmt
+from gitrepro.formats.hashing import hash_bytes
+from gitrepro.store.index import BadIndex, Location
+from gitrepro.store.store import Store, StoreError
+
+SPAN_GAP = 64 * 1024    # read through a gap this small between two chunks rather than make another call
+_PACK_ID = re.compile(r"[0-9a-f]{64}")
+
+
+class Piece(NamedTuple):
+    """A chunk of a file: its id, where it starts in the file, its length, where it is stored."""
+    id: bytes
+    offset: int
+    length: int
+    loc: Location
+
+
+class ChunkSource:
+    """Reads and verifies chunks on any thread; `close` once no thread reads any more."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def read(self, pieces: Iterable[Piece], previous: "PreviousFile | None" = None) -> dict[bytes, object]:
+        """id -> verified bytes (a view into this thread's buffer, valid until its next read)."""
+        unique = list({p.id: p for p in pieces}.values())
+        need = sum(p.loc.length + p.length + SPAN_GAP for p in unique)   # raw if reused, stored + gap if not
+        buf = self._buffer(need)
+        out, pos = {}, 0
+        if previous is not None:
+            pos = previous.read_into(unique, buf, out)
+        rest = sorted((p for p in unique if p.id not in out), key=lambda p: (p.loc.pack, p.loc.offset))
+        for span in packfmt.spans(rest, SPAN_GAP, len(buf), key=lambda p: p.loc):
+            first, last = span[0].loc, span[-1].loc
+            n = last.offset + last.length - first.offset
+            region = buf[pos:pos + n]
+            got = os.preadv(self._fd(first.pack), [region], first.offset)
+            for p in span:
+                start = p.loc.offset - first.offset
+                stored = region[start:min(start + p.loc.length, got)]
+                out[p.id] = packfmt.decode_blob(p.loc.entry(p.id), stored, f"chunk in pack {first.pack[:12]}:")
+            pos += n
+        return out
+
+    def _buffer(self, size: int) -> memoryview:
+        buf = getattr(self._local, "buffer", None)
+        if buf is None or len(buf) < size:   # a new one, never resized: views of the old may live on
+            buf = self._local.buffer = memoryview(bytearray(max(size, 2 * (len(buf) if buf is not None else 0))))
+        return buf
+
+    def _fd(self, pack_id: str) -> int:
+        with self._lock:
+            fd = self._fds.get(pack_id)
+            if fd is None:
+                if not _PACK_ID.fullmatch(pack_id):   # from the index, which can be damaged
+                    raise BadIndex(f"the index names a pack {pack_id[:80]!r} that cannot exist; "
+                                   "run `gitrepro fsck --repair` to rebuild it")
+                try:
+                    fd = self._fds[pack_id] = os.open(self.store.pack_path(pack_id), os.O_RDONLY)
+                except FileNotFoundError:
+                    raise StoreError(f"pack {pack_id} is in the index but missing on disk; "
+                                     "run `gitrepro fsck --repair`") from None
+            return fd
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+
+class PreviousFile:
+    """The file a restore replaces, as gitrepro last recorded it: where each of its chunks lies.
+    Reading a chunk back from it (page cache, then one BLAKE3) is 4x faster than decompressing
+    text from a pack; a chunk that no longer hashes to its id (the file was edited) is read
+    from the packs instead."""
+
+    def __init__(self, fd: int, offsets: dict[bytes, tuple[int, int]]):
+        self.fd, self.offsets = fd, offsets   # chunk id -> (offset, length) in the old file
+
+    @classmethod
+    def open(cls, path: str, chunk_ids: list[bytes], sizes: dict[bytes, int], wanted: set[bytes]) -> "PreviousFile | None":
+        """The old file at `path` whose recorded chunks are `chunk_ids` (sizes from the index),
+        if it still exists and holds any chunk of `wanted`."""
+        offsets, at = {}, 0
+        for chunk_id in chunk_ids:
+            size = sizes.get(chunk_id)
+            if size is None:
+                return None
+            if chunk_id in wanted:
+                offsets.setdefault(chunk_id, (at, size))
+            at += size
+        if not offsets:
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        return cls(fd, offsets)
+
+    def read_into(self, pieces: list[Piece], buf: memoryview, out: dict) -> int:
+        """Read the pieces the old file holds into `buf`, keep those that verify; bytes of `buf` used."""
+        pos = 0
+        for p in pieces:
+            where = self.offsets.get(p.id)
+            if where is None or where[1] != p.length:
+                continue
+            region = buf[pos:pos + p.length]
+            try:
+                got = os.preadv(self.fd, [region], where[0])
+            except OSError:
+                continue
+            if got == p.length and hash_bytes(region) == p.id:
+                out[p.id] = region
+                pos += p.length
+        return pos
+
+    def close(self) -> None:
+        os.close(self.fd)
