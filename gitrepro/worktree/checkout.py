@@ -150,7 +150,7 @@ def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool
         make_dirs_safely(target_root, os.path.relpath(write_root, target_root).replace(os.sep, "/"))
     written: list[tuple[str, tuple]] = []   # (path, stat-cache record)
     try:
-        for entry, rec in write_all(store, write_root, ptr.kind, plan.write, progress, direct=staged):
+        for entry, rec in write_all(store, write_root, ptr.kind, plan.write, progress, direct=staged, known=cache):
             written.append((entry.path, rec))
             result.bytes_written += entry.size
         result.written = len(written)
