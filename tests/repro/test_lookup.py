@@ -40,7 +40,10 @@ def pipeline(git_repo, repo):
     training = head(git_repo)
     registry.register(repo, "clf", "1.0.0", training)
     registry.promote(repo, "clf@v1.0.0", "prod")
-    evaluated = run_op.run(repo, [PY, "eval.py"], outputs=["eval"], inputs=["models"])
+    write(git_repo, "configs/eval.toml", 'seed = 5\n[data]\nmodel = "models"\n')     # the config names its input
+    run_git(git_repo, "add", "configs/eval.toml")
+    run_git(git_repo, "commit", "-q", "-m", "eval config")
+    evaluated = run_op.run(repo, [PY, "eval.py"], config="configs/eval.toml", outputs=["eval"])
     stage_run(git_repo, evaluated)
     run_git(git_repo, "commit", "-q", "-m", "evaluate")
     return {"project": project, "training": training, "eval": head(git_repo), "train_run": trained.record,
@@ -58,7 +61,7 @@ def test_every_kind_of_id_finds_its_commit(repo, pipeline):
     assert lookup.find(repo, "clf#prod") == lookup.Identified(pipeline["training"], "model", "clf@v1.0.0")
     assert lookup.find(repo, "clf@v1.0.0").kind == "model"
     assert lookup.find(repo, pipeline["eval"][:9]) == lookup.Identified(pipeline["eval"], "commit", pipeline["eval"])
-    assert lookup.find(repo, "HEAD~1").commit == pipeline["training"]
+    assert lookup.find(repo, "HEAD~2").commit == pipeline["training"]         # then the eval config commit
 
 
 def test_what_names_nothing_is_one_clear_error(repo, pipeline):
