@@ -8,7 +8,9 @@ Pure format code: works on file objects, never on paths. See docs/design.md,
     footer   one 49-byte entry per blob: id(32) flags(1) offset(8) stored_len(4) raw_len(4)
     trailer  entry_count(4) BLAKE3(footer)(32) b"GRPKEND1"(8)
 
-Integers are little-endian. A pack's id is the BLAKE3 of its footer: the
+Integers are little-endian. A blob's flags name its codec (bits 0, 2 and 3: 0 raw, 1 zstd; the
+other values are reserved, and a reader refuses a blob that uses one) and mark a manifest
+root (bit 1). A pack's id is the BLAKE3 of its footer: the
 footer names every blob by its content hash and position, and every blob is
 verified against its id when read, so the id covers the whole pack without a
 second hashing pass over the data when writing.
@@ -36,8 +38,10 @@ TRAILER_MAGIC = b"GRPKEND1"
 ENTRY = struct.Struct("<32sBQII")
 TRAILER = struct.Struct("<I32s8s")
 
-FLAG_ZSTD = 1       # stored bytes are a zstd frame
+FLAG_ZSTD = 1       # stored bytes are a zstd frame (codec 1)
 FLAG_MANIFEST = 2   # blob is a manifest root (see manifest.py); lets fsck and gc find roots
+CODEC_BITS = 0x0D   # the flag bits that name a blob's codec: bit 0 (v1's FLAG_ZSTD), bits 2-3 reserved
+CODECS = {0: "raw", FLAG_ZSTD: "zstd"}   # measured against LZ4 and other zstd levels: docs/design.md
 MAX_BLOB = 64 * 1024 * 1024
 
 
@@ -102,6 +106,9 @@ def decode_blob(entry: BlobEntry, stored: bytes, what: str = "blob") -> bytes:
     """Decompress and verify one blob; raise CorruptPack if its hash does not match its id."""
     if len(stored) != entry.length:
         raise CorruptPack(f"{what} {entry.id.hex()}: truncated ({len(stored)} of {entry.length} bytes)")
+    if entry.flags & CODEC_BITS not in CODECS:
+        raise CorruptPack(f"{what} {entry.id.hex()}: stored with codec {entry.flags & CODEC_BITS}, which this "
+                          "gitrepro does not know; upgrade gitrepro")
     data = stored
     if entry.flags & FLAG_ZSTD:
         import zstandard
@@ -405,6 +412,8 @@ def _raw_blob(f: BinaryIO, pos: int, end: int) -> BlobEntry | None:
 
 
 def _decoded(stored: bytes, flags: int) -> bytes | None:
+    if flags & CODEC_BITS not in CODECS:
+        return None
     if not flags & FLAG_ZSTD:
         return stored
     import zstandard

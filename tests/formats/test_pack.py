@@ -135,3 +135,15 @@ def test_a_zstd_frame_claiming_more_than_its_raw_length_is_refused_without_infla
     finally:
         tracemalloc.stop()
     assert peak < 1024 * 1024
+
+
+@pytest.mark.parametrize("codec_bits", [0x04, 0x08, 0x0C, 0x05, 0x0D])
+def test_a_blob_stored_with_a_codec_this_reader_does_not_know_is_refused_in_one_line(codec_bits):
+    entry = BlobEntry(hash_bytes(RANDOM), codec_bits, len(pack.HEADER), len(RANDOM), len(RANDOM))
+    with pytest.raises(CorruptPack, match=f"codec {codec_bits}, which this gitrepro does not know; upgrade"):
+        pack.decode_blob(entry, RANDOM)
+
+
+def test_the_codec_bits_leave_the_manifest_flag_and_v1s_zstd_flag_where_they_were():
+    assert pack.CODEC_BITS & FLAG_MANIFEST == 0
+    assert pack.CODECS[FLAG_ZSTD] == "zstd" and pack.CODECS[0] == "raw"
