@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import GIT_IDENTITY, run_git
-from helpers_runs import (BASE_TOML, git_commit, keep_only_manifests, make_dataset, make_project, project_settings,
+from helpers_runs import (BASE_TOML, git_commit, keep_only_manifests, make_dataset, make_project,
                           stage_run, train, write)
 
 # `git show b390484:hooks/<hook>`, byte for byte. Do not regenerate these from the current
@@ -217,8 +217,6 @@ def test_the_old_pre_push_shim_lets_a_push_with_its_data_through(project, tmp_pa
 
 
 def test_the_old_post_checkout_shim_restores_data_on_a_branch_switch(project):
-    write(project, "gitrepro.toml", project_settings(extra="\n[hooks]\npost_checkout = true\n"))
-    run_git(project, "commit", "-q", "--no-verify", "-am", "restore data on checkout")
     original = (project / "data/train/part-0.bin").read_bytes()
     run_git(project, "checkout", "-q", "-b", "other")
     make_dataset(project, "data/train", seed=5)
@@ -228,7 +226,7 @@ def test_the_old_post_checkout_shim_restores_data_on_a_branch_switch(project):
     run_git(project, "commit", "-q", "--no-verify", "-am", "other data")
     switched = subprocess.run(["git", "checkout", "main"], cwd=project, capture_output=True, text=True)
     assert switched.returncode == 0, switched.stderr
-    assert "gitrepro: restored data of 1 dataset(s)" in switched.stderr
+    assert "gitrepro: data/train: restored to data/train.gitrepro (3 file(s) written, 0 removed)" in switched.stderr
     assert (project / "data/train/part-0.bin").read_bytes() == original
 
 

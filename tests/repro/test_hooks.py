@@ -20,7 +20,7 @@ from gitrepro.repro.run import RunResult
 from gitrepro.remote import settings as remote_settings
 from gitrepro.remote import push as push_op
 from gitrepro.formats.project import PROJECT_FILE
-from helpers_runs import (BASE_TOML, PY, ensure_cli, git_commit, keep_only_manifests, make_dataset, make_project,
+from helpers_runs import (BASE_TOML, PY, git_commit, keep_only_manifests, make_dataset, make_project,
                           project_settings, rewrite_record, stage_run, train, with_repo, write)
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -43,15 +43,21 @@ def hooks_dir(root: Path) -> Path:
 
 # ---------------------------------------------------------------- installing
 
-def test_install_writes_executable_shims_with_the_marker(git_repo):
+def test_install_writes_executable_shims_with_the_marker_and_registers_the_merge_driver(git_repo):
     changes = with_repo(git_repo, lambda r: shims.install(r, python=PY))
-    assert [(c.hook, c.action) for c in changes] == [(h, "installed") for h in hooks.HOOK_TYPES]
+    assert [(c.hook, c.action) for c in changes] == [(h, "installed") for h in hooks.HOOK_TYPES] + [
+        ("merge driver", "installed"), (".gitattributes", "added `*.gitrepro merge=gitrepro`: commit it, so every "
+                                                          "clone merges pointers this way")]
+    assert run_git(git_repo, "config", "merge.gitrepro.driver").strip() == \
+        f"{PY} -m gitrepro.hooks merge-driver %O %A %B %P"
+    assert (git_repo / ".gitattributes").read_text() == "*.gitrepro merge=gitrepro\n"
     for hook in hooks.HOOK_TYPES:
         path = hooks_dir(git_repo) / hook
         assert path.stat().st_mode & stat.S_IXUSR and shims.is_ours(path)
         assert f"GITREPRO_PYTHON='{PY}'" in path.read_text()
     again = with_repo(git_repo, lambda r: shims.install(r, python=PY))
     assert {c.action for c in again} == {"unchanged"}
+    assert (git_repo / ".gitattributes").read_text() == "*.gitrepro merge=gitrepro\n"
 
 
 def test_an_older_gitrepro_shim_is_updated_in_place(git_repo):
@@ -60,19 +66,24 @@ def test_an_older_gitrepro_shim_is_updated_in_place(git_repo):
     assert changes[0].action == "updated" and not (hooks_dir(git_repo) / "pre-commit.legacy").exists()
 
 
-def test_install_refuses_a_shared_core_hooks_path_with_a_hint(git_repo, git, run_cli):
-    ensure_cli()
-    git("config", "core.hooksPath", str(git_repo.parent / "shared-hooks"))
+def test_install_with_core_hooks_path_says_exactly_what_to_add_and_still_registers_the_merge_driver(git_repo, git,
+                                                                                                   run_cli):
+    git("config", "core.hooksPath", ".husky")
     result = run_cli("install-hooks")
     assert result.code == 1
-    assert "core.hooksPath is set" in result.err and "\nhint: run `git config --unset core.hooksPath`" in result.err
-    assert not (git_repo.parent / "shared-hooks").exists()
+    husky = git_repo / ".husky"
+    assert "core.hooksPath is set (.husky), so gitrepro does not write hooks there" in result.err
+    for hook in hooks.HOOK_TYPES:
+        assert f'{husky / hook}: gitrepro hook-impl {hook} "$@"' in result.err
+    assert "\nhint: or run `git config --unset core.hooksPath` and `gitrepro install-hooks` again" in result.err
+    assert not husky.exists()
+    assert "merge-driver %O %A %B %P" in git("config", "merge.gitrepro.driver")
 
 
-def test_install_refuses_when_both_a_hook_and_its_legacy_copy_exist(git_repo):
-    for name in ("pre-commit", "pre-commit.legacy"):
-        (hooks_dir(git_repo) / name).write_text("#!/bin/sh\nexit 0\n")
-    with pytest.raises(hooks.HookError, match="merge them into .*pre-commit.legacy by hand"):
+def test_install_refuses_when_a_hook_and_a_different_chained_one_both_exist(git_repo):
+    (hooks_dir(git_repo) / "pre-commit").write_text("#!/bin/sh\nexit 0\n")
+    (hooks_dir(git_repo) / "pre-commit.gitrepro-chained").write_text("#!/bin/sh\nexit 1\n")
+    with pytest.raises(hooks.HookError, match="merge them into .*pre-commit.gitrepro-chained by hand"):
         with_repo(git_repo, lambda r: shims.install(r, python=PY))
 
 
@@ -84,7 +95,6 @@ def test_uninstall_leaves_a_hook_that_is_not_ours_alone(git_repo):
 
 
 def test_install_and_uninstall_through_the_cli(git_repo, run_cli):
-    ensure_cli()
     result = run_cli("install-hooks", "--hook", "pre-commit")
     assert result.code == 0 and "pre-commit: installed" in result.out
     result = run_cli("uninstall-hooks")
@@ -112,7 +122,8 @@ def test_an_existing_user_hook_still_runs_after_install_and_comes_back_on_uninst
     user.write_text(USER_HOOK)
     user.chmod(0o755)
     changes = with_repo(git_repo, lambda r: shims.install(r, ["pre-commit"], python=PY))
-    assert changes[0].action == "chained" and (hooks_dir(git_repo) / "pre-commit.legacy").read_text() == USER_HOOK
+    chained = hooks_dir(git_repo) / "pre-commit.gitrepro-chained"
+    assert changes[0].action == "chained" and chained.read_text() == USER_HOOK
     result = train(git_repo)
     stage_run(git_repo, result)
     done = git_commit(git_repo)
@@ -125,8 +136,21 @@ def test_an_existing_user_hook_still_runs_after_install_and_comes_back_on_uninst
     before = head(git_repo)
     assert git_commit(git_repo, "readme").returncode == 1 and head(git_repo) == before
     changes = with_repo(git_repo, lambda r: shims.uninstall(r))
-    assert [c.action for c in changes] == ["restored", "absent", "absent"]
-    assert user.read_text() == USER_HOOK and not (hooks_dir(git_repo) / "pre-commit.legacy").exists()
+    assert [c.action for c in changes] == ["restored"] + ["absent"] * (len(hooks.HOOK_TYPES) - 1) + ["absent"]
+    assert user.read_text() == USER_HOOK and not chained.exists()
+
+
+OLD_SHIM = f"#!/bin/sh\n{shims.MARKER}\n\"$0.legacy\" \"$@\" || exit $?\n"   # gitrepro 0.1 chained <hook>.legacy
+
+
+def test_installing_again_moves_the_hook_gitrepro_0_1_chained_clear_of_the_pre_commit_frameworks_slot(git_repo):
+    (hooks_dir(git_repo) / "pre-commit").write_text(OLD_SHIM)
+    (hooks_dir(git_repo) / "pre-commit.legacy").write_text(USER_HOOK)
+    changes = with_repo(git_repo, lambda r: shims.install(r, ["pre-commit"], python=PY))
+    assert changes[0].action == "migrated"
+    assert (hooks_dir(git_repo) / "pre-commit.gitrepro-chained").read_text() == USER_HOOK
+    assert not (hooks_dir(git_repo) / "pre-commit.legacy").exists()
+    assert (hooks_dir(git_repo) / "pre-commit").read_text() == shims.render("pre-commit", PY)
 
 
 # ---------------------------------------------------------------- pre-commit, end to end
@@ -234,7 +258,7 @@ def test_pre_push_passes_when_the_data_is_in_the_local_store(pushed_project):
 
 
 def test_pre_push_refuses_commits_whose_data_is_missing_and_chains_the_users_hook(pushed_project):
-    user = hooks_dir(pushed_project) / "pre-push.legacy"
+    user = hooks_dir(pushed_project) / "pre-push.gitrepro-chained"
     user.write_text('#!/bin/sh\ncat > "$(git rev-parse --git-dir)/push-input.log"\n')
     user.chmod(0o755)
     keep_only_manifests(pushed_project, [])
@@ -301,22 +325,31 @@ def switch_data_on_a_branch(root: Path) -> None:
     run_git(root, "commit", "-q", "-am", "other data")
 
 
-def test_post_checkout_leaves_data_alone_by_default(project):
-    original = (project / "data/train/part-0.bin").read_bytes()
-    switch_data_on_a_branch(project)
-    changed = (project / "data/train/part-0.bin").read_bytes()
-    run_git(project, "checkout", "-q", "main")
-    assert (project / "data/train/part-0.bin").read_bytes() == changed != original
-
-
-def test_post_checkout_restores_data_on_a_branch_switch_when_enabled(project):
-    write(project, PROJECT_FILE, project_settings(extra="\n[hooks]\npost_checkout = true\n"))
-    run_git(project, "commit", "-q", "-am", "restore data on checkout")
+def test_post_checkout_restores_data_on_a_branch_switch(project):
     original = (project / "data/train/part-0.bin").read_bytes()
     switch_data_on_a_branch(project)
     done = subprocess.run(["git", "checkout", "main"], cwd=project, capture_output=True, text=True)
     assert done.returncode == 0
-    assert "gitrepro: restored data of 1 dataset(s)" in done.stderr
+    assert "gitrepro: data/train: restored to data/train.gitrepro (3 file(s) written, 0 removed)" in done.stderr
+    assert (project / "data/train/part-0.bin").read_bytes() == original
+
+
+def test_git_config_auto_checkout_false_leaves_the_data_of_this_clone_alone(project):
+    switch_data_on_a_branch(project)
+    changed = (project / "data/train/part-0.bin").read_bytes()
+    run_git(project, "config", "gitrepro.autoCheckout", "false")
+    done = subprocess.run(["git", "checkout", "main"], cwd=project, capture_output=True, text=True)
+    assert done.returncode == 0 and "gitrepro" not in done.stderr
+    assert (project / "data/train/part-0.bin").read_bytes() == changed
+
+
+def test_the_committed_gitrepro_toml_no_longer_decides_and_its_old_hooks_key_still_parses(project):
+    write(project, PROJECT_FILE, project_settings(extra="\n[hooks]\npost_checkout = false\n"))
+    run_git(project, "commit", "-q", "--no-verify", "-am", "the old setting, off")
+    original = (project / "data/train/part-0.bin").read_bytes()
+    switch_data_on_a_branch(project)
+    done = subprocess.run(["git", "checkout", "main"], cwd=project, capture_output=True, text=True)
+    assert done.returncode == 0 and "restored to data/train.gitrepro" in done.stderr
     assert (project / "data/train/part-0.bin").read_bytes() == original
 
 

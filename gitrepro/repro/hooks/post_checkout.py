@@ -1,30 +1,20 @@
-"""The post-checkout hook: after a branch switch, restores data (`worktree.checkout`) when
-`[hooks] post_checkout = true` in gitrepro.toml. See docs/runs-and-hooks.md, "Hooks".
+"""The post-checkout hook: after `git checkout`/`switch`/`bisect` moves HEAD, and after `git
+worktree add`, restore the datasets whose pointers changed (`autocheckout`). A file checkout
+(flag 0) restores nothing: run `gitrepro checkout` after `git checkout REV -- x.gitrepro`.
+See docs/git.md.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Callable, Mapping
 
-from gitrepro.repro.hooks import HookOutcome
+from gitrepro.repro.hooks import HookOutcome, autocheckout
 from gitrepro.store.repo import Repo
-from gitrepro.store.store import Store
-from gitrepro.worktree import checkout as checkout_op
-
-ZERO_SHA = re.compile(r"0{40}|0{64}")     # git's "no commit": the checkout of a clone
 
 
 def run(repo: Repo, args: list[str], read_stdin: Callable[[], str], environ: Mapping[str, str]) -> HookOutcome:
-    """After a branch switch (flag 1, not a clone), restore data if gitrepro.toml asks for it."""
-    if len(args) < 3 or args[2] != "1" or ZERO_SHA.fullmatch(args[0]):
+    """git's arguments: the old HEAD (all zeros for a new worktree or clone), the new HEAD, the flag."""
+    if len(args) < 3 or args[2] != "1":
         return HookOutcome(0)
-    if repo.project.section("hooks").get("post_checkout") is not True:
-        return HookOutcome(0)
-    if not Store.exists(repo.store_path):
-        return HookOutcome(0)   # never create a store from a hook
-    result = checkout_op.checkout(repo)
-    written = sum(d.written for d in result.datasets)
-    removed = sum(d.removed for d in result.datasets)
-    return HookOutcome(0, [f"gitrepro: restored data of {len(result.datasets)} dataset(s) "
-                           f"({written} file(s) written, {removed} removed)"])
+    old, new = args[0], args[1]
+    return autocheckout.follow(repo, lambda: autocheckout.between(repo.root, old, new))

@@ -1,33 +1,37 @@
-"""Git hook shims: installing and removing them, and chaining a hook that was there before.
+"""Git hook shims: installing and removing them, and chaining the hook that was there before.
 
-The shim (`TEMPLATE`, also shipped rendered in the top-level `hooks/` directory) runs a hook
-that was there before (moved to `<hook>.legacy`) and then `python -m gitrepro.hooks <hook>`,
-the dispatcher in gitrepro.repro.hooks, falling back to `gitrepro hook-impl <hook>` from PATH.
-Shims already installed by older versions name the same entry, so it never changes. See
-docs/runs-and-hooks.md, "Hooks".
+The shim (`TEMPLATE`, also shipped rendered in the top-level `hooks/` directory) runs the hook
+it chained (`<hook>.gitrepro-chained`) and then `python -m gitrepro.hooks <hook>`, the
+dispatcher in gitrepro.repro.hooks, falling back to `gitrepro hook-impl <hook>` from PATH.
+Where the shim and the chained hook sit beside the pre-commit framework's and git-lfs's hooks
+is `hookfiles`' rule; shims of gitrepro 0.1 (which chained `<hook>.legacy`) are moved to it
+when installing again. Installing every hook also registers the merge driver
+(`merge_driver.configure`). See docs/git.md, "Hooks of other tools".
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from gitrepro.git import plumbing
 from gitrepro.repro.hooks import HOOK_TYPES, HookError, check_hook
-from gitrepro.util.fsutil import atomic_write
+from gitrepro.repro.hooks.hookfiles import (CHAINED_SUFFIX, LEGACY_SUFFIX, MARKER, HookChange, default_dir,
+                                            head, is_ours, is_pre_commit, slots)
 from gitrepro.store.repo import Repo
+from gitrepro.util.fsutil import atomic_write
 
-STDIN_HOOKS = ("pre-push",)          # git feeds these on stdin: the shim buffers it for both hooks
-MARKER = "# ID: gitrepro-hook v1"
-LEGACY_SUFFIX = ".legacy"
+__all__ = ["HookChange", "MARKER", "LEGACY_SUFFIX", "CHAINED_SUFFIX", "STDIN_HOOKS", "TEMPLATE", "hooks_dir",
+           "install", "is_ours", "render", "uninstall"]
+
+STDIN_HOOKS = ("pre-push", "post-rewrite")   # git feeds these on stdin: the shim buffers it for both hooks
 
 TEMPLATE = """\
 #!/bin/sh
 {marker}
 # gitrepro {hook} hook, installed by `gitrepro install-hooks` (undo: `gitrepro uninstall-hooks`).
-# A {hook} hook that was here before is kept as {hook}{legacy} and runs first.
+# A {hook} hook that was here before is kept as {hook}{chained} and runs first.
 GITREPRO_PYTHON='{python}'
 
 gitrepro_hook() {{
@@ -42,20 +46,21 @@ gitrepro_hook() {{
     fi
 }}
 
+chained="$(dirname "$0")/{hook}{chained}"
 {body}"""
 
 BODY = """\
-if [ -x "$0{legacy}" ]; then
-    "$0{legacy}" "$@" || exit $?
+if [ -x "$chained" ]; then
+    "$chained" "$@" || exit $?
 fi
 gitrepro_hook "$@"
 """
 
 STDIN_BODY = """\
 input=$(cat)
-replay() {{ [ -z "$input" ] || printf '%s\\n' "$input"; }}
-if [ -x "$0{legacy}" ]; then
-    replay | "$0{legacy}" "$@" || exit $?
+replay() { [ -z "$input" ] || printf '%s\\n' "$input"; }
+if [ -x "$chained" ]; then
+    replay | "$chained" "$@" || exit $?
 fi
 replay | gitrepro_hook "$@"
 """
@@ -64,83 +69,97 @@ replay | gitrepro_hook "$@"
 def render(hook: str, python: str) -> str:
     """The shim script for `hook`; `python` is an interpreter with gitrepro installed ('' = use PATH)."""
     check_hook(hook)
-    body = (STDIN_BODY if hook in STDIN_HOOKS else BODY).format(legacy=LEGACY_SUFFIX)
-    return TEMPLATE.format(marker=MARKER, hook=hook, legacy=LEGACY_SUFFIX, body=body,
-                           python=python.replace("'", "'\\''"))
-
-
-def is_ours(path: Path) -> bool:
-    try:
-        return MARKER in path.read_text(errors="replace")
-    except (FileNotFoundError, IsADirectoryError):
-        return False
+    return TEMPLATE.format(marker=MARKER, hook=hook, chained=CHAINED_SUFFIX, python=python.replace("'", "'\\''"),
+                           body=STDIN_BODY if hook in STDIN_HOOKS else BODY)
 
 
 # ---------------------------------------------------------------- install / uninstall
 
-@dataclass(frozen=True)
-class HookChange:
-    hook: str
-    path: str
-    action: str      # installed | updated | unchanged | chained | removed | restored | not ours | absent
-
-
-def hooks_dir(repo: Repo) -> Path:
-    """Where git looks for this repository's hooks; refuses a shared core.hooksPath."""
+def hooks_dir(repo: Repo, hooks=HOOK_TYPES) -> Path:
+    """Where git looks for this repository's hooks; refuses a core.hooksPath (a hook manager's
+    directory, perhaps shared by other repositories), saying exactly what to add there instead."""
     configured = plumbing.config_get("core.hooksPath", cwd=repo.root)
     if configured:
-        raise HookError(f"core.hooksPath is set ({configured}), so hooks there may be shared by other "
-                        f"repositories; gitrepro will not install into it\n"
-                        f"hint: run `git config --unset core.hooksPath`, or have your hook manager call "
-                        f"`gitrepro hook-impl pre-commit` (see docs/runs-and-hooks.md)")
-    return plumbing.hooks_dir(cwd=repo.root)
+        where = Path(os.path.expanduser(configured))
+        where = where if where.is_absolute() else repo.root / where
+        lines = "; ".join(f'{where / hook}: gitrepro hook-impl {hook} "$@"' for hook in hooks)
+        raise HookError(f"core.hooksPath is set ({configured}), so gitrepro does not write hooks there (a hook "
+                        f"manager's directory, perhaps shared by other repositories); add one line to each of "
+                        f"these hooks yourself — {lines}\n"
+                        f"hint: or run `git config --unset core.hooksPath` and `gitrepro install-hooks` again")
+    return default_dir(repo.root)
 
 
 def install(repo: Repo, hooks=HOOK_TYPES, python: str | None = None) -> list[HookChange]:
-    """Install the shims; a foreign hook moves to `<hook>.legacy` and keeps running first."""
-    directory = hooks_dir(repo)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Install the shims, chaining the hooks found in their slots; with every hook, also the
+    merge driver (registered even when core.hooksPath keeps the shims out)."""
     python = python if python is not None else sys.executable
     scripts = {hook: render(hook, python) for hook in hooks}   # every name checked before anything changes
-    return [_install_one(directory, hook, script) for hook, script in scripts.items()]
+    with_driver = tuple(scripts) == HOOK_TYPES
+    try:
+        directory = hooks_dir(repo, scripts)
+    except HookError:
+        if with_driver:
+            _driver().configure(repo, python)
+        raise
+    directory.mkdir(parents=True, exist_ok=True)
+    changes = [_install_one(directory, hook, script) for hook, script in scripts.items()]
+    return changes + (_driver().configure(repo, python) if with_driver else [])
+
+
+def _driver():
+    from gitrepro.repro.hooks import merge_driver   # only installing and uninstalling touch its settings
+
+    return merge_driver
 
 
 def _install_one(directory: Path, hook: str, script: str) -> HookChange:
-    path = directory / hook
-    legacy = directory / (hook + LEGACY_SUFFIX)
+    path, legacy = directory / hook, directory / (hook + LEGACY_SUFFIX)
+    if is_ours(path) and is_pre_commit(legacy):
+        # gitrepro 0.1 chained the pre-commit framework's hook as <hook>.legacy: put that hook back
+        # in front, and the shim where it runs the shim (see hookfiles)
+        os.replace(legacy, path)
+    shim, chained = slots(directory, hook)
     action = "installed"
-    if os.path.lexists(path):
-        if is_ours(path):
-            if path.read_text() == script:
-                return HookChange(hook, str(path), "unchanged")
-            action = "updated"
-        elif os.path.lexists(legacy):
-            raise HookError(f"both {path} and {legacy} exist; merge them into {legacy} by hand, "
-                            f"remove {path}, then run `gitrepro install-hooks` again")
-        else:
-            os.replace(path, legacy)
-            action = "chained"
-    with atomic_write(path, mode=0o755) as f:
+    if is_ours(shim):
+        action = "unchanged" if head(shim) == script.encode() else "updated"
+        if shim == path and os.path.lexists(legacy) and not os.path.lexists(chained):
+            os.replace(legacy, chained)      # gitrepro 0.1's chained hook, moved clear of the framework's slot
+            action = "migrated"
+        if action == "unchanged":
+            return HookChange(hook, str(shim), action)
+    elif os.path.lexists(shim):
+        if os.path.lexists(chained) and head(chained) != head(shim):
+            raise HookError(f"both {shim} and {chained} exist; merge them into {chained} by hand, "
+                            f"remove {shim}, then run `gitrepro install-hooks` again")
+        os.replace(shim, chained)
+        action = "chained"
+    with atomic_write(shim, mode=0o755) as f:
         f.write(script.encode())
-    return HookChange(hook, str(path), action)
+    return HookChange(hook, str(shim), action)
 
 
 def uninstall(repo: Repo, hooks=HOOK_TYPES) -> list[HookChange]:
-    """Remove the shims and put any `<hook>.legacy` back where it was."""
-    directory = plumbing.hooks_dir(cwd=repo.root)
-    return [_uninstall_one(directory, hook) for hook in [check_hook(h) for h in hooks]]
+    """Remove the shims and put each chained hook back where the shim was; with every hook,
+    also the merge driver's settings."""
+    hooks = [check_hook(h) for h in hooks]
+    directory = default_dir(repo.root)
+    changes = [_uninstall_one(directory, hook) for hook in hooks]
+    return changes + (_driver().unconfigure(repo) if tuple(hooks) == HOOK_TYPES else [])
 
 
 def _uninstall_one(directory: Path, hook: str) -> HookChange:
-    path = directory / hook
-    legacy = directory / (hook + LEGACY_SUFFIX)
-    if os.path.lexists(path) and not is_ours(path):
-        return HookChange(hook, str(path), "not ours")
-    if not os.path.lexists(path) and not os.path.lexists(legacy):
-        return HookChange(hook, str(path), "absent")
-    if os.path.lexists(path):
-        path.unlink()
-    if os.path.lexists(legacy):
+    shim, chained = slots(directory, hook)
+    path, legacy = directory / hook, directory / (hook + LEGACY_SUFFIX)
+    if not os.path.lexists(shim):
+        return HookChange(hook, str(shim), "absent")
+    if not is_ours(shim):
+        return HookChange(hook, str(shim), "not ours")
+    shim.unlink()
+    if os.path.lexists(chained):
+        os.replace(chained, shim)
+        return HookChange(hook, str(shim), "restored")
+    if shim == path and os.path.lexists(legacy):   # a shim of gitrepro 0.1 chained <hook>.legacy
         os.replace(legacy, path)
         return HookChange(hook, str(path), "restored")
-    return HookChange(hook, str(path), "removed")
+    return HookChange(hook, str(shim), "removed")
