@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "config": CONFIG, "policy": RUN, "remote": REMOTE,
     "model": "gitrepro.cli.model", "import": "gitrepro.cli.imports", "update": "gitrepro.cli.imports",
     "get": "gitrepro.cli.imports",
+    "merge-resolve": "gitrepro.cli.gitops", "stash": "gitrepro.cli.gitops",
 }
 
 _modules: dict[str, TyperGroup] = {}   # module -> its commands, built once
