@@ -59,6 +59,7 @@ PUSH_CHECK = {"gitrepro.remote", "gitrepro.remote.base", "gitrepro.remote.local"
               "gitrepro.remote.settings", "gitrepro.remote.layout", "gitrepro.remote.reach",
               "gitrepro.remote.prepush", "gitrepro.remote.view"}
 RESTORE = {"gitrepro.worktree.checkout", "gitrepro.worktree.restore", "gitrepro.worktree.scan"}
+FOLLOW = {"gitrepro.repro.hooks.autocheckout", "gitrepro.repro.hooks.clone"}   # the post-* hooks' "what changed"
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,18 @@ def fast_paths(head: str) -> list[FastPath]:
                  frozenset(pre_commit), hook_never, frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS)),
         FastPath("pre-commit via hook-impl", ("-m", "gitrepro", "hook-impl", "pre-commit"),
                  frozenset(pre_commit | FAST_CLI), hook_never, frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS)),
+        # data follows git: a checkout that changes no pointer, and a commit of a pointer `add` just wrote,
+        # read no data and load no restore code
         FastPath("post-checkout hook", ("-m", "gitrepro.hooks", "post-checkout", head, head, "1"),
-                 # restores data when [hooks] post_checkout = true
-                 frozenset(pre_commit | RESTORE | {"gitrepro.repro.hooks.post_checkout"}),
-                 frozenset({"gitrepro.worktree.snapshot", "gitrepro.worktree.status", "gitrepro.repro.run"}),
+                 frozenset(pre_commit | FOLLOW | {"gitrepro.repro.hooks.post_checkout"}),
+                 frozenset(RESTORE | {"gitrepro.worktree.snapshot", "gitrepro.worktree.status", "gitrepro.repro.run"}),
+                 frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS)),
+        FastPath("post-commit hook", ("-m", "gitrepro.hooks", "post-commit"),
+                 frozenset(pre_commit | FOLLOW | {"gitrepro.repro.hooks.post_commit"}),
+                 frozenset(RESTORE | {"gitrepro.worktree.snapshot", "gitrepro.worktree.status", "gitrepro.repro.run"}),
                  frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS)),
         FastPath("pre-push hook", ("-m", "gitrepro.hooks", "pre-push", "origin", "/nowhere/origin.git"),
-                 frozenset(pre_commit | PUSH_CHECK | {"gitrepro.repro.hooks.pre_push"}),
+                 frozenset(pre_commit | PUSH_CHECK | {"gitrepro.repro.hooks.pre_push", "gitrepro.repro.hooks.clone"}),
                  hook_never | {"gitrepro.remote.s3", "gitrepro.remote.push", "gitrepro.remote.fetch",
                                "gitrepro.remote.gc"},
                  frozenset(CLI_LIBS | S3_LIBS | {"pyfastcdc"}),   # zstandard: the check reads manifests
