@@ -10,6 +10,7 @@ touch, and on a VM a host fault: measured here, 1 GiB restored with fresh read b
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
@@ -50,7 +51,9 @@ class ChunkSource:
         if previous is not None:
             pos = previous.read_into(unique, buf, out)
         rest = sorted((p for p in unique if p.id not in out), key=lambda p: (p.loc.pack, p.loc.offset))
-        for span in packfmt.spans(rest, SPAN_GAP, len(buf), key=lambda p: p.loc):
+        spans = (span for _, in_pack in itertools.groupby(rest, key=lambda p: p.loc.pack)
+                 for span in packfmt.spans(in_pack, SPAN_GAP, len(buf), key=lambda p: p.loc))
+        for span in spans:
             first, last = span[0].loc, span[-1].loc
             n = last.offset + last.length - first.offset
             region = buf[pos:pos + n]

@@ -17,6 +17,7 @@ from helpers_trees import set_old_mtimes
 from gitrepro.formats.hashing import hash_bytes
 from gitrepro.formats.manifest import FILE, Entry
 from gitrepro.formats.pack import CorruptPack
+from gitrepro.store import store as store_module
 from gitrepro.worktree import chunksource, largefiles, restore, snapshot
 from gitrepro.worktree.checkout import checkout
 from gitrepro.worktree.scan import TEMP_SUFFIX
@@ -28,9 +29,10 @@ WINDOW = 8192   # a multiple of the direct-I/O block: windows cut chunks in two,
 
 @pytest.fixture
 def small_chunks(git_repo, monkeypatch):
-    """A repository whose store cuts small chunks, and a restore that sends every file down the
-    large-file path in 8 KiB windows."""
+    """A repository whose store cuts small chunks into small packs (a window reads from several),
+    and a restore that sends every file down the large-file path in 8 KiB windows."""
     (git_repo / "gitrepro.toml").write_text(SMALL_CHUNKS)
+    monkeypatch.setattr(store_module, "PACK_TARGET", 16 * 1024)
     monkeypatch.setattr(restore, "LARGE_FROM", -1)
     monkeypatch.setattr(largefiles, "WINDOW", WINDOW)
     return git_repo
