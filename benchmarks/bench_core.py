@@ -680,7 +680,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the generated data and repos")
     p.add_argument("--io-modes", default="cached",
                    help="GITREPRO_RESTORE_IO values for gitrepro's restores after delete, the first also for "
-                        "the old-version restores (default cached; cached,direct,lazy compares them)")
+                        "the old-version restores (default cached; cached,durable,direct compares them)")
     return p.parse_args(argv)
 
 

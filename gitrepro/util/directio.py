@@ -161,32 +161,60 @@ def _sync_file_range():
 
 class Writeback:
     """Bounded dirty memory for one file written through the page cache, in ranges, by any
-    number of threads: the writeback of each range starts as soon as it is written, and once
-    more than `limit` bytes are unwritten the oldest ranges are waited for. Without it a
-    restore of many GiB leaves up to `vm.dirty_ratio` (a fifth of memory) dirty, all written
-    back at once by the `fdatasync` (or a `sync`) that follows; with it, writeback runs beside
-    the restore and that final sync only waits for the last `limit` bytes.
+    number of threads. At most `limit` bytes are left for the kernel to write back when it
+    likes; past that, the writeback of the oldest ranges is started (`sync_file_range`, merged
+    where they touch, at least `batch` bytes at a time), and once more than `limit` bytes more
+    are being written back the oldest of those are waited for. So dirty memory stays under
+    2 x `limit` however large the file, where the kernel alone lets a fifth of memory go dirty
+    before it throttles. Starting writeback costs the caller the block allocation and I/O
+    submission (ext4 allocates blocks then), which is why a small `limit` is only worth it
+    when a sync follows anyway (`fdatasync` then waits only for the rest).
 
     `drop`: also let the kernel drop each range's pages once they are on disk (for files
     larger than the page cache should keep)."""
 
-    def __init__(self, fd: int, limit: int, drop: bool = False):
-        self._fd, self._limit, self._drop = fd, limit, drop
+    def __init__(self, fd: int, limit: int, batch: int, drop: bool = False):
+        self._fd, self._limit, self._batch, self._drop = fd, limit, min(batch, limit), drop
         self._lock = threading.Lock()
-        self._ranges: collections.deque[tuple[int, int]] = collections.deque()
-        self._unwritten = 0
+        self._dirty: collections.deque[tuple[int, int]] = collections.deque()   # writeback not started
+        self._dirty_bytes = 0
+        self._started: collections.deque[tuple[int, int]] = collections.deque()
+        self._started_bytes = 0
 
     def written(self, offset: int, length: int) -> None:
-        if not length or not sync_file_range(self._fd, offset, length, WRITE):
-            return
+        with self._lock:
+            self._dirty.append((offset, offset + length))
+            self._dirty_bytes += length
+            if self._dirty_bytes <= self._limit:
+                return
+            oldest, n = [], 0
+            while self._dirty and n < self._batch:
+                oldest.append(self._dirty.popleft())
+                n += oldest[-1][1] - oldest[-1][0]
+            self._dirty_bytes -= n
+        self._start(_merged(oldest))
+
+    def _start(self, ranges: list[tuple[int, int]]) -> None:
+        started = [r for r in ranges if sync_file_range(self._fd, r[0], r[1] - r[0], WRITE)]
         done = []
         with self._lock:
-            self._ranges.append((offset, length))
-            self._unwritten += length
-            while self._unwritten > self._limit:
-                done.append(self._ranges.popleft())
-                self._unwritten -= done[-1][1]
-        for start, n in done:   # outside the lock: other threads go on writing meanwhile
-            sync_file_range(self._fd, start, n, WAIT_BEFORE | WRITE | WAIT_AFTER)
+            for r in started:
+                self._started.append(r)
+                self._started_bytes += r[1] - r[0]
+            while self._started_bytes > self._limit:
+                done.append(self._started.popleft())
+                self._started_bytes -= done[-1][1] - done[-1][0]
+        for start, end in done:   # outside the lock: other threads go on writing meanwhile
+            sync_file_range(self._fd, start, end - start, WAIT_BEFORE | WRITE | WAIT_AFTER)
             if self._drop:
-                os.posix_fadvise(self._fd, start, n, os.POSIX_FADV_DONTNEED)
+                os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_DONTNEED)
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(end, out[-1][1]))
+        else:
+            out.append((start, end))
+    return out

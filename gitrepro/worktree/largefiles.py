@@ -1,14 +1,15 @@
 """Large files restored in parallel (docs/design.md, "Restore"): each file is cut into windows of
-a few MiB that a pool sized to the machine reads from the packs, verifies chunk by chunk and
-writes at their offsets (`os.pwritev` of the verified chunks themselves: no joining copy),
-several files at once; written through the page cache with bounded dirty memory and made
-durable before the rename (`CACHED`, the default), or around it (`DIRECT`), or left to the
-kernel's writeback (`LAZY`). `restore.write_all` hands files here; this module writes them.
+a few MiB that a pool sized to the machine reads (`chunksource`: from the packs, or from the
+version being replaced), verifies chunk by chunk and writes at their offsets (`os.pwritev` of
+the verified chunks themselves: no joining copy), several files at once; through the page
+cache with dirty memory capped (`CACHED`, the default), the same made durable before each
+rename (`DURABLE`), or around the page cache (`DIRECT`). `restore.write_all` hands files here.
 """
 
 from __future__ import annotations
 
 import collections
+import errno
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,11 +24,16 @@ from gitrepro.util import directio
 from gitrepro.util.fsutil import UMASK
 from gitrepro.worktree.chunksource import ChunkSource, Piece, PreviousFile
 
-CACHED, DIRECT, LAZY = "cached", "direct", "lazy"   # GITREPRO_RESTORE_IO; measured in docs/design.md
+# GITREPRO_RESTORE_IO, chosen from the three figures measured in docs/design.md, "Restore":
+CACHED = "cached"     # the default: through the page cache, written back by the kernel (dirty memory capped)
+DURABLE = "durable"   # the same, writeback started as it goes and each file fdatasynced before its rename
+DIRECT = "direct"     # around the page cache (O_DIRECT): on disk at return, read from disk afterwards
+MODES = (CACHED, DURABLE, DIRECT)
 WINDOW = 4 * 1024 * 1024        # bytes of a file one task reads, verifies and writes
 LOCATE_BATCH = 8192             # chunk locations looked up at a time (a 16 GiB file has ~256k chunks)
 REUSE_MAX_CHUNKS = 65536        # a previous version with more chunks is not mapped (bounds memory)
-DIRTY_LIMIT = 256 * 1024 * 1024  # per restore: bytes written to the page cache but not yet on disk
+DIRTY_LIMIT = 1024 * 1024 * 1024  # per restore (CACHED): dirty bytes left to the kernel; 2x at most
+DURABLE_LIMIT = 64 * 1024 * 1024  # per restore (DURABLE): the fdatasync at the end waits for this much
 BLOCK = directio.UncachedWriter.BLOCK
 IOV_MAX = 1024                  # buffers per pwritev (Linux's UIO_MAXIOV)
 
@@ -47,9 +53,8 @@ def jobs_for_machine() -> int:
 
 def io_mode() -> str:
     mode = os.environ.get("GITREPRO_RESTORE_IO", CACHED)
-    if mode not in (CACHED, DIRECT, LAZY):
-        raise BadRestoreMode(f"GITREPRO_RESTORE_IO={mode!r}: expected {CACHED}, {DIRECT} or {LAZY}; "
-                             "unset it for the default")
+    if mode not in MODES:
+        raise BadRestoreMode(f"GITREPRO_RESTORE_IO={mode!r}: expected {', '.join(MODES)}; unset it for the default")
     return mode
 
 
@@ -74,14 +79,16 @@ class Target(NamedTuple):
 class _File:
     """One large file being written: its descriptor, writeback window and whole-file hash."""
 
-    def __init__(self, target: Target, mode: str, dirty_limit: int, drop: bool, whole_hash: bool,
+    def __init__(self, target: Target, mode: str, share: int, drop: bool, whole_hash: bool,
                  previous: PreviousFile | None):
+        """`share`: how many files are written at once (each gets that share of the dirty limit)."""
         self.target, self.entry, self.previous = target, target.entry, previous
         excl = os.O_EXCL if target.write_to == target.dest else os.O_TRUNC
         self.fd = os.open(target.write_to, os.O_WRONLY | os.O_CREAT | excl | os.O_NOFOLLOW, self.entry.mode & ~UMASK)
         self.mode = mode
         self.direct = mode == DIRECT and directio.set_direct(self.fd, True)
-        self.writeback = directio.Writeback(self.fd, dirty_limit, drop) if mode == CACHED else None
+        limit = (DURABLE_LIMIT if mode == DURABLE else DIRTY_LIMIT) // share
+        self.writeback = directio.Writeback(self.fd, limit, max(limit // 4, WINDOW), drop) if not self.direct else None
         self.hasher = new_hasher() if whole_hash else None
         os.ftruncate(self.fd, self.entry.size)   # chunks of zeros are left as holes
 
@@ -145,7 +152,7 @@ class LargeFileWriter:
         """Write each target and yield (entry, stat of the written file) as each is renamed into place.
 
         Every chunk is checked against its id before a byte of it is written; a file is renamed
-        into place only once all of it is written (and, with CACHED, on disk).
+        into place only once all of it is written (and, with DURABLE, on disk).
 
         Hash once: the chunks are verified, in the order the content-addressed manifest names
         them, so they are the file; hashing the file again as a whole proves nothing about the
@@ -213,7 +220,7 @@ class LargeFileWriter:
                 if target is None:
                     break
                 restored += target.entry.size
-                f = _File(target, self.mode, DIRTY_LIMIT // self.jobs, restored > self._cache_budget,
+                f = _File(target, self.mode, self.jobs, restored > self._cache_budget,
                           not target.vouched and len(target.entry.chunks) > 1, self._previous(target))
                 open_files.append(f)
                 active.append((f, windows(self.store, target.entry, aligned=f.direct)))
@@ -283,7 +290,7 @@ class LargeFileWriter:
         try:
             _pwrite_all(f.fd, memoryview(buf)[:padded], w.start)
         except OSError as e:
-            if e.errno != 22 or not f.direct:   # EINVAL: the file system took O_DIRECT but refuses it
+            if e.errno != errno.EINVAL or not f.direct:   # the file system took O_DIRECT but refuses it
                 raise
             f.direct = directio.set_direct(f.fd, False)
             _write_views(f.fd, w.start, views)
@@ -297,7 +304,7 @@ class LargeFileWriter:
             os.ftruncate(f.fd, e.size)   # the padding of the last block
         if e.mode & ~UMASK != e.mode:
             os.fchmod(f.fd, e.mode)
-        if f.mode == CACHED:
+        if f.mode == DURABLE:
             os.fdatasync(f.fd)
         if target.write_to != target.dest:
             self.rename(target.write_to, target.dest)

@@ -22,7 +22,7 @@ from gitrepro.worktree import chunksource, largefiles, restore, snapshot
 from gitrepro.worktree.checkout import checkout
 from gitrepro.worktree.scan import TEMP_SUFFIX
 
-MODES = [largefiles.CACHED, largefiles.DIRECT, largefiles.LAZY]
+MODES = list(largefiles.MODES)
 SMALL_CHUNKS = "[chunker]\nmin_size = 64\navg_size = 256\nmax_size = 1024\n"
 WINDOW = 8192   # a multiple of the direct-I/O block: windows cut chunks in two, as at full size
 
