@@ -1,9 +1,14 @@
-"""A real S3-compatible HTTP server on 127.0.0.1 for tests: moto in server mode.
+"""A real S3-compatible HTTP server on 127.0.0.1 for tests (moto in server mode), and the remote
+fixtures every parametrised remote suite shares: `remote_kind` runs a test once per kind of
+remote (directory, s3, gcs, azure, sftp), `remote_args` gives `gitrepro remote add NAME` its
+arguments for a fresh bucket/container/directory of that kind, `origin` adds it.
 
 `S3Server` wraps moto's ThreadedMotoServer; its state lives in this process,
 so `stop()` then `start()` on the same port brings back every bucket (the
 "server went away mid-fetch, then came back" fault). Fake credentials are set
 only in the test's environment (and passed to subprocesses via `aws_env()`).
+The other servers (gcsserver, azureserver, sftpserver) are each started once per
+session, on first use.
 """
 
 from __future__ import annotations
@@ -16,12 +21,17 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from azureserver import AZURE_ENV, use_azure
+from gcsserver import gcs_env, use_gcs
 from gitrepro.cli import app as cli
 from gitrepro.cli import remote as cli_remote
+from sftpserver import use_sftp
 
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true"}    # never ask an instance-metadata address for credentials
+REMOTE_KINDS = ["directory", "s3", "gcs", "azure", "sftp"]
 _buckets = itertools.count()
 logging.getLogger("werkzeug").setLevel(logging.WARNING)   # one line per request is noise in failures
 
@@ -87,14 +97,37 @@ def ensure_cli() -> None:
 
 
 def remote_args(kind: str, tmp_path, request) -> list[str]:
-    """`gitrepro remote add NAME <these args>` for a directory remote or a fresh S3 bucket."""
+    """`gitrepro remote add NAME <these args>` for a fresh remote of `kind` (a directory, or a new
+    bucket, container or server directory); the server's credentials go into this test's environment."""
     if kind == "directory":
         return [str(tmp_path / "remote-store")]
-    server = request.getfixturevalue("s3")
-    return [f"s3://{server.new_bucket()}/team/project", "--endpoint-url", server.endpoint_url]
+    if kind == "s3":
+        server = request.getfixturevalue("s3")
+        return [f"s3://{server.new_bucket()}/team/project", "--endpoint-url", server.endpoint_url]
+    if kind == "gcs":
+        return [f"gs://{use_gcs(request).new_bucket()}/team/project"]
+    if kind == "azure":
+        server = use_azure(request)
+        return [f"az://{server.new_container()}/team/project", "--endpoint-url", server.endpoint_url]
+    if kind == "sftp":
+        return [use_sftp(request).url(f"store-{tmp_path.name}")]
+    raise ValueError(kind)
 
 
-@pytest.fixture(params=["directory", "s3"])
+def remote_env(kind: str, request, base: dict | None = None) -> dict:
+    """An environment for a subprocess that talks to the `kind` server (credentials, HOME, emulator)."""
+    env = aws_env(base)
+    if kind == "gcs":
+        env.update(gcs_env(use_gcs(request)))
+    elif kind == "azure":
+        env.update(AZURE_ENV)
+    elif kind == "sftp":
+        env.update(use_sftp(request).client_env())
+        env.pop("SSH_AUTH_SOCK", None)
+    return env
+
+
+@pytest.fixture(params=REMOTE_KINDS)
 def remote_kind(request) -> str:
     return request.param
 

@@ -17,6 +17,7 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
+from gitrepro.remote import urls
 from gitrepro.remote.base import ObjectInfo, Payload, RemoteError, RemoteMissing, TransientRemoteError
 
 MiB = 1024 * 1024
@@ -27,23 +28,13 @@ _CREDENTIALS = (bce.NoCredentialsError, bce.PartialCredentialsError, bce.Credent
                 bce.ProfileNotFound)
 
 
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """`s3://bucket/some/prefix` -> ("bucket", "some/prefix/")."""
-    rest = url[len("s3://"):] if url.startswith("s3://") else None
-    bucket, _, prefix = (rest or "").partition("/")
-    if not bucket:
-        raise RemoteError(f"bad S3 url {url!r}: expected s3://BUCKET[/PREFIX]")
-    prefix = prefix.strip("/")
-    return bucket, prefix + "/" if prefix else ""
-
-
 class S3Remote:
     def __init__(self, url: str, *, endpoint_url: str | None = None, region: str | None = None,
                  profile: str | None = None, addressing_style: str | None = None, jobs: int = 8,
                  timeout: float = 60, multipart_threshold: int = 16 * MiB,
                  multipart_chunksize: int = 8 * MiB, botocore_attempts: int = 3):
         self.url = url
-        self.bucket, self.prefix = parse_s3_url(url)
+        _, self.bucket, self.prefix, _, _ = urls.parse(url)
         self.endpoint_url = endpoint_url
         config = Config(
             region_name=region or "us-east-1",

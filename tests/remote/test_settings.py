@@ -63,12 +63,18 @@ def test_every_setting_is_read_and_the_open_options_leave_out_name_url_and_retri
     assert (found["nas"].jobs, found["nas"].retries, found["nas"].timeout) == (8, 5, 60)
 
 
-def test_the_default_remote_is_the_named_one_else_the_first():
+def test_the_default_remote_is_the_named_one_else_the_only_one_never_a_guess(git_repo):
     assert settings.default_name(project(FULL)) == "nas"
-    assert settings.default_name(project(FULL.replace('default = "nas"\n', ""))) == "origin"
+    assert settings.default_name(project('[remote.nas]\nurl = "/mnt/nas/store"\n')) == "nas"
+    assert settings.default_name(project(FULL.replace('default = "nas"\n', ""))) is None
     assert settings.default_name(project("")) is None
     with pytest.raises(RemoteConfigError, match=r"\[remote\] default = 'gone' names no \[remote.gone\] table"):
         settings.default_name(project(FULL.replace('default = "nas"', 'default = "gone"')))
+    repo = write_project(git_repo, FULL.replace('default = "nas"\n', ""))
+    with pytest.raises(RemoteConfigError, match=r"has 2 remotes \(origin, nas\) and no default: run "
+                                                r"`gitrepro remote default NAME`, or name one with --remote NAME"):
+        settings.resolve(repo)
+    assert settings.resolve(repo, "nas").name == "nas"
 
 
 def test_resolve_finds_the_named_or_default_remote_and_says_what_exists(git_repo):

@@ -1,6 +1,8 @@
 """Tests for the Remote contract on every implementation: gitrepro.remote.local (a directory),
-gitrepro.remote.s3 (a real S3 server, moto, on 127.0.0.1) and gitrepro.remote.retry wrapped around
-either, including its retries over a remote that fails on purpose."""
+gitrepro.remote.s3 (moto), gitrepro.remote.gcs (fake-gcs-server), gitrepro.remote.azure (Azurite)
+and gitrepro.remote.sftp (an asyncssh server), each a real server on 127.0.0.1, and
+gitrepro.remote.retry wrapped around them, including its retries over a remote that fails on
+purpose."""
 
 from __future__ import annotations
 
@@ -9,23 +11,28 @@ import random
 
 import pytest
 
-from gitrepro.remote import LocalRemote, RemoteError, RemoteMissing, RetryingRemote, TransientRemoteError
+from gitrepro.remote import SCHEMES, LocalRemote, RemoteError, RemoteMissing, RetryingRemote, TransientRemoteError
 from gitrepro.remote.retry import GaveUp
+from gitrepro.remote.urls import scheme_of
 from gitrepro.remote.s3 import S3Remote
-from s3server import s3, s3_server  # noqa: F401 - fixtures
-
+from s3server import REMOTE_KINDS, s3, s3_server  # noqa: F401 - fixtures
+from s3server import remote_args as remote_add_args
 
 MiB = 1024 * 1024
 
 
-@pytest.fixture(params=["directory", "s3", "retrying-s3"])
+@pytest.fixture(params=REMOTE_KINDS + ["retrying-s3"])
 def any_remote(request, tmp_path):
     if request.param == "directory":
         return LocalRemote(tmp_path / "objects")
-    server = request.getfixturevalue("s3")
-    remote = S3Remote(f"s3://{server.new_bucket()}/prefix", endpoint_url=server.endpoint_url,
-                      multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
-    return RetryingRemote(remote) if request.param == "retrying-s3" else remote
+    if request.param in ("s3", "retrying-s3"):
+        server = request.getfixturevalue("s3")
+        remote = S3Remote(f"s3://{server.new_bucket()}/prefix", endpoint_url=server.endpoint_url,
+                          multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+        return RetryingRemote(remote) if request.param == "retrying-s3" else remote
+    args = remote_add_args(request.param, tmp_path, request)
+    options = {"endpoint_url": args[2]} if len(args) > 2 else {}
+    return SCHEMES[scheme_of(args[0])](args[0], multipart_chunksize=5 * MiB, **options)
 
 
 def test_every_remote_stores_reads_ranges_lists_and_deletes(any_remote):
