@@ -1,4 +1,4 @@
-"""Commands for remotes: `remote add/list/remove`, `push`, `fetch`, `pull`, `gc`.
+"""Commands for remotes: `remote add/list/remove/default/set-url`, `push`, `fetch`, `pull`, `gc`.
 
 Registered on the main app by `register(app)`. Each command parses, calls one
 operation (pull calls two: fetch, then checkout), and renders the result.
@@ -22,7 +22,7 @@ from gitrepro.worktree import checkout as checkout_op
 
 remote_app = typer.Typer(no_args_is_help=True, help="Configure remotes (stored in gitrepro.toml).")
 
-RemoteOpt = typer.Option(None, "--remote", "-r", help="Remote name (default: the configured default remote, else the first).")
+RemoteOpt = typer.Option(None, "--remote", "-r", help="Remote name (default: [remote] default, else the only remote).")
 JobsOpt = typer.Option(None, "--jobs", "-j", min=1, max=256,
                        help="Concurrent transfers, 1 to 256 (default: the remote's `jobs`, 8).")
 
@@ -48,17 +48,42 @@ def _rate(n: int, seconds: float) -> str:
 
 @remote_app.command("add")
 def remote_add(name: str = typer.Argument(..., help="Remote name, e.g. origin."),
-               url: str = typer.Argument(..., help="s3://BUCKET/PREFIX or a directory path."),
-               endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3-compatible endpoint."),
+               url: str = typer.Argument(..., help="s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX, "
+                                                   "ssh://[USER@]HOST[:PORT]/PATH or a directory."),
+               endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url",
+                                                          help="S3-compatible, GCS or Azure (Azurite) endpoint."),
                region: Optional[str] = typer.Option(None, "--region", help="S3 region (default us-east-1)."),
+               account: Optional[str] = typer.Option(None, "--account", help="Azure storage account name."),
                jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=256,
                                                   help="Concurrent transfers, 1 to 256."),
                default: bool = typer.Option(False, "--default", help="Make it the default remote.")) -> None:
-    """Add a remote to gitrepro.toml (credentials come from the AWS environment, never the file)."""
+    """Add a remote to gitrepro.toml (credentials come from the environment, never the file)."""
     repo = Repo.find()
-    s = remote_settings.add(repo, name, url, endpoint_url=endpoint_url, region=region, jobs=jobs,
+    s = remote_settings.add(repo, name, url, endpoint_url=endpoint_url, region=region, account=account, jobs=jobs,
                             make_default=default)
-    out.print(f"added remote {s.name} -> {s.url}; commit gitrepro.toml to share it")
+    current = remote_settings.default_name(Repo.find().project)
+    out.print(f"added remote {s.name} -> {s.url}; commit gitrepro.toml to share it"
+              + (f"\n{current} is the default remote (change it with `gitrepro remote default NAME`)"
+                 if current and current != s.name else ""), markup=False)
+
+
+@remote_app.command("default")
+def remote_default(name: Optional[str] = typer.Argument(None, help="Remote to make the default; none: show it.")) -> None:
+    """Show or set the remote push, fetch, pull, gc and verify use when given none."""
+    repo = Repo.find()
+    if name is not None:
+        remote_settings.set_default(repo, name)
+    current = remote_settings.default_name(Repo.find().project)
+    out.print(f"default remote: {current}" if current else "no default remote (`gitrepro remote default NAME`)",
+              markup=False)
+
+
+@remote_app.command("set-url")
+def remote_set_url(name: str = typer.Argument(..., help="Remote to change."),
+                   url: str = typer.Argument(..., help="Its new url (checked like `remote add`).")) -> None:
+    """Point a remote at another url (the data is not moved)."""
+    s = remote_settings.set_url(Repo.find(), name, url)
+    out.print(f"remote {s.name} -> {s.url}; commit gitrepro.toml to share it", markup=False)
 
 
 @remote_app.command("list")

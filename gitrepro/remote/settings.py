@@ -137,8 +137,8 @@ def _check_place(s: RemoteSettings) -> str:
     stray = next((f.name for f in fields(s) if f.name not in takes | {"name"} and getattr(s, f.name) is not None
                   and getattr(s, f.name) != f.default), None)
     if stray:
-        kind = "a directory" if scheme == "file" else f"an {scheme_of(s.url)}://"
-        return f"{stray} does not apply to {kind} remote (it takes {', '.join(sorted(takes))})"
+        kind = "directory" if scheme == "file" else f"{scheme_of(s.url)}://"
+        return f"{stray} does not apply to {kind} remotes (they take {', '.join(sorted(takes))})"
     if isinstance(s.region, str) and s.region and not _REGION.fullmatch(s.region):
         return f"region {s.region!r} is not a region name like us-east-1 (letters, digits, '-', '_')"
     if isinstance(s.region, str) and s.region and not s.endpoint_url and not _AWS_REGION.fullmatch(s.region):

@@ -279,3 +279,112 @@ def test_a_mistyped_remote_setting_is_one_line_not_a_crash(git_repo, repo, run_c
     (git_repo / "gitrepro.toml").write_text(f'[remote.origin]\nurl = "s3://bucket/p"\n{line}\n')
     key = line.split()[0]
     assert f"[remote.origin] {key} " in run_cli("push").error_line()
+
+
+# ---------------------------------------------------------------- which remote, and changing it
+
+COMMENTED = """\
+# data remotes
+[remote]
+default = "origin"   # CI verifies this one
+
+[remote.origin]
+url = "s3://bucket/prefix"   # the team bucket
+region = "eu-west-1"
+
+[remote.nas]
+url = "/mnt/nas/store"
+"""
+
+
+def test_set_default_and_set_url_change_only_their_lines_and_keep_the_comments(git_repo):
+    repo = write_project(git_repo, COMMENTED)
+    settings.set_default(repo, "nas")
+    assert (git_repo / "gitrepro.toml").read_text() == COMMENTED.replace(
+        'default = "origin"   # CI verifies this one', 'default = "nas"')
+    assert settings.resolve(repo).name == "nas"
+    settings.set_url(repo, "origin", "s3://other-bucket/team")
+    text = (git_repo / "gitrepro.toml").read_text()
+    assert 'url = "s3://other-bucket/team"\n' in text and "# the team bucket" not in text and "# data remotes" in text
+    assert settings.resolve(repo, "origin") == RemoteSettings("origin", "s3://other-bucket/team", region="eu-west-1")
+
+
+def test_set_url_and_set_default_refuse_what_they_cannot_mean_and_leave_the_file_alone(git_repo):
+    repo = write_project(git_repo, COMMENTED)
+    with pytest.raises(RemoteConfigError, match="region does not apply to gs:// remotes"):
+        settings.set_url(repo, "origin", "gs://bucket/prefix")           # origin's region is S3's
+    with pytest.raises(RemoteConfigError, match="'-b' is not a bucket name"):
+        settings.set_url(repo, "nas", "s3://-b/x")
+    with pytest.raises(RemoteConfigError, match="no remote named 'backup'"):
+        settings.set_url(repo, "backup", "/srv/x")
+    with pytest.raises(RemoteConfigError, match="no remote named 'backup'"):
+        settings.set_default(repo, "backup")
+    assert (git_repo / "gitrepro.toml").read_text() == COMMENTED
+
+
+def test_adding_a_second_remote_writes_down_which_one_is_the_default(git_repo):
+    repo = write_project(git_repo, USER_FILE)
+    settings.add(repo, "origin", "s3://b/p")
+    assert "default" not in doc(git_repo)["remote"]                 # one remote: it is the default
+    settings.add(repo, "nas", "/mnt/nas")
+    assert doc(git_repo)["remote"]["default"] == "origin" and settings.resolve(repo).name == "origin"
+    settings.add(repo, "backup", "gs://backup-bucket/p", make_default=True)
+    assert doc(git_repo)["remote"]["default"] == "backup" and settings.resolve(repo).name == "backup"
+    assert (git_repo / "gitrepro.toml").read_text().startswith(USER_FILE)
+
+
+def test_the_pre_push_check_follows_the_git_remote_of_the_same_name_else_the_default():
+    p = project(COMMENTED)
+    assert settings.for_git_remote(p, "nas") == "nas"
+    assert settings.for_git_remote(p, "github") is None              # None: the default, origin
+
+
+def test_verify_can_name_a_remote_of_the_working_tree_or_of_the_verified_commit_or_give_a_url(git_repo):
+    repo = write_project(git_repo, COMMENTED)
+    old = project('[remote.archive]\nurl = "gs://old-bucket/p"\n')
+    assert settings.resolve_remote(repo, "nas").url == "/mnt/nas/store"
+    assert settings.resolve_remote(repo, "archive", old).url == "gs://old-bucket/p"
+    assert settings.resolve_remote(repo, "ssh://me@host/srv/store").url == "ssh://me@host/srv/store"
+    assert settings.resolve_remote(repo, "/srv/store").url == "/srv/store"
+    with pytest.raises(RemoteConfigError, match=r"no remote named 'archive' .*known: nas, origin; or give a url"):
+        settings.resolve_remote(repo, "archive")
+    with pytest.raises(RemoteConfigError, match="is not a container name"):
+        settings.resolve_remote(repo, "az://x/p")
+
+
+def test_remote_default_and_set_url_through_the_cli(git_repo, repo, run_cli):
+    ensure_cli()
+    assert run_cli("remote", "add", "origin", "s3://b/p", "--region", "eu-west-1").code == 0
+    added = run_cli("remote", "add", "nas", "/mnt/nas/store")
+    assert added.code == 0 and "origin is the default remote" in added.out
+    assert "default remote: origin" in run_cli("remote", "default").out
+    assert run_cli("remote", "default", "nas").code == 0
+    assert "* nas" in run_cli("remote", "list").out
+    assert run_cli("remote", "set-url", "nas", "ssh://me@nas.internal:2222/srv/store").code == 0
+    assert settings.resolve(Repo.find(git_repo)).url == "ssh://me@nas.internal:2222/srv/store"
+    refused = run_cli("remote", "default", "backup")
+    assert refused.code == 1 and "no remote named 'backup'" in refused.error_line()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["gs://Bad_Bucket/p"], "is not a bucket name"),
+    (["gs://"], "names no bucket"),
+    (["az://ab/p"], "is not a container name"),
+    (["az://my-container/p", "--account", "Not_An_Account"], "is not an Azure storage account name"),
+    (["ssh://host:99999/srv"], "the port must be a number from 1 to 65535"),
+    (["ssh://host/srv/../etc"], "absolute path"),
+    (["ssh://me:hunter2@host/srv"], "credentials must never be committed"),
+    (["ssh:///srv"], "names no host"),
+    (["s3://bucket/p", "--region", "moon-base"], "is not an AWS region name"),
+    (["s3://bucket/p", "--region", "eu west 1"], "not a region name"),
+    (["gs://bucket/p", "--region", "us-east-1"], "region does not apply to gs:// remotes"),
+    (["/srv/store", "--endpoint-url", "http://127.0.0.1:9000"], "endpoint_url does not apply to directory remotes"),
+    (["az://my-container/p", "--endpoint-url", "127.0.0.1:10000"], "endpoint_url must start with http://"),
+    (["s3://bucket/p", "--jobs", "0"], "--jobs"),
+    (["s3://bucket/p", "--jobs", "many"], "--jobs"),
+    (["ftp://host/x"], "unsupported remote url"),
+])
+def test_remote_add_refuses_bad_urls_regions_and_numbers_in_one_line(git_repo, repo, run_cli, args, message):
+    ensure_cli()
+    result = run_cli("remote", "add", "origin", *args)
+    assert result.code in (1, 2) and message in result.err and not (git_repo / "gitrepro.toml").exists(), result.err
