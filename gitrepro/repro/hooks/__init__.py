@@ -117,7 +117,7 @@ def _chained_lfs(repo: Repo, hook: str, args: list[str], stdin: Stdin) -> int:
         return 0
     from gitrepro.repro.hooks import clone   # one `git config` call, shared with autocheckout
 
-    if not clone.read(str(repo.root)).lfs:
+    if not clone.read(repo).lfs:
         return 0
     from gitrepro.repro.hooks import gitlfs
 

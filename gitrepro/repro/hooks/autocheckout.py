@@ -32,7 +32,7 @@ def follow(repo: Repo, changed: Changed, *, trust_cache: bool = False) -> HookOu
     """Restore the datasets of the pointer files `changed()` names (asked only when this clone
     follows git). `trust_cache`: skip a dataset whose stat cache was saved for its pointer's
     manifest without looking at its files (after a commit: `add` just saved it)."""
-    settings = clone.read(str(repo.root))
+    settings = clone.read(repo)
     if settings.auto_checkout is None:
         return HookOutcome(0, [f"gitrepro: gitrepro.autoCheckout is {settings.auto_checkout_text!r}, which git does "
                                f"not read as a boolean; data left as it is (git config gitrepro.autoCheckout true)"])

@@ -8,8 +8,10 @@ as git-lfs's are. See docs/git.md, "Turning it off".
 from __future__ import annotations
 
 import subprocess
-from functools import lru_cache
 from typing import NamedTuple
+from weakref import WeakKeyDictionary
+
+from gitrepro.store.repo import Repo
 
 AUTO_CHECKOUT = "gitrepro.autocheckout"      # git prints keys in lower case
 LFS_SET_UP = "lfs.repositoryformatversion"
@@ -26,9 +28,17 @@ class CloneSettings(NamedTuple):
     hooks_path: str | None
 
 
-@lru_cache(maxsize=4)
-def read(cwd: str = ".") -> CloneSettings:
-    proc = subprocess.run(["git", "config", "-z", "--get-regexp", _KEYS], cwd=cwd, capture_output=True)
+_read: WeakKeyDictionary = WeakKeyDictionary()   # Repo -> its settings: read once per hook run
+
+
+def read(repo: Repo) -> CloneSettings:
+    if repo not in _read:
+        _read[repo] = _settings(repo.root)
+    return _read[repo]
+
+
+def _settings(root) -> CloneSettings:
+    proc = subprocess.run(["git", "config", "-z", "--get-regexp", _KEYS], cwd=root, capture_output=True)
     values: dict[str, str | None] = {}
     for item in proc.stdout.decode(errors="replace").split("\0") if proc.returncode == 0 else ():
         if item:

@@ -29,7 +29,7 @@ def chain_lacks_lfs(directory: Path, hook: str) -> bool:
 def run_if_unchained(repo: Repo, hook: str, args: list[str], stdin) -> int:
     """Run git-lfs's `hook` when this clone has git-lfs set up and no hook of the chain calls it;
     its exit status, as a chained hook's (0 when there is nothing to run)."""
-    settings = clone.read(str(repo.root))
+    settings = clone.read(repo)
     if not settings.lfs:
         return 0
     directory = Path(os.path.expanduser(settings.hooks_path)) if settings.hooks_path else repo.paths.common_dir / "hooks"

@@ -145,7 +145,19 @@ def uninstall(repo: Repo, hooks=HOOK_TYPES) -> list[HookChange]:
     hooks = [check_hook(h) for h in hooks]
     directory = default_dir(repo.root)
     changes = [_uninstall_one(directory, hook) for hook in hooks]
-    return changes + (_driver().unconfigure(repo) if tuple(hooks) == HOOK_TYPES else [])
+    changes += _driver().unconfigure(repo) if tuple(hooks) == HOOK_TYPES else []
+    return changes + _lfs_left_without_hooks(repo, directory)
+
+
+def _lfs_left_without_hooks(repo: Repo, directory: Path) -> list[HookChange]:
+    """git-lfs set up here, but no hook calls it any more (gitrepro's shim ran them for it)."""
+    from gitrepro.repro.hooks import LFS_HOOKS, clone, gitlfs
+
+    if not clone.read(repo).lfs:
+        return []
+    lacking = [hook for hook in LFS_HOOKS if gitlfs.chain_lacks_lfs(directory, hook)]
+    return [HookChange("git-lfs", str(directory), f"no hook runs git-lfs's {', '.join(lacking)} now: run "
+                       f"`git lfs install` (or `git lfs update --manual` beside another hook manager)")] if lacking else []
 
 
 def _uninstall_one(directory: Path, hook: str) -> HookChange:
