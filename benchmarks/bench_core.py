@@ -591,25 +591,32 @@ def targets(bench: Bench, r: Result) -> list[Check]:
 
 def dvc_figure(bench: Bench, r: Result) -> float | None:
     """DVC's measured figure for the same step (seconds or bytes), else the issue's reference, scaled."""
-    d = bench.find("dvc", r.workload, r.step)
+    d = bench.find("dvc", r.workload, dvc_step(r.step))
     if d is not None:
         return d.seconds if r.seconds is not None else d.bytes
     ref = DVC_REFERENCE.get((r.workload, r.step))
     return ref * bench.scale if ref else None
 
 
+def dvc_step(step: str) -> str:
+    """DVC's step to compare with: gitrepro's restores in another I/O mode ("restore (deleted)
+    [direct] + sync") compare with DVC's one way of restoring ("restore (deleted) + sync")."""
+    head, bracket, rest = step.partition(" [")
+    return head + rest.partition("]")[2] if bracket else step
+
+
 def table(bench: Bench) -> list[str]:
-    head = (f"{'workload':<6} | {'step':<24} | {'time / size':>12} | {'MB/s':>7} | {'RSS MB':>6} | "
+    head = (f"{'workload':<6} | {'step':<38} | {'time / size':>12} | {'MB/s':>7} | {'RSS MB':>6} | "
             f"{'DVC':>12} | {'DVC ref':>9} | {'ratio':>6} | {'target':<28} | result")
     lines = [head, "-" * len(head)]
     for r in (r for r in bench.results if r.tool == "gitrepro"):
-        d = bench.find("dvc", r.workload, r.step)
+        d = bench.find("dvc", r.workload, dvc_step(r.step))
         ref = DVC_REFERENCE.get((r.workload, r.step))
         ours = r.seconds if r.seconds is not None else r.bytes
         theirs = dvc_figure(bench, r)
         checks = targets(bench, r)
         lines.append(" | ".join([
-            f"{r.workload:<6}", f"{r.step:<24}", f"{_fmt(r, ours):>12}", f"{r.mb_s or 0:7.0f}" if r.mb_s else " " * 7,
+            f"{r.workload:<6}", f"{r.step:<38}", f"{_fmt(r, ours):>12}", f"{r.mb_s or 0:7.0f}" if r.mb_s else " " * 7,
             f"{r.rss_mb:6.0f}" if r.rss_mb is not None else " " * 6,
             f"{_fmt(r, d.seconds if r.seconds is not None else d.bytes):>12}" if d else f"{'-':>12}",
             f"{_fmt(r, ref * bench.scale):>9}" if ref else f"{'-':>9}",
