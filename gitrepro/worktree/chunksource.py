@@ -22,6 +22,7 @@ from gitrepro.store.index import BadIndex, Location
 from gitrepro.store.store import Store, StoreError
 
 SPAN_GAP = 64 * 1024    # read through a gap this small between two chunks rather than make another call
+SPAN_MAX = 16 * 1024 * 1024   # bounds one read
 _PACK_ID = re.compile(r"[0-9a-f]{64}")
 
 
@@ -45,17 +46,14 @@ class ChunkSource:
     def read(self, pieces: Iterable[Piece], previous: "PreviousFile | None" = None) -> dict[bytes, object]:
         """id -> verified bytes (a view into this thread's buffer, valid until its next read)."""
         unique = list({p.id: p for p in pieces}.values())
-        need = sum(p.loc.length + p.length + SPAN_GAP for p in unique)   # raw if reused, stored + gap if not
-        buf = self._buffer(need)
+        reusable = previous.holds(unique) if previous is not None else 0
+        # at most: every chunk from the packs (fewer are, when the old file holds some)
+        buf = self._buffer(reusable + sum(_span_bytes(span) + SPAN_GAP for span in _spans(unique)))
         out, pos = {}, 0
         if previous is not None:
             pos = previous.read_into(unique, buf, out)
-        rest = sorted((p for p in unique if p.id not in out), key=lambda p: (p.loc.pack, p.loc.offset))
-        spans = (span for _, in_pack in itertools.groupby(rest, key=lambda p: p.loc.pack)
-                 for span in packfmt.spans(in_pack, SPAN_GAP, len(buf), key=lambda p: p.loc))
-        for span in spans:
-            first, last = span[0].loc, span[-1].loc
-            n = last.offset + last.length - first.offset
+        for span in _spans([p for p in unique if p.id not in out]):
+            first, n = span[0].loc, _span_bytes(span)
             region = buf[pos:pos + n]
             got = os.preadv(self._fd(first.pack), [region], first.offset)
             for p in span:
@@ -68,7 +66,7 @@ class ChunkSource:
     def _buffer(self, size: int) -> memoryview:
         buf = getattr(self._local, "buffer", None)
         if buf is None or len(buf) < size:   # a new one, never resized: views of the old may live on
-            buf = self._local.buffer = memoryview(bytearray(max(size, 2 * (len(buf) if buf is not None else 0))))
+            buf = self._local.buffer = memoryview(bytearray(size + size // 8))
         return buf
 
     def _fd(self, pack_id: str) -> int:
@@ -90,6 +88,17 @@ class ChunkSource:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+
+
+def _spans(pieces: list[Piece]) -> list[list[Piece]]:
+    """Runs of neighbouring chunks of one pack (`pack.spans` does not look at the pack)."""
+    ordered = sorted(pieces, key=lambda p: (p.loc.pack, p.loc.offset))
+    return [span for _, in_pack in itertools.groupby(ordered, key=lambda p: p.loc.pack)
+            for span in packfmt.spans(in_pack, SPAN_GAP, SPAN_MAX, key=lambda p: p.loc)]
+
+
+def _span_bytes(span: list[Piece]) -> int:
+    return span[-1].loc.offset + span[-1].loc.length - span[0].loc.offset
 
 
 class PreviousFile:
@@ -120,6 +129,10 @@ class PreviousFile:
         except OSError:
             return None
         return cls(fd, offsets)
+
+    def holds(self, pieces: list[Piece]) -> int:
+        """Bytes of `pieces` this file may hold (what `read_into` needs at most)."""
+        return sum(p.length for p in pieces if p.id in self.offsets)
 
     def read_into(self, pieces: list[Piece], buf: memoryview, out: dict) -> int:
         """Read the pieces the old file holds into `buf`, keep those that verify; bytes of `buf` used."""
