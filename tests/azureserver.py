@@ -24,7 +24,20 @@ _containers = itertools.count()
 
 
 class AzureServer(ProcessServer):
+    """`stop()` is a SIGTERM here: Azurite saves its metadata database a few seconds late, so a
+    SIGKILL loses the containers and blobs of those seconds (a real store keeps what it acknowledged)."""
+
     name = "azurite"
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=20)
+            except Exception:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
 
     def command(self) -> list[str]:
         binary = shutil.which("azurite-blob")

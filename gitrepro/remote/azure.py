@@ -25,7 +25,7 @@ MiB = 1024 * 1024
 _QUERY = re.compile(r"\?[^\s]*")
 # What obstore says when a request never got an answer, or got a 5xx/429 one, after its own retries.
 _TRANSIENT = re.compile(r"error sending request|connection|timed? ?out|dropped|reset|"
-                        r"status code: (5\d\d|429)|\b50[0-4]\b|retries", re.I)
+                        r"status code: (5\d\d|429)", re.I)
 
 
 class AzureRemote:
@@ -69,7 +69,9 @@ class AzureRemote:
                                "environment (AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY, a service principal "
                                "or managed identity; never in gitrepro.toml)")
         text = _first_line(e)
-        if isinstance(e, (ConnectionError, TimeoutError)) or _TRANSIENT.search(str(e)):
+        if "status code: 404" in text:      # a listing of a container that is not there
+            return RemoteError(f"{where}: container {self.container!r} does not exist; create it first")
+        if isinstance(e, (ConnectionError, TimeoutError)) or _TRANSIENT.search(text):
             return TransientRemoteError(f"{where}: {text}")
         return RemoteError(f"{where}: {text}")
 

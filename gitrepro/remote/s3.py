@@ -28,6 +28,29 @@ _CREDENTIALS = (bce.NoCredentialsError, bce.PartialCredentialsError, bce.Credent
                 bce.ProfileNotFound)
 
 
+class _KeepOpen:
+    """The caller's file, which s3transfer may read and seek but not close: it closes the file it
+    was given when an upload fails, and RetryingRemote must rewind it for the next attempt."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def read(self, size: int = -1) -> bytes:
+        return self._f.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seekable(self) -> bool:
+        return self._f.seekable()
+
+    def close(self) -> None:
+        pass
+
+
 class S3Remote:
     def __init__(self, url: str, *, endpoint_url: str | None = None, region: str | None = None,
                  profile: str | None = None, addressing_style: str | None = None, jobs: int = 8,
@@ -90,7 +113,7 @@ class S3Remote:
             if isinstance(data, (bytes, bytearray, memoryview)) and len(data) < self._transfer.multipart_threshold:
                 self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data))
                 return
-            fileobj = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+            fileobj = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else _KeepOpen(data)
             self._client.upload_fileobj(fileobj, self.bucket, self._key(key), Config=self._transfer)
         except (bce.BotoCoreError, bce.ClientError, S3UploadFailedError, OSError) as e:
             raise self._error(e, key) from None

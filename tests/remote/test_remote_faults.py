@@ -1,5 +1,7 @@
-"""Fault tests for remotes: a client killed mid-push, a server that stops mid-fetch, and
-damaged objects on the remote. Faults come from real processes and a real server on
+"""Fault tests for remotes: a client killed mid-push, a server killed mid-push and restarted
+(each kind of server: moto, fake-gcs-server, Azurite, asyncssh; Azurite gets a SIGTERM, see
+azureserver), a server that stops mid-fetch,
+and damaged objects on the remote. Faults come from real processes and real servers on
 127.0.0.1, and from a remote implementation that is slow on purpose."""
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ from gitrepro.remote import push as push_op
 from gitrepro.remote import view as remote_view
 from gitrepro.store.repo import Repo
 from helpers_trees import make_tree, tree_state
-from s3server import S3Server, aws_env, ensure_cli, remote_args, remote_kind, s3, s3_server  # noqa: F401
+from azureserver import AZURE_ENV, AzureServer
+from gcsserver import GCSServer, gcs_env
+from s3server import (REMOTE_KINDS, S3Server, aws_env, ensure_cli, remote_args, remote_env,  # noqa: F401
+                      remote_kind, s3, s3_server)
+from sftpserver import SFTPServer
 
 # The real CLI in a subprocess. SLOW_PACK_PUTS makes every pack upload wait first, through a
 # Remote wrapper registered for every scheme, so the test can kill the push between uploads.
@@ -88,7 +94,6 @@ def clone_and_restore(src: Path, dest: Path) -> Repo:
     return other
 
 
-@pytest.mark.parametrize("remote_kind", ["directory", "s3"], indirect=True)
 def test_a_push_killed_midway_resumes_without_resending_and_leaves_the_remote_consistent(
         remote_kind, tmp_path, request, git_repo, repo, commit, run_cli):
     ensure_cli()
@@ -98,7 +103,7 @@ def test_a_push_killed_midway_resumes_without_resending_and_leaves_the_remote_co
     remote = settings.open_settings(repo, settings.resolve(repo))
 
     proc = subprocess.Popen([sys.executable, "-c", SHIM, "push", "--jobs", "1"], cwd=git_repo,
-                            env={**aws_env(), "SLOW_PACK_PUTS": "0.4"},
+                            env={**remote_env(remote_kind, request), "SLOW_PACK_PUTS": "0.4"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while len(published(remote)) < 2 and time.monotonic() < deadline and proc.poll() is None:
@@ -116,6 +121,65 @@ def test_a_push_killed_midway_resumes_without_resending_and_leaves_the_remote_co
     for name in names:
         assert tree_state(tmp_path / "clone" / name) == tree_state(git_repo / name)
     other.close()
+
+
+def own_server(kind: str, tmp_path: Path, monkeypatch):
+    """A server of `kind` for this test alone (killing it must not disturb the shared one), its
+    credentials in the environment, and the `[remote.origin]` table that names a fresh place on it."""
+    for key, value in aws_env({}).items():
+        monkeypatch.setenv(key, value)
+    if kind == "s3":
+        server = S3Server().start()
+        return server, f'url = "s3://{server.new_bucket()}/p"\nendpoint_url = "{server.endpoint_url}"\n'
+    if kind == "gcs":
+        server = GCSServer(tmp_path / "gcs-server").start()
+        env, table = gcs_env(server), f'url = "gs://{server.new_bucket()}/p"\n'
+    elif kind == "azure":
+        server = AzureServer(tmp_path / "azure-server").start()
+        env = AZURE_ENV
+        table = f'url = "az://{server.new_container()}/p"\nendpoint_url = "{server.endpoint_url}"\n'
+    else:
+        server = SFTPServer(tmp_path / "sftp-server").start()
+        env, table = server.client_env(), f'url = "{server.url("store")}"\n'
+        monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return server, table
+
+
+@pytest.mark.parametrize("kind", ["s3", "gcs", "azure", "sftp"])
+def test_a_server_killed_mid_push_then_restarted_lets_the_push_resume(
+        kind, tmp_path, git_repo, repo, commit, monkeypatch):
+    server, table = own_server(kind, tmp_path, monkeypatch)
+    try:
+        (git_repo / "gitrepro.toml").write_text(f"[remote.origin]\n{table}jobs = 1\nretries = 2\ntimeout = 5\n")
+        names = datasets(git_repo, repo, 5, size=100_000)
+        commit("five datasets")
+        uploaded = []
+
+        def kill_after_two_packs(n: int) -> None:
+            uploaded.append(n)
+            if len(uploaded) == 2:
+                server.stop()
+
+        with pytest.raises(RemoteError) as failure:
+            push_op.push(repo, progress=kill_after_two_packs)
+        assert "\n" not in str(failure.value) and "gave up after 2 attempts" in str(failure.value)
+
+        server.start()   # same port, same data
+        remote = settings.open_settings(repo, settings.resolve(repo))
+        arrived = published(remote)
+        assert len(arrived) == 2
+        assert_consistent(remote)
+        rerun = push_op.push(repo)
+        assert rerun.packs_uploaded == 5 - len(arrived)
+        assert_consistent(remote)
+        other = clone_and_restore(git_repo, tmp_path / "clone")
+        for name in names:
+            assert tree_state(tmp_path / "clone" / name) == tree_state(git_repo / name)
+        other.close()
+    finally:
+        server.stop()
 
 
 def test_a_server_that_stops_mid_fetch_gives_a_clear_error_and_a_rerun_after_restart_succeeds(
@@ -164,11 +228,7 @@ def test_a_server_that_stops_mid_fetch_gives_a_clear_error_and_a_rerun_after_res
 def _corrupt(remote_kind: str, remote, request, key: str, offset: int) -> None:
     data = bytearray(remote.get(key))
     data[offset] ^= 0xFF
-    if remote_kind == "directory":
-        remote.put(key, bytes(data))
-    else:
-        bucket, prefix = remote.inner.bucket, remote.inner.prefix
-        request.getfixturevalue("s3").client().put_object(Bucket=bucket, Key=prefix + key, Body=bytes(data))
+    remote.put(key, bytes(data))
 
 
 def test_a_damaged_pack_on_the_remote_is_detected_and_never_reaches_the_worktree(
