@@ -86,10 +86,9 @@ def _large_targets(dataset_root: Path, kind: str, large: list[Entry], direct: bo
     vouched = {rec[3:6] for rec in records.values()}   # (size, hash, chunks) of each record
     for e in large:
         dest = _dest(dataset_root, kind, e)
-        packed = statcache.record(b"", e)[3:6]
         old = records.get(e.path)
         yield Target(e, dest if direct else _tmp_name(dest), dest, previous=old[5] if old else b"",
-                     vouched=packed in vouched)
+                     vouched=bool(vouched) and statcache.record(b"", e)[3:6] in vouched)
 FORK_FROM = 512   # small files: fewer are written faster than worker processes start
 
 
