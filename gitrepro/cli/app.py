@@ -32,7 +32,7 @@ PROVENANCE, VERIFY, CONFIG = "gitrepro.cli.provenance", "gitrepro.cli.verify", "
 # Command (or group) -> the module whose `register(app)` defines it, in the order `--help` lists them.
 COMMANDS: dict[str, str] = {
     "init": CORE, "add": CORE, "status": CORE, "checkout": CHECKOUT, "fsck": CORE, "demo": CORE,
-    "run": RUN, "install-hooks": RUN, "uninstall-hooks": RUN, "hook-impl": RUN,
+    "run": RUN, "repro": "gitrepro.cli.pipeline", "install-hooks": RUN, "uninstall-hooks": RUN, "hook-impl": RUN,
     "push": REMOTE, "fetch": REMOTE, "pull": REMOTE, "gc": REMOTE,
     "show": PROVENANCE, "log": PROVENANCE, "diff": PROVENANCE, "lineage": PROVENANCE, "reproduce": PROVENANCE,
     "verify": VERIFY,

@@ -20,9 +20,17 @@ def checkout(rev: Optional[str] = typer.Argument(None, help="Commit whose data t
              to: Optional[Path] = typer.Option(None, "--to", help="Restore into this directory; leave the worktree alone."),
              force: bool = typer.Option(False, "--force", "-f", help="Discard local changes that are not snapshotted."),
              dataset: Optional[List[str]] = typer.Option(None, "--dataset", "-d", help="Only this dataset (repeatable)."),
+             run: Optional[str] = typer.Option(None, "--run", help="Restore the outputs this run produced "
+                                                                   "(and point their pointers at them)."),
              as_json: bool = JsonOpt) -> None:
     """Restore a commit's data, byte for byte, verifying every chunk."""
     repo = Repo.find()
+    if run is not None:
+        from gitrepro.repro import pipeline as pipeline_op
+        rec = pipeline_op.checkout_run(repo, run, to=str(to) if to else None, force=force)
+        for output, manifest in sorted(rec.outputs.items()):
+            out.print(f"{output}: restored run {rec.id}'s output (manifest {manifest[:12]})", markup=False)
+        return None
     with progress_bar("checkout", None, not as_json) as advance:
         result = checkout_op.checkout(repo, rev, to=str(to) if to else None, force=force,
                                       datasets=dataset, fetch=remote_fetch.make_fetcher(repo),

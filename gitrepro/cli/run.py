@@ -30,11 +30,19 @@ def run(ctx: typer.Context,
         seed: Optional[str] = typer.Option(None, "--seed", help="Seed: an integer, or 'auto' if the config has none."),
         output: Optional[List[str]] = typer.Option(None, "--output", "-o",
                                                    help="Output path to snapshot (repeatable)."),
+        inputs: Optional[List[str]] = typer.Option(None, "--input", "-i",
+                                                   help="Dataset the run reads (repeatable; default: those the "
+                                                        "config names)."),
+        dep: Optional[List[str]] = typer.Option(None, "--dep", help="Code path the run depends on (repeatable; "
+                                                                    "default: [run] code, else the whole tree)."),
+        name: str = typer.Option("", "--name", help="Name of this sweep point: its resolved config is "
+                                                    "<config>.<name>.resolved.toml."),
         allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Run over uncommitted code (recorded)."),
         as_json: bool = JsonOpt) -> None:
     """Run a training command with provenance: `gitrepro run -c cfg.toml [k=v ...] -- python train.py`."""
     result = run_op.run(Repo.find(), ctx.meta.get(AFTER_DASHES, []), config=config, overrides=overrides or [],
-                        seed=_seed(seed), outputs=output or [], allow_dirty=allow_dirty,
+                        seed=_seed(seed), outputs=output or [], allow_dirty=allow_dirty, inputs=inputs,
+                        code=dep, name=name,
                         say=lambda line: err.print(line, markup=False, soft_wrap=True))
     if as_json:
         print_json(result)

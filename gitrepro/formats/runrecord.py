@@ -1,17 +1,19 @@
-"""Run records `runs/<id>.toml` (format version 1): what one training run used and produced.
+"""Run records `runs/<id>.toml` (format version 2; version 1 is still read): what one run used
+and produced.
 
-The command, the code commit, the resolved config (path + hash) and seed, every
-dataset's manifest id, the environment, the outputs' manifest ids, timings and the
-exit status. Committed, a record makes a training commit. Read back from the index or
-another commit it is untrusted, so `parse` validates every field. Pure: bytes in,
-values out. See docs/runs-and-hooks.md, "Run record (v1)"; `gitrepro.repro.run` writes them.
+The command, the code (commit, and in v2 the ids of the code it depended on), the resolved config
+(path + hash) and seed, the data inputs' manifest ids (v2: exactly the declared inputs; v1: every
+dataset tracked when it ran), the environment, the outputs' manifest ids, the stage it ran as,
+metrics, timings and the exit status. Read back from the index or another commit it is
+untrusted, so `parse` validates every field. Pure: bytes in, values out. See
+docs/runs-and-hooks.md, "Run record"; `gitrepro.repro.run` writes them.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import tomli_w
@@ -21,13 +23,16 @@ from gitrepro.formats.hashing import BadId, parse_id
 from gitrepro.util.fsutil import UnsafePath, check_relpath
 from gitrepro.util import tomlcompat
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+READ_VERSIONS = (1, 2)
+STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+METRIC_KEYS = 4096                        # bound on a record's metrics or params entries (untrusted input)
 RUNS_DIR = "runs"
 RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
 COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 SEED_LIMIT = 2**32
 
-_HEADER = ("# gitrepro run record (format version 1), written by `gitrepro run`.\n"
+_HEADER = ("# gitrepro run record (format version 2), written by `gitrepro run` or `gitrepro repro`.\n"
            "# Commit it together with the resolved config and data pointers it names.\n")
 
 
@@ -40,6 +45,7 @@ class CodeState:
     commit: str                           # HEAD when the run started
     dirty: bool = False                   # started with --allow-dirty over uncommitted changes
     dirty_files: tuple[str, ...] = ()
+    ids: dict[str, str] = field(default_factory=dict)   # v2: code path ("." = the whole tree) -> code id
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ class RunRecord:
     code: CodeState
     config: ConfigRef | None
     seed: int | None
-    data: dict[str, str]                  # dataset path -> manifest id the run saw
+    inputs: dict[str, str]                # dataset path -> manifest id: its data inputs (v1: all datasets)
     outputs: dict[str, str]               # output path -> manifest id snapshotted after the run
     environment: dict | None              # envcapture.capture_environment() table
     started: datetime
@@ -65,6 +71,10 @@ class RunRecord:
     wall_seconds: float
     exit_status: int                      # negative: killed by that signal
     cwd: str = "."                        # where the command ran, relative to the repository root
+    stage: str = ""                       # the gitrepro.toml stage it ran as ("" for a plain run)
+    metrics: dict[str, dict] = field(default_factory=dict)   # metrics file -> {flat key: value}
+    params: dict[str, dict] = field(default_factory=dict)    # params file -> {flat key: value} it depended on
+    log: str = ""                         # blob id of its redacted stdout/stderr in the store ("" if none)
     version: int = RECORD_VERSION
 
     @property
@@ -99,12 +109,21 @@ def dumps(rec: RunRecord) -> bytes:
     if rec.seed is not None:
         doc["seed"] = rec.seed
     doc["exit_status"] = rec.exit_status
+    if rec.stage:
+        doc["stage"] = rec.stage
+    if rec.log:
+        doc["log"] = rec.log
     doc["code"] = {"commit": rec.code.commit, "dirty": rec.code.dirty, "dirty_files": list(rec.code.dirty_files)}
+    if rec.version >= 2:
+        doc["code"]["ids"] = dict(sorted(rec.code.ids.items()))
     if rec.config is not None:
         doc["config"] = {"path": rec.config.path, "hash": rec.config.hash, "source": rec.config.source,
                          "overrides": list(rec.config.overrides)}
-    doc["data"] = dict(sorted(rec.data.items()))
+    doc["inputs" if rec.version >= 2 else "data"] = dict(sorted(rec.inputs.items()))
     doc["outputs"] = dict(sorted(rec.outputs.items()))
+    for name in ("metrics", "params"):
+        if getattr(rec, name):
+            doc[name] = {f: dict(sorted(values.items())) for f, values in sorted(getattr(rec, name).items())}
     doc["timing"] = {"started": rec.started, "finished": rec.finished, "wall_seconds": rec.wall_seconds}
     if rec.environment is not None:
         doc["environment"] = rec.environment
@@ -117,9 +136,10 @@ def parse(data: bytes, origin: str = "run record") -> RunRecord:
         doc = tomlcompat.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomlcompat.TomlError) as e:
         raise BadRunRecord(f"{origin}: not a valid run record ({e})") from None
-    if doc.get("version") != RECORD_VERSION:
-        raise BadRunRecord(f"{origin}: unsupported run record version {doc.get('version')!r} "
-                           f"(this gitrepro reads version {RECORD_VERSION}); upgrade gitrepro")
+    version = doc.get("version")
+    if not is_plain_int(version) or version not in READ_VERSIONS:
+        raise BadRunRecord(f"{origin}: unsupported run record version {version!r} "
+                           f"(this gitrepro reads versions 1 and 2); upgrade gitrepro")
     try:
         return _from_doc(doc)
     except (BadId, UnsafePath) as e:
@@ -142,24 +162,52 @@ def _from_doc(doc: dict) -> RunRecord:
     wall = _get(timing, "wall_seconds", (int, float))
     if wall < 0:
         raise ValueError("timing.wall_seconds is negative")
+    version = doc["version"]
+    inputs = "inputs" if version >= 2 else "data"
     return RunRecord(
-        id=run_id, command=tuple(command), code=_code(_get(doc, "code", dict)),
+        id=run_id, command=tuple(command), code=_code(_get(doc, "code", dict), version),
         config=_config(doc["config"]) if "config" in doc else None, seed=seed,
-        data=_manifest_map(doc.get("data", {}), "data"), outputs=_manifest_map(doc.get("outputs", {}), "outputs"),
+        inputs=_manifest_map(doc.get(inputs, {}), inputs), outputs=_manifest_map(doc.get("outputs", {}), "outputs"),
         environment=_environment(doc["environment"]) if "environment" in doc else None,
         started=_get(timing, "started", datetime), finished=_get(timing, "finished", datetime),
         wall_seconds=float(wall), exit_status=_get(doc, "exit_status", int),
-        cwd=_cwd(doc.get("cwd", ".")))
+        cwd=_cwd(doc.get("cwd", ".")), stage=_stage(doc.get("stage", "")),
+        metrics=_values_by_file(doc.get("metrics", {}), "metrics"),
+        params=_values_by_file(doc.get("params", {}), "params"),
+        log=parse_id(doc["log"], "log blob id") if "log" in doc else "", version=version)
 
 
-def _code(t: dict) -> CodeState:
+def _code(t: dict, version: int) -> CodeState:
     commit = _get(t, "commit", str)
     if not COMMIT_ID.fullmatch(commit):
         raise ValueError(f"code.commit {commit!r} is not a full git commit id")
     files = t.get("dirty_files", [])
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         raise ValueError("code.dirty_files must be a list of strings")
-    return CodeState(commit, _get(t, "dirty", bool), tuple(files))
+    ids = t.get("ids", {}) if version >= 2 else {}
+    if not isinstance(ids, dict):
+        raise TypeError("[code.ids] must be a table")
+    ids = {(k if k == "." else check_relpath(k)): parse_id(v, "code id") for k, v in ids.items()}
+    return CodeState(commit, _get(t, "dirty", bool), tuple(files), ids)
+
+
+def _stage(value) -> str:
+    if not isinstance(value, str) or (value and not STAGE_NAME.fullmatch(value)):
+        raise ValueError(f"stage {value!r} is not a stage name")
+    return value
+
+
+def _values_by_file(t, name: str) -> dict[str, dict]:
+    """[metrics] / [params]: file -> {flat key: number, boolean or short string}."""
+    if not isinstance(t, dict) or not all(isinstance(v, dict) for v in t.values()):
+        raise TypeError(f"[{name}] must be a table of tables")
+    if sum(len(v) for v in t.values()) > METRIC_KEYS:
+        raise ValueError(f"[{name}] has more than {METRIC_KEYS} entries")
+    for values in t.values():
+        for key, value in values.items():
+            if not isinstance(value, (int, float, bool, str)) or (isinstance(value, str) and len(value) > 1024):
+                raise ValueError(f"{name} value of {key!r} must be a number, a boolean or a short string")
+    return {check_relpath(f): dict(v) for f, v in t.items()}
 
 
 def _config(t) -> ConfigRef:

@@ -155,7 +155,7 @@ def _named(path: str, data: bytes) -> dict[str, str]:
         return {m: dataset_for_pointer(path) for m in ids}
     try:
         rec = parse_record(data, path)
-        names = {m: name for name, m in [*rec.data.items(), *rec.outputs.items()]}
+        names = {m: name for name, m in [*rec.inputs.items(), *rec.outputs.items()]}
     except GitreproError:
         names = {}
     return {m: names.get(m, m[:12]) for m in ids}

@@ -20,16 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from gitrepro.repro import appendonly
+from gitrepro.repro import appendonly, producers
+from gitrepro.repro.freshness import Config
 from gitrepro.repro import config as configmod
 from gitrepro.repro.availability import DataAvailability, DataJudge, LocalData
-from gitrepro.git import tracking
+from gitrepro.git import history, plumbing, tracking
 from gitrepro.git.tree import Tree
 from gitrepro.errors import GitreproError, one_line
 from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, dataset_for_pointer, pointer_path_for, tracked_problems
 from gitrepro.formats.runrecord import RunRecord, is_record_path, record_path
 from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.formats.project import PROJECT_FILE, Project, parse_project
+from gitrepro.formats.stages import Stage, parse_stages
 from gitrepro.store.repo import Repo
 
 ADDED, MODIFIED, DELETED = "A", "M", "D"
@@ -58,6 +60,7 @@ class PolicyResult:
     records: list[str] = field(default_factory=list)          # run records judged
     pointers: list[str] = field(default_factory=list)         # pointers judged (changed ones, or all: thorough)
     violations: list[Violation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)         # doubts that are not violations
     data: dict[str, list[tuple[str, str]]] = field(default_factory=dict)   # manifest -> [(file, dataset)] judged
 
     @property
@@ -146,39 +149,122 @@ def _check_tree(tree: Tree, judge: DataJudge, thorough: bool) -> PolicyResult:
     tree.prefetch(_unparsed(tree, "project", [PROJECT_FILE]))
     violations: list[Violation] = []
     project = _project(tree, violations)
+    stages = _stages(project, violations)
     data = DataAvailability(judge, judge.fix or (_fetch_fix if tree.fix_fetch else _add_fix))
     present = [p for p, how in tree.changed.items() if how != DELETED and p in tree.blobs]
     rewrites = appendonly.judge(tree)
     violations += [Violation(r.path, r.problem, r.fix, f"run {r.run}") for r in rewrites if not r.allowed]
-    records = sorted(p for p in present if is_record_path(p) and tree.changed[p] == ADDED)
+    records = _added_records(tree, present)
     try:
         why = training_paths(tree.changed, project)
     except GitreproError as e:     # a bad [policy] table
         violations.append(Violation(PROJECT_FILE, str(e), f"$EDITOR {PROJECT_FILE}"))
         why = training_paths(tree.changed, Project())
     why = _not_new_training(why, rewrites)
-    judged = records if why else []
     wanted: dict[str, list[tuple[str, str]]] = {}
     if thorough:
-        found, wanted, pointers = _whole_tree(tree, judged, data)
+        found, wanted, pointers = _whole_tree(tree, records, data)
         violations += found
-        tree.prefetch(_unparsed(tree, "record", judged))
     else:
         pointers = sorted(p for p in present if p.endswith(POINTER_SUFFIX))
-        tree.prefetch(_unparsed(tree, "pointer", pointers) + _unparsed(tree, "record", judged))
+        tree.prefetch(_unparsed(tree, "pointer", pointers) + _unparsed(tree, "record", records))
         for path in pointers:
             ptr = _pointer(tree, path, violations)
             if ptr is not None:
                 data.want(ptr.manifest, path, ptr.path, ptr)
         violations += [Violation(*found) for found in tracked_problems(pointers, tree.blobs)]   # as checkout
-    result = PolicyResult(tree.label, bool(why), why, judged, pointers)
-    if why:
-        violations += _check_training(tree, records, why, data)
+    runs, outputs = _state_rule(tree, project, stages, records, violations)
+    why = sorted(set(why) | {p for p in present if p.endswith(POINTER_SUFFIX) and dataset_for_pointer(p) in outputs})
+    result = PolicyResult(tree.label, bool(why or records), why, records, pointers)
+    violations += _check_training(tree, records, why, data, result.warnings, bool(runs))
     if thorough:
-        violations += _check_changed_configs(tree, judged, present)
+        violations += _check_changed_configs(tree, records, present)
     result.violations = list(dict.fromkeys(violations + _unavailable(data)))   # runs sharing a config: once
     result.data = _merged(wanted, data.wanted)
     return result
+
+
+def _stages(project: Project, violations: list[Violation]) -> dict[str, Stage]:
+    try:
+        return parse_stages(project)
+    except GitreproError as e:
+        violations.append(Violation(PROJECT_FILE, str(e), f"$EDITOR {PROJECT_FILE}"))
+        return {}
+
+
+def _added_records(tree: Tree, present: list[str]) -> list[str]:
+    """Run records the tree adds: new against the first parent and in no other parent (a merge
+    brings records its branches already judged)."""
+    added = sorted(p for p in present if is_record_path(p) and tree.changed[p] == ADDED)
+    others = _other_parents(tree) if added else []
+    if not others:
+        return added
+    ids = plumbing.object_ids([f"{o}:{p}" for o in others for p in added], cwd=tree.root)
+    return [p for p in added if not any(ids[f"{o}:{p}"] == tree.blobs[p] for o in others)]
+
+
+def _other_parents(tree: Tree) -> list[str]:
+    if tree.sha is None:
+        return tree.tips[1:]                   # the staged index: MERGE_HEAD during a merge
+    return history.read_commit(tree.root, tree.sha).parents[1:]
+
+
+def _state_rule(tree: Tree, project: Project, stages: dict[str, Stage], added: list[str],
+                violations: list[Violation]) -> tuple[dict[str, RunRecord], set[str]]:
+    """The judgment of the tree's state (repro.producers): each output pointer produced by a
+    matching record, each added v2 record matching the tree. Returns the tree's records and its
+    output datasets."""
+    all_records = producers.record_paths(tree)
+    tree.prefetch(_unparsed(tree, "run", all_records))
+    records: dict[str, RunRecord] = {}
+    for path in all_records:
+        try:
+            records[path] = _run(tree, path)
+        except GitreproError:
+            continue                           # reported when added (_check_training)
+    outputs = producers.output_datasets(records, stages, _declared_outputs(project))
+    outputs |= {dataset_for_pointer(p) for p in producers.pointer_paths(tree)
+                if any(_matches(p, g) for g in _globs_or_none(project))}
+    pointers = {}
+    for path in producers.pointer_paths(tree):
+        ptr = _pointer(tree, path, []) if dataset_for_pointer(path) in outputs else None
+        if ptr is not None:
+            pointers[path] = ptr
+    state = producers.TreeState(tree, stages, lambda path: _pointer(tree, path, []),
+                                lambda path: _config_answer(tree, path))
+    found = producers.judge_outputs(tree, state, records, outputs, pointers, set(added))
+    found += producers.judge_added(state, {p: records[p] for p in added if p in records})
+    violations += [Violation(f.path, f.problem, f.fix, f.object) for f in found]
+    return records, outputs
+
+
+def _run(tree: Tree, path: str) -> RunRecord:
+    """A run record parsed once per blob for all trees sharing the memo (kept across trees)."""
+    return _parsed(tree, "run", path, lambda data: parse_record(data, path))
+
+
+def _declared_outputs(project: Project) -> list[str]:
+    value = project.section("run").get("outputs", [])
+    return [p.rstrip("/") for p in value if isinstance(p, str)] if isinstance(value, list) else []
+
+
+def _globs_or_none(project: Project) -> list[str]:
+    try:
+        return _training_globs(project)
+    except GitreproError:
+        return []
+
+
+def _config_answer(tree: Tree, path: str) -> Config | None:
+    """freshness.State.config over the tree: the resolved config's hash, seed, staleness, sources."""
+    if not tree.has(path):
+        return None
+    try:
+        rc, findings = _config_state(tree, path)
+    except GitreproError as e:
+        return Config("", -1, ((path, str(e)),))
+    return Config(rc.hash, rc.seed, tuple((f.path, _without_hint(f.message)) for f in findings),
+                  frozenset(rc.sources))
 
 
 def _not_new_training(why: list[str], rewrites: list[appendonly.Rewrite]) -> list[str]:
@@ -242,7 +328,7 @@ def _record(tree: Tree, path: str) -> RunRecord:
 
 
 def _named_data(rec: RunRecord) -> list[tuple[str, str]]:
-    return sorted(rec.data.items()) + sorted(rec.outputs.items())
+    return sorted(rec.inputs.items()) + sorted(rec.outputs.items())
 
 
 def _record_data(tree: Tree, path: str) -> list[tuple[str, str]]:
@@ -252,10 +338,17 @@ def _record_data(tree: Tree, path: str) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------- training commits
 
-def _check_training(tree: Tree, records: list[str], why: list[str], data: DataAvailability) -> list[Violation]:
+def _check_training(tree: Tree, records: list[str], why: list[str], data: DataAvailability,
+                    warnings: list[str], has_runs: bool) -> list[Violation]:
+    """The records the tree adds: each parses and is complete (v2: the state rule judged the
+    rest; v1: every older rule). A training path that is no output pointer (say a metrics
+    file git tracks) needs a record added with it."""
     if not records:
-        return [Violation(why[0], "a training commit must carry a run record (runs/<id>.toml), and this one has "
-                                  "none", "gitrepro run -c <config> -- <command>")]
+        loose = [p for p in why if not p.endswith(POINTER_SUFFIX)]
+        if loose or (why and not has_runs):
+            return [Violation((loose or why)[0], "a training commit must carry a run record (runs/<id>.toml), "
+                                                 "and this one has none", "gitrepro run -c <config> -- <command>")]
+        return []
     parsed: dict[str, RunRecord] = {}
     violations: list[Violation] = []
     for path in records:
@@ -264,34 +357,41 @@ def _check_training(tree: Tree, records: list[str], why: list[str], data: DataAv
         except GitreproError as e:
             violations.append(Violation(path, str(e), f"git rm --cached {path}", f"blob {tree.blobs[path]}"))
     tree.prefetch([r.config.path for r in parsed.values() if r.config]
-                  + [pointer_path_for(d) for r in parsed.values() for d in r.data])
+                  + [pointer_path_for(d) for r in parsed.values() for d in r.inputs])
     for path, rec in parsed.items():
-        violations += _check_record(tree, path, rec, data)
+        if rec.version >= 2:
+            violations += _check_complete(tree, path, rec, warnings)
+            for dataset, manifest in sorted(rec.inputs.items()):
+                data.want(manifest, pointer_path_for(dataset), dataset)
+            for output, manifest in sorted(rec.outputs.items()):
+                data.want(manifest, path, output)
+        else:
+            violations += _check_record(tree, path, rec, data)
     return violations
 
 
-def _check_record(tree: Tree, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
-    rerun = _rerun_command(rec)
-    run = f"run {rec.id}"
+def _check_complete(tree: Tree, path: str, rec: RunRecord, warnings: list[str]) -> list[Violation]:
+    """What a v2 record must hold whatever the tree: its own path, an environment, a seed, clean
+    code, and the resolved config it names. Code ancestry is only a warning: code ids decide."""
+    fix, run = producers.fix_command(rec), f"run {rec.id}"
     found = []
     if path != rec.path:
         found.append(Violation(path, f"names run {rec.id}, not the one its file name says",
                                f"git mv {path} {record_path(rec.id)}", run))
     if not rec.has_environment:
-        found.append(Violation(path, "no environment record ([environment] with python and packages)", rerun, run))
+        found.append(Violation(path, "no environment record ([environment] with python and packages)", fix, run))
     if rec.code.dirty:
         files = ", ".join(rec.code.dirty_files[:3]) or "tracked files"
         found.append(Violation(path, f"the run started with uncommitted changes (--allow-dirty: {files}); "
-                                     f"commit the code, then re-run", rerun, run))
-    if not tree.code_commit_ok(rec.code.commit):
-        found.append(Violation(path, f"code commit {rec.code.commit[:12]} is not an ancestor of the commit being "
-                                     f"made; re-run on this branch", rerun, f"commit {rec.code.commit}"))
+                                     f"commit the code, then re-run", fix, run))
     if rec.seed is None:
-        found.append(Violation(path, "the run record has no seed; set `seed` in the config and re-run", rerun, run))
-    found += _check_config(tree, path, rec, rerun)
-    found += _check_data(tree, path, rec, data)
-    for output, manifest in sorted(rec.outputs.items()):
-        data.want(manifest, path, output)
+        found.append(Violation(path, "the run record has no seed; set `seed` in the config and re-run", fix, run))
+    if rec.config is None and not rec.stage:
+        found.append(Violation(path, "the run names no resolved config", "gitrepro run -c <config> -- "
+                               + shlex.join(rec.command), run))
+    if not tree.code_commit_ok(rec.code.commit):
+        warnings.append(f"{path}: code commit {rec.code.commit[:12]} is not an ancestor of this commit (a rebase "
+                        f"or a shallow clone); its code ids match, so that is not a violation")
     return found
 
 
@@ -347,7 +447,7 @@ def _config_state(tree: Tree, path: str) -> tuple[configmod.ResolvedConfig, list
 
 def _check_data(tree: Tree, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
     found = []
-    for dataset, manifest in sorted(rec.data.items()):
+    for dataset, manifest in sorted(rec.inputs.items()):
         ptr_path = pointer_path_for(dataset)
         if not tree.has(ptr_path):
             found.append(Violation(ptr_path, f"dataset {dataset} used by {path} has no pointer in this commit",

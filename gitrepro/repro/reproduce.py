@@ -362,8 +362,9 @@ def restore_inputs(wt_repo: Repo, commit: str, rec: RunRecord, say: Say) -> str:
     Outputs are not restored: the re-run must write them itself.
     """
     pointers = {t.pointer.path: t.pointer for t in tracking.at_revision(wt_repo.root, commit)}
-    inputs = sorted(p for p in pointers if p not in rec.outputs)
-    for dataset, manifest in sorted(rec.data.items()):
+    # v2 names its inputs exactly, so only they are there: a run that reads undeclared data fails
+    inputs = sorted(rec.inputs) if rec.version >= 2 else sorted(p for p in pointers if p not in rec.outputs)
+    for dataset, manifest in sorted(rec.inputs.items()):
         ptr = pointers.get(dataset)
         if ptr is None or ptr.manifest != manifest:
             return (f"the run trained on {dataset} manifest {manifest[:12]}, but commit {commit[:12]} "

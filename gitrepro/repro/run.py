@@ -19,11 +19,12 @@ from typing import Callable, Mapping
 
 from gitrepro.errors import GitreproError
 from gitrepro.formats.pointer import pointer_path_for
-from gitrepro.formats.runrecord import (SEED_LIMIT, CodeState, ConfigRef, RunRecord, dumps, is_plain_int,
+from gitrepro.formats.runrecord import (RUNS_DIR, SEED_LIMIT, CodeState, ConfigRef, RunRecord, dumps, is_plain_int,
                                         is_record_path, new_run_id)
+from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.git import plumbing, tracking
 from gitrepro.repro import config as configmod
-from gitrepro.repro import envcapture, redact
+from gitrepro.repro import codeid, envcapture, redact
 from gitrepro.store.repo import Repo
 from gitrepro.util.fsutil import atomic_write, check_relpath, safe_join
 from gitrepro.worktree import snapshot, status
@@ -44,23 +45,47 @@ class RunResult:
 Say = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """What to run and what it depends on: the options of `gitrepro run`, or a stage of `repro`."""
+    command: tuple[str, ...]
+    config: str | None = None            # a source config (resolved for the run) or a resolved one
+    overrides: tuple[str, ...] = ()
+    seed: int | str | None = None
+    outputs: tuple[str, ...] = ()        # given outputs (a plain run adds [run] outputs)
+    inputs: tuple[str, ...] | None = None   # declared data inputs; None: the datasets the config names
+    code: tuple[str, ...] | None = None  # code paths; None: [run] code, else the whole tree
+    stage: str = ""
+    name: str = ""                       # names the resolved config of a sweep point
+    cwd: str | None = None               # repo-relative; None: the current directory
+    allow_dirty: bool = False
+
+
 def run(repo: Repo, command: list[str], *, config: str | os.PathLike | None = None, overrides=(),
         seed: int | str | None = None, outputs: list[str] | None = None, allow_dirty: bool = False,
+        inputs: list[str] | None = None, code: list[str] | None = None, name: str = "",
         say: Say | None = None) -> RunResult:
-    """Refuse unreproducible starts, resolve the config, capture the environment, run `command`
+    """`gitrepro run`: see run_spec."""
+    spec = RunSpec(tuple(command), str(config) if config is not None else None, tuple(overrides), seed,
+                   tuple(outputs or ()), tuple(inputs) if inputs is not None else None,
+                   tuple(code) if code is not None else None, name=name, allow_dirty=allow_dirty)
+    return run_spec(repo, spec, say=say)
+
+
+def run_spec(repo: Repo, spec: RunSpec, *, say: Say | None = None) -> RunResult:
+    """Refuse unreproducible starts, resolve the config, capture the environment, run the command
     (its output streams through), snapshot the outputs and write `runs/<id>.toml`.
 
     `say` receives the provenance banner lines (at start and end); nothing else is printed.
     """
     say = say or (lambda line: None)
-    out_paths = _output_paths(repo, outputs or [])
-    rec, rc = prepare(repo, command, config=config, overrides=tuple(overrides), seed=seed, outputs=out_paths,
-                      allow_dirty=allow_dirty)
+    out_paths = _output_paths(repo, list(spec.outputs), declared=not spec.stage)
+    rec, rc = prepare(repo, spec, out_paths)
     for line in banner(rec, "start"):
         say(line)
     t0 = time.monotonic()
     config_path = Path(rc.path).resolve() if rc is not None else None
-    exit_status = _execute(command, run_env(rec, config_path, os.environ))
+    exit_status = _execute(list(spec.command), run_env(rec, config_path, os.environ), repo.root / rec.cwd)
     wall = round(time.monotonic() - t0, 3)
     snapshots, missing = _snapshot_outputs(repo, out_paths)
     rec = dataclasses.replace(rec, outputs=snapshots, finished=_now(), wall_seconds=wall, exit_status=exit_status)
@@ -70,19 +95,21 @@ def run(repo: Repo, command: list[str], *, config: str | os.PathLike | None = No
     return RunResult(rec, record_file, exit_status, missing)
 
 
-def prepare(repo: Repo, command: list[str], *, config, overrides: tuple[str, ...], seed, outputs: list[str],
-            allow_dirty: bool) -> tuple[RunRecord, configmod.ResolvedConfig | None]:
+def prepare(repo: Repo, spec: RunSpec, outputs: list[str]) -> tuple[RunRecord, configmod.ResolvedConfig | None]:
     """Everything known before the command starts, or RunRefused: the record so far and the config."""
-    if not command:
+    if not spec.command:
         raise RunRefused("no command to run: give it after `--`, e.g. gitrepro run -c cfg.toml -- python train.py")
-    code = _code_state(repo, outputs, allow_dirty)
-    data = _input_data(repo, outputs)
-    rc = _config_for_run(config, overrides, seed)
-    run_seed = rc.seed if rc is not None else _plain_seed(seed)
-    environment = envcapture.capture_environment(repo.root, envcapture.interpreter_for(command))
+    code_paths = _code_paths(repo, spec)
     started = _now()
-    rec = RunRecord(new_run_id(started), tuple(redact.redact_command(command)), code, _config_ref(repo, rc),
-                    run_seed, data, {}, environment, started, started, 0.0, 0, _relative_cwd(repo))
+    run_id = new_run_id(started)
+    rc = _config_for_run(repo, spec, outputs, run_id)
+    code = _code_state(repo, code_paths, spec.allow_dirty, frozenset(rc.sources) if rc is not None else frozenset())
+    inputs = _input_data(repo, _input_paths(repo, spec, rc, outputs))
+    run_seed = rc.seed if rc is not None else _plain_seed(spec.seed)
+    environment = envcapture.capture_environment(repo.root, envcapture.interpreter_for(list(spec.command)))
+    rec = RunRecord(run_id, tuple(redact.redact_command(list(spec.command))), code, _config_ref(repo, rc),
+                    run_seed, inputs, {}, environment, started, started, 0.0, 0,
+                    spec.cwd or _relative_cwd(repo), stage=spec.stage)
     return rec, rc
 
 
@@ -110,65 +137,88 @@ def banner(rec: RunRecord, stage: str) -> list[str]:
              f"  seed     {rec.seed if rec.seed is not None else '(none)'}",
              f"  env      hash {str(env.get('hash', ''))[:16]} (Python {env.get('python', '?')}, "
              f"{len(env.get('packages', {}))} packages)"]
-    lines += [f"  data     {d} manifest {m[:16]}" for d, m in sorted(rec.data.items())]
+    lines += [f"  stage    {rec.stage}"] if rec.stage else []
+    lines += [f"  input    {d} manifest {m[:16]}" for d, m in sorted(rec.inputs.items())]
     if stage == "start":
         return lines + [f"  command  {shlex.join(rec.command)}"]
     lines += [f"  output   {o} manifest {m[:16]}" for o, m in sorted(rec.outputs.items())]
     return lines + [f"  record   {rec.path}"]
 
 
-def _output_paths(repo: Repo, given: list[str]) -> list[str]:
-    """Declared outputs (`[run] outputs` in gitrepro.toml, then `--output`), repo-relative."""
-    declared = repo.project.section("run").get("outputs", [])
-    if not isinstance(declared, list) or not all(isinstance(p, str) for p in declared):
-        raise RunRefused("gitrepro.toml: [run] outputs must be a list of paths, e.g. [\"models\"]")
-    paths = [check_relpath(p.rstrip("/")) for p in declared]
-    paths += [repo.relpath(os.path.abspath(p)) for p in given]
+def _output_paths(repo: Repo, given: list[str], declared: bool = True) -> list[str]:
+    """Outputs: for a plain run `[run] outputs` in gitrepro.toml, then `--output` (relative to the
+    current directory); for a stage, its declared outputs (repo-relative)."""
+    if not declared:
+        paths = [check_relpath(p) for p in given]
+    else:
+        paths = [check_relpath(p.rstrip("/")) for p in _project_paths(repo, "outputs")]
+        paths += [repo.relpath(os.path.abspath(p)) for p in given]
     for p in paths:
         safe_join(repo.root, p)   # its pointer is written beside it: never through a symlinked directory
     return list(dict.fromkeys(paths))
 
 
-def _code_state(repo: Repo, outputs: list[str], allow_dirty: bool) -> CodeState:
+def _project_paths(repo: Repo, key: str) -> list[str]:
+    value = repo.project.section("run").get(key, [])
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise RunRefused(f"gitrepro.toml: [run] {key} must be a list of paths, e.g. [\"models\"]")
+    return value
+
+
+def _code_paths(repo: Repo, spec: RunSpec) -> list[str]:
+    """The code a run depends on: the stage's code deps, `--dep`s, `[run] code`, else the whole tree."""
+    if spec.code is not None:
+        paths = list(spec.code)
+    else:
+        paths = [check_relpath(p.rstrip("/")) for p in _project_paths(repo, "code")] or [codeid.WHOLE_TREE]
+    return list(dict.fromkeys(p if p == codeid.WHOLE_TREE else check_relpath(p.rstrip("/")) for p in paths))
+
+
+def _code_state(repo: Repo, code_paths: list[str], allow_dirty: bool, config_sources: frozenset[str]) -> CodeState:
     head = plumbing.head_commit(repo.root)
     if head is None:
         raise RunRefused("the repository has no commit yet: commit your code first (git add ... && git commit)")
-    dirty = _dirty_files(repo, outputs)
+    dirty = [f for f in dirty_code(repo.root, code_paths) if f not in config_sources]
     if dirty and not allow_dirty:
         shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
-        raise RunRefused(f"uncommitted changes to tracked files: {shown}; commit them first "
-                         f"(or pass --allow-dirty, which the run record will say)")
-    return CodeState(head, bool(dirty), tuple(dirty))
+        raise RunRefused(f"uncommitted changes to code the run depends on: {shown}; commit them (or add new files "
+                         f"to git, or ignore them) first, or pass --allow-dirty, which the run record will say")
+    blobs = {e.path: e.sha for e in plumbing.ls_tree(head, cwd=repo.root) if e.type == "blob"}
+    missing = [p for p in code_paths if p != codeid.WHOLE_TREE and not any(codeid.under(b, p) for b in blobs)]
+    if missing:
+        raise RunRefused(f"code dependency {missing[0]} is not a file or directory git tracks in HEAD; "
+                         f"commit it, or declare it as a data input")
+    return CodeState(head, bool(dirty), tuple(dirty), codeid.code_ids(blobs, code_paths, config_sources))
 
 
-def _dirty_files(repo: Repo, outputs: list[str]) -> list[str]:
-    """Tracked files that differ from HEAD, except what `run` itself writes: run records,
-    resolved configs and output pointers."""
-    out = plumbing.git("status", "--porcelain=v1", "-z", "--untracked-files=no", "--no-renames", cwd=repo.root)
-    ours = {pointer_path_for(o) for o in outputs}
-    if _only_output_ignores(repo, outputs):
-        ours.add(".gitignore")
+def dirty_code(root: Path, code_paths: list[str]) -> list[str]:
+    """Code files under `code_paths` that differ from HEAD, or are new and not ignored (a script
+    may import them). What gitrepro writes (pointers, records, resolved configs, .gitignore) is not code."""
+    specs = [] if codeid.WHOLE_TREE in code_paths else [f":(literal){p}" for p in code_paths]
+    out = plumbing.git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", *specs,
+                       cwd=root)
     files = [os.fsdecode(item[3:]) for item in out.split(b"\0") if len(item) > 3]
-    return sorted(f for f in files if not (is_record_path(f) or f in ours
-                                           or f.endswith(configmod.RESOLVED_SUFFIX)))
+    return sorted(f for f in files if codeid.is_code(f))
 
 
-def _only_output_ignores(repo: Repo, outputs: list[str]) -> bool:
-    """True when .gitignore differs from HEAD's only by the `/<output>` lines a run's snapshot adds."""
-    committed = (plumbing.read_blob_at("HEAD", ".gitignore", cwd=repo.root) or b"").decode(errors="replace")
-    try:
-        now = (repo.root / ".gitignore").read_text(errors="replace")
-    except FileNotFoundError:
-        return False
-    old_lines, new_lines = committed.splitlines(), now.splitlines()
-    added = new_lines[len(old_lines):]
-    return new_lines[:len(old_lines)] == old_lines and set(added) <= {f"/{o}" for o in outputs}
+def _input_paths(repo: Repo, spec: RunSpec, rc, outputs: list[str]) -> list[str]:
+    """Declared inputs (relative to the current directory for `run -i`), else the datasets the
+    config names."""
+    if spec.inputs is not None:
+        given = spec.inputs if spec.stage else [repo.relpath(os.path.abspath(p)) for p in spec.inputs]
+        return [check_relpath(p.rstrip("/")) for p in given]
+    return sorted(d for d in (rc.data_pointers if rc is not None else {}) if d not in outputs)
 
 
-def _input_data(repo: Repo, outputs: list[str]) -> dict[str, str]:
-    """Dataset -> manifest for every tracked dataset that is not an output; refuse if any differs
-    from its pointer (the run would train on data no commit names)."""
-    pointers = [t.pointer for t in tracking.in_worktree(repo.root) if t.pointer.path not in outputs]
+def _input_data(repo: Repo, inputs: list[str]) -> dict[str, str]:
+    """Dataset -> manifest for every input; refuse if one is not tracked or differs from its
+    pointer (the run would train on data no commit names)."""
+    tracked = {t.pointer.path: t.pointer for t in tracking.in_worktree(repo.root)}
+    untracked = [d for d in inputs if d not in tracked]
+    if untracked:
+        raise RunRefused(f"input {untracked[0]} is not a tracked dataset (no {pointer_path_for(untracked[0])}); "
+                         f"run `gitrepro add {untracked[0]}` first")
+    pointers = [tracked[d] for d in inputs]
     problems = []
     for ptr in pointers:
         st = status.dataset_status(repo, ptr)
@@ -182,22 +232,55 @@ def _input_data(repo: Repo, outputs: list[str]) -> dict[str, str]:
     return {ptr.path: ptr.manifest for ptr in pointers}
 
 
-def _config_for_run(path, overrides: tuple[str, ...], seed) -> configmod.ResolvedConfig | None:
+def _config_for_run(repo: Repo, spec: RunSpec, outputs: list[str], run_id: str) -> configmod.ResolvedConfig | None:
     """Resolve a source config, or take a resolved one as-is if it is up to date."""
+    path, overrides, seed = spec.config, spec.overrides, spec.seed
     if path is None:
         if overrides:
             raise RunRefused("overrides need a config: pass -c <config.toml>")
         return None
+    if spec.stage:
+        path = str(repo.root / path)
     try:
         rc = configmod.load(path)
     except configmod.NotResolved:
-        return configmod.resolve(path, overrides, seed=seed)
+        return configmod.resolve(path, overrides, seed=seed, run_outputs=tuple(outputs),
+                                 output=_resolved_path(repo, Path(path), spec, run_id))
     if overrides or seed is not None:
         raise RunRefused(f"{path} is already resolved; give overrides and --seed with its source {rc.source}")
     findings = configmod.check(path)
     if findings:
         raise RunRefused(f"{path} is stale: {findings[0].message}")
     return rc
+
+
+def _resolved_path(repo: Repo, source: Path, spec: RunSpec, run_id: str) -> Path:
+    """Where a run's resolved config goes: `<name>.resolved.toml` beside the source, unless a run
+    not committed yet uses that file (a sweep): then `<name>.<run id>.resolved.toml` (or `--name`),
+    so every point of a sweep keeps its own config."""
+    stem = source.name[:-len(".toml")] if source.name.endswith(".toml") else source.name
+    if spec.name:
+        return source.with_name(f"{stem}.{spec.name}{configmod.RESOLVED_SUFFIX}")
+    default = source.with_name(stem + configmod.RESOLVED_SUFFIX)
+    rel = repo.relpath(str(default))
+    return source.with_name(f"{stem}.{run_id}{configmod.RESOLVED_SUFFIX}") if rel in uncommitted_configs(repo) \
+        else default
+
+
+def uncommitted_configs(repo: Repo) -> set[str]:
+    """Resolved configs that run records not yet committed (new files under runs/) use."""
+    out = plumbing.git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--", RUNS_DIR, cwd=repo.root)
+    used = set()
+    for item in out.split(b"\0"):
+        path = os.fsdecode(item[3:]) if len(item) > 3 else ""
+        if item[:2] in (b"??", b"A ") and is_record_path(path):
+            try:
+                rec = parse_record((repo.root / path).read_bytes(), path)
+            except (OSError, GitreproError):
+                continue
+            if rec.config is not None:
+                used.add(rec.config.path)
+    return used
 
 
 def _config_ref(repo: Repo, rc: configmod.ResolvedConfig | None) -> ConfigRef | None:
@@ -232,11 +315,11 @@ def run_env(rec: RunRecord, config_path: Path | None, base: Mapping[str, str]) -
     return env
 
 
-def _execute(command: list[str], env: dict[str, str]) -> int:
+def _execute(command: list[str], env: dict[str, str], cwd: Path) -> int:
     """Run the command with inherited stdout/stderr; on Ctrl-C let it finish (it got the signal
     too), on a second Ctrl-C kill it."""
     try:
-        proc = subprocess.Popen(command, env=env)
+        proc = subprocess.Popen(command, env=env, cwd=cwd)
     except OSError as e:
         raise RunRefused(f"cannot run {command[0]!r}: {e.strerror}; check the command after `--`") from None
     interrupts = 0

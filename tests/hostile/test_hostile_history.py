@@ -266,4 +266,4 @@ def test_gc_keeps_what_a_deeply_nested_record_names(deep_history):
     _, bad_rec = commits[1]
     data = (root / bad_rec.path).read_bytes()
     assert set(bad_rec.outputs.values()) <= reach.manifest_ids(bad_rec.path, data)
-    assert set(bad_rec.data.values()) <= reach.manifest_ids(bad_rec.path, data)
+    assert set(bad_rec.inputs.values()) <= reach.manifest_ids(bad_rec.path, data)

@@ -63,7 +63,7 @@ def test_a_run_without_a_resolved_config_is_refused(project):
 
 def test_a_resolved_config_left_out_of_the_commit_is_refused(project, trained):
     run_git(project, "rm", "-q", "--cached", trained.config.path)
-    assert (f"{trained.config.path}: resolved config used by {trained.path} is not in this commit — "
+    assert (f"{trained.config.path}: resolved config used by run {trained.id} is not in this commit — "
             f"fix: `git add {trained.config.path}`") in problems(staged(project))
 
 
@@ -72,7 +72,7 @@ def test_a_stale_config_is_refused_with_the_command_that_fixes_it(project, train
     run_git(project, "add", "configs/base.toml")
     text = problems(staged(project))
     assert "configs/base.toml: stale config: source configs/base.toml changed after configs/base.resolved.toml " \
-           "was resolved — fix: `gitrepro run -c configs/base.toml -- " in text
+           "was resolved — fix: `gitrepro run -c configs/base.toml --seed 1234 -i data/train -o models -- " in text
     assert "configs/base.resolved.toml: stale config: configs/base.resolved.toml differs from what its sources " \
            "resolve to now (keys: optim.lr)" in text
 
@@ -94,13 +94,13 @@ def test_a_record_without_a_seed_is_refused(project, trained):
 def test_a_record_whose_seed_differs_from_the_config_is_refused(project, trained):
     rewrite_record(project, trained, seed=99)
     run_git(project, "add", trained.path)
-    assert "seed 99 differs from the config's seed 1234" in problems(staged(project))
+    assert f"seed 99 of run {trained.id} differs from the config's seed 1234" in problems(staged(project))
 
 
 def test_a_missing_data_pointer_is_refused(project, trained):
     run_git(project, "rm", "-q", "--cached", "data/train.gitrepro")
     text = problems(staged(project))
-    assert (f"data/train.gitrepro: dataset data/train used by {trained.path} has no pointer in this commit — "
+    assert (f"data/train.gitrepro: dataset data/train used by run {trained.id} has no pointer in this commit — "
             "fix: `git add data/train.gitrepro`") in text
 
 
@@ -111,14 +111,15 @@ def test_a_pointer_naming_other_data_than_the_run_used_is_refused(project, train
     repo.close()
     run_git(project, "add", "data/train.gitrepro")
     text = problems(staged(project))
-    assert f"but {trained.path} trained on {trained.data['data/train'][:12]}" in text
-    assert f"fix: `git checkout {trained.code.commit[:12]} -- data/train.gitrepro`" in text
+    now = pointerfmt.parse((project / "data/train.gitrepro").read_bytes()).manifest
+    assert (f"data/train.gitrepro: input data/train: run {trained.id} read {trained.inputs['data/train'][:12]}, "
+            f"it is {now[:12]} now — fix: `gitrepro run -c configs/base.toml --seed 1234 -i data/train") in text
 
 
 def test_a_pointer_whose_chunks_are_missing_is_refused(project, trained):
-    keep_only_manifests(project, [trained.data["data/train"], trained.outputs["models"]])
+    keep_only_manifests(project, [trained.inputs["data/train"], trained.outputs["models"]])
     text = problems(staged(project))
-    manifest = trained.data["data/train"][:12]
+    manifest = trained.inputs["data/train"][:12]
     assert re.search(rf"data/train.gitrepro: data of data/train \(manifest {manifest}\) lacks (\d+) of its \1 chunks "
                      rf"in the local store — fix: `gitrepro add data/train`", text), text
 
@@ -126,7 +127,7 @@ def test_a_pointer_whose_chunks_are_missing_is_refused(project, trained):
 def test_a_pointer_whose_manifest_is_missing_is_refused(project, trained):
     keep_only_manifests(project, [])
     text = problems(staged(project))
-    assert f"data of data/train (manifest {trained.data['data/train'][:12]}) is not in the local store" in text
+    assert f"data of data/train (manifest {trained.inputs['data/train'][:12]}) is not in the local store" in text
     assert f"data of models (manifest {trained.outputs['models'][:12]}) is not in the local store" in text
 
 
@@ -144,11 +145,13 @@ def test_a_dirty_run_is_refused(project):
             in problems(staged(project)))
 
 
-def test_a_code_commit_that_is_not_an_ancestor_is_refused(project, trained, git):
+def test_a_code_commit_that_is_not_an_ancestor_is_only_a_warning_when_the_code_ids_match(project, trained, git):
     side = git("commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "elsewhere").strip()   # on no branch of ours
-    rewrite_record(project, trained, code=runrecord.CodeState(side))
+    rewrite_record(project, trained, code=runrecord.CodeState(side, ids=trained.code.ids))
     git("add", trained.path)
-    assert f"code commit {side[:12]} is not an ancestor of the commit being made" in problems(staged(project))
+    result = staged(project)
+    assert result.ok, problems(result)
+    assert any(f"code commit {side[:12]} is not an ancestor of this commit" in w for w in result.warnings)
 
 
 def test_a_record_whose_id_does_not_match_its_file_is_refused(project, trained):
@@ -310,7 +313,8 @@ def test_the_staged_check_on_a_first_commit_treats_everything_as_added(git_repo)
     write(git_repo, "runs/20261126T081500Z-3f2a1c.toml", runrecord.dumps(record_sample()).decode())
     run_git(git_repo, "add", "-A")
     result = staged(git_repo)
-    assert result.training and "is not an ancestor of the commit being made" in problems(result)
+    assert result.training and "the run names no resolved config" in problems(result)
+    assert any("is not an ancestor of this commit" in w for w in result.warnings)
 
 
 def test_policy_check_staged_through_the_cli(project, trained, run_cli):

@@ -123,7 +123,7 @@ def test_log_lists_training_commits_only_newest_first(history, repo_of):
     run = first.runs[0]
     assert run.id == history.run1.id and run.seed == 1234 and run.exit_status == 0
     assert run.config == "configs/base.resolved.toml" and run.config_hash == history.run1.config.hash
-    assert run.data == history.run1.data and run.outputs == history.run1.outputs
+    assert run.data == history.run1.inputs and run.outputs == history.run1.outputs
 
 
 def test_log_takes_a_range_and_paths(history, repo_of):
@@ -139,7 +139,7 @@ def test_log_command_prints_one_line_per_training_commit(history, run_cli):
     lines = result.out.splitlines()
     assert len(lines) == 2 and lines[0].startswith(history.train2[:12]) and lines[1].startswith(history.train1[:12])
     assert f"config {history.run1.config.hash[:8]}" in lines[1] and "seed 1234 exit 0" in lines[1]
-    assert f"data/train@{history.run1.data['data/train'][:8]}" in lines[1]
+    assert f"data/train@{history.run1.inputs['data/train'][:8]}" in lines[1]
     assert f"models@{history.run1.outputs['models'][:8]}" in lines[1]
     only = run_cli("log", "HEAD", "--", history.run2.path)
     assert only.code == 0 and len(only.out.splitlines()) == 1
@@ -164,7 +164,7 @@ def test_diff_reads_no_data_file(history, repo_of):
     shutil.rmtree(history.root / "data" / "train")
     d = diff_op.diff(repo_of, history.train1, history.data2)
     assert {f.path for f in d.datasets[0].files} == {"part-1.bin", "part-2.bin", "part-3.bin"}
-    keep_only_manifests(history.root, [history.run1.data["data/train"], history.run2.data["data/train"]])
+    keep_only_manifests(history.root, [history.run1.inputs["data/train"], history.run2.inputs["data/train"]])
     again = diff_op.diff(repo_of, history.train1, history.data2)
     assert again.datasets[0].files == d.datasets[0].files
 
@@ -222,7 +222,7 @@ def test_show_reports_what_a_training_commit_rests_on(history, repo_of):
     run = p.runs[0]
     assert run.code_commit == history.project and run.seed == 1234 and run.environment.python
     roles = {d.path: (d.role, d.manifest) for d in p.datasets}
-    assert roles == {"data/train": ("input", history.run1.data["data/train"]),
+    assert roles == {"data/train": ("input", history.run1.inputs["data/train"]),
                      "models": ("output", history.run1.outputs["models"])}
     train_ds = next(d for d in p.datasets if d.path == "data/train")
     assert (train_ds.files, train_ds.bytes) == (3, 60_000)
@@ -240,7 +240,7 @@ def test_show_with_read_data_rehashes_every_chunk(history, repo_of):
 
 
 def test_show_with_read_data_reports_a_corrupt_chunk(history, repo_of):
-    chunk = bytes.fromhex(min(parse_manifest(repo_of.store.read_manifest(history.run1.data["data/train"])).chunk_ids()))
+    chunk = bytes.fromhex(min(parse_manifest(repo_of.store.read_manifest(history.run1.inputs["data/train"])).chunk_ids()))
     flip_chunk_byte(repo_of.store, chunk)
     repo_of.close()
     quick = show_op.show(repo_of, history.train1)
@@ -253,7 +253,7 @@ def test_show_with_read_data_reports_a_corrupt_chunk(history, repo_of):
 
 
 def test_show_reports_missing_chunks_as_problems(history, repo_of):
-    keep_only_manifests(history.root, [history.run1.data["data/train"], history.run1.outputs["models"]])
+    keep_only_manifests(history.root, [history.run1.inputs["data/train"], history.run1.outputs["models"]])
     p = show_op.show(repo_of, history.train1)
     v = p.verification
     assert not v.ok and v.manifests_present == 2 and v.chunks_present == 0 < v.chunks_total
@@ -280,7 +280,7 @@ def test_markdown_report_states_what_was_verified_and_when(history, repo_of):
     for heading in ("## Verification", f"## Run {history.run1.id}", "## Datasets read", "## Outputs",
                     "## Config `configs/base.resolved.toml`", f"## Environment of run {history.run1.id}"):
         assert heading in md
-    assert f"`{history.run1.data['data/train']}`" in md and "| `optim.lr` | `0.001` |" in md
+    assert f"`{history.run1.inputs['data/train']}`" in md and "| `optim.lr` | `0.001` |" in md
 
 
 def test_show_command_in_text_markdown_and_json(history, run_cli):
@@ -341,7 +341,7 @@ def expected_edges(h: History) -> set[tuple[str, str]]:
     found = set()
     for rec, commit in ((h.run1, h.train1), (h.run2, h.train2)):
         run = f"run {rec.id} @ {commit[:12]} seed 1234"
-        found.add((f"data/train @ {rec.data['data/train'][:12]}", run))
+        found.add((f"data/train @ {rec.inputs['data/train'][:12]}", run))
         found.add((f"configs/base.resolved.toml hash {rec.config.hash[:12]}", run))
         found.add((run, f"models @ {rec.outputs['models'][:12]}"))
     return found
@@ -375,7 +375,7 @@ def test_a_dataset_version_shared_by_two_runs_is_one_node(history, repo_of):
     graph = lineage_op.lineage(repo_of)
     data_nodes = [n for n in graph.nodes if n.kind == "dataset"]
     assert len(data_nodes) == 2 and len([n for n in graph.nodes if n.kind == "run"]) == 3
-    shared = next(n.id for n in data_nodes if history.run2.data["data/train"][:12] in n.label)
+    shared = next(n.id for n in data_nodes if history.run2.inputs["data/train"][:12] in n.label)
     assert sum(1 for e in graph.edges if e.source == shared) == 2
 
 

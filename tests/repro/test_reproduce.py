@@ -343,7 +343,7 @@ def test_the_python_api_reproduces_from_a_path(project, tmp_path):
 
 def _record(run_id: str, code: str, **fields):
     now = datetime(2026, 11, 26, tzinfo=timezone.utc)
-    base = dict(id=run_id, command=("true",), code=runrecord.CodeState(code), config=None, seed=None, data={},
+    base = dict(id=run_id, command=("true",), code=runrecord.CodeState(code), config=None, seed=None, inputs={},
                 outputs={}, environment=None, started=now, finished=now, wall_seconds=0.0, exit_status=0)
     return runrecord.dumps(runrecord.RunRecord(**{**base, **fields}))
 

@@ -12,6 +12,8 @@ from conftest import run_git
 from gitrepro.repro import config as configmod
 from gitrepro.repro import envcapture
 from gitrepro.formats import runrecord
+from gitrepro.git import plumbing
+from gitrepro.repro import codeid
 from gitrepro.repro import run as run_op
 from gitrepro.repro.run import RunRefused
 from gitrepro.store.repo import Repo
@@ -29,12 +31,14 @@ def test_a_run_records_commit_config_seed_data_environment_outputs_and_timing(pr
     result = train(project)
     rec = runrecord.parse((project / result.record.path).read_bytes(), result.record.path)
     assert rec == result.record
-    assert rec.code == runrecord.CodeState(head)
+    blobs = {e.path: e.sha for e in plumbing.ls_tree(head, cwd=project) if e.type == "blob"}
+    assert rec.code == runrecord.CodeState(head, ids=codeid.code_ids(blobs, ["."], {"configs/base.toml"}))
+    assert rec.version == 2 and rec.inputs == {"data/train": rec.inputs["data/train"]}
     assert rec.config.path == "configs/base.resolved.toml" and rec.config.source == "configs/base.toml"
     assert rec.config.hash == configmod.load(project / "configs/base.resolved.toml").hash
     assert rec.seed == 1234
     pointer = (project / "data/train.gitrepro").read_text()
-    assert f'manifest = "{rec.data["data/train"]}"' in pointer
+    assert f'manifest = "{rec.inputs["data/train"]}"' in pointer
     assert set(rec.outputs) == {"models"} and (project / "models.gitrepro").exists()
     assert rec.has_environment and rec.environment["python"] and "pytest" in rec.environment["packages"]
     assert rec.environment["hash"] == envcapture.environment_hash(rec.environment)
@@ -75,7 +79,7 @@ BASE_EDITED = "seed = 1234\n[data]\ntrain = \"data/train\"\n[optim]\nlr = 0.002\
 
 def test_uncommitted_code_changes_are_refused(project):
     write(project, "train.py", "print('changed')\n")
-    with pytest.raises(RunRefused, match=r"uncommitted changes to tracked files: train.py; .*--allow-dirty"):
+    with pytest.raises(RunRefused, match=r"uncommitted changes to code the run depends on: train.py; .*--allow-dirty"):
         train(project)
     assert not (project / "runs").exists()
 
@@ -141,7 +145,7 @@ def test_the_banner_shows_provenance_at_start_and_end(project):
     rec = train(project, say=lines.append).record
     text = "\n".join(lines)
     assert text.count(rec.code.commit) == 2 and text.count(rec.config.hash[:16]) == 2
-    assert text.count(rec.data["data/train"][:16]) == 2 and text.count(rec.environment["hash"][:16]) == 2
+    assert text.count(rec.inputs["data/train"][:16]) == 2 and text.count(rec.environment["hash"][:16]) == 2
     assert text.count("seed     1234") == 2
     assert f"output   models manifest {rec.outputs['models'][:16]}" in text
     assert lines[0].endswith("starting") and "finished with exit status 0" in text

@@ -19,7 +19,7 @@ import pytest
 from conftest import run_git
 from gitrepro.cli import app as cli
 from gitrepro.cli import verify as cli_verify
-from gitrepro.repro import availability, policy
+from gitrepro.repro import availability, policy, producers
 from gitrepro.formats import runrecord
 from gitrepro.worktree import snapshot
 from gitrepro.repro import verify
@@ -161,7 +161,7 @@ def test_a_training_commit_made_with_no_verify_that_breaks_the_policy_fails(repo
     assert [r.commit for r in verdict.failing] == [bad]
     assert verify.Finding(bad, f"runs/{run_id}.toml", f"run {run_id}",
                           "no environment record ([environment] with python and packages)",
-                          f"`{policy._rerun_command(result.record)}`") in findings(verdict)
+                          f"`{producers.fix_command(result.record)}`") in findings(verdict)
     assert str(findings(verdict)[0]).startswith(f"{bad[:12]} runs/{run_id}.toml: no environment record")
 
 
@@ -236,7 +236,7 @@ def keep_only_manifest_blobs(root: Path) -> None:
     ids = {pointer_manifest(root), pointer_manifest(root, "models")}
     for rec in (root / "runs").glob("*.toml"):
         parsed = runrecord.parse(rec.read_bytes())
-        ids |= set(parsed.data.values()) | set(parsed.outputs.values())
+        ids |= set(parsed.inputs.values()) | set(parsed.outputs.values())
     repo.close()
     keep_only_manifests(root, sorted(ids))
 

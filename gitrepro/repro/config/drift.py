@@ -15,7 +15,8 @@ from gitrepro.errors import GitreproError
 from gitrepro.formats import pointer
 from gitrepro.formats.hashing import hash_bytes
 from gitrepro.repro.config.keys import ConfigError, flatten, same_value
-from gitrepro.repro.config.resolve import NotAFile, ReadFile, compute, default_output_rel, locate, read_pointer
+from gitrepro.repro.config.resolve import (NotAFile, ReadFile, compute, default_output_rel, locate, names_output,
+                                           read_pointer)
 from gitrepro.repro.config.resolved import ResolvedConfig, content_hash, load, parse_resolved
 
 ENV_VAR = "GITREPRO_CONFIG"
@@ -121,7 +122,7 @@ def _recompute_drift(rc: ResolvedConfig, rel: str, read: ReadFile, hint: str) ->
         keys = ", ".join(d[:5]) + (", ..." if len(d) > 5 else "")
         findings.append(Drift("stale", rel, f"{rel} differs from what its sources resolve to now "
                                               f"(keys: {keys or 'none'}); {hint}"))
-    for dataset in sorted(fresh.data.keys() - rc.data_pointers.keys()):
+    for dataset in sorted(d for d in fresh.data.keys() - rc.data_pointers.keys() if not names_output(d, rc.outputs)):
         findings.append(Drift("data-added", dataset, f"{rel} names dataset {dataset}, which is tracked now "
                                                        f"but was not when resolved; {hint}"))
     return findings

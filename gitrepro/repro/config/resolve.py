@@ -37,12 +37,15 @@ ReadFile = Callable[[str], "bytes | None"]   # repo-relative path -> bytes, or N
 
 
 def resolve(path: str | os.PathLike, overrides=(), *, seed: int | str | None = None,
-            force: bool = False, output: str | os.PathLike | None = None) -> ResolvedConfig:
+            force: bool = False, output: str | os.PathLike | None = None,
+            run_outputs: tuple[str, ...] = ()) -> ResolvedConfig:
     """Resolve `path` with `overrides` and write the canonical resolved file atomically.
 
     `seed`: None (the config must set an integer `seed`), an int (replaces it) or
     "auto" (pick one when the config has none). `output` defaults to
-    `<name>.resolved.toml` next to `path` and must be inside the repository.
+    `<name>.resolved.toml` next to `path` and must be inside the repository. `run_outputs`: the
+    datasets the run using it writes; the config may name them, but they are not its inputs, so
+    their pointers are not recorded (they change when the run ends).
     """
     src, root, rel = _top(path)
     out = Path(output).resolve() if output is not None else _default_output(src)
@@ -51,12 +54,18 @@ def resolve(path: str | os.PathLike, overrides=(), *, seed: int | str | None = N
         raise ConfigError(f"{rel}: the output would overwrite the source; pass another -o path")
     overrides = canonical_overrides(tuple(overrides))
     c = compute(rel, overrides, seed, force, worktree_reader(root))
-    rc = ResolvedConfig(out, c.hash, c.values["seed"], c.values, c.origins, c.data, c.sources,
-                        rel, overrides, c.seed_source, force)
+    outputs = tuple(sorted(set(run_outputs)))
+    data = {d: m for d, m in c.data.items() if not names_output(d, outputs)}
+    rc = ResolvedConfig(out, c.hash, c.values["seed"], c.values, c.origins, data, c.sources,
+                        rel, overrides, c.seed_source, force, outputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as f:
         f.write(render(rc))
     return rc
+
+
+def names_output(dataset: str, outputs) -> bool:
+    return any(dataset == o or dataset.startswith(o + "/") or o.startswith(dataset + "/") for o in outputs)
 
 
 class NotAFile(ConfigError):

@@ -42,6 +42,7 @@ class ResolvedConfig:
     overrides: tuple[str, ...] = ()
     seed_source: str = "config"    # config | override | argument | auto
     force: bool = False
+    outputs: tuple[str, ...] = ()  # datasets the run using it writes: named, but not inputs
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ def render(rc: ResolvedConfig) -> bytes:
     meta = {"version": FORMAT_VERSION, "hash": rc.hash, "source": rc.source,
             "overrides": list(rc.overrides), "force": rc.force, "seed_source": rc.seed_source,
             "sources": rc.sources, "data": rc.data_pointers, "origins": rc.origins}
+    if rc.outputs:
+        meta["outputs"] = list(rc.outputs)
     source = "".join(ch if ch.isprintable() else "?" for ch in rc.source)   # a comment is one line
     return (_HEADER.format(source=source).encode() + canonical_bytes(rc.values) + b"\n"
             + tomli_w.dumps({META_KEY: sorted_tree(meta)}).encode())
@@ -131,6 +134,7 @@ def parse_resolved(data: bytes, path: Path) -> ResolvedConfig:
         sources = {check_relpath(k): parse_id(v, "source hash") for k, v in get("sources", dict).items()}
         data_ptrs = {check_relpath(k): parse_id(v, "manifest id") for k, v in get("data", dict).items()}
         source = check_relpath(get("source", str))
+        outputs = tuple(check_relpath(o) for o in _str_list(meta.get("outputs", []), path))
     except (BadId, UnsafePath, AttributeError, TypeError) as e:
         raise ConfigError(f"{path}: damaged [{META_KEY}] table ({e}); re-run `gitrepro config resolve`") from None
     seed, seed_source = doc.get("seed"), get("seed_source", str)
@@ -140,7 +144,8 @@ def parse_resolved(data: bytes, path: Path) -> ResolvedConfig:
     if not is_int(seed):
         raise ConfigError(f"{path}: resolved config has no integer seed; re-run `gitrepro config resolve`")
     return ResolvedConfig(path, digest, seed, doc, _str_map(get("origins", dict), path), data_ptrs, sources,
-                          source, tuple(_str_list(get("overrides", list), path)), seed_source, get("force", bool))
+                          source, tuple(_str_list(get("overrides", list), path)), seed_source, get("force", bool),
+                          outputs)
 
 
 def _meta_getter(meta: dict, path: Path):
@@ -160,6 +165,6 @@ def _str_map(d: dict, path: Path) -> dict[str, str]:
 
 
 def _str_list(items: list, path: Path) -> list[str]:
-    if not all(isinstance(v, str) for v in items):
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
         raise ConfigError(f"{path}: damaged [{META_KEY}] overrides; re-run `gitrepro config resolve`")
     return items

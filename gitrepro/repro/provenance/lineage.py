@@ -48,7 +48,7 @@ def lineage(repo: Repo, rev_range: str | None = None, paths: list[str] | None = 
     for t in reversed(training_history(repo.root, rev_range or "HEAD", list(paths or []))):
         for rec in t.records:
             run = _node_id("r", rec.id)
-            for dataset, manifest in sorted(rec.data.items()):
+            for dataset, manifest in sorted(rec.inputs.items()):
                 graph.add_node(Node(_node_id("v", dataset, manifest), "dataset", f"{dataset} @ {manifest[:12]}"))
                 graph.add_edge(_node_id("v", dataset, manifest), run)
             if rec.config is not None:

@@ -41,4 +41,4 @@ def log(repo: Repo, rev_range: str | None = None, paths: list[str] | None = None
 
 def _summary(rec: RunRecord) -> RunSummary:
     return RunSummary(rec.id, rec.config.path if rec.config else None, rec.config.hash if rec.config else None,
-                      rec.seed, rec.exit_status, dict(rec.data), dict(rec.outputs))
+                      rec.seed, rec.exit_status, dict(rec.inputs), dict(rec.outputs))

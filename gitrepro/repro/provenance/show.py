@@ -157,7 +157,7 @@ def _iso(value: datetime) -> str:
 def _run_info(rec: RunRecord) -> RunInfo:
     return RunInfo(rec.id, rec.path, list(rec.command), rec.cwd, rec.code.commit, rec.code.dirty,
                    rec.config.path if rec.config else None, rec.config.hash if rec.config else None, rec.seed,
-                   dict(rec.data), dict(rec.outputs), _iso(rec.started), _iso(rec.finished), rec.wall_seconds,
+                   dict(rec.inputs), dict(rec.outputs), _iso(rec.started), _iso(rec.finished), rec.wall_seconds,
                    rec.exit_status, _environment_info(rec.environment) if rec.environment else None)
 
 
@@ -173,7 +173,7 @@ def _environment_info(env: dict) -> EnvironmentInfo:
 def _datasets(repo: Repo, sha: str, records: list[RunRecord]) -> list[DatasetInfo]:
     """Every dataset the commit tracks, plus any a run names without a pointer here; role from the runs."""
     pointers = {t.pointer.path: t.pointer for t in tracking.at_revision(repo.root, sha)}
-    named = {d: m for r in records for d, m in r.data.items()}
+    named = {d: m for r in records for d, m in r.inputs.items()}
     made = {o: m for r in records for o, m in r.outputs.items()}
     found = []
     for path in sorted(pointers.keys() | named.keys() | made.keys()):
