@@ -181,23 +181,26 @@ def _code_state(repo: Repo, code_paths: list[str], allow_dirty: bool, config_sou
     dirty = [f for f in dirty_code(repo.root, code_paths) if f not in config_sources]
     if dirty and not allow_dirty:
         shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
-        raise RunRefused(f"uncommitted changes to code the run depends on: {shown}; commit them (or add new files "
-                         f"to git, or ignore them) first, or pass --allow-dirty, which the run record will say")
-    blobs = {e.path: e.sha for e in plumbing.ls_tree(head, cwd=repo.root) if e.type == "blob"}
+        raise RunRefused(f"uncommitted changes to code the run depends on: {shown}; git add them (or ignore new "
+                         f"files) first, or pass --allow-dirty, which the run record will say")
+    # the code that runs is the index's (staged code: the commit that carries the record holds it)
+    blobs = {e.path: e.sha for e in plumbing.ls_staged(cwd=repo.root) if e.mode != "160000"}
     missing = [p for p in code_paths if p != codeid.WHOLE_TREE and not any(codeid.under(b, p) for b in blobs)]
     if missing:
-        raise RunRefused(f"code dependency {missing[0]} is not a file or directory git tracks in HEAD; "
-                         f"commit it, or declare it as a data input")
+        raise RunRefused(f"code dependency {missing[0]} is not a file or directory git tracks; "
+                         f"git add it, or declare it as a data input")
     return CodeState(head, bool(dirty), tuple(dirty), codeid.code_ids(blobs, code_paths, config_sources))
 
 
 def dirty_code(root: Path, code_paths: list[str]) -> list[str]:
-    """Code files under `code_paths` that differ from HEAD, or are new and not ignored (a script
-    may import them). What gitrepro writes (pointers, records, resolved configs, .gitignore) is not code."""
+    """Code files under `code_paths` whose working copy differs from the index, or that are new and
+    not ignored (a script may import them). Staged changes are not dirty: the record's code ids
+    name them, and a stage's code change can only be committed together with its re-run. What
+    gitrepro writes (pointers, records, resolved configs, .gitignore) is not code."""
     specs = [] if codeid.WHOLE_TREE in code_paths else [f":(literal){p}" for p in code_paths]
     out = plumbing.git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", *specs,
                        cwd=root)
-    files = [os.fsdecode(item[3:]) for item in out.split(b"\0") if len(item) > 3]
+    files = [os.fsdecode(item[3:]) for item in out.split(b"\0") if len(item) > 3 and item[1:2] != b" "]
     return sorted(f for f in files if codeid.is_code(f))
 
 
