@@ -123,6 +123,9 @@ def _stage(rec: RunRecord, state: State) -> list[Reason]:
     if tuple(rec.command) != stage.cmd:
         found.append(Reason("command", stage.name, f"stage {stage.name}'s cmd changed "
                                                    f"({' '.join(rec.command)} -> {' '.join(stage.cmd)})"))
+    if not stage.config and rec.config is None and rec.seed != stage.seed:   # with a config, its seed decides
+        found.append(Reason("seed", stage.name, f"stage {stage.name}'s seed is now {stage.seed}, run {rec.id} "
+                                                f"used {rec.seed}"))
     declared = set(stage.deps)
     recorded = set(rec.code.ids) | set(rec.inputs)
     for dep in sorted(declared ^ recorded):
