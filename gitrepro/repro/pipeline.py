@@ -144,7 +144,8 @@ def repro(repo: Repo, targets: list[str] | None = None, *, dry_run: bool = False
     for stage in plan:
         mine = overrides if targets and stage.name == targets[0] else ()
         status = stage_status(stage, WorkState(repo, stages), records(repo), mine)
-        upstream = [u for u in stale_upstream if u in _upstream_names(stages, stage)]
+        # a dry run cannot know what a stale upstream stage will write; a real run judges its outputs
+        upstream = [u for u in stale_upstream if u in _upstream_names(stages, stage)] if dry_run else []
         if status.status == FRESH and (force or upstream):
             status = StageStatus(stage.name, STALE, ["--force"] if force else
                                  [f"upstream stage {u} is stale" for u in sorted(upstream)])
