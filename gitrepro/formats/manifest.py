@@ -227,6 +227,17 @@ class ManifestReader:
             raise BadManifest(f"{self.origin}: {e}") from None
 
 
+def parse_line(line: bytes, origin: str = "manifest") -> Entry:
+    """One entry line (with or without its newline), read and checked on its own."""
+    try:
+        text = line.decode("utf-8").rstrip("\n")
+    except UnicodeDecodeError:
+        raise BadManifest(f"{origin}: not a gitrepro manifest (not UTF-8)") from None
+    if "\n" in text:
+        raise BadManifest(f"{origin}: malformed entry (more than one line)")
+    return _parse_entry(json.JSONDecoder().scan_once, text, origin, 0)
+
+
 def _check_header(header_line: str, origin: str) -> None:
     try:
         header = json.loads(header_line)

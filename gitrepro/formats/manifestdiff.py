@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from typing import Callable, Iterator
 
+from gitrepro.errors import GitreproError
 from gitrepro.formats.manifestparts import Part, PartedManifest, line_key
 
 
@@ -35,10 +36,13 @@ def _dirty(count: int, pairs: list[tuple[int, int]], mine: int) -> tuple[set[int
     return parts, bounds
 
 
-def dirty_lines(pm: PartedManifest, parts: set[int], bounds: set[int]) -> Iterator[tuple[bytes, bytes]]:
-    """(key, line) of every line of `pm` that overlaps a part of `parts` or crosses a boundary of
-    `bounds`, in order, the header line left out. Reads those parts and the neighbours that
-    complete their first and last lines."""
+def dirty_lines(pm: PartedManifest, parts: set[int], bounds: set[int],
+                context: bool = False) -> Iterator[tuple[bytes, bytes, bool]]:
+    """(key, line, dirty) of every line of `pm` that overlaps a part of `parts` or crosses a
+    boundary of `bounds` (dirty), in order, the header line left out; reads those parts and the
+    neighbours that complete their first and last lines. With `context`, also every other line
+    read, and the line before and after each run read (not dirty): whoever checks the order of
+    a manifest known to be sorted outside the dirty lines needs only these."""
     offsets = pm.offsets
     marks = sorted({(i, i) for i in parts} | {(i - 1, i) for i in bounds})
     ranges: list[list[int]] = []
@@ -52,12 +56,13 @@ def dirty_lines(pm: PartedManifest, parts: set[int], bounds: set[int]) -> Iterat
     last_end = 0
     for lo, hi in ranges:
         start, end = _line_start_before(pm, lo), _line_end_after(pm, hi)
+        if context:
+            start, end = _line_start_before_offset(pm, start), _line_end_after_offset(pm, end)
         start = max(start, last_end)
         if start >= end:
             continue
-        data = _bytes_between(pm, start, end)
         pos = start
-        for line in data.splitlines(keepends=True):
+        for line in _split(_bytes_between(pm, start, end)):
             a, b = pos, pos + len(line)
             pos = b
             if a == 0:
@@ -65,9 +70,40 @@ def dirty_lines(pm: PartedManifest, parts: set[int], bounds: set[int]) -> Iterat
             k = bisect.bisect_left(hot, (b,))
             overlaps = any(x < b and a < y for x, y in hot[max(k - 1, 0):k + 1])
             p = bisect.bisect_right(points, a)
-            if overlaps or (p < len(points) and points[p] < b):
-                yield line_key(line), line
+            dirty = overlaps or (p < len(points) and points[p] < b)
+            if dirty or context:
+                yield line_key(line), line, dirty
         last_end = end
+
+
+def _split(data: bytes) -> list[bytes]:
+    """Whole lines, newlines kept (data ends with one)."""
+    lines = data.split(b"\n")
+    return [line + b"\n" for line in lines[:-1]]
+
+
+def _line_start_before_offset(pm: PartedManifest, offset: int) -> int:
+    """The start of the line that ends at `offset` (a line start); `offset` itself at the start."""
+    if offset == 0:
+        return 0
+    i = bisect.bisect_right(pm.offsets, offset - 1) - 1
+    inner = offset - 1 - pm.offsets[i]        # the newline ending that line, in part i
+    data = pm.read([i])[0]
+    nl = data.rfind(b"\n", 0, inner)
+    if nl >= 0:
+        return pm.offsets[i] + nl + 1
+    return _line_start_before(pm, i)
+
+
+def _line_end_after_offset(pm: PartedManifest, offset: int) -> int:
+    """The end of the line that starts at `offset`; `offset` itself at the end."""
+    if offset >= pm.offsets[-1]:
+        return offset
+    i = bisect.bisect_right(pm.offsets, offset) - 1
+    nl = pm.read([i])[0].find(b"\n", offset - pm.offsets[i])
+    if nl >= 0:
+        return pm.offsets[i] + nl + 1
+    return _line_end_after(pm, i)
 
 
 def _line_start_before(pm: PartedManifest, i: int) -> int:
@@ -99,12 +135,31 @@ def _bytes_between(pm: PartedManifest, start: int, end: int) -> bytes:
     return data[start - pm.offsets[lo]: end - pm.offsets[lo]]
 
 
-def changed_lines(a: PartedManifest, b: PartedManifest) -> Iterator[tuple[bytes, bytes | None, bytes | None]]:
+class Unsorted(GitreproError):
+    """Manifest b's lines are not in order where it differs from a."""
+
+
+def _ascending(lines: Iterator[tuple[bytes, bytes, bool]]) -> Iterator[tuple[bytes, bytes]]:
+    """The dirty (key, line) pairs of `dirty_lines(..., context=True)`, checking on the way that
+    every key read (dirty or context) is greater than the one before."""
+    previous = None
+    for key, line, dirty in lines:
+        if previous is not None and key <= previous:
+            raise Unsorted(f"paths are unsorted or duplicated at {key!r}")
+        previous = key
+        if dirty:
+            yield key, line
+
+
+def changed_lines(a: PartedManifest, b: PartedManifest,
+                  check_order: bool = False) -> Iterator[tuple[bytes, bytes | None, bytes | None]]:
     """(key, line in a or None, line in b or None) for every path whose line differs, in order,
-    reading only the parts the two do not share (and the neighbours that complete their lines)."""
+    reading only the parts the two do not share (and the neighbours that complete their lines).
+    With `check_order` (b untrusted, a sorted), Unsorted is raised unless b is sorted too."""
     pairs = align(a.ids, b.ids)
-    ours = dirty_lines(a, *_dirty(len(a.parts), pairs, 0))
-    theirs = dirty_lines(b, *_dirty(len(b.parts), pairs, 1))
+    ours = ((k, line) for k, line, _ in dirty_lines(a, *_dirty(len(a.parts), pairs, 0)))
+    theirs = _ascending(dirty_lines(b, *_dirty(len(b.parts), pairs, 1), context=check_order)) if check_order \
+        else ((k, line) for k, line, _ in dirty_lines(b, *_dirty(len(b.parts), pairs, 1)))
     x, y = next(ours, None), next(theirs, None)
     while x is not None or y is not None:
         if y is None or (x is not None and x[0] < y[0]):

@@ -17,24 +17,24 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Callable, Iterator
 
+from gitrepro.errors import GitreproError
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pack as packfmt
 from gitrepro.formats import pointer as pointerfmt
-from gitrepro.store import statcache
-from gitrepro.worktree import statwalk
-from gitrepro.git import tracking
-from gitrepro.formats.chunker import new_cutter
-from gitrepro.errors import GitreproError
-from gitrepro.util.fsutil import UnsafePath, make_dirs_safely, safe_join
-from gitrepro.git import plumbing
-from gitrepro.git.plumbing import resolve_commit
 from gitrepro.formats.manifest import Entry, Manifest
-from gitrepro.formats.pointer import Pointer, check_manifest, pointer_path_for, tracked_problem
+from gitrepro.formats.pointer import Pointer, tracked_problem
+from gitrepro.git import plumbing, tracking
+from gitrepro.git.plumbing import resolve_commit
+from gitrepro.store import manifests, statcache
+from gitrepro.store.manifests import StoredManifest
 from gitrepro.store.repo import Repo
 from gitrepro.store.stattable import key_mtime_ns
 from gitrepro.store.store import MissingBlob, Store
-from gitrepro.worktree.restore import TEMP_SEQ, chunk_ids, prune_empty_dirs, remove_paths, write_all
-from gitrepro.worktree.scan import TEMP_SUFFIX, Observed, observe, scan
+from gitrepro.util.fsutil import UnsafePath, make_dirs_safely, safe_join
+from gitrepro.worktree import plan as plan_mod
+from gitrepro.worktree import statwalk
+from gitrepro.worktree.restore import TEMP_SEQ, chunk_ids, remove_paths, write_all
+from gitrepro.worktree.scan import TEMP_SUFFIX
 
 Fetcher = Callable[[Store, set[bytes]], None]
 
@@ -98,87 +98,174 @@ def _refuse_git_tracked(repo: Repo, dataset: str) -> None:
         raise UnsafePath(tracked_problem(dataset, os.fsdecode(out.split(b"\0")[0])))
 
 
-def load_manifest(store: Store, manifest_id: str, fetch: Fetcher | None = None) -> Manifest:
+def open_manifest(store: Store, manifest_id: str, fetch: Fetcher | None = None) -> StoredManifest:
+    """The manifest as its parts, fetched first (root, parts and chunks) when the store lacks it."""
     root = bytes.fromhex(manifest_id)
     if fetch is not None and store.missing([root]):
         fetch(store, {root})
     try:
-        data = store.read_manifest(manifest_id)
+        return StoredManifest.open(store, manifest_id)
     except MissingBlob as e:
         if fetch is None:
             raise
         fetch(store, {e.blob_id})
-        data = store.read_manifest(manifest_id)
-    return manifestfmt.parse(data, f"manifest {manifest_id}")
+        return StoredManifest.open(store, manifest_id)
+
+
+def load_manifest(store: Store, manifest_id: str, fetch: Fetcher | None = None) -> Manifest:
+    """The whole manifest, parsed (for small ones and for callers that want every entry)."""
+    open_manifest(store, manifest_id, fetch)
+    return manifestfmt.parse(store.read_manifest(manifest_id), f"manifest {manifest_id}")
 
 
 def checkout_dataset(repo: Repo, ptr: Pointer, target_root: Path, *, force: bool, use_cache: bool,
                      fetch: Fetcher | None, progress=None) -> DatasetCheckout:
-    store = repo.store
+    """Make one dataset equal `ptr`'s manifest. With a stat table, only what differs from the
+    table's manifest is read and written (`plan.by_table`); else the dataset is scanned."""
     dataset_root = safe_join(target_root, ptr.path)
     if os.path.islink(dataset_root):
         raise UnsafePath(f"{dataset_root} is a symlink; gitrepro will not write through it")
-    cache = statcache.load(store.path, repo.root, ptr.path) if use_cache else statcache.StatCache()
-    if cache.manifest == ptr.manifest and statwalk.tree_matches(dataset_root, ptr.kind, cache.stats):
-        return DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(cache.stats))  # already there: read nothing
-    scanned = scan(dataset_root)
-    manifest = load_manifest(store, ptr.manifest, fetch)
-    _check_kind(ptr, manifest)   # the judgment verify and the policy make of the same pair
-    kind, now = observe(dataset_root, cache, new_cutter(store.config.chunker), scanned=scanned)
-    target = manifest.by_path()
-    plan = _plan(kind, ptr.kind, now, target)
-    _refuse_local_changes(plan, now, _known_snapshots(repo, cache.manifest, ptr, in_worktree=use_cache),
-                          force, ptr.path)
-    _require_chunks(store, plan.write, fetch)
+    table = statcache.load(repo.store.path, repo.root, ptr.path) if use_cache else None
+    try:
+        if table is not None and table.manifest == ptr.manifest and table.kind == ptr.kind \
+                and statwalk.tree_matches(dataset_root, ptr.kind, table):
+            return DatasetCheckout(ptr.path, ptr.manifest, unchanged=table.count)  # already there: read nothing
+        target = open_manifest(repo.store, ptr.manifest, fetch)
+        found = plan_mod.by_table(repo, ptr, dataset_root, table, target) if table is not None else None
+        found = found or plan_mod.by_scan(repo, ptr, dataset_root, target)
+        try:
+            return _carry_out(repo, ptr, target_root, dataset_root, found, table if use_cache else None,
+                              force=force, use_cache=use_cache, fetch=fetch, progress=progress)
+        finally:
+            if found.spill is not None:
+                found.spill.close()
+    finally:
+        if table is not None:
+            table.close()
 
-    result = DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(plan.keep))
-    if progress:
-        progress(0, sum(e.size for e in plan.write))
-    scan_time = time.time()
-    fresh = statcache.StatCache(manifest=ptr.manifest)
-    for rel in plan.keep:
-        if not (now[rel].cached and fresh.carry(rel, cache)):
-            fresh.remember(rel, now[rel].found.st, now[rel].entry, scan_time)
-    remove_paths(dataset_root, ptr.kind if kind == ptr.kind else kind, plan.remove)
+
+def _carry_out(repo: Repo, ptr: Pointer, target_root: Path, dataset_root: Path, plan: plan_mod.Plan,
+               table, *, force: bool, use_cache: bool, fetch: Fetcher | None, progress) -> DatasetCheckout:
+    store = repo.store
+    _refuse_local_changes(plan.dirty, _known_snapshots(repo, table.manifest if table else None, ptr,
+                                                       in_worktree=use_cache), force, ptr.path)
+    batches = [plan.write] if plan.spill is None else plan.spill.batches()
+    if plan.spill is None:
+        _require_chunks(store, plan.write, fetch)
+    else:
+        _require_chunks_streamed(store, plan.spill, fetch)
+    result = DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(plan.keep) if plan.spill else
+                             plan.summary.count - len(plan.write))
+    remove_paths(dataset_root, ptr.kind if plan.kind_now == ptr.kind else plan.kind_now, plan.remove)
     result.removed = len(plan.remove)
     make_dirs_safely(target_root, ptr.path.rpartition("/")[0])
     # A directory restored from nothing is built beside its final place and renamed in whole:
     # one rename instead of one per file, and nobody ever sees it half-restored.
-    staged = kind == "missing" and ptr.kind == "dir"
+    staged = plan.kind_now == "missing" and ptr.kind == "dir"
     write_root = _staging_dir(dataset_root) if staged else dataset_root
     if ptr.kind == "dir":
         make_dirs_safely(target_root, os.path.relpath(write_root, target_root).replace(os.sep, "/"))
-    written: list[tuple[str, tuple]] = []   # (path, stat-cache record)
+    table_out = _TableFeed(repo, ptr, plan, table) if use_cache else None
     try:
-        for entry, rec in write_all(store, write_root, ptr.kind, plan.write, progress, direct=staged, known=cache):
-            written.append((entry.path, rec))
-            result.bytes_written += entry.size
-        result.written = len(written)
+        for batch in batches:
+            if progress:
+                progress(0, sum(e.size for e in batch))
+            written = {}
+            for entry, rec in write_all(store, write_root, ptr.kind, batch, progress, direct=staged, known=plan.known):
+                written[entry.path] = rec[0]
+                result.bytes_written += entry.size
+            if table_out is not None:
+                table_out.written(written)
+        result.written = plan.writes
         if staged:
             os.rename(write_root, dataset_root)
     except BaseException:
         if staged:
             shutil.rmtree(write_root, ignore_errors=True)
+        if table_out is not None:
+            table_out.abort()
         raise
-    done_time = _settle(written)  # the reference for files we wrote, as git uses its index's mtime
-    for rel, rec in written:
-        fresh.remember_record(rel, rec, done_time)
-    if ptr.kind == "dir" and not staged:   # a directory built from nothing has nothing to prune
-        prune_empty_dirs(dataset_root, target)
-    if use_cache:
-        statcache.save(store.path, repo.root, ptr.path, fresh)   # a hint: a read-only store just skips it
+    if ptr.kind == "dir" and not staged and plan.remove:
+        _prune(dataset_root, plan.remove, plan.dirs)
+    if table_out is not None:
+        table_out.finish()
     return result
 
 
-def _settle(written: list) -> float:
-    """The time to judge freshly written files against: if the last ones were written within the
-    last fine-grained clock tick, wait that tick out (at most 50 ms) so they are not "racy" and
-    the next command does not re-read them, as git writes its index after the files."""
-    newest = max((key_mtime_ns(rec[0]) for _, rec in written), default=0) / 1e9
+def _settled(written: dict[str, bytes], final: bool) -> dict[str, bytes]:
+    """The written files' stat keys as the table keeps them: judged against the end of the writes,
+    as git uses its index's own mtime; at the very end the last fine-grained tick is waited out
+    (at most 50 ms), so the next command does not read the last files again."""
+    newest = max((key_mtime_ns(k) for k in written.values()), default=0) / 1e9
     wait = newest + statcache.RACY_SECONDS_FINE - time.time()
-    if 0 < wait <= statcache.RACY_SECONDS_FINE + 0.01:
+    if final and 0 < wait <= statcache.RACY_SECONDS_FINE + 0.01:
         time.sleep(wait + 0.001)
-    return time.time()
+    reference = time.time()
+    return {rel: statcache.key_for_key(k, reference) for rel, k in written.items()}
+
+
+class _TableFeed:
+    """The dataset's new stat table, fed batch by batch as files are written: the old table edited
+    (by_table), or (by_scan) every path in manifest order, kept and written ones merged, a batch
+    held back until the next one is written (so its last files are judged after their tick)."""
+
+    def __init__(self, repo: Repo, ptr: Pointer, plan: plan_mod.Plan, table):
+        self.repo, self.ptr, self.plan, self.table = repo, ptr, plan, table
+        self.edit = plan.table_changes is not None and table is not None
+        self.changes: dict[str, bytes | None] = {}
+        self.pending: dict[str, bytes] = {}
+        self.out = None if self.edit else statcache.SortedTableWriter(repo.store.path, repo.root, ptr.path)
+        self.keep = iter(sorted(plan.keep.items(), key=lambda item: manifestfmt.sort_key(item[0])))
+        self.next_keep = next(self.keep, None)
+
+    def written(self, keys: dict[str, bytes]) -> None:
+        self._flush(_settled(self.pending, final=False))
+        self.pending = keys
+
+    def _flush(self, keys: dict[str, bytes]) -> None:
+        if self.edit:
+            self.changes.update(keys)
+            return
+        for rel in sorted(keys, key=manifestfmt.sort_key):
+            self._keep_until(manifestfmt.sort_key(rel))
+            self.out.add(rel, keys[rel], statcache.is_link_key(keys[rel]))
+
+    def _keep_until(self, key: bytes | None) -> None:
+        while self.next_keep is not None and (key is None or manifestfmt.sort_key(self.next_keep[0]) < key):
+            rel, k = self.next_keep
+            self.out.add(rel, k, statcache.is_link_key(k))
+            self.next_keep = next(self.keep, None)
+
+    def finish(self) -> None:
+        self._flush(_settled(self.pending, final=True))
+        totals, plan = (self.plan.summary.files, self.plan.summary.bytes), self.plan
+        if self.edit:
+            changes = dict(plan.table_changes)
+            changes.update((rel, None) for rel in plan.remove)
+            changes.update(self.changes)
+            statcache.update(self.repo.store.path, self.repo.root, self.ptr.path, self.table, changes,
+                             self.ptr.manifest, totals, plan.summary.links, plan.parts)
+            return
+        self._keep_until(None)
+        self.out.finish(self.ptr.manifest, self.ptr.kind, totals, plan.parts)
+
+    def abort(self) -> None:
+        if self.out is not None:
+            self.out.abort()
+
+
+def _prune(dataset_root: Path, removed: list[str], keep: set[str]) -> None:
+    """Remove the directories that removals left empty, deepest first, unless the snapshot has
+    them as entries."""
+    parents = {rel.rpartition("/")[0] for rel in removed}
+    for d in list(parents):
+        while (d := d.rpartition("/")[0]):
+            parents.add(d)
+    for rel in sorted(parents - {""} - keep, key=lambda d: -d.count("/")):
+        try:
+            os.rmdir(safe_join(dataset_root, rel))
+        except (OSError, UnsafePath):
+            pass   # not empty, gone, or no longer a directory (a file took its place): it stays
 
 
 def _staging_dir(dataset_root: Path) -> Path:
@@ -190,36 +277,12 @@ def _staging_dir(dataset_root: Path) -> Path:
     return dataset_root.parent / f"{prefix}{os.getpid()}.{next(TEMP_SEQ)}{TEMP_SUFFIX}"
 
 
-def _check_kind(ptr: Pointer, manifest: Manifest) -> None:
-    manifestfmt.check_restorable(manifest, f"manifest {ptr.manifest}")
-    check_manifest(ptr, manifest, pointer_path_for(ptr.path))
-
-
-@dataclass
-class _Plan:
-    keep: list[str]
-    write: list[Entry]
-    remove: list[str]
-
-
-def _plan(kind_now: str, kind_target: str, now: dict[str, Observed], target: dict[str, Entry]) -> _Plan:
-    if kind_now != kind_target and kind_now != "missing":
-        return _Plan([], list(target.values()), sorted(now))   # file <-> directory: replace everything
-    keep, write = [], []
-    for rel, entry in target.items():
-        seen = now.get(rel)
-        if seen is not None and seen.entry.same_content(entry):
-            keep.append(rel)
-        else:
-            write.append(entry)
-    return _Plan(keep, write, sorted(now.keys() - target.keys()))
-
-
-def _known_snapshots(repo: Repo, last_manifest: str | None, ptr: Pointer, in_worktree: bool) -> Iterator[dict[str, Entry]]:
-    """The snapshots a file may equal to be safe to overwrite, nearest first, each read only when
-    asked for: the one gitrepro last put in this dataset (the manifest its stat cache was saved
+def _known_snapshots(repo: Repo, last_manifest: str | None, ptr: Pointer,
+                     in_worktree: bool) -> Iterator[StoredManifest]:
+    """The snapshots a file may equal to be safe to overwrite, nearest first, each opened only when
+    asked for: the one gitrepro last put in this dataset (the manifest its stat table was saved
     for) and, for the worktree's own dataset, the ones its pointer, HEAD and the commit before
-    the last `git checkout` (HEAD@{1}) record. The stat cache is a hint: in a copied or moved
+    the last `git checkout` (HEAD@{1}) record. The stat table is a hint: in a copied or moved
     repository there is none, and checkout must still agree with `status` (which compares with
     the pointer) instead of refusing."""
     seen = {ptr.manifest}   # touched files differ from the target by definition
@@ -228,7 +291,7 @@ def _known_snapshots(repo: Repo, last_manifest: str | None, ptr: Pointer, in_wor
             continue
         seen.add(manifest_id)
         try:
-            yield load_manifest(repo.store, manifest_id).by_path()
+            yield StoredManifest.open(repo.store, manifest_id).with_map()
         except GitreproError:
             continue   # not in the local store (or damaged): it vouches for nothing
 
@@ -252,22 +315,25 @@ def _recorded_manifests(repo: Repo, dataset: str) -> Iterator[str]:
             continue
 
 
-def _refuse_local_changes(plan: _Plan, now: dict[str, Observed], known: Iterator[dict[str, Entry]],
+def _refuse_local_changes(dirty: list[tuple[str, Entry | None]], known: Iterator[StoredManifest],
                           force: bool, dataset: str) -> None:
-    """Overwriting or removing a file is safe only if gitrepro put its content there or holds
-    it: a stat-cache hit, or content equal to a known snapshot (`_known_snapshots`, read only
-    while some touched file missed the cache and equals none read so far)."""
+    """Overwriting or removing a file is safe only if gitrepro put its content there or holds it:
+    a stat-table hit (the plan lists only the others), or content equal to a known snapshot
+    (`_known_snapshots`, read only while some touched file equals none read so far)."""
     if force:
         return
-    touched = [e.path for e in plan.write] + plan.remove
-    dirty = [rel for rel in touched if rel in now and not now[rel].cached]
     for snapshot in known if dirty else ():
-        dirty = [rel for rel in dirty if not now[rel].entry.same_content(snapshot.get(rel))]
+        try:
+            held = manifests.find(snapshot, [manifestfmt.sort_key(rel) for rel, _ in dirty])
+        except GitreproError:
+            continue
+        dirty = [(rel, now) for rel, now in dirty
+                 if now is None or not now.same_content(held.get(manifestfmt.sort_key(rel)))]
         if not dirty:
             break
     if dirty:
-        dirty.sort()
-        shown = ", ".join(f"{dataset}/{p}" for p in dirty[:10]) + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "")
+        paths = sorted(rel for rel, _ in dirty)
+        shown = ", ".join(f"{dataset}/{p}" for p in paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
         raise LocalChanges(f"checkout would overwrite local changes that are not snapshotted: {shown}; "
                            f"run `gitrepro add {dataset}` to keep them or pass --force to discard them")
 
@@ -276,6 +342,19 @@ def _require_chunks(store: Store, entries: list[Entry], fetch: Fetcher | None) -
     """Every chunk the entries need must be in the local store (missing ones are fetched first),
     before a single file is written."""
     missing = store.missing(chunk_ids(entries))
+    if missing and fetch is not None:
+        fetch(store, missing)
+        missing = store.missing(missing)
+    if missing:
+        raise MissingBlob(next(iter(missing)), f"{len(missing)} chunk(s) needed by this checkout, e.g.")
+
+
+def _require_chunks_streamed(store: Store, spill, fetch: Fetcher | None) -> None:
+    """`_require_chunks` for entries spilled in batches: every batch is looked up (and what is
+    missing fetched) before a single file is written."""
+    missing: set[bytes] = set()
+    for batch in spill.batches():
+        missing |= store.missing(chunk_ids(batch))
     if missing and fetch is not None:
         fetch(store, missing)
         missing = store.missing(missing)

@@ -11,9 +11,8 @@ import collections
 import os
 import stat
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from gitrepro.formats.chunker import READ_SIZE, iter_chunk_batches
 from gitrepro.errors import GitreproError
@@ -50,34 +49,56 @@ class Found(NamedTuple):  # a tuple: scans create one per file, and tuples are c
 
 
 def scan(dataset_root: Path) -> tuple[str, list[Found]]:
-    """('dir' | 'file' | 'missing', entries). Directories report only empty ones; symlinks are not followed."""
+    """('dir' | 'file' | 'missing', entries in manifest order). Directories report only empty
+    ones; symlinks are not followed."""
+    kind, found = iter_scan(dataset_root)
+    return kind, list(found)
+
+
+def iter_scan(dataset_root: Path) -> tuple[str, Iterator[Found]]:
+    """`scan`, streamed: the entries come in manifest order (by path bytes), one directory's
+    listing in memory at a time."""
     try:
         st = os.lstat(dataset_root)
     except FileNotFoundError:
-        return "missing", []
+        return "missing", iter(())
     if stat.S_ISDIR(st.st_mode):
-        found: list[Found] = []
-        _walk(str(dataset_root), "", found)
-        return "dir", found
+        return "dir", _sorted_walk(str(dataset_root), "")
     if stat.S_ISREG(st.st_mode):
-        return "file", [Found(dataset_root.name, file_stat(st))]
+        return "file", iter([Found(dataset_root.name, file_stat(st))])
     raise UnsupportedFile(f"{dataset_root} is neither a regular file nor a directory")
 
 
-def _walk(path: str, prefix: str, out: list[Found]) -> None:
-    empty = True
+def _sorted_walk(path: str, prefix: str) -> Iterator[Found]:
+    """A directory's entries and, in their place, its subdirectories', in manifest order: a
+    directory with anything in it sorts as its name plus '/' (its paths all start so), an empty
+    one as its name (it is an entry itself)."""
+    listing = []
     with os.scandir(path) as it:
         for entry in it:
-            empty = False
             if entry.name.endswith(TEMP_SUFFIX):
-                continue  # a killed checkout's half-written file: never data
-            rel = prefix + entry.name
+                continue  # a killed checkout's half-written file or staging directory: never data
+            name = os.fsencode(entry.name)
             if entry.is_dir(follow_symlinks=False):
-                _walk(entry.path, rel + "/", out)
+                full = _has_entries(entry.path)
+                listing.append((name + b"/" if full else name, entry, full))
             else:
-                out.append(Found(rel, file_stat(entry.stat(follow_symlinks=False))))
-    if empty and prefix:
-        out.append(Found(prefix[:-1], file_stat(os.lstat(path))))
+                listing.append((name, entry, None))
+    listing.sort(key=lambda item: item[0])
+    for _, entry, full in listing:
+        rel = prefix + entry.name
+        if full is None:
+            yield Found(rel, file_stat(entry.stat(follow_symlinks=False)))
+        elif full:
+            yield from _sorted_walk(entry.path, rel + "/")
+        else:
+            yield Found(rel, file_stat(os.lstat(entry.path)))
+
+
+def _has_entries(path: str) -> bool:
+    """Anything at all in the directory (a killed checkout's temp file too, as the stat walk counts it)."""
+    with os.scandir(path) as it:
+        return next(it, None) is not None
 
 
 def local_path(dataset_root: Path, kind: str, rel: str) -> Path:
@@ -198,24 +219,3 @@ class _HashingReader:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
-
-
-@dataclass
-class Observed:
-    found: Found
-    entry: Entry | None      # None when not hashed
-    cached: bool             # entry came from the stat cache: content gitrepro stored or wrote
-
-
-def observe(dataset_root: Path, cache, cutter, hash_misses: bool = True,
-            scanned: tuple[str, list[Found]] | None = None) -> tuple[str, dict[str, Observed]]:
-    """What the dataset holds now, reading only files the stat cache does not vouch for."""
-    kind, found = scanned or scan(dataset_root)
-    observed = {}
-    for f in found:
-        entry = cache.lookup(f.rel, f.st)
-        cached = entry is not None
-        if entry is None and hash_misses:
-            entry = read_entry(local_path(dataset_root, kind, f.rel), f, cutter)
-        observed[f.rel] = Observed(f, entry, cached)
-    return kind, observed

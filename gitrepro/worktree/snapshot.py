@@ -9,18 +9,23 @@ old pointer or the new one, never a pointer naming missing data.
 from __future__ import annotations
 
 import os
+import stat
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from gitrepro.errors import GitreproError
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pointer as pointerfmt
 from gitrepro.formats.chunker import new_cutter
 from gitrepro.git import plumbing
-from gitrepro.store import statcache
+from gitrepro.store import manifests, statcache
+from gitrepro.formats.manifestparts import StaleMap
+from gitrepro.store.manifests import StoredManifest
+from gitrepro.store.store import StoreError
 from gitrepro.util.fsutil import UnsafePath, atomic_write, safe_join
 from gitrepro.store.repo import Repo
-from gitrepro.worktree.scan import UnsupportedFile, local_path, read_entry, scan
+from gitrepro.worktree import statwalk
+from gitrepro.worktree.scan import FileStat, Found, UnsupportedFile, iter_scan, local_path, read_entry
 from gitrepro.worktree.unchanged import NothingToAdd, SnapshotResult, dataset_name, ignore_pattern, unchanged_dataset
 
 __all__ = ["NothingToAdd", "Overlap", "SnapshotResult", "add", "add_dataset", "ignore_datasets", "ignore_pattern"]
@@ -61,64 +66,123 @@ def refuse_overlaps(repo: Repo, datasets: list[str]) -> None:
 
 
 def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
-    store = repo.store
+    """Snapshot one dataset. With a stat table saved for a manifest still in the store, only the
+    files whose stat data changed are read and only the manifest parts their lines are in are
+    re-cut (`_add_changes`); else every file is read and the manifest written whole, streamed."""
     root = repo.root / dataset
-    kind, found = scan(root)
-    cache = statcache.load(store.path, repo.root, dataset)
-    unchanged = unchanged_dataset(repo, dataset, cache.manifest, cache.stats,
-                                  lambda ptr: kind == ptr.kind and cache.covers(ptr.manifest, found))
-    if unchanged is not None:
-        return unchanged
-    fresh = statcache.StatCache()
+    table = statcache.load(repo.store.path, repo.root, dataset)
+    try:
+        if table is not None:
+            diffs = statwalk.differences(root, table.kind, table)
+            if diffs is not None:
+                unchanged = unchanged_dataset(repo, dataset, table.manifest, table,
+                                              lambda ptr: diffs.none and ptr.kind == table.kind)
+                if unchanged is not None:
+                    return unchanged
+                result = _add_changes(repo, dataset, table, diffs, progress)
+                if result is not None:
+                    return result
+        return _add_all(repo, dataset, progress)
+    finally:
+        if table is not None:
+            table.close()
+
+
+def _add_all(repo: Repo, dataset: str, progress) -> SnapshotResult:
+    """Read every file; the manifest and the stat table are written as the sorted scan goes."""
+    store, root = repo.store, repo.root / dataset
+    kind, found = iter_scan(root)
     scan_time = time.time()
     cutter = new_cutter(store.config.chunker)
-    entries, bytes_read, cached = [], 0, 0
-    if progress:
-        progress(0, sum(f.st.st_size for f in found))
-    with store.writer() as w:
-        hits = {f.rel: cache.lookup(f.rel, f.st) for f in found}
-        hits = _drop_hits_with_missing_chunks(store, hits)
+    table = statcache.SortedTableWriter(store.path, repo.root, dataset)
+    links: dict[str, str] = {}
+    counts = [0, 0, 0]   # files, bytes, bytes read
+
+    def entries() -> Iterator[manifestfmt.Entry]:
         for f in found:
-            entry = hits.get(f.rel)
-            if entry is None:
-                entry = read_entry(local_path(root, kind, f.rel), f, cutter, w, progress)
-                bytes_read += entry.size
-            else:
-                cached += 1
-                if progress:
-                    progress(entry.size)
-            fresh.remember(f.rel, f.st, entry, scan_time)
-            entries.append(entry)
-        m = manifestfmt.Manifest(tuple(sorted(entries, key=lambda e: manifestfmt.sort_key(e.path))))
-        _check_links(dataset, m)
-        manifest_id = store.write_manifest(w, manifestfmt.dumps(m))
-        w.flush()
-        # Packs and index are durable now, so the pointer may name them; it is written before
-        # the lock is released, so gc can never run between the two.
-        ptr = pointerfmt.Pointer(dataset, manifest_id, kind, m.files, m.bytes)
-        pointer_path = pointerfmt.pointer_path_for(dataset)
-        changed = _write_pointer(repo, pointer_path, ptr)
-    fresh.manifest = manifest_id
-    statcache.save(store.path, repo.root, dataset, fresh)
-    return SnapshotResult(dataset, pointer_path, manifest_id, kind, m.files, m.bytes, bytes_read, cached,
+            if progress:
+                progress(0, f.st.st_size)
+            entry = read_entry(local_path(root, kind, f.rel), f, cutter, w, progress)
+            table.add(f.rel, statcache.key_for(f.st, scan_time), entry.type == manifestfmt.SYMLINK)
+            if entry.type == manifestfmt.SYMLINK:
+                links[entry.path] = entry.target
+            counts[0] += entry.type != manifestfmt.DIR
+            counts[1] += entry.size
+            counts[2] += entry.size
+            yield entry
+
+    try:
+        with store.writer() as w:
+            written = manifests.write_entries(store, w, entries())
+            _check_links(dataset, links)
+            w.flush()
+            # Packs and index are durable now, so the pointer may name them; it is written before
+            # the lock is released, so gc can never run between the two.
+            ptr = pointerfmt.Pointer(dataset, written.manifest, kind, counts[0], counts[1])
+            pointer_path = pointerfmt.pointer_path_for(dataset)
+            changed = _write_pointer(repo, pointer_path, ptr)
+    except BaseException:
+        table.abort()
+        raise
+    table.finish(written.manifest, kind, (counts[0], counts[1]), written.parts)
+    return SnapshotResult(dataset, pointer_path, written.manifest, kind, counts[0], counts[1], counts[2], 0,
                           w.stats.new_stored_bytes, w.stats.new_blobs, changed)
 
 
-def _check_links(dataset: str, m) -> None:
-    """Never write a manifest that `manifest.parse` would refuse to read back."""
+def _add_changes(repo: Repo, dataset: str, table, diffs, progress) -> SnapshotResult | None:
+    """Snapshot the table's manifest with the files the stat walk found changed, added or removed;
+    None when that cannot be done (the manifest left the store, or symlinks are involved: their
+    chains are judged over the whole manifest), and the caller reads everything.
+
+    A stat table is saved only for a manifest whose files it names, and gc never removes a chunk of
+    a manifest whose root it keeps (a dead root is always rewritten away), so the root being in
+    the store stands for every chunk of the files the table vouches for."""
+    store, root, kind = repo.store, repo.root / dataset, table.kind
+    touched = sorted(diffs.changed + diffs.added)
+    if table.links or any(stat.S_ISLNK(st[4]) for _, st in touched):
+        return None
     try:
-        manifestfmt.check_link_chains(m.entries)
+        base = StoredManifest.open(store, table.manifest, statcache.part_map(table)).with_map()
+    except (StoreError, StaleMap, manifestfmt.BadManifest):   # MissingBlob is a StoreError
+        return None
+    scan_time = time.time()
+    cutter = new_cutter(store.config.chunker)
+    keys = {rel: manifestfmt.sort_key(rel) for rel, _ in touched} | {rel: manifestfmt.sort_key(rel)
+                                                                     for rel in diffs.removed}
+    old = manifests.find(base, keys.values())
+    files, nbytes = table.totals
+    for e in old.values():
+        files, nbytes = files - (e.type != manifestfmt.DIR), nbytes - e.size
+    if progress:
+        progress(0, sum(st[0] for _, st in touched))
+    changes: dict[str, bytes | None] = dict.fromkeys(diffs.removed)
+    edits = [(keys[rel], None) for rel in diffs.removed]
+    bytes_read = 0
+    with store.writer() as w:
+        for rel, st in touched:
+            f = Found(rel, FileStat(*st))
+            entry = read_entry(local_path(root, kind, rel), f, cutter, w, progress)
+            files, nbytes, bytes_read = files + (entry.type != manifestfmt.DIR), nbytes + entry.size, \
+                bytes_read + entry.size
+            edits.append((keys[rel], manifestfmt.entry_line(entry)))
+            changes[rel] = statcache.key_for(f.st, scan_time)
+        written = manifests.write_edited(store, w, base, sorted(edits))
+        w.flush()
+        ptr = pointerfmt.Pointer(dataset, written.manifest, kind, files, nbytes)
+        pointer_path = pointerfmt.pointer_path_for(dataset)
+        changed = _write_pointer(repo, pointer_path, ptr)
+    statcache.update(store.path, repo.root, dataset, table, changes, written.manifest, (files, nbytes), 0,
+                     written.parts)
+    return SnapshotResult(dataset, pointer_path, written.manifest, kind, files, nbytes, bytes_read, diffs.matched,
+                          w.stats.new_stored_bytes, w.stats.new_blobs, changed)
+
+
+def _check_links(dataset: str, links: dict[str, str]) -> None:
+    """Never write a pointer to a manifest that `manifest.parse` would refuse to read back."""
+    try:
+        manifestfmt.check_link_chains([manifestfmt.Entry(p, manifestfmt.SYMLINK, target=t) for p, t in links.items()])
     except UnsafePath as e:
         raise UnsupportedFile(f"{dataset}: {e}; replace the link with a copy to track it") from None
-
-
-def _drop_hits_with_missing_chunks(store, hits: dict) -> dict:
-    """A stat-cache hit counts only if the store still has every chunk it names."""
-    wanted = {bytes.fromhex(c) for e in hits.values() if e is not None for c in e.chunks}
-    missing = {c.hex() for c in store.missing(wanted)} if wanted else set()
-    if not missing:
-        return hits
-    return {rel: (None if e is not None and missing.intersection(e.chunks) else e) for rel, e in hits.items()}
 
 
 def _write_pointer(repo: Repo, pointer_path: str, ptr: pointerfmt.Pointer) -> bool:

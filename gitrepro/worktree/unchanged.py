@@ -87,16 +87,20 @@ def status(repo: Repo, datasets: list[str] | None, differences: Differences) -> 
     results = []
     for t in tracking.select(tracking.in_worktree(repo.root), datasets):
         table = stattable.load(repo.store_path, repo.root, t.pointer.path)
-        results.append(clean_status(repo, t.pointer, table) or differences(repo, t.pointer, table))
+        try:
+            results.append(clean_status(repo, t.pointer, table) or differences(repo, t.pointer, table))
+        finally:
+            if table is not None:
+                table.close()
     return results
 
 
 def clean_status(repo: Repo, ptr: Pointer, table: stattable.Table | None) -> DatasetStatus | None:
     """A clean status when the stat table was saved for the pointer's manifest and the dataset
     still matches it file for file; None when anything may differ."""
-    if table is None or table[0] != ptr.manifest:
+    if table is None or table.manifest != ptr.manifest or table.kind != ptr.kind:
         return None
-    if not statwalk.tree_matches(repo.root / ptr.path, ptr.kind, table[1]):
+    if not statwalk.tree_matches(repo.root / ptr.path, ptr.kind, table):
         return None
     return DatasetStatus(ptr.path, ptr.manifest)
 
@@ -116,19 +120,23 @@ def add(repo: Repo, paths: list[str]) -> list[SnapshotResult] | None:
     results = []
     for dataset in datasets:
         table = stattable.load(repo.store_path, repo.root, dataset)
-        result = None if table is None else unchanged_dataset(repo, dataset, *table)
+        try:
+            result = None if table is None else unchanged_dataset(repo, dataset, table.manifest, table)
+        finally:
+            if table is not None:
+                table.close()
         if result is None:
             return None
         results.append(result)
     return results
 
 
-def unchanged_dataset(repo: Repo, dataset: str, manifest: str | None, stats: dict,
+def unchanged_dataset(repo: Repo, dataset: str, manifest: str | None, table: stattable.Table,
                       matches: Callable[[Pointer], bool] | None = None) -> SnapshotResult | None:
     """The result of re-adding a dataset that still equals its pointer's snapshot, by stat data
     alone (no file, manifest or chunk is read), or None when anything may have changed.
-    `matches(pointer)` says whether the files still match the stat table `stats` (default:
-    walk them; `add` passes the answer of a scan it already made)."""
+    `matches(pointer)` says whether the files still match the stat table (default: walk them;
+    `add` passes the answer of a walk it already made)."""
     pointer_path = pointerfmt.pointer_path_for(dataset)
     try:
         ptr = pointerfmt.parse((repo.root / pointer_path).read_bytes(), pointer_path)
@@ -139,11 +147,11 @@ def unchanged_dataset(repo: Repo, dataset: str, manifest: str | None, stats: dic
     if matches is not None:
         same = matches(ptr)
     else:
-        same = statwalk.tree_matches(repo.root / dataset, ptr.kind, stats)
+        same = ptr.kind == table.kind and statwalk.tree_matches(repo.root / dataset, ptr.kind, table)
     if not same or repo.store.missing([bytes.fromhex(ptr.manifest)]):
         return None
     return SnapshotResult(dataset, pointer_path, ptr.manifest, ptr.kind, ptr.files, ptr.bytes, 0,
-                          len(stats), 0, 0, False)
+                          table.count, 0, 0, False)
 
 
 def dataset_name(repo: Repo, path: str) -> str:

@@ -1,6 +1,6 @@
-"""Tests for gitrepro.store.statcache: the per-dataset stat cache (path -> stat key -> manifest
-entry), a rebuildable hint. Real files and their real stat data; the cache files on disk are
-damaged the way a crash or a stray write would."""
+"""Tests for gitrepro.store.statcache and stattable: the per-dataset stat table (version 7: a section
+per directory, a footer with the manifest, totals and part map), a rebuildable hint. Real files and
+their real stat data; the table files on disk are damaged the way a crash or a stray write would."""
 
 from __future__ import annotations
 
@@ -11,221 +11,211 @@ from pathlib import Path
 import pytest
 
 from gitrepro.formats.hashing import hash_bytes
-from gitrepro.formats.manifest import DIR, FILE, SYMLINK, Entry
-from gitrepro.store import statcache
-from gitrepro.store.statcache import StatCache
+from gitrepro.formats.manifest import FILE, Entry
+from gitrepro.formats.manifestparts import Part
+from gitrepro.store import layout, statcache, stattable
+from gitrepro.store.stattable import racy_key, stat_key
 
 SCAN_TIME = 1_700_000_000.5          # a fixed "now" for the scans below (seconds since the epoch)
 LONG_AGO_NS = int((SCAN_TIME - 3600) * 1e9) + 123_456_789   # fine (sub-second) timestamps, an hour old
+RELS = ("a.bin", "empty", "link", "run.sh", "sub/b.bin", "sub/deeper/c.bin")   # manifest order
 
 
 @pytest.fixture
 def dataset(tmp_path) -> Path:
-    """A worktree at tmp_path/'wt' with a dataset `data`: two files, an executable, a symlink and
-    an empty directory, all last changed an hour before SCAN_TIME."""
+    """A worktree at tmp_path/'wt' with a dataset `data`: files in nested directories, an
+    executable, a symlink and an empty directory, all last changed an hour before SCAN_TIME."""
     root = tmp_path / "wt" / "data"
-    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "deeper").mkdir(parents=True)
     (root / "a.bin").write_bytes(os.urandom(4000))
     (root / "sub" / "b.bin").write_bytes(os.urandom(100))
+    (root / "sub" / "deeper" / "c.bin").write_bytes(b"c")
     (root / "run.sh").write_bytes(b"#!/bin/sh\n")
     (root / "run.sh").chmod(0o755)
     (root / "empty").mkdir()
     os.symlink("a.bin", root / "link")
-    for rel in ("a.bin", "sub/b.bin", "run.sh", "link", "empty"):
+    for rel in RELS:
         os.utime(root / rel, ns=(LONG_AGO_NS, LONG_AGO_NS), follow_symlinks=False)
     (tmp_path / "store").mkdir()
     return root
-
-
-def entry_for(root: Path, rel: str) -> Entry:
-    path = root / rel
-    if path.is_symlink():
-        return Entry(rel, SYMLINK, target=os.readlink(path))
-    if path.is_dir():
-        return Entry(rel, DIR, 0o755)
-    data = path.read_bytes()
-    half = len(data) // 2
-    chunks = tuple(hash_bytes(part).hex() for part in (data[:half], data[half:]))
-    return Entry(rel, FILE, path.stat().st_mode & 0o777, len(data), hash_bytes(data).hex(), chunks)
-
-
-RELS = ("a.bin", "sub/b.bin", "run.sh", "link", "empty")
-
-
-def filled(root: Path, manifest: str = "m" * 64) -> StatCache:
-    cache = StatCache(manifest)
-    for rel in RELS:
-        cache.remember(rel, os.lstat(root / rel), entry_for(root, rel), SCAN_TIME)
-    return cache
 
 
 def stores(tmp_path) -> tuple[Path, Path]:
     return tmp_path / "store", tmp_path / "wt"
 
 
-def found(root: Path, rels=RELS) -> list[tuple[str, os.stat_result]]:
-    return [(rel, os.lstat(root / rel)) for rel in rels]
+PARTS = [Part(hash_bytes(b"p0"), 100, 0, b""), Part(hash_bytes(b"p1"), 50, -1, None),
+         Part(hash_bytes(b"p2"), 70, 12, b"sub/b.bin")]
 
 
-def test_a_saved_cache_loads_back_with_every_entry(tmp_path, dataset):
+def save_sorted(tmp_path, dataset, manifest="m" * 64, reference=SCAN_TIME) -> bool:
     store, wt = stores(tmp_path)
-    statcache.save(store, wt, "data", filled(dataset))
-    loaded = statcache.load(store, wt, "data")
-    assert loaded.manifest == "m" * 64 and sorted(loaded.stats) == sorted(RELS)
+    out = statcache.SortedTableWriter(store, wt, "data")
     for rel in RELS:
-        assert loaded.lookup(rel, os.lstat(dataset / rel)) == entry_for(dataset, rel), rel
+        out.add(rel, statcache.key_for(os.lstat(dataset / rel), reference), rel == "link")
+    return out.finish(manifest, "dir", (5, 4111), PARTS)
 
 
-def test_a_clean_check_needs_only_the_stat_table(tmp_path, dataset):
-    """`covers` (what a no-op status asks) answers from the small stat file alone."""
+def test_a_table_written_in_manifest_order_loads_back_with_every_path(tmp_path, dataset):
+    assert save_sorted(tmp_path, dataset)
+    table = statcache.load(*stores(tmp_path), "data")
+    assert table.manifest == "m" * 64 and table.kind == "dir" and table.totals == (5, 4111)
+    assert table.count == len(RELS) and table.links == 1
+    assert table.stats() == {rel: stat_key(os.lstat(dataset / rel)) for rel in RELS}
+    assert sorted(table.dirs) == ["", "sub", "sub/deeper"]        # a section per directory
+    assert table.section("sub") == {"b.bin": stat_key(os.lstat(dataset / "sub" / "b.bin"))}
+    assert table.section("nowhere") == {}
+    assert statcache.part_map(table) == PARTS
+
+
+def test_a_directory_section_is_written_once_the_walk_has_left_it(tmp_path, dataset):
+    """Paths under a directory are contiguous in manifest order, so the writer holds only the
+    directories on the way to the current path."""
     store, wt = stores(tmp_path)
-    statcache.save(store, wt, "data", filled(dataset))
-    for path in (store / "statcache").glob("*.entries"):
-        path.unlink()
-    loaded = statcache.load(store, wt, "data")
-    assert loaded.covers("m" * 64, found(dataset))
-    assert not loaded.covers("n" * 64, found(dataset))                   # saved for another manifest
-    assert not loaded.covers("m" * 64, found(dataset, RELS[1:]))         # a file is gone
-    (dataset / "new.bin").write_bytes(b"x")
-    assert not loaded.covers("m" * 64, found(dataset, RELS + ("new.bin",)))
+    out = statcache.SortedTableWriter(store, wt, "data")
+    for rel in ("a", "d/x", "d/y/z", "d/zz", "e/f"):
+        out.add(rel, b"k" * 36)
+    assert set(out.open) == {"", "e"} and set(out.table.dirs) == {"d", "d/y"}
+    assert out.finish("m" * 64, "dir", (5, 0), None)
 
 
-def test_a_changed_file_is_a_miss(tmp_path, dataset):
-    store, wt = stores(tmp_path)
-    statcache.save(store, wt, "data", filled(dataset))
-    os.utime(dataset / "a.bin", ns=(LONG_AGO_NS + 1, LONG_AGO_NS + 1))             # only the mtime moved
-    (dataset / "sub" / "b.bin").write_bytes(os.urandom(101))                          # size and mtime
-    loaded = statcache.load(store, wt, "data")
-    assert loaded.lookup("a.bin", os.lstat(dataset / "a.bin")) is None
-    assert loaded.lookup("sub/b.bin", os.lstat(dataset / "sub" / "b.bin")) is None
-    assert loaded.lookup("run.sh", os.lstat(dataset / "run.sh")) == entry_for(dataset, "run.sh")
-
-
-def test_a_file_replaced_by_another_with_the_same_size_and_mtime_is_a_miss(tmp_path, dataset):
-    """The inode is part of the key: a copy renamed over the file (what editors do) is read again."""
-    store, wt = stores(tmp_path)
-    statcache.save(store, wt, "data", filled(dataset))
-    replacement = dataset / "a.bin.new"
-    replacement.write_bytes(os.urandom(4000))
-    os.utime(replacement, ns=(LONG_AGO_NS, LONG_AGO_NS))
-    os.replace(replacement, dataset / "a.bin")
-    assert statcache.load(store, wt, "data").lookup("a.bin", os.lstat(dataset / "a.bin")) is None
-
-
-@pytest.mark.parametrize("mtime, remembered", [
-    (SCAN_TIME - 0.01, False),    # fine timestamps: within the kernel's clock tick of the scan
-    (SCAN_TIME - 1.0, True),
-    (SCAN_TIME + 5, False),       # from the future (clock skew): never trusted
-    (1_699_999_999.0, False),     # whole seconds (a coarse file system): within 2 s of the scan
-    (1_699_999_997.0, True),
-], ids=["fine-recent", "fine-old", "future", "coarse-recent", "coarse-old"])
-def test_a_file_changed_too_close_to_the_scan_is_never_remembered(dataset, mtime, remembered):
-    ns = int(mtime * 1e9) if mtime % 1 else int(mtime) * 1_000_000_000
-    os.utime(dataset / "a.bin", ns=(ns, ns))
+@pytest.mark.parametrize("mtime,trusted", [(SCAN_TIME - 3600, True), (SCAN_TIME - 1, True),
+                                           (SCAN_TIME - 0.01, False), (SCAN_TIME + 5, False)])
+def test_a_file_changed_too_close_to_the_reference_is_named_but_never_vouched_for(dataset, mtime, trusted):
+    os.utime(dataset / "a.bin", (mtime, mtime))
     st = os.lstat(dataset / "a.bin")
-    assert (st.st_mtime_ns % 1_000_000_000 == 0) == (mtime % 1 == 0)
-    entry = entry_for(dataset, "a.bin")
-    cache = StatCache("m" * 64)
-    cache.remember("a.bin", st, entry, SCAN_TIME)
-    assert ("a.bin" in cache.stats) == remembered
-    assert (cache.lookup("a.bin", st) == entry) == remembered
-    from_writer = StatCache("m" * 64)         # the same rule for records made in writer processes
-    from_writer.remember_record("a.bin", statcache.record(key_of(st), entry), SCAN_TIME)
-    assert ("a.bin" in from_writer.stats) == remembered
+    key = statcache.key_for(st, SCAN_TIME)
+    assert (key == stat_key(st)) == trusted
+    if not trusted:
+        assert key == racy_key(st) and stattable.key_mode(key) == st.st_mode   # its type is kept
+        assert key != stat_key(os.lstat(dataset / "a.bin"))                   # no stat ever equals it
 
 
-def key_of(st: os.stat_result) -> bytes:
-    """The cache's stat key for `st` (as the cache itself makes it, for a file long settled)."""
-    cache = StatCache()
-    cache.remember("x", st, Entry("x", FILE), scan_time=float("inf"))
-    return cache.stats["x"]
+def test_whole_second_timestamps_are_judged_with_a_two_second_margin(dataset):
+    os.utime(dataset / "a.bin", (int(SCAN_TIME) - 1, int(SCAN_TIME) - 1))
+    assert statcache.is_racy(os.lstat(dataset / "a.bin").st_mtime_ns, SCAN_TIME)
+    os.utime(dataset / "a.bin", (int(SCAN_TIME) - 3, int(SCAN_TIME) - 3))
+    assert not statcache.is_racy(os.lstat(dataset / "a.bin").st_mtime_ns, SCAN_TIME)
+
+
+def test_an_update_copies_untouched_sections_as_they_are_and_edits_the_others(tmp_path, dataset):
+    assert save_sorted(tmp_path, dataset)
+    store, wt = stores(tmp_path)
+    old = statcache.load(store, wt, "data")
+    untouched = old.raw(*old.dirs["sub/deeper"][:2])
+    new_key = b"n" * 36
+    assert statcache.update(store, wt, "data", old, {"a.bin": new_key, "run.sh": None, "new/x": new_key},
+                            "n" * 64, (4, 4000), 1, None)
+    table = statcache.load(store, wt, "data")
+    assert table.manifest == "n" * 64 and table.totals == (4, 4000) and statcache.part_map(table) is None
+    assert table.raw(*table.dirs["sub/deeper"][:2]) == untouched
+    stats = table.stats()
+    assert stats["a.bin"] == new_key and "run.sh" not in stats and stats["new/x"] == new_key
+    assert stats["sub/b.bin"] == stat_key(os.lstat(dataset / "sub" / "b.bin"))
+    assert table.count == len(RELS)
+
+
+def test_a_directory_whose_paths_all_go_loses_its_section(tmp_path, dataset):
+    assert save_sorted(tmp_path, dataset)
+    store, wt = stores(tmp_path)
+    old = statcache.load(store, wt, "data")
+    assert statcache.update(store, wt, "data", old, {"sub/deeper/c.bin": None}, "m" * 64, (4, 4110), 1, PARTS)
+    assert "sub/deeper" not in statcache.load(store, wt, "data").dirs
 
 
 def test_a_record_made_in_another_process_is_plain_data(dataset):
-    """`record` is what writer processes send back: it must survive marshal (no Entry objects)."""
     st = os.lstat(dataset / "a.bin")
-    rec = statcache.record(key_of(st), entry_for(dataset, "a.bin"))
-    cache = StatCache("m" * 64)
-    cache.remember_record("a.bin", marshal.loads(marshal.dumps(rec)), SCAN_TIME)
-    assert cache.lookup("a.bin", st) == entry_for(dataset, "a.bin")
+    e = Entry("a.bin", FILE, 0o644, 4000, "ab" * 32, ("cd" * 32, "ef" * 32))
+    rec = statcache.record(stat_key(st), e)
+    assert marshal.loads(marshal.dumps(rec)) == rec and rec[0] == stat_key(st)
+    assert statcache.key_for_key(rec[0], SCAN_TIME) == rec[0]
+    assert statcache.key_for_key(rec[0], LONG_AGO_NS / 1e9) == racy_key(st)
 
 
-def test_carry_reuses_an_entry_from_the_previous_cache(dataset):
-    old = filled(dataset)
-    new = StatCache("n" * 64)
-    assert new.carry("a.bin", old) and not new.carry("not-there", old)
-    assert new.lookup("a.bin", os.lstat(dataset / "a.bin")) == entry_for(dataset, "a.bin")
-    assert list(new.stats) == ["a.bin"]
-
-
-def test_each_worktree_and_dataset_has_its_own_cache(tmp_path, dataset):
+def test_each_worktree_and_dataset_has_its_own_table(tmp_path, dataset):
+    assert save_sorted(tmp_path, dataset)
     store, wt = stores(tmp_path)
-    statcache.save(store, wt, "data", filled(dataset))
-    assert statcache.load(store, tmp_path / "other-worktree", "data").stats == {}
-    assert statcache.load(store, wt, "data/sub").stats == {}
-    assert len(list((store / "statcache").glob("*.stat"))) == 1
+    assert statcache.load(store, tmp_path / "other-worktree", "data") is None
+    assert statcache.load(store, wt, "other") is None
 
 
-def test_forget_all_drops_every_cache(tmp_path, dataset):
+def test_forget_all_drops_every_table(tmp_path, dataset):
+    assert save_sorted(tmp_path, dataset)
     store, wt = stores(tmp_path)
-    statcache.save(store, wt, "data", filled(dataset))
-    statcache.save(store, wt, "data/sub", StatCache("s" * 64))
     statcache.forget_all(store)
-    assert statcache.load(store, wt, "data").stats == {} and statcache.load(store, wt, "data/sub").manifest is None
+    assert statcache.load(store, wt, "data") is None
 
 
-# ---------------------------------------------------------------- damaged cache files: only speed is lost
-
-def the_files(store: Path) -> tuple[Path, Path]:
+def the_file(store: Path) -> Path:
     (stat_file,) = (store / "statcache").glob("*.stat")
-    return stat_file, stat_file.with_suffix(".entries")
+    return stat_file
+
+
+def _footer(data: bytes) -> dict:
+    length, _ = stattable._TRAILER.unpack(data[-stattable._TRAILER.size:])
+    return marshal.loads(data[-stattable._TRAILER.size - length:-stattable._TRAILER.size])
+
+
+def _with_footer(data: bytes, **changes) -> bytes:
+    length, _ = stattable._TRAILER.unpack(data[-stattable._TRAILER.size:])
+    footer = marshal.dumps({**_footer(data), **changes})
+    return data[:-stattable._TRAILER.size - length] + footer + stattable._TRAILER.pack(len(footer), stattable.END)
 
 
 @pytest.mark.parametrize("damage", [
-    lambda b: b"",                                    # empty (a crash before any byte was written)
-    lambda b: b[: len(b) // 2],                       # truncated
-    lambda b: b"\xff" * 64,                           # not marshal data
-    lambda b: marshal.dumps(["not", "a", "dict"]),
-    lambda b: marshal.dumps({**marshal.loads(b), "v": statcache.STATCACHE_VERSION - 1}),   # an older format
-    lambda b: marshal.dumps({**marshal.loads(b), "dataset": "other"}),                    # another dataset's
-    lambda b: marshal.dumps({**marshal.loads(b), "stats": ["a.bin"]}),
-], ids=["empty", "truncated", "garbage", "a-list", "old-version", "other-dataset", "stats-not-a-dict"])
-def test_a_damaged_stat_file_loads_as_an_empty_cache(tmp_path, dataset, damage):
+    lambda b: b"",                                        # empty (a crash before any byte was written)
+    lambda b: b[: len(b) // 2],                           # truncated
+    lambda b: b"\xff" * 64,                               # garbage
+    lambda b: b[:-1] + b"X",                              # the end marker is wrong
+    lambda b: b[:-16] + stattable._TRAILER.pack(10**12, stattable.END),   # a footer longer than the file
+    lambda b: _with_footer(b, v=6),                       # another version
+    lambda b: _with_footer(b, dataset="other"),           # another dataset's
+    lambda b: _with_footer(b, dirs=["a.bin"]),            # no directory index
+    lambda b: marshal.dumps({"v": 6, "dataset": "data", "manifest": "m" * 64, "stats": {}}),   # a version 6 table
+], ids=["empty", "truncated", "garbage", "end-marker", "long-footer", "old-version", "other-dataset",
+        "dirs-not-a-dict", "version-6"])
+def test_a_damaged_or_old_table_loads_as_none(tmp_path, dataset, damage):
+    assert save_sorted(tmp_path, dataset)
     store, wt = stores(tmp_path)
-    statcache.save(store, wt, "data", filled(dataset))
-    stat_file, _ = the_files(store)
-    stat_file.write_bytes(damage(stat_file.read_bytes()))
-    loaded = statcache.load(store, wt, "data")
-    assert loaded.manifest is None and loaded.stats == {}
-    assert loaded.lookup("a.bin", os.lstat(dataset / "a.bin")) is None
+    path = the_file(store)
+    path.write_bytes(damage(path.read_bytes()))
+    assert statcache.load(store, wt, "data") is None
 
 
-@pytest.mark.parametrize("damage", [b"", b"\xff" * 64, marshal.dumps(("a", "tuple"))],
-                         ids=["empty", "garbage", "not-a-dict"])
-def test_a_damaged_entries_file_gives_no_hits_and_no_clean_answer(tmp_path, dataset, damage):
+def test_a_damaged_section_is_an_error_the_walk_turns_into_i_do_not_know(tmp_path, dataset):
+    from gitrepro.worktree import statwalk
+    assert save_sorted(tmp_path, dataset)
     store, wt = stores(tmp_path)
-    statcache.save(store, wt, "data", filled(dataset))
-    _, entries_file = the_files(store)
-    entries_file.write_bytes(damage)
-    loaded = statcache.load(store, wt, "data")
-    assert all(loaded.lookup(rel, os.lstat(dataset / rel)) is None for rel in RELS)
-    assert not loaded.covers("m" * 64, found(dataset))      # the stat table went with the entries
+    path = the_file(store)
+    data = bytearray(path.read_bytes())
+    offset, length, _ = statcache.load(store, wt, "data").dirs["sub"]
+    data[offset:offset + length] = b"\xff" * length
+    path.write_bytes(bytes(data))
+    table = statcache.load(store, wt, "data")
+    with pytest.raises(ValueError):
+        table.section("sub")
+    assert statwalk.differences(dataset, "dir", table) is None
 
 
-@pytest.mark.parametrize("left_old", ["stat table", "entries"])
-def test_cache_files_from_two_different_saves_never_serve_a_stale_entry(tmp_path, dataset, left_old):
-    """The two files are written apart (entries first, neither fsynced: a crash or power loss can
-    keep either one old). Each entry carries its own stat key, so a mixed pair gives misses,
-    never an entry describing other content."""
+def test_saving_a_table_drops_a_version_6_entries_file(tmp_path, dataset):
     store, wt = stores(tmp_path)
-    statcache.save(store, wt, "data", filled(dataset))
-    stat_file, entries_file = the_files(store)
-    old = stat_file if left_old == "stat table" else entries_file
-    old_bytes = old.read_bytes()
-    (dataset / "a.bin").write_bytes(os.urandom(4000))     # same size, new content and mtime
-    os.utime(dataset / "a.bin", ns=(LONG_AGO_NS + 10**9, LONG_AGO_NS + 10**9))
-    statcache.save(store, wt, "data", filled(dataset, "n" * 64))
-    old.write_bytes(old_bytes)                            # as if that write never reached the disk
-    loaded = statcache.load(store, wt, "data")
-    assert loaded.lookup("a.bin", os.lstat(dataset / "a.bin")) is None
-    assert loaded.lookup("run.sh", os.lstat(dataset / "run.sh")) == entry_for(dataset, "run.sh")
+    entries = layout.statcache_files(store, wt, "data")[1]
+    entries.parent.mkdir(parents=True, exist_ok=True)
+    entries.write_bytes(marshal.dumps({}))
+    assert save_sorted(tmp_path, dataset)
+    assert not entries.exists()
+
+
+def test_a_table_that_cannot_be_saved_is_skipped_and_leaves_no_temp_file(tmp_path, dataset):
+    store, wt = stores(tmp_path)
+    (store / "statcache").mkdir()
+    os.chmod(store / "statcache", 0o500)
+    try:
+        if os.access(store / "statcache", os.W_OK):
+            pytest.skip("running as a user who may write anywhere")
+        out = statcache.SortedTableWriter(store, wt, "data")
+        out.add("a.bin", b"k" * 36)
+        assert not out.finish("m" * 64, "dir", (1, 1), None)
+        assert list((store / "statcache").iterdir()) == []
+    finally:
+        os.chmod(store / "statcache", 0o700)

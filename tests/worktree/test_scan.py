@@ -14,10 +14,9 @@ import pytest
 from gitrepro.formats.chunker import READ_SIZE, ChunkerParams, new_cutter
 from gitrepro.formats.hashing import hash_bytes
 from gitrepro.formats.manifest import DIR, FILE, SYMLINK, Entry
-from gitrepro.store.statcache import StatCache
 from gitrepro.store.store import Store, StoreConfig
 from gitrepro.worktree import scan as scanmod
-from gitrepro.worktree.scan import Found, UnsupportedFile, local_path, observe, read_entry, scan
+from gitrepro.worktree.scan import Found, UnsupportedFile, local_path, read_entry, scan
 
 PARAMS = ChunkerParams()
 
@@ -172,21 +171,18 @@ def test_scan_then_read_round_trips_a_tree_with_a_dangerous_name(tmp_path):
         read_entry(local_path(root, kind, found[0].rel), found[0], cutter())
 
 
-# ---------------------------------------------------------------- observe
+# ---------------------------------------------------------------- order
 
-def test_observe_reads_only_the_files_the_stat_cache_does_not_vouch_for(tmp_path):
+def test_scan_comes_in_manifest_order_one_directory_at_a_time(tmp_path):
+    """Paths by their bytes, as the manifest is sorted: a directory with anything in it sorts as
+    its name plus '/', an empty one as its name (so `a.txt` comes between them)."""
     root = tmp_path / "data"
-    root.mkdir()
-    (root / "cached.bin").write_bytes(b"cached content")
-    (root / "new.bin").write_bytes(b"new content")
-    st = os.lstat(root / "cached.bin")
-    # The cache's word is taken without reading: an entry that does not match the bytes proves it.
-    vouched = Entry("cached.bin", FILE, 0o644, 14, "ab" * 32, ("ab" * 32,))
-    cache = StatCache("m" * 64)
-    cache.remember("cached.bin", st, vouched, scan_time=float("inf"))
-    kind, observed = observe(root, cache, cutter())
-    assert kind == "dir" and sorted(observed) == ["cached.bin", "new.bin"]
-    assert observed["cached.bin"].cached and observed["cached.bin"].entry == vouched
-    assert not observed["new.bin"].cached and observed["new.bin"].entry == expected_entry("new.bin", b"new content")
-    _, unread = observe(root, cache, cutter(), hash_misses=False)
-    assert unread["new.bin"].entry is None and unread["cached.bin"].entry == vouched
+    for rel in ("a/x", "a.txt", "a/sub/y", "a0", "b-/c", "b/c"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    for rel in ("e", "e.d/f"):
+        (root / rel).mkdir(parents=True)
+    kind, found = scanmod.iter_scan(root)
+    rels = [f.rel for f in found]
+    assert kind == "dir" and rels == sorted(rels, key=os.fsencode)
+    assert rels == ["a.txt", "a/sub/y", "a/x", "a0", "b-/c", "b/c", "e", "e.d/f"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from gitrepro.store import layout, stattable
+from gitrepro.store import statcache, stattable
 from gitrepro.worktree import snapshot
 from gitrepro.worktree.status import Change, status
 from helpers_trees import Dir, File, Link, make_tree, set_old_mtimes
@@ -70,9 +70,10 @@ def test_status_never_reads_files_the_stat_cache_vouches_for(git_repo, repo):
     with open(data / "a", "r+b") as f:
         f.write(b"z" * 1000)
     os.utime(data / "a", ns=(st.st_atime_ns, st.st_mtime_ns))
-    manifest, stats = stattable.load(repo.store_path, repo.root, "data")
-    stats["a"] = stattable.stat_key(os.stat(data / "a"))
-    layout.statcache_files(repo.store_path, repo.root, "data")[0].write_bytes(stattable.dumps("data", manifest, stats))
+    table = stattable.load(repo.store_path, repo.root, "data")
+    assert statcache.update(repo.store_path, repo.root, "data", table, {"a": stattable.stat_key(os.stat(data / "a"))},
+                            table.manifest, table.totals, table.links, statcache.part_map(table))
+    table.close()
     [s] = status(repo)
     assert s.clean
 

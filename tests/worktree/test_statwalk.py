@@ -1,8 +1,8 @@
-"""Tests for gitrepro.worktree.statwalk.tree_matches: the stat-only "unchanged?" check of `status` and a no-op `add`.
+"""Tests for gitrepro.worktree.statwalk: the stat-only "what differs?" walk of `status`, `add` and
+`checkout` (and its "unchanged?" form, `tree_matches`).
 
-It must agree exactly with worktree.scan + the stat table it is compared to,
-serially and with a forked child walking half of the tree, and any doubt must
-answer False.
+It must agree exactly with worktree.scan + the stat table it is compared to, serially and with a
+forked child walking half of the tree, and any doubt must answer "differs" (or None).
 """
 
 from __future__ import annotations
@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gitrepro.store import statcache, stattable
 from gitrepro.worktree import statwalk
 from gitrepro.store.stattable import stat_key
-from gitrepro.worktree.statwalk import TEMP_SUFFIX, tree_matches
+from gitrepro.worktree.statwalk import TEMP_SUFFIX
 from gitrepro.worktree.scan import scan
 
 from helpers_trees import Dir, File, Link, make_tree
@@ -27,6 +30,21 @@ def stat_table(root) -> dict[str, bytes]:
     """The table `status` would have saved for `root` as it is now."""
     _, found = scan(root)
     return {f.rel: stat_key(os.lstat(os.path.join(root, f.rel))) for f in found}
+
+
+def saved(stats: dict[str, bytes], kind: str = "dir") -> stattable.Table:
+    """A real stat table file holding `stats` (one section per directory), loaded."""
+    where = Path(tempfile.mkdtemp(prefix="table-"))
+    sections: dict[str, dict[str, bytes]] = {}
+    for rel, key in stats.items():
+        d, _, name = rel.rpartition("/")
+        sections.setdefault(d, {})[name] = key
+    assert statcache.save_sections(where, where, "data", sections.items(), "m" * 64, kind, (0, 0), 0, None)
+    return stattable.load(where, where, "data")
+
+
+def tree_matches(root, kind: str, stats: dict[str, bytes]) -> bool:
+    return statwalk.tree_matches(root, kind, saved(stats, kind))
 
 
 def force_fork(monkeypatch, forked: bool = True):
@@ -116,18 +134,19 @@ def test_a_missing_root_does_not_match(tmp_path, mode):
 
 
 def test_a_child_that_fails_answers_no(tmp_path, monkeypatch):
-    """The forked child reports by a count on a pipe; if it dies, the answer is 'differs'."""
+    """The forked child reports on a pipe; if it dies, the answer is "unknown" (None), never "same"."""
     force_fork(monkeypatch)
     root = wide_tree(tmp_path / "data")
-    parent, real_count = os.getpid(), statwalk._count_dir
+    parent, real_walk = os.getpid(), statwalk._walk_dir
 
     def failing_in_child(*args, **kwargs):
         if os.getpid() != parent:
             raise OSError("disk vanished")
-        return real_count(*args, **kwargs)
+        return real_walk(*args, **kwargs)
 
-    monkeypatch.setattr(statwalk, "_count_dir", failing_in_child)
+    monkeypatch.setattr(statwalk, "_walk_dir", failing_in_child)
     assert not tree_matches(root, "dir", stat_table(root))
+    assert statwalk.differences(root, "dir", saved(stat_table(root))) is None
 
 
 def test_an_early_difference_leaves_no_child_behind(tmp_path, monkeypatch):
@@ -164,3 +183,25 @@ def test_agrees_with_scan_on_random_trees(tmp_path_factory, monkeypatch, paths, 
         assert not tree_matches(root, "dir", {**table, victim: b"stale"})
         assert not tree_matches(root, "dir", {k: v for k, v in table.items() if k != victim})
     assert not tree_matches(root, "dir", {**table, "not-there": stat_key(os.lstat(root))})
+
+
+def test_differences_name_each_changed_added_and_removed_path(tmp_path, mode):
+    root = wide_tree(tmp_path / "data")
+    table = saved(stat_table(root))
+    (root / "d00/s0/f1.bin").write_bytes(b"edited")
+    (root / "d11/s1/new.bin").write_bytes(b"new")
+    (root / "d05/s0/f2.bin").unlink()
+    shutil.rmtree(root / "d07")
+    (root / "empty" / "now-full").write_bytes(b"")
+    found = statwalk.differences(root, "dir", table)
+    assert sorted(rel for rel, _ in found.changed) == ["d00/s0/f1.bin"]
+    assert sorted(rel for rel, _ in found.added) == ["d11/s1/new.bin", "empty/now-full"]
+    assert sorted(found.removed) == sorted(["d05/s0/f2.bin", "empty"] + [r for r in stat_table_paths(tmp_path)
+                                                                         if r.startswith("d07/")])
+    assert found.matched == len(table.stats()) - 1 - 2 - 10
+    changed = dict(found.changed)["d00/s0/f1.bin"]
+    assert changed == tuple(stattable.STAT_KEY.unpack(stat_key(os.lstat(root / "d00/s0/f1.bin"))))
+
+
+def stat_table_paths(tmp_path) -> list[str]:
+    return sorted(stat_table(wide_tree(tmp_path / "again")))

@@ -1,0 +1,167 @@
+"""Manifests in the store, by their parts (docs/design.md, "Where manifests live" and "Part maps"):
+a stored manifest opened as its root's part list, read block by block (streamed and validated, so
+a million-file manifest never sits in memory whole), written from a stream of entries, edited
+in place of its touched parts, and compared with another by the parts they share.
+
+`Store.read_manifest` and `Store.write_manifest` still read and write whole manifests; the parts
+written here are the same (the same chunker cuts the same bytes), so either reads what the other
+wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, NamedTuple
+
+from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats import pack as packfmt
+from gitrepro.formats.chunker import new_cutter
+from gitrepro.formats.hashing import hash_bytes
+from gitrepro.formats.manifest import BadManifest, Entry, ManifestReader
+from gitrepro.formats.manifestdiff import changed_lines
+from gitrepro.formats.manifestparts import Edit, Part, PartedManifest, edit_parts, line_key, write_parts
+from gitrepro.store.store import MANIFEST_ROOT_HEADER, MissingBlob, Store, StoreError, parse_manifest_root
+
+BLOCK_PARTS = 64          # parts read (and parsed) at once when streaming: a few MiB
+
+
+class Written(NamedTuple):
+    manifest: str            # the new manifest's id (its root's)
+    parts: list[Part]        # its part map
+
+
+class StoredManifest(PartedManifest):
+    """A manifest in the local store as its parts, read (and verified) on demand."""
+
+    def __init__(self, store: Store, manifest_id: str, parts: list[Part], mapped: bool):
+        self.store, self.manifest_id = store, manifest_id
+        self.mapped = mapped      # `parts` is a whole part map (else only sizes, and where part 0 starts)
+        super().__init__(parts, self._read_parts)
+
+    @classmethod
+    def open(cls, store: Store, manifest_id: str, part_map: list[Part] | None = None) -> "StoredManifest":
+        """The manifest whose root is `manifest_id`; a `part_map` (a hint) is used only if it names
+        exactly the root's parts. MissingBlob when the root or a part is not in the store."""
+        root_id = bytes.fromhex(manifest_id)
+        try:
+            ids = parse_manifest_root(store.get(root_id), manifest_id)
+        except MissingBlob:
+            raise MissingBlob(root_id, "manifest") from None
+        if part_map is not None and [p.id for p in part_map] == ids:
+            return cls(store, manifest_id, part_map, True)
+        locs = store.index.locate_many(ids)
+        missing = [i for i in ids if i not in locs]
+        if missing:
+            raise MissingBlob(missing[0], f"part of manifest {manifest_id}")
+        return cls(store, manifest_id, [Part(i, locs[i].raw_length, 0 if n == 0 else -1, b"" if n == 0 else None)
+                                        for n, i in enumerate(ids)], False)
+
+    def _read_parts(self, indices: list[int]) -> list[bytes]:
+        ids = [self.parts[i].id for i in indices]
+        blobs = self.store.read_batch(ids)
+        return [bytes(blobs[i]) for i in ids]   # raw blobs may come as views of a larger read
+
+    def blocks(self) -> Iterator[bytes]:
+        """The manifest's bytes as blocks of whole lines, in order, a few MiB at a time."""
+        tail = b""
+        for start in range(0, len(self.parts), BLOCK_PARTS):
+            data = tail + b"".join(self._read_parts(list(range(start, min(start + BLOCK_PARTS, len(self.parts))))))
+            cut = data.rfind(b"\n") + 1
+            tail = data[cut:]
+            if cut:
+                yield data[:cut]
+        if tail:
+            raise BadManifest(f"manifest {self.manifest_id}: truncated")
+
+    def entries(self) -> Iterator[list[Entry]]:
+        """Every entry, a block at a time, checked as `manifest.parse` checks a whole manifest."""
+        reader = ManifestReader(f"manifest {self.manifest_id}")
+        for block in self.blocks():
+            found = reader.feed(block)
+            if found:
+                yield found
+        reader.finish()
+
+    def with_map(self) -> "StoredManifest":
+        """This manifest with its whole part map, worked out by reading it once if need be."""
+        return self if self.mapped else StoredManifest(self.store, self.manifest_id, scan_map(self), True)
+
+
+def scan_map(pm: PartedManifest) -> list[Part]:
+    """The part map of a manifest, read from all its parts (one pass, no entries made)."""
+    out, prev_ends_line = [], True
+    for start in range(0, len(pm.parts), BLOCK_PARTS):
+        indices = list(range(start, min(start + BLOCK_PARTS, len(pm.parts))))
+        for i, data in zip(indices, pm.read(indices)):
+            first = 0 if prev_ends_line else data.find(b"\n") + 1 or -1
+            if first >= len(data):
+                first = -1
+            nl = data.find(b"\n", first) if first >= 0 else -1
+            out.append(Part(pm.parts[i].id, len(data), first, line_key(data[first:nl + 1]) if nl >= 0 else None))
+            prev_ends_line = data.endswith(b"\n")
+    return out
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+def _root(part_ids: list[bytes]) -> bytes:
+    return MANIFEST_ROOT_HEADER + b"\n" + "".join(i.hex() + "\n" for i in part_ids).encode()
+
+
+def _store_parts(store: Store, w, pieces: Iterable[tuple[bytes | None, Part]]) -> Written:
+    """Store new parts (old ones are in the store already) and then the root naming them all."""
+    parts = []
+    for data, part in pieces:
+        if data is not None:
+            w.add(part.id, data)
+        parts.append(part)
+    root = _root([p.id for p in parts])
+    root_id = hash_bytes(root)
+    w.add(root_id, root, packfmt.FLAG_MANIFEST)
+    return Written(root_id.hex(), parts)
+
+
+def write_entries(store: Store, w, entries: Iterable[Entry]) -> Written:
+    """Write a manifest of `entries` (sorted by path, checked by the caller) through writer `w`,
+    streaming: the same parts and id as `Store.write_manifest(w, manifest.dumps(...))`."""
+    def lines() -> Iterator[tuple[bytes, bytes]]:
+        yield manifestfmt.HEADER_LINE, b""
+        for e in entries:
+            yield manifestfmt.entry_line(e), manifestfmt.sort_key(e.path)
+    return _store_parts(store, w, write_parts(lines(), new_cutter(store.config.chunker)))
+
+
+def write_edited(store: Store, w, base: StoredManifest, edits: list[Edit]) -> Written:
+    """Write `base` with sorted `edits` applied (manifestparts.edit_parts) through writer `w`."""
+    return _store_parts(store, w, edit_parts(base, edits, new_cutter(store.config.chunker)))
+
+
+# -- reading by path and comparing ---------------------------------------------------------------
+
+def parse_lines(lines: Iterable[tuple[bytes, bytes]], origin: str) -> dict[bytes, Entry]:
+    """{key: entry} of (key, line) pairs, each line read and checked on its own."""
+    return {key: manifestfmt.parse_line(line, origin) for key, line in lines}
+
+
+def find(pm: StoredManifest, keys: Iterable[bytes]) -> dict[bytes, Entry]:
+    """The entries of the manifest for the sort keys given (those it has)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    return parse_lines(pm.find(wanted).items(), f"manifest {pm.manifest_id}")
+
+
+def changes(a: StoredManifest, b: StoredManifest,
+            check_order: bool = False) -> Iterator[tuple[bytes, Entry | None, Entry | None]]:
+    """(key, entry in a or None, entry in b or None) for each path whose line differs, in order,
+    reading only the parts the two do not share. b's header is checked (a was read before), and
+    with `check_order` its order where it differs (`manifestdiff.Unsorted`)."""
+    head = b.read([0])[0] if b.parts else b""
+    if not head.startswith(manifestfmt.HEADER_LINE):
+        raise BadManifest(f"manifest {b.manifest_id}: not a gitrepro manifest of a version this gitrepro reads")
+    for key, x, y in changed_lines(a, b, check_order):
+        yield (key, None if x is None else manifestfmt.parse_line(x, f"manifest {a.manifest_id}"),
+               None if y is None else manifestfmt.parse_line(y, f"manifest {b.manifest_id}"))
+
+
+__all__ = ["BLOCK_PARTS", "StoredManifest", "StoreError", "Written", "changes", "find", "parse_lines",
+           "scan_map", "write_edited", "write_entries"]
