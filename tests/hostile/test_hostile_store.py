@@ -115,7 +115,7 @@ def test_checkout_records_the_ctime_of_the_files_it_renamed_into_place(git_repo,
     checkout(repo, "HEAD~1")   # rewrites every file in place: temp file, then rename
     table = stattable.load(repo.store_path, repo.root, "data")
     assert table is not None and (data / names[0]).read_bytes() == b"v1 f000"
-    assert table[1] == {n: stattable.stat_key(os.lstat(data / n)) for n in names}
+    assert table.stats() == {n: stattable.stat_key(os.lstat(data / n)) for n in names}
 
 
 # ---------------------------------------------------------------- 5. a copied or moved repository
