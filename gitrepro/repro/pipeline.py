@@ -208,13 +208,18 @@ def checkout_run(repo: Repo, run_id: str, *, to: str | None = None, force: bool 
     target.mkdir(parents=True, exist_ok=True)
     for out, manifest_id in sorted(rec.outputs.items()):
         manifest = checkout_op.load_manifest(repo.store, manifest_id)
-        ptr = pointerfmt.Pointer(out, manifest_id, "file" if manifest.single_file else "dir",
-                                 manifest.files, manifest.bytes)
+        ptr = pointerfmt.Pointer(out, manifest_id, _output_kind(out, manifest), manifest.files, manifest.bytes)
         checkout_op.checkout_dataset(repo, ptr, target, force=force, use_cache=not to, fetch=None)
         if not to:
             with atomic_write(repo.root / pointerfmt.pointer_path_for(out)) as f:
                 f.write(pointerfmt.dumps(ptr))
     return rec
+
+
+def _output_kind(out: str, manifest) -> str:
+    """A record names only an output's manifest: one file named like the output is a file output
+    (a directory holding one file, e.g. models/model.pkl, names it by its own name)."""
+    return "file" if manifest.single_file and manifest.entries[0].path == out.rsplit("/", 1)[-1] else "dir"
 
 
 def _find_record(repo: Repo, run_id: str) -> RunRecord:
