@@ -76,7 +76,7 @@ def check_push(repo: Repo, updates: Iterable[Update], git_remote: str,
     """
     rev_args = pushed_rev_args(repo.root, git_remote, updates)
     configured = remote_name is not None or bool(remotes(repo.project))
-    settings = resolve(repo, remote_name) if configured else None
+    settings = resolve(repo, remote_name, git_remote=git_remote) if configured else None
     result = PushCheck(f"on gitrepro remote {settings.name}" if settings else "in the local store",
                        settings.name if settings else None)
     roots = reach.in_history(repo.root, rev_args) if rev_args else set()
