@@ -170,10 +170,11 @@ def default_name(project: Project) -> str | None:
     return next(iter(configured)) if len(configured) == 1 else None
 
 
-def resolve(repo: Repo, name: str | None = None) -> RemoteSettings:
-    """The named remote, or the default one; a clear error when there is none or it is ambiguous."""
+def resolve(repo: Repo, name: str | None = None, *, git_remote: str | None = None) -> RemoteSettings:
+    """The named remote, else (for the pre-push check) the one named like `git_remote`, else the
+    default one; a clear error when there is none or it is ambiguous."""
     configured = remotes(repo.project)
-    name = name or default_name(repo.project)
+    name = name or (for_git_remote(repo.project, git_remote) if git_remote else None) or default_name(repo.project)
     if name is None and configured:
         raise RemoteConfigError(f"{PROJECT_FILE} has {len(configured)} remotes ({', '.join(configured)}) and no "
                                 "default: run `gitrepro remote default NAME`, or name one with --remote NAME")

@@ -121,3 +121,20 @@ def test_after_a_remote_loses_a_pack_the_pre_push_check_makes_the_next_push_uplo
     assert not prepush.check_push(repo, updates, "origin").ok
     assert push_op.push(repo).packs_uploaded == 1
     assert prepush.check_push(repo, updates, "origin").ok
+
+
+def test_the_pre_push_check_looks_at_the_gitrepro_remote_named_like_the_git_remote_else_the_default(
+        tmp_path, git_repo, repo, commit):
+    settings.add(repo, "origin", str(tmp_path / "origin-store"))
+    settings.add(repo, "backup", str(tmp_path / "backup-store"))          # origin stays the default
+    make_tree(git_repo / "data", random_files(12, 2, 50_000))
+    snapshot.add(repo, ["data"])
+    head = commit("v1")
+    push_op.push(repo)                                                    # to the default, origin
+    updates = [("refs/heads/main", head, "refs/heads/main", prepush.ZERO_SHA)]
+    assert prepush.check_push(repo, updates, "origin").ok
+    assert prepush.check_push(repo, updates, "github").ok                # no gitrepro remote github: the default
+    refused = prepush.check_push(repo, updates, "backup")                 # git pushes to backup: its data there
+    assert not refused.ok and refused.where == "on gitrepro remote backup"
+    push_op.push(repo, "backup")
+    assert prepush.check_push(repo, updates, "backup").ok
