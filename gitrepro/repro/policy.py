@@ -7,6 +7,11 @@ resolved configs and their sources, pointers. Whether the data they name is avai
 by a `DataJudge` (gitrepro.repro.availability): the local store's index (the hook) or, for
 `verify`, a remote's pack indexes.
 
+The rules live in three places: this module (training commits, pointers, data availability, the
+whole-tree checks of `verify`), repro.producers (the tree's state: every output produced by a
+matching run record, via repro.freshness) and repro.recordrules (what an added record must hold);
+repro.treefiles reads and parses a tree's files once per blob.
+
 Judging many commits (`verify`) shares one `TreeMemo` and one `DataJudge` across their trees: a file
 is read and parsed once per distinct blob, a config is checked once per distinct set of files it
 reads, and a manifest is judged once.
@@ -15,20 +20,20 @@ reads, and a manifest is judged once.
 from __future__ import annotations
 
 import fnmatch
-import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable
 
 from gitrepro.repro import appendonly, producers
 from gitrepro.repro.freshness import Config
+from gitrepro.repro.recordrules import check_added
+from gitrepro.repro.treefiles import (Violation, config_state, hint_command, parsed, pointer_at, record_at,
+                                      record_data, unparsed, without_hint)
 from gitrepro.repro import config as configmod
 from gitrepro.repro.availability import DataAvailability, DataJudge, LocalData
-from gitrepro.git import history, plumbing, tracking
+from gitrepro.git import history, plumbing
 from gitrepro.git.tree import Tree
-from gitrepro.errors import GitreproError, one_line
-from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, dataset_for_pointer, pointer_path_for, tracked_problems
-from gitrepro.formats.runrecord import RunRecord, is_record_path, record_path
+from gitrepro.errors import GitreproError
+from gitrepro.formats.pointer import POINTER_SUFFIX, dataset_for_pointer, tracked_problems
+from gitrepro.formats.runrecord import RunRecord, is_record_path
 from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.formats.project import PROJECT_FILE, Project, parse_project
 from gitrepro.formats.stages import Stage, parse_stages
@@ -39,17 +44,6 @@ ADDED, MODIFIED, DELETED = "A", "M", "D"
 
 class PolicyConfigError(GitreproError):
     pass
-
-
-@dataclass(frozen=True)
-class Violation:
-    path: str        # the file (or dataset) at fault, repo-relative
-    problem: str
-    fix: str         # one command that fixes it
-    object: str = ""  # the object at fault, e.g. "manifest <id>", "chunk <id>", "run <id>", "config <hash>"
-
-    def __str__(self) -> str:
-        return one_line(f"{self.path}: {self.problem} — fix: `{self.fix}`")
 
 
 @dataclass
@@ -66,28 +60,6 @@ class PolicyResult:
     @property
     def ok(self) -> bool:
         return not self.violations
-
-
-def _unparsed(tree: Tree, kind: str, paths: Iterable[str]) -> list[str]:
-    """The paths among `paths` whose blob has not been parsed as `kind` yet (worth prefetching)."""
-    table = tree.memo.records if kind == "record" else tree.memo.parsed
-    return [p for p in paths if p in tree.blobs and (kind, p, tree.blobs[p]) not in table]
-
-
-def _parsed(tree: Tree, kind: str, path: str, parse: Callable[[bytes], object]):
-    """parse(bytes of `path`), computed once per distinct (path, blob) in all trees sharing the memo;
-    a GitreproError is kept and raised again each time."""
-    key = (kind, path, tree.blobs[path])
-    table = tree.memo.records if kind == "record" else tree.memo.parsed
-    if key not in table:
-        try:
-            table[key] = parse(tree.read(path) or b"")
-        except GitreproError as e:
-            table[key] = e
-    found = table[key]
-    if isinstance(found, GitreproError):
-        raise found
-    return found
 
 
 # ---------------------------------------------------------------- entry points
@@ -146,7 +118,7 @@ def check_tree(repo: Repo, tree: Tree, *, data: DataJudge | None = None,
 
 
 def _check_tree(tree: Tree, judge: DataJudge, thorough: bool) -> PolicyResult:
-    tree.prefetch(_unparsed(tree, "project", [PROJECT_FILE]))
+    tree.prefetch(unparsed(tree, "project", [PROJECT_FILE]))
     violations: list[Violation] = []
     project = _project(tree, violations)
     stages = _stages(project, violations)
@@ -167,16 +139,16 @@ def _check_tree(tree: Tree, judge: DataJudge, thorough: bool) -> PolicyResult:
         violations += found
     else:
         pointers = sorted(p for p in present if p.endswith(POINTER_SUFFIX))
-        tree.prefetch(_unparsed(tree, "pointer", pointers) + _unparsed(tree, "record", records))
+        tree.prefetch(unparsed(tree, "pointer", pointers) + unparsed(tree, "record", records))
         for path in pointers:
-            ptr = _pointer(tree, path, violations)
+            ptr = pointer_at(tree, path, violations)
             if ptr is not None:
                 data.want(ptr.manifest, path, ptr.path, ptr)
         violations += [Violation(*found) for found in tracked_problems(pointers, tree.blobs)]   # as checkout
     runs, outputs = _state_rule(tree, project, stages, records, violations)
     why = sorted(set(why) | {p for p in present if p.endswith(POINTER_SUFFIX) and dataset_for_pointer(p) in outputs})
     result = PolicyResult(tree.label, bool(why or records), why, records, pointers)
-    violations += _check_training(tree, records, why, data, result.warnings, bool(runs))
+    violations += check_added(tree, records, why, data, result.warnings, bool(runs))
     if thorough:
         violations += _check_changed_configs(tree, records, present)
     result.violations = list(dict.fromkeys(violations + _unavailable(data)))   # runs sharing a config: once
@@ -215,32 +187,32 @@ def _state_rule(tree: Tree, project: Project, stages: dict[str, Stage], added: l
     matching record, each added v2 record matching the tree. Returns the tree's records and its
     output datasets."""
     all_records = producers.record_paths(tree)
-    tree.prefetch(_unparsed(tree, "run", all_records))
+    tree.prefetch(unparsed(tree, "run", all_records))
     records: dict[str, RunRecord] = {}
     for path in all_records:
         try:
             records[path] = _run(tree, path)
         except GitreproError:
-            continue                           # reported when added (_check_training)
+            continue                           # reported when added (check_added)
     outputs = producers.output_datasets(records, stages, _declared_outputs(project))
     outputs |= {dataset_for_pointer(p) for p in producers.pointer_paths(tree)
                 if any(_matches(p, g) for g in _globs_or_none(project))}
     pointers = {}
     for path in producers.pointer_paths(tree):
-        ptr = _pointer(tree, path, []) if dataset_for_pointer(path) in outputs else None
+        ptr = pointer_at(tree, path, []) if dataset_for_pointer(path) in outputs else None
         if ptr is not None:
             pointers[path] = ptr
-    state = producers.TreeState(tree, stages, lambda path: _pointer(tree, path, []),
+    state = producers.TreeState(tree, stages, lambda path: pointer_at(tree, path, []),
                                 lambda path: _config_answer(tree, path))
     found = producers.judge_outputs(tree, state, records, outputs, pointers, set(added))
     found += producers.judge_added(state, {p: records[p] for p in added if p in records})
-    violations += [Violation(f.path, f.problem, f.fix, f.object) for f in found]
+    violations += found
     return records, outputs
 
 
 def _run(tree: Tree, path: str) -> RunRecord:
     """A run record parsed once per blob for all trees sharing the memo (kept across trees)."""
-    return _parsed(tree, "run", path, lambda data: parse_record(data, path))
+    return parsed(tree, "run", path, lambda data: parse_record(data, path))
 
 
 def _declared_outputs(project: Project) -> list[str]:
@@ -260,10 +232,10 @@ def _config_answer(tree: Tree, path: str) -> Config | None:
     if not tree.has(path):
         return None
     try:
-        rc, findings = _config_state(tree, path)
+        rc, findings = config_state(tree, path)
     except GitreproError as e:
         return Config("", -1, ((path, str(e)),))
-    return Config(rc.hash, rc.seed, tuple((f.path, _without_hint(f.message)) for f in findings),
+    return Config(rc.hash, rc.seed, tuple((f.path, without_hint(f.message)) for f in findings),
                   frozenset(rc.sources))
 
 
@@ -303,183 +275,13 @@ def _project(tree: Tree, violations: list[Violation]) -> Project:
     if not tree.has(PROJECT_FILE):
         return Project()
     try:
-        return _parsed(tree, "project", PROJECT_FILE, parse_project)
+        return parsed(tree, "project", PROJECT_FILE, parse_project)
     except GitreproError as e:
         violations.append(Violation(PROJECT_FILE, str(e), f"$EDITOR {PROJECT_FILE}"))
         return Project()
 
 
-def _pointer(tree: Tree, path: str, violations: list[Violation]) -> Pointer | None:
-    """The pointer at `path`, parsed once per blob; a damaged one adds a violation each time it is named."""
-    try:
-        return _parsed(tree, "pointer", path, lambda data: tracking.parse_at(path, data, path))
-    except GitreproError as e:
-        violations.append(Violation(path, str(e), f"gitrepro add {dataset_for_pointer(path)}",
-                                    f"blob {tree.blobs[path]}"))
-        return None
-
-
-def _record(tree: Tree, path: str) -> RunRecord:
-    rec = _parsed(tree, "record", path, lambda data: parse_record(data, path))
-    summary = ("record-data", path, tree.blobs[path])
-    if summary not in tree.memo.parsed:        # what later commits need of it, without parsing it again
-        tree.memo.parsed[summary] = _named_data(rec)
-    return rec
-
-
-def _named_data(rec: RunRecord) -> list[tuple[str, str]]:
-    return sorted(rec.inputs.items()) + sorted(rec.outputs.items())
-
-
-def _record_data(tree: Tree, path: str) -> list[tuple[str, str]]:
-    """(dataset or output, manifest id) a run record names: all later commits need of it."""
-    return _parsed(tree, "record-data", path, lambda data: _named_data(parse_record(data, path)))
-
-
 # ---------------------------------------------------------------- training commits
-
-def _check_training(tree: Tree, records: list[str], why: list[str], data: DataAvailability,
-                    warnings: list[str], has_runs: bool) -> list[Violation]:
-    """The records the tree adds: each parses and is complete (v2: the state rule judged the
-    rest; v1: every older rule). A training path that is no output pointer (say a metrics
-    file git tracks) needs a record added with it."""
-    if not records:
-        loose = [p for p in why if not p.endswith(POINTER_SUFFIX)]
-        if loose or (why and not has_runs):
-            return [Violation((loose or why)[0], "a training commit must carry a run record (runs/<id>.toml), "
-                                                 "and this one has none", "gitrepro run -c <config> -- <command>")]
-        return []
-    parsed: dict[str, RunRecord] = {}
-    violations: list[Violation] = []
-    for path in records:
-        try:
-            parsed[path] = _record(tree, path)
-        except GitreproError as e:
-            violations.append(Violation(path, str(e), f"git rm --cached {path}", f"blob {tree.blobs[path]}"))
-    tree.prefetch([r.config.path for r in parsed.values() if r.config]
-                  + [pointer_path_for(d) for r in parsed.values() for d in r.inputs])
-    for path, rec in parsed.items():
-        if rec.version >= 2:
-            violations += _check_complete(tree, path, rec, warnings)
-            for dataset, manifest in sorted(rec.inputs.items()):
-                data.want(manifest, pointer_path_for(dataset), dataset)
-            for output, manifest in sorted(rec.outputs.items()):
-                data.want(manifest, path, output)
-        else:
-            violations += _check_record(tree, path, rec, data)
-    return violations
-
-
-def _check_complete(tree: Tree, path: str, rec: RunRecord, warnings: list[str]) -> list[Violation]:
-    """What a v2 record must hold whatever the tree: its own path, an environment, a seed, clean
-    code, and the resolved config it names. Code ancestry is only a warning: code ids decide."""
-    fix, run = producers.fix_command(rec), f"run {rec.id}"
-    found = []
-    if path != rec.path:
-        found.append(Violation(path, f"names run {rec.id}, not the one its file name says",
-                               f"git mv {path} {record_path(rec.id)}", run))
-    if not rec.has_environment:
-        found.append(Violation(path, "no environment record ([environment] with python and packages)", fix, run))
-    if rec.code.dirty:
-        files = ", ".join(rec.code.dirty_files[:3]) or "tracked files"
-        found.append(Violation(path, f"the run started with uncommitted changes (--allow-dirty: {files}); "
-                                     f"commit the code, then re-run", fix, run))
-    if rec.seed is None:
-        found.append(Violation(path, "the run record has no seed; set `seed` in the config and re-run", fix, run))
-    if rec.config is None and not rec.stage:
-        found.append(Violation(path, "the run names no resolved config", "gitrepro run -c <config> -- "
-                               + shlex.join(rec.command), run))
-    if not tree.code_commit_ok(rec.code.commit):
-        warnings.append(f"{path}: code commit {rec.code.commit[:12]} is not an ancestor of this commit (a rebase "
-                        f"or a shallow clone); its code ids match, so that is not a violation")
-    return found
-
-
-def _check_config(tree: Tree, path: str, rec: RunRecord, rerun: str) -> list[Violation]:
-    ref = rec.config
-    if ref is None:
-        return [Violation(path, "the run names no resolved config", "gitrepro run -c <config> -- "
-                          + shlex.join(rec.command), f"run {rec.id}")]
-    if not tree.has(ref.path):
-        return [Violation(ref.path, f"resolved config used by {path} is not in this commit", f"git add {ref.path}",
-                          f"config {ref.hash}")]
-    try:
-        rc, findings = _config_state(tree, ref.path)
-    except GitreproError as e:
-        return [Violation(ref.path, str(e), rerun, f"blob {tree.blobs[ref.path]}")]
-    config = f"config {rc.hash}"
-    found = [Violation(f.path, f"stale config: {_without_hint(f.message)}", rerun, config) for f in findings]
-    if rc.hash != ref.hash:
-        found.append(Violation(ref.path, f"changed after run {rec.id} used it (hash {rc.hash[:12]}, the run used "
-                                         f"{ref.hash[:12]})", rerun, config))
-    if rec.seed is not None and rc.seed != rec.seed:
-        found.append(Violation(path, f"seed {rec.seed} differs from the config's seed {rc.seed}", rerun, config))
-    return found
-
-
-def _config_state(tree: Tree, path: str) -> tuple[configmod.ResolvedConfig, list[configmod.Drift]]:
-    """A resolved config in the tree and its drift findings. Computed once for every distinct set
-    of files the check reads (the config, its sources, pointers its values name), so runs sharing
-    a config, and commits that leave those files alone, check it once."""
-    key = (path, tree.blobs[path])
-    candidates = tree.memo.configs.setdefault(key, [])
-    for reads, outcome in candidates:
-        if all(tree.blobs.get(p) == sha for p, sha in reads.items()):
-            break
-    else:
-        reads: dict[str, str | None] = {}
-
-        def read(rel: str) -> bytes | None:
-            reads[rel] = tree.blobs.get(rel)
-            return tree.read(rel)
-
-        try:
-            rc = configmod.parse_resolved(read(path), Path(path))
-            tree.prefetch(list(rc.sources) + [pointer_path_for(d) for d in rc.data_pointers])
-            outcome = (rc, configmod.check(path, read_file=read))
-        except GitreproError as e:
-            outcome = e
-        candidates.append((reads, outcome))
-    if isinstance(outcome, GitreproError):
-        raise outcome
-    return outcome
-
-
-def _check_data(tree: Tree, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
-    found = []
-    for dataset, manifest in sorted(rec.inputs.items()):
-        ptr_path = pointer_path_for(dataset)
-        if not tree.has(ptr_path):
-            found.append(Violation(ptr_path, f"dataset {dataset} used by {path} has no pointer in this commit",
-                                   f"git add {ptr_path}", f"manifest {manifest}"))
-            continue
-        ptr = _pointer(tree, ptr_path, found)
-        if ptr is not None and ptr.manifest != manifest:
-            found.append(Violation(ptr_path, f"names manifest {ptr.manifest[:12]}, but {path} trained on "
-                                             f"{manifest[:12]}", f"git checkout {rec.code.commit[:12]} -- {ptr_path}",
-                                   f"manifest {ptr.manifest}"))
-        data.want(manifest, ptr_path, dataset)
-    return found
-
-
-def _rerun_command(rec: RunRecord) -> str:
-    parts = ["gitrepro", "run"]
-    if rec.config is not None:
-        parts += ["-c", rec.config.source or rec.config.path, *rec.config.overrides]
-    return shlex.join(parts + ["--", *rec.command])
-
-
-def _without_hint(message: str) -> str:
-    """A config finding without its trailing `; re-run ...` advice (the violation carries the fix)."""
-    head, sep, _ = message.rpartition("; re-run `")
-    return head if sep else message
-
-
-def _hint_command(message: str, path: str) -> str:
-    """The command a config finding's `; re-run `...`` advice names (or a check, when it names none)."""
-    _, sep, tail = message.rpartition("; re-run `")
-    return tail.rstrip("`") if sep else f"gitrepro config check {path}"
-
 
 # ---------------------------------------------------------------- the rest of a tree (thorough)
 
@@ -500,14 +302,14 @@ def _whole_tree(tree: Tree, judged: list[str], data: DataAvailability
         violations: list[Violation] = []
         pointers = sorted(p for p in files if p.endswith(POINTER_SUFFIX))
         others = sorted(p for p in files if is_record_path(p) and p not in judged)
-        tree.prefetch(_unparsed(tree, "pointer", pointers) + _unparsed(tree, "record-data", others))
+        tree.prefetch(unparsed(tree, "pointer", pointers) + unparsed(tree, "record-data", others))
         for path in pointers:
-            ptr = _pointer(tree, path, violations)
+            ptr = pointer_at(tree, path, violations)
             if ptr is not None:
                 rest.want(ptr.manifest, path, ptr.path, ptr)
         for path in others:
             try:
-                named = _record_data(tree, path)
+                named = record_data(tree, path)
             except GitreproError:
                 continue         # judged when it was committed
             for name, manifest in named:
@@ -525,7 +327,7 @@ def _check_changed_configs(tree: Tree, judged: list[str], present: list[str]) ->
     used = set()
     for path in judged:
         try:
-            rec = _record(tree, path)
+            rec = record_at(tree, path)
         except GitreproError:
             continue
         if rec.config is not None:
@@ -536,10 +338,10 @@ def _check_changed_configs(tree: Tree, judged: list[str], present: list[str]) ->
 
 def _check_resolved(tree: Tree, path: str) -> list[Violation]:
     try:
-        rc, findings = _config_state(tree, path)
+        rc, findings = config_state(tree, path)
     except configmod.NotResolved:
         return []            # a source that happens to be named *.resolved.toml
     except GitreproError as e:
         return [Violation(path, str(e), f"gitrepro config check {path}", f"blob {tree.blobs[path]}")]
-    return [Violation(f.path, f"stale config: {_without_hint(f.message)}", _hint_command(f.message, path),
+    return [Violation(f.path, f"stale config: {without_hint(f.message)}", hint_command(f.message, path),
                       f"config {rc.hash}") for f in findings]

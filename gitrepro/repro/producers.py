@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from dataclasses import dataclass
 from typing import Callable
 
 from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, pointer_path_for
@@ -26,14 +25,7 @@ from gitrepro.formats.stages import Stage
 from gitrepro.git.tree import Tree
 from gitrepro.repro import codeid
 from gitrepro.repro.freshness import Config, judge
-
-
-@dataclass(frozen=True)
-class Finding:
-    path: str
-    problem: str
-    fix: str
-    object: str
+from gitrepro.repro.treefiles import Violation
 
 
 class TreeState:
@@ -75,7 +67,7 @@ def output_datasets(records: dict[str, RunRecord], stages: dict[str, Stage], dec
 
 
 def judge_outputs(tree: Tree, state: TreeState, records: dict[str, RunRecord], outputs: set[str],
-                  pointers: dict[str, Pointer], added: set[str]) -> list[Finding]:
+                  pointers: dict[str, Pointer], added: set[str]) -> list[Violation]:
     """A finding for every output pointer no matching record in the tree produced. A pointer only
     version-1 records produced is judged when it changes (by the older rules, elsewhere)."""
     found = []
@@ -95,15 +87,15 @@ def judge_outputs(tree: Tree, state: TreeState, records: dict[str, RunRecord], o
         verdicts = [(r, judge(r, state)) for _, r in sorted(producers, key=lambda pr: pr[1].id, reverse=True)]
         if not any(not reasons for _, reasons in verdicts):
             rec, reasons = verdicts[0]
-            found += [Finding(path, f"{dataset} was produced by run {rec.id}, which no longer matches this commit: "
+            found += [Violation(path, f"{dataset} was produced by run {rec.id}, which no longer matches this commit: "
                                     f"{reason}", fix_command(rec), f"run {rec.id}") for reason in reasons]
     return found
 
 
-def judge_added(state: TreeState, added: dict[str, RunRecord]) -> list[Finding]:
+def judge_added(state: TreeState, added: dict[str, RunRecord]) -> list[Violation]:
     """Every version-2 record the tree adds must describe the tree, whether or not its outputs are
     the current ones (a sweep point is restored by `checkout --run` and reproduced from here)."""
-    return [Finding(reason.subject, reason.text, reason.fix or fix_command(rec), reason.object or f"run {rec.id}")
+    return [Violation(reason.subject, reason.text, reason.fix or fix_command(rec), reason.object or f"run {rec.id}")
             for path, rec in sorted(added.items()) if rec.version >= 2 for reason in judge(rec, state)]
 
 
@@ -119,7 +111,7 @@ def _named_by_pipeline(records: dict[str, RunRecord], dataset: str) -> bool:
     return any(not is_loose(r) and dataset in r.outputs for r in records.values())
 
 
-def _unproduced(path: str, ptr: Pointer, records: dict[str, RunRecord], state: TreeState) -> Finding:
+def _unproduced(path: str, ptr: Pointer, records: dict[str, RunRecord], state: TreeState) -> Violation:
     """An output whose pointer names data no run record in the tree produced."""
     newest = max((r for r in records.values() if ptr.path in r.outputs), key=lambda r: r.id, default=None)
     stage = next((s for s in state.stages.values() if ptr.path in s.all_outputs), None)
@@ -129,7 +121,7 @@ def _unproduced(path: str, ptr: Pointer, records: dict[str, RunRecord], state: T
         fix = fix_command(newest)
     else:
         fix = f"gitrepro run -o {shlex.quote(ptr.path)} -- <command>"
-    return Finding(path, f"names manifest {ptr.manifest[:12]} of output {ptr.path}, which no run record in this "
+    return Violation(path, f"names manifest {ptr.manifest[:12]} of output {ptr.path}, which no run record in this "
                          f"commit produced", fix, f"manifest {ptr.manifest}")
 
 
