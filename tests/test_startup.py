@@ -53,7 +53,9 @@ STORE = {"gitrepro.formats.pack", "gitrepro.store.store", "gitrepro.store.index"
 HOOK_ENTRY = {"gitrepro.hooks", "gitrepro.repro", "gitrepro.repro.hooks"}   # the dispatcher; each hook adds its module
 POLICY = {"gitrepro.formats.pointer", "gitrepro.formats.manifest", "gitrepro.formats.runrecord",
           "gitrepro.git.tracking", "gitrepro.git.tree", "gitrepro.git.history",   # the staged tree, its parents
-          "gitrepro.repro.policy", "gitrepro.repro.appendonly", "gitrepro.repro.availability", "gitrepro.repro.config", "gitrepro.repro.redact",
+          "gitrepro.repro.policy", "gitrepro.repro.producers", "gitrepro.repro.recordrules", "gitrepro.repro.treefiles",
+          "gitrepro.repro.freshness", "gitrepro.repro.codeid", "gitrepro.formats.stages",   # the state rule (pipelines)
+          "gitrepro.repro.appendonly", "gitrepro.repro.availability", "gitrepro.repro.config", "gitrepro.repro.redact",
           *(f"gitrepro.repro.config.{m}" for m in ("keys", "resolved", "interpolate", "overrides", "resolve", "drift"))}
 PUSH_CHECK = {"gitrepro.remote", "gitrepro.remote.base", "gitrepro.remote.local", "gitrepro.remote.retry",
               "gitrepro.remote.settings", "gitrepro.remote.layout", "gitrepro.remote.reach",
