@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
-import subprocess
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,7 +23,7 @@ from gitrepro.formats.runrecord import (RUNS_DIR, SEED_LIMIT, CodeState, ConfigR
 from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.git import plumbing, tracking
 from gitrepro.repro import config as configmod
-from gitrepro.repro import codeid, envcapture, redact
+from gitrepro.repro import codeid, envcapture, metrics, redact, runlog
 from gitrepro.store.repo import Repo
 from gitrepro.util.fsutil import atomic_write, check_relpath, safe_join
 from gitrepro.worktree import snapshot, status
@@ -59,16 +58,18 @@ class RunSpec:
     name: str = ""                       # names the resolved config of a sweep point
     cwd: str | None = None               # repo-relative; None: the current directory
     allow_dirty: bool = False
+    metrics: tuple[str, ...] = ()        # metrics files (repo-relative), read into the record after the run
 
 
 def run(repo: Repo, command: list[str], *, config: str | os.PathLike | None = None, overrides=(),
         seed: int | str | None = None, outputs: list[str] | None = None, allow_dirty: bool = False,
         inputs: list[str] | None = None, code: list[str] | None = None, name: str = "",
-        say: Say | None = None) -> RunResult:
-    """`gitrepro run`: see run_spec."""
+        metrics: list[str] | None = None, say: Say | None = None) -> RunResult:
+    """`gitrepro run`: see run_spec. `metrics` files are relative to the current directory."""
     spec = RunSpec(tuple(command), str(config) if config is not None else None, tuple(overrides), seed,
                    tuple(outputs or ()), tuple(inputs) if inputs is not None else None,
-                   tuple(code) if code is not None else None, name=name, allow_dirty=allow_dirty)
+                   tuple(code) if code is not None else None, name=name, allow_dirty=allow_dirty,
+                   metrics=tuple(repo.relpath(os.path.abspath(m)) for m in metrics or ()))
     return run_spec(repo, spec, say=say)
 
 
@@ -85,10 +86,14 @@ def run_spec(repo: Repo, spec: RunSpec, *, say: Say | None = None) -> RunResult:
         say(line)
     t0 = time.monotonic()
     config_path = Path(rc.path).resolve() if rc is not None else None
-    exit_status = _execute(list(spec.command), run_env(rec, config_path, os.environ), repo.root / rec.cwd)
+    exit_status, log_id = _execute(repo, list(spec.command), run_env(rec, config_path, os.environ), repo.root / rec.cwd)
     wall = round(time.monotonic() - t0, 3)
+    measured = metrics.read_metrics(repo.root, spec.metrics)
+    for problem in measured.problems:
+        say(f"warning: {problem}")
     snapshots, missing = _snapshot_outputs(repo, out_paths)
-    rec = dataclasses.replace(rec, outputs=snapshots, finished=_now(), wall_seconds=wall, exit_status=exit_status)
+    rec = dataclasses.replace(rec, outputs=snapshots, finished=_now(), wall_seconds=wall, exit_status=exit_status,
+                              metrics=measured.values, log=log_id)
     record_file = write_record(repo.root, rec)
     for line in banner(rec, "end"):
         say(line)
@@ -318,21 +323,13 @@ def run_env(rec: RunRecord, config_path: Path | None, base: Mapping[str, str]) -
     return env
 
 
-def _execute(command: list[str], env: dict[str, str], cwd: Path) -> int:
-    """Run the command with inherited stdout/stderr; on Ctrl-C let it finish (it got the signal
-    too), on a second Ctrl-C kill it."""
+def _execute(repo: Repo, command: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run the command, its stdout/stderr streaming through and kept, redacted, as the run's log
+    (repro.runlog); return its exit status and the log's id."""
     try:
-        proc = subprocess.Popen(command, env=env, cwd=cwd)
-    except OSError as e:
-        raise RunRefused(f"cannot run {command[0]!r}: {e.strerror}; check the command after `--`") from None
-    interrupts = 0
-    while True:
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            interrupts += 1
-            if interrupts > 1:
-                proc.kill()
+        return runlog.execute(repo, command, env, cwd)
+    except runlog.CommandNotStarted as e:
+        raise RunRefused(str(e)) from None
 
 
 def _snapshot_outputs(repo: Repo, outputs: list[str]) -> tuple[dict[str, str], list[str]]:
