@@ -171,7 +171,7 @@ def _run_stage(repo: Repo, stages: dict[str, Stage], stage: Stage, overrides: tu
     code, data = split_deps(stage, state, elsewhere)
     clear_outputs(repo, stage)
     spec = RunSpec(stage.cmd, stage.config or None, overrides, stage.seed, stage.all_outputs, tuple(data),
-                   tuple(code) or (codeid.WHOLE_TREE,), stage.name, cwd=stage.cwd)
+                   tuple(code) or (codeid.WHOLE_TREE,), stage.name, cwd=stage.cwd, metrics=stage.metrics)
     result = run_spec(repo, spec, say=say)
     ok = result.exit_status == 0 and not result.missing_outputs
     reasons = status.reasons + ([f"exit status {result.exit_status}"] if result.exit_status else [])
