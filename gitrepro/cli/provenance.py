@@ -69,10 +69,14 @@ def diff(old: str = typer.Argument(..., help="Old commit."), new: str = typer.Ar
 
 def lineage(rev_range: Optional[str] = typer.Argument(None, help="Revision range (default HEAD)."),
             fmt: str = typer.Option("mermaid", "--format", "-f", help="mermaid, dot or json."),
+            target: Optional[str] = typer.Option(None, "--for", help="Only what this run id or dataset path "
+                                                                     "rests on, back to the source data."),
             as_json: bool = JsonOpt) -> None:
     """The graph dataset versions and configs -> runs -> outputs, across the training commits of a range."""
     fmt = _format(fmt, ("mermaid", "dot", "json"), as_json)
     graph = lineage_op.lineage(Repo.find(), rev_range)
+    if target is not None:
+        graph = lineage_op.narrow(graph, target)
     if fmt == "json":
         return print_json(graph)
     _print((to_mermaid(graph) if fmt == "mermaid" else to_dot(graph)).rstrip("\n"))

@@ -366,6 +366,20 @@ def test_lineage_of_a_range_holds_only_its_runs(history, repo_of):
     assert len(nodes) == 4 and all(history.run1.id not in label for label in nodes.values())
 
 
+def test_lineage_for_one_run_or_output_keeps_only_what_it_rests_on(history, repo_of, run_cli):
+    graph = lineage_op.lineage(repo_of)
+    one = lineage_op.narrow(graph, history.run1.id)
+    labels = sorted(n.label for n in one.nodes)
+    assert [n.kind for n in one.nodes if n.kind == "run"] == ["run"] and history.run1.id in " ".join(labels)
+    assert history.run2.id not in " ".join(labels)
+    assert any(label.startswith("data/train @ " + history.run1.inputs["data/train"][:12]) for label in labels)
+    models = lineage_op.narrow(graph, "models/")              # every version of the output, and their runs
+    assert {n.kind for n in models.nodes} == {"dataset", "config", "run", "output"}
+    assert len([n for n in models.nodes if n.kind == "run"]) == 2
+    result = run_cli("lineage", "--for", "nothing/here")
+    assert result.code == 1 and "no run or dataset 'nothing/here'" in result.err
+
+
 def test_a_dataset_version_shared_by_two_runs_is_one_node(history, repo_of):
     """A third run on the same data as run 2: its data node is run 2's."""
     root = history.root
