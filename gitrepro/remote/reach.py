@@ -44,7 +44,8 @@ def manifest_ids(path: str, data: bytes) -> set[str]:
     doc = _toml(data)
     if doc is None:
         return _ids_spelled(data)
-    return _ids_below(doc.get("outputs")) | _ids_below(doc.get("data"))
+    # `log`: the run's stdout/stderr, a one-file manifest kept (and pushed) while the record is reachable
+    return _ids_below(doc.get("outputs")) | _ids_below(doc.get("data")) | _ids_below(doc.get("log"))
 
 
 def _toml(data: bytes) -> dict | None:
