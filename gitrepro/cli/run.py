@@ -38,11 +38,13 @@ def run(ctx: typer.Context,
         name: str = typer.Option("", "--name", help="Name of this sweep point: its resolved config is "
                                                     "<config>.<name>.resolved.toml."),
         allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Run over uncommitted code (recorded)."),
+        metrics: Optional[List[str]] = typer.Option(None, "--metrics", "-m", help="Metrics file the command writes "
+                                                    "(JSON, TOML or YAML; repeatable): read into the record."),
         as_json: bool = JsonOpt) -> None:
     """Run a training command with provenance: `gitrepro run -c cfg.toml [k=v ...] -- python train.py`."""
     result = run_op.run(Repo.find(), ctx.meta.get(AFTER_DASHES, []), config=config, overrides=overrides or [],
                         seed=_seed(seed), outputs=output or [], allow_dirty=allow_dirty, inputs=inputs,
-                        code=dep, name=name,
+                        code=dep, name=name, metrics=metrics,
                         say=lambda line: err.print(line, markup=False, soft_wrap=True))
     if as_json:
         print_json(result)
