@@ -22,6 +22,7 @@ from typing import Callable
 from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, pointer_path_for
 from gitrepro.formats.runrecord import RunRecord, is_record_path
 from gitrepro.formats.stages import Stage
+from gitrepro.git import plumbing
 from gitrepro.git.tree import Tree
 from gitrepro.repro import codeid
 from gitrepro.repro.freshness import Config, judge
@@ -71,6 +72,7 @@ def judge_outputs(tree: Tree, state: TreeState, records: dict[str, RunRecord], o
     """A finding for every output pointer no matching record in the tree produced. A pointer only
     version-1 records produced is judged when it changes (by the older rules, elsewhere)."""
     found = []
+    added = added if not shallow_boundary(tree) else set()
     for path, ptr in sorted(pointers.items()):
         dataset = ptr.path
         if dataset not in outputs:
@@ -95,8 +97,25 @@ def judge_outputs(tree: Tree, state: TreeState, records: dict[str, RunRecord], o
 def judge_added(state: TreeState, added: dict[str, RunRecord]) -> list[Violation]:
     """Every version-2 record the tree adds must describe the tree, whether or not its outputs are
     the current ones (a sweep point is restored by `checkout --run` and reproduced from here)."""
+    if shallow_boundary(state.tree):
+        return []
     return [Violation(reason.subject, reason.text, reason.fix or fix_command(rec), reason.object or f"run {rec.id}")
             for path, rec in sorted(added.items()) if rec.version >= 2 for reason in judge(rec, state)]
+
+
+def shallow_boundary(tree: Tree) -> bool:
+    """Whether `tree` is the commit at a shallow clone's boundary. Git shows it as a root commit
+    adding every file (its parent is not there to compare with), so which records it really
+    added is unknown: its state alone is judged, as in a full clone, not every old record as new."""
+    if tree.sha is None or any(how != "A" for how in tree.changed.values()):
+        return False
+    if tree.sha not in _BOUNDARIES:
+        header = plumbing.git("cat-file", "commit", tree.sha, cwd=tree.root).split(b"\n\n", 1)[0]
+        _BOUNDARIES[tree.sha] = b"\nparent " in header      # a parent git does not show: grafted away
+    return _BOUNDARIES[tree.sha]
+
+
+_BOUNDARIES: dict[str, bool] = {}
 
 
 def is_loose(rec: RunRecord) -> bool:
