@@ -38,6 +38,8 @@ def verify(revs: Optional[List[str]] = typer.Argument(None, metavar="REV",
            remote: Optional[str] = typer.Option(None, "--remote", "-r", help="Judge data on this gitrepro remote "
                                                                             "(by its pack indexes), not locally."),
            deep: bool = typer.Option(False, "--deep", help="Also read back and re-hash every chunk and file."),
+           models: bool = typer.Option(False, "--models", help="The commits of every registered model version "
+                                                               "(`gitrepro model list`), with any REVs given."),
            fmt: str = typer.Option("text", "--format", help="text, json or junit."),
            output: Optional[Path] = typer.Option(None, "--output", "-o",
                                                  help="Write the report to this file (the text summary still "
@@ -45,8 +47,15 @@ def verify(revs: Optional[List[str]] = typer.Argument(None, metavar="REV",
     """Prove every commit in a range is reproducible: policy, pointers, data, configs, run records."""
     if fmt not in FORMATS:
         raise BadFormat(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    repo = Repo.find()
+    if models:
+        from gitrepro.repro import registry
+        registered = sorted(registry.registered_commits(repo))
+        if not registered and not revs:
+            raise registry.RegistryError("no model versions are registered (`gitrepro model register NAME VERSION`)")
+        revs = list(revs or []) + registered
     with _progress(enabled=err.is_terminal) as advance:
-        result = verify_op.verify(Repo.find(), revs, all_refs=all_refs, remote=remote, deep=deep, progress=advance)
+        result = verify_op.verify(repo, revs, all_refs=all_refs, remote=remote, deep=deep, progress=advance)
     if output is not None:
         write_report(output, RENDERERS[fmt](result))
     if output is not None or fmt == "text":

@@ -133,7 +133,7 @@ def open_judge(repo: Repo, remote: str | None) -> tuple[DataJudge, str, list[str
     """The availability judge: the local store, or a remote's pack indexes (read once, cached)."""
     if remote is None:
         return LocalData(repo), "the local store", []
-    settings = remote_settings.resolve(repo, remote)
+    settings = remote_settings.resolve_remote(repo, remote)   # a name (here) or a URL
     opened = remote_settings.open_settings(repo, settings)
     notes = []
     if ensure_config(opened, create=False):

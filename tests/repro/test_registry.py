@@ -215,3 +215,16 @@ def _models_at(root, commit, where) -> dict:
 
     with_repo(root, lambda r: checkout_op.checkout(r, commit, to=str(where), datasets=["models"]))
     return tree_state(where / "models")
+
+
+def test_verify_models_checks_every_registered_versions_commit(project, repo, two_versions, run_cli):
+    first, second = two_versions
+    good = run_cli("verify", "--models", "--format", "json")
+    assert good.code == 0, good.out + good.err
+    assert first in good.out and second in good.out
+    rewrite_record(project, train(project).record, environment=None)      # a run with no environment ...
+    run_git(project, "add", "-A")
+    run_git(project, "commit", "-q", "--no-verify", "-m", "unverifiable")  # ... committed past the hook
+    registry.register(repo, "clf", "1.2.0")
+    bad = run_cli("verify", "--models")
+    assert bad.code == 2 and "no environment record" in bad.out, bad.out + bad.err
