@@ -109,13 +109,14 @@ def shallow_boundary(tree: Tree) -> bool:
     added is unknown: its state alone is judged, as in a full clone, not every old record as new."""
     if tree.sha is None or any(how != "A" for how in tree.changed.values()):
         return False
-    if tree.sha not in _BOUNDARIES:
+    key = (str(tree.root), tree.sha)
+    if key not in _BOUNDARIES:
         header = plumbing.git("cat-file", "commit", tree.sha, cwd=tree.root).split(b"\n\n", 1)[0]
-        _BOUNDARIES[tree.sha] = b"\nparent " in header      # a parent git does not show: grafted away
-    return _BOUNDARIES[tree.sha]
+        _BOUNDARIES[key] = b"\nparent " in header      # a parent git does not show: grafted away
+    return _BOUNDARIES[key]
 
 
-_BOUNDARIES: dict[str, bool] = {}
+_BOUNDARIES: dict[tuple[str, str], bool] = {}
 
 
 def is_loose(rec: RunRecord) -> bool:
