@@ -14,16 +14,28 @@ from gitrepro.formats.manifestparts import Part, PartedManifest, line_key
 
 
 def align(a: list[bytes], b: list[bytes]) -> list[tuple[int, int]]:
-    """Pairs (i, j) of equal part ids, ascending in both: the parts two manifests share."""
-    where: dict[bytes, int] = {}
+    """Pairs (i, j) of equal part ids, ascending in both: the parts two manifests share. A part
+    whose bytes occur more than once (possible only with tiny parts) pairs only where it goes on
+    from the pair before it, so a repeat elsewhere never pulls the alignment away."""
+    where: dict[bytes, list[int]] = {}
     for i, part in enumerate(a):
-        where.setdefault(part, i)
-    pairs, floor = [], 0
+        where.setdefault(part, []).append(i)
+    seen_b: dict[bytes, int] = {}
+    for part in b:
+        seen_b[part] = seen_b.get(part, 0) + 1
+    pairs: list[tuple[int, int]] = []
+    floor, last = 0, (-2, -2)
     for j, part in enumerate(b):
-        i = where.get(part)
-        if i is not None and i >= floor:
+        spots = where.get(part)
+        if not spots:
+            continue
+        if len(spots) == 1 and seen_b[part] == 1:
+            i = spots[0]
+        else:
+            i = last[0] + 1 if last[1] == j - 1 and last[0] + 1 in spots else -1
+        if i >= floor:
             pairs.append((i, j))
-            floor = i + 1
+            floor, last = i + 1, (i, j)
     return pairs
 
 
