@@ -26,7 +26,7 @@ from gitrepro.repro import codeid
 from gitrepro.repro import config as configmod
 from gitrepro.repro.freshness import Config, Reason, judge, split_deps
 from gitrepro.repro.config.overrides import canonical_overrides
-from gitrepro.repro.run import RunSpec, Say, run_spec
+from gitrepro.repro.run import RunSpec, Say, dirty_code, run_spec
 from gitrepro.store.repo import Repo
 from gitrepro.util.fsutil import atomic_write, safe_join
 from gitrepro.worktree import checkout as checkout_op
@@ -91,6 +91,9 @@ class WorkState:
     def is_dataset(self, path: str) -> bool:
         return path in self.pointers
 
+    def outputs_elsewhere(self, stage: Stage) -> set[str]:
+        return {o for s in self.stages.values() if s.name != stage.name for o in s.all_outputs}
+
 
 def stages_of(repo: Repo) -> dict[str, Stage]:
     stages = parse_stages(repo.project)
@@ -117,6 +120,11 @@ def records(repo: Repo) -> list[RunRecord]:
 def stage_status(stage: Stage, state: WorkState, runs: list[RunRecord], overrides: tuple[str, ...] = ()
                  ) -> StageStatus:
     """Fresh with the record that matches, or stale with what changed since the newest run."""
+    code = [d for d in stage.deps if not state.is_dataset(d) and d not in state.outputs_elsewhere(stage)]
+    unstaged = dirty_code(state.repo.root, code) if code else []
+    if unstaged:
+        return StageStatus(stage.name, STALE, [f"code not staged: {', '.join(unstaged[:3])} (`git add` it: a run "
+                                               f"records the staged code)"])
     mine = [r for r in runs if r.stage == stage.name and _same_overrides(r, overrides)]
     for rec in mine:
         if not judge(rec, state, outputs=True):
@@ -167,8 +175,7 @@ def _run_stage(repo: Repo, stages: dict[str, Stage], stage: Stage, overrides: tu
                status: StageStatus, say: Say) -> StageStatus:
     say(f"stage {stage.name}: stale ({'; '.join(status.reasons)}); running")
     state = WorkState(repo, stages)
-    elsewhere = {o for s in stages.values() if s.name != stage.name for o in s.all_outputs}
-    code, data = split_deps(stage, state, elsewhere)
+    code, data = split_deps(stage, state, state.outputs_elsewhere(stage))
     clear_outputs(repo, stage)
     spec = RunSpec(stage.cmd, stage.config or None, overrides, stage.seed, stage.all_outputs, tuple(data),
                    tuple(code) or (codeid.WHOLE_TREE,), stage.name, cwd=stage.cwd, metrics=stage.metrics)

@@ -63,7 +63,7 @@ def _check_complete(tree: Tree, path: str, rec: RunRecord, warnings: list[str]) 
         files = ", ".join(rec.code.dirty_files[:3]) or "tracked files"
         found.append(Violation(path, f"the run started with uncommitted changes (--allow-dirty: {files}); "
                                      f"commit the code, then re-run", fix, run))
-    if rec.seed is None:
+    if rec.seed is None and not rec.stage:      # a stage without config or `seed` is deterministic by its own account
         found.append(Violation(path, "the run record has no seed; set `seed` in the config and re-run", fix, run))
     if rec.config is None and not rec.stage:
         found.append(Violation(path, "the run names no resolved config", "gitrepro run -c <config> -- "

@@ -180,28 +180,30 @@ def _code_paths(repo: Repo, spec: RunSpec) -> list[str]:
 
 
 def _code_state(repo: Repo, code_paths: list[str], allow_dirty: bool, config_sources: frozenset[str]) -> CodeState:
+    """The code the run depends on, as staged: a run may come before the commit that holds its code
+    (`git add train.py && gitrepro repro && git commit`), and the commit must then hold exactly the
+    code the record's ids name. Changes not staged, and new files not added, are refused."""
     head = plumbing.head_commit(repo.root)
     if head is None:
         raise RunRefused("the repository has no commit yet: commit your code first (git add ... && git commit)")
     dirty = [f for f in dirty_code(repo.root, code_paths) if f not in config_sources]
     if dirty and not allow_dirty:
         shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
-        raise RunRefused(f"uncommitted changes to code the run depends on: {shown}; git add them (or ignore new "
-                         f"files) first, or pass --allow-dirty, which the run record will say")
-    # the code that runs is the index's (staged code: the commit that carries the record holds it)
+        raise RunRefused(f"uncommitted changes to code the run depends on: {shown}; stage them (`git add`: the run "
+                         f"records the staged code, commit it with the run) or ignore new files, or pass "
+                         f"--allow-dirty, which the run record will say")
     blobs = {e.path: e.sha for e in plumbing.ls_staged(cwd=repo.root) if e.mode != "160000"}
     missing = [p for p in code_paths if p != codeid.WHOLE_TREE and not any(codeid.under(b, p) for b in blobs)]
     if missing:
         raise RunRefused(f"code dependency {missing[0]} is not a file or directory git tracks; "
-                         f"git add it, or declare it as a data input")
+                         f"add it to git, or declare it as a data input")
     return CodeState(head, bool(dirty), tuple(dirty), codeid.code_ids(blobs, code_paths, config_sources))
 
 
 def dirty_code(root: Path, code_paths: list[str]) -> list[str]:
-    """Code files under `code_paths` whose working copy differs from the index, or that are new and
-    not ignored (a script may import them). Staged changes are not dirty: the record's code ids
-    name them, and a stage's code change can only be committed together with its re-run. What
-    gitrepro writes (pointers, records, resolved configs, .gitignore) is not code."""
+    """Code files under `code_paths` whose working copy differs from what is staged, or that are new
+    and neither added nor ignored (a script may import them). What gitrepro writes (pointers,
+    records, resolved configs, .gitignore) is not code."""
     specs = [] if codeid.WHOLE_TREE in code_paths else [f":(literal){p}" for p in code_paths]
     out = plumbing.git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", *specs,
                        cwd=root)
