@@ -1,6 +1,7 @@
-"""`gitrepro diff A B`: what changed between two commits — dataset files (by manifest), resolved
-config keys, and the environments of their runs (`compare_environments`, which `reproduce` uses
-for drift too). See docs/provenance.md, "diff".
+"""`gitrepro diff A B`: what changed between two commits — dataset files (by manifest), the keys
+of resolved and source configs (and which resolved configs no longer match their sources at B:
+`params diff` is this part alone), and the environments of their runs (`compare_environments`,
+which `reproduce` uses for drift too). See docs/provenance.md, "diff", and docs/metrics.md.
 
 Reads git objects and manifests from the local store, never a data file.
 """
@@ -11,11 +12,13 @@ from dataclasses import dataclass, field
 
 from gitrepro.errors import GitreproError
 from gitrepro.formats import manifest as manifestfmt
+from gitrepro.formats.hashing import hash_bytes
 from gitrepro.formats.manifest import Manifest
 from gitrepro.formats.runrecord import RunRecord
 from gitrepro.git import tracking
 from gitrepro.git.tree import Tree
 from gitrepro.repro import config as configmod
+from gitrepro.repro.config.keys import parse_toml
 from gitrepro.repro.provenance.manifests import (ADDED, MODIFIED, REMOVED, FileChange, diff_manifests,
                                                  read_manifest_bytes, reading_store)
 from gitrepro.repro.provenance.records import commit_records, read_resolved_config, resolved_config_paths
@@ -43,6 +46,15 @@ class ConfigChange:
     removed: dict[str, object] = field(default_factory=dict)
     changed: dict[str, tuple[object, object]] = field(default_factory=dict)
     error: str = ""
+    kind: str = "resolved"     # resolved, or source (a config some resolved config was resolved from)
+
+
+@dataclass
+class ParamsDiff:
+    old: str
+    new: str
+    configs: list[ConfigChange] = field(default_factory=list)      # resolved, then source configs
+    stale: list[configmod.Drift] = field(default_factory=list)     # at `new`: resolved configs vs their sources
 
 
 @dataclass(frozen=True)
@@ -70,11 +82,12 @@ class ProvenanceDiff:
     datasets: list[DatasetDiff] = field(default_factory=list)
     configs: list[ConfigChange] = field(default_factory=list)
     environment: EnvironmentDiff | None = None
+    stale: list[configmod.Drift] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         env = self.environment
-        return not (self.datasets or self.configs or
+        return not (self.datasets or self.configs or self.stale or
                     (env and (env.python or env.implementation or env.packages or env.lock_files)))
 
 
@@ -94,9 +107,72 @@ def diff(repo: Repo, old: str, new: str) -> ProvenanceDiff:
                                                      pb.manifest if pb else None))
     runs_a, _ = commit_records(repo.root, a)
     runs_b, _ = commit_records(repo.root, b)
-    result.configs = _config_changes(view_a, view_b, runs_a, runs_b)
+    params = _params_diff(view_a, view_b, runs_a, runs_b)
+    result.configs, result.stale = params.configs, params.stale
     result.environment = _environment_diff(runs_a, runs_b)
     return result
+
+
+def params_diff(repo: Repo, old: str, new: str) -> ParamsDiff:
+    """`gitrepro params diff A B`: the changed keys of resolved and source configs from `old` to
+    `new`, and the resolved configs at `new` that no longer match their sources there."""
+    view_a, view_b = Tree.commit(repo.root, old), Tree.commit(repo.root, new)
+    runs_a, _ = commit_records(repo.root, view_a.sha)
+    runs_b, _ = commit_records(repo.root, view_b.sha)
+    return _params_diff(view_a, view_b, runs_a, runs_b)
+
+
+MAX_CONFIGS = 1000     # resolved configs read per tree (a sweep writes one per run)
+
+
+def _params_diff(view_a: Tree, view_b: Tree, runs_a: list[RunRecord], runs_b: list[RunRecord]) -> ParamsDiff:
+    result = ParamsDiff(view_a.sha, view_b.sha, _config_changes(view_a, view_b, runs_a, runs_b))
+    sources_b = _sources_of(view_b, runs_b)
+    sources = sorted(_sources_of(view_a, runs_a).keys() | sources_b.keys())
+    changed = [p for p in sources if view_a.blobs.get(p) != view_b.blobs.get(p)]
+    result.configs += [c for c in (_source_change(view_a, view_b, p) for p in changed)
+                       if c.error or c.added or c.removed or c.changed]
+    touched = {r for p in changed for r in sources_b.get(p, ())}
+    touched |= {c.new_path for c in result.configs if c.kind == "resolved" and c.new_path}
+    for path in sorted(touched)[:MAX_CONFIGS]:
+        if path in view_b.blobs:
+            result.stale += _drift(view_b, path)
+    return result
+
+
+def _sources_of(tree: Tree, runs: list[RunRecord]) -> dict[str, set[str]]:
+    """Source config -> the resolved configs in the tree resolved from it (the runs' sources too)."""
+    found: dict[str, set[str]] = {r.config.source: set() for r in runs if r.config and r.config.source}
+    for path in sorted(resolved_config_paths(tree))[:MAX_CONFIGS]:
+        try:
+            rc = read_resolved_config(tree, path)
+        except GitreproError:
+            continue              # reported as a resolved-config change or by the policy
+        for src in rc.sources if rc else ():
+            found.setdefault(src, set()).add(path)
+    return found
+
+
+def _source_change(view_a: Tree, view_b: Tree, path: str) -> ConfigChange:
+    """The keys of one source config (as written: `extends` not followed) from A to B."""
+    da, db = view_a.read(path), view_b.read(path)
+    try:
+        fa = configmod.flatten(parse_toml(da, path)) if da is not None else {}
+        fb = configmod.flatten(parse_toml(db, path)) if db is not None else {}
+    except GitreproError as e:
+        return ConfigChange(path, path, None, None, error=str(e), kind="source")
+    change = _key_changes(fa, fb)
+    return ConfigChange(path if da is not None else None, path if db is not None else None,
+                        hash_bytes(da).hex() if da is not None else None,
+                        hash_bytes(db).hex() if db is not None else None,
+                        change.added, change.removed, change.changed, kind="source")
+
+
+def _drift(tree: Tree, path: str) -> list[configmod.Drift]:
+    try:
+        return configmod.check(path, read_file=tree.read)
+    except GitreproError as e:
+        return [configmod.Drift("unresolvable", path, f"{path}: {e}")]
 
 
 def _dataset_diff(store: Store | None, dataset: str, old: str | None, new: str | None) -> DatasetDiff:
@@ -135,11 +211,17 @@ def _config_change(view_a: Tree, view_b: Tree, path_a: str, path_b: str) -> Conf
         return ConfigChange(path_a, path_b, None, None, error=str(e))
     fa = configmod.flatten(ra.values) if ra else {}
     fb = configmod.flatten(rb.values) if rb else {}
-    return ConfigChange(
-        path_a if ra else None, path_b if rb else None, ra.hash if ra else None, rb.hash if rb else None,
-        added={k: fb[k] for k in sorted(fb.keys() - fa.keys())},
-        removed={k: fa[k] for k in sorted(fa.keys() - fb.keys())},
-        changed={k: (fa[k], fb[k]) for k in sorted(fa.keys() & fb.keys()) if not _same_value(fa[k], fb[k])})
+    change = _key_changes(fa, fb)
+    return ConfigChange(path_a if ra else None, path_b if rb else None, ra.hash if ra else None,
+                        rb.hash if rb else None, change.added, change.removed, change.changed)
+
+
+def _key_changes(fa: dict, fb: dict) -> ConfigChange:
+    return ConfigChange(None, None, None, None,
+                        added={k: fb[k] for k in sorted(fb.keys() - fa.keys())},
+                        removed={k: fa[k] for k in sorted(fa.keys() - fb.keys())},
+                        changed={k: (fa[k], fb[k]) for k in sorted(fa.keys() & fb.keys())
+                                 if not _same_value(fa[k], fb[k])})
 
 
 def _same_value(a, b) -> bool:
