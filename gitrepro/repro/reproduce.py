@@ -5,8 +5,10 @@ Order (each step only if the one before succeeded): warn about environment drift
 detached worktree at the commit (hooks off); check that every input's manifest and chunks are in
 the shared store, then restore the inputs (every chunk and file re-hashed), so a missing or
 corrupt chunk fails before anything runs; run the recorded command with the recorded config,
-seed and run id; snapshot the outputs and compare manifest ids. The user's working tree is never
-touched: everything happens in the temporary worktree, which is removed unless `keep`.
+seed and run id; snapshot the outputs and compare manifest ids. When outputs differ and a
+tolerance is given (`--rtol`/`--atol`), the recorded metrics are compared with the re-run's
+(docs/metrics.md, "Reproduce with tolerance"). The user's working tree is never touched:
+everything happens in the temporary worktree, which is removed unless `keep`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from gitrepro.worktree import checkout as checkout_op
 from gitrepro.repro import appendonly
 from gitrepro.repro import config as configmod
 from gitrepro.repro import envcapture
+from gitrepro.repro import metrics as metricsmod
 from gitrepro.git import plumbing
 from gitrepro.repro import redact
 from gitrepro.worktree import snapshot
@@ -43,7 +46,8 @@ from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.store.repo import Repo
 
 IDENTICAL, DIFFER, FAILED, FAILED_BEFORE_RUN = "identical", "differ", "failed", "failed-before-run"
-EXIT_CODES = {IDENTICAL: 0, DIFFER: 2, FAILED: 4, FAILED_BEFORE_RUN: 5}
+WITHIN_TOLERANCE = "within-tolerance"
+EXIT_CODES = {IDENTICAL: 0, DIFFER: 2, FAILED: 4, FAILED_BEFORE_RUN: 5, WITHIN_TOLERANCE: 6}
 TAIL_LINES = 20
 # Variables that would point git commands run by the training script at the user's repository.
 GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX",
@@ -86,6 +90,9 @@ class ReproduceResult:
     warnings: list[str] = field(default_factory=list)      # environment drift and other caveats
     output_tail: list[str] = field(default_factory=list)   # last lines the command printed
     worktree: str | None = None         # the kept worktree (keep=True), else None
+    rtol: float | None = None           # the tolerance asked for (None: bit-identical only)
+    atol: float | None = None
+    metrics: list[metricsmod.ToleranceCheck] = field(default_factory=list)   # recorded vs re-run, with a tolerance
 
     @property
     def exit_code(self) -> int:
@@ -97,15 +104,19 @@ class ReproduceResult:
 
 
 def reproduce(repo: Repo, rev: str, run_id: str | None = None, *, keep: bool = False,
-              say: Say | None = None) -> ReproduceResult:
+              rtol: float | None = None, atol: float | None = None, say: Say | None = None) -> ReproduceResult:
     """Re-run the run recorded in commit `rev` (or run `run_id` of its tree) in a fresh temporary
-    worktree, and compare outputs. `say` receives progress lines and the command's output."""
+    worktree, and compare outputs; with `rtol`/`atol`, outputs that differ bitwise are judged by
+    the run's metrics. `say` receives progress lines and the command's output."""
     say = say or (lambda line: None)
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None and not 0 <= value < float("inf"):
+            raise ReproduceError(f"--{name} must be a finite number >= 0, not {value}")
     commit = plumbing.resolve_commit(rev, repo.root)
     rec = pick_record(repo.root, commit, run_id)
     result = ReproduceResult(commit, rec.id, command=list(rec.command), code_commit=rec.code.commit, cwd=rec.cwd,
                              recorded_exit_status=rec.exit_status, recorded_wall_seconds=rec.wall_seconds,
-                             warnings=environment_drift(rec, repo.root))
+                             warnings=environment_drift(rec, repo.root), rtol=rtol, atol=atol)
     for warning in result.warnings:
         say(f"warning: {warning}")
     refusal = _unrunnable(rec)
@@ -153,6 +164,9 @@ def _reproduce_in(wt_repo: Repo, commit: str, rec: RunRecord, result: ReproduceR
         return
     result.outputs = [_compare_output(wt_repo, path, manifest) for path, manifest in sorted(rec.outputs.items())]
     _judge(result)
+    if result.status == DIFFER and (result.rtol is not None or result.atol is not None) \
+            and result.exit_status == rec.exit_status:
+        _judge_metrics(result, rec, metricsmod.read_metrics(wt_repo.root, sorted(rec.metrics)).values)
 
 
 def banner(result: ReproduceResult) -> list[str]:
@@ -176,6 +190,21 @@ def _judge(result: ReproduceResult) -> None:
         notes.append("the run recorded no outputs; only the exit status was compared")
     result.status = DIFFER if differ or result.exit_status != result.recorded_exit_status else IDENTICAL
     result.reason = "; ".join(notes)
+
+
+def _judge_metrics(result: ReproduceResult, rec: RunRecord, reproduced: dict[str, dict]) -> None:
+    """Outputs differ bitwise: within tolerance when every recorded metric is (numbers within
+    atol + rtol * |recorded|, anything else equal); else it stays `differ`, naming the metrics."""
+    if not rec.metrics:
+        result.reason += "; the run recorded no metrics, so --rtol/--atol had nothing to compare"
+        return
+    result.metrics = metricsmod.check_tolerance(rec.metrics, reproduced, result.rtol or 0.0, result.atol or 0.0)
+    outside = [f"{c.file}:{c.key}" for c in result.metrics if not c.within]
+    if outside:
+        result.reason += f"; metrics outside the tolerance: {', '.join(outside[:10])}"
+        return
+    result.status = WITHIN_TOLERANCE
+    result.reason += f"; all {len(result.metrics)} recorded metric(s) within the tolerance"
 
 
 def _failed_before_run(result: ReproduceResult, reason: str) -> ReproduceResult:
