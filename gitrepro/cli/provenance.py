@@ -1,17 +1,21 @@
 """Commands for provenance: `show`, `log`, `diff`, `lineage` and `reproduce` (docs/provenance.md).
 
 `reproduce` exits 0 when the outputs are identical, 2 when they differ, 4 when the re-run
-failed and 5 when it failed before running (missing or corrupt data, command cannot start).
+failed, 5 when it failed before running (missing or corrupt data, command cannot start) and 6
+when outputs differ bitwise but every recorded metric is within --rtol/--atol.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from typing import Optional
 
 import typer
 
 from gitrepro.cli.common import AFTER_DASHES, BadFormat, JsonOpt, WordsAfterDashes, err, out, print_json
 from gitrepro.cli.render import diff_lines, log_line, reproduce_lines, show_lines, show_markdown, to_dot, to_mermaid
+from gitrepro.cli.render_metrics import stale_lines, tolerance_lines
 from gitrepro.repro import reproduce as repro_op
 from gitrepro.repro.provenance import diff as diff_op
 from gitrepro.repro.provenance import lineage as lineage_op
@@ -37,10 +41,14 @@ def _print(text: str) -> None:
 def show(rev: Optional[str] = typer.Argument(None, help="Commit to show (default HEAD)."),
          fmt: str = typer.Option("text", "--format", "-f", help="text, md (audit report) or json."),
          read_data: bool = typer.Option(False, "--read-data", help="Re-hash every chunk the commit names."),
+         log: bool = typer.Option(False, "--log", help="Print the stored stdout/stderr of run REV (a run id, or "
+                                                       "a commit adding one run), fetching it if needed."),
          as_json: bool = JsonOpt) -> None:
     """Everything a commit's training rests on: code, data, config, environment, runs, outputs."""
     fmt = _format(fmt, ("text", "md", "json"), as_json)
     repo = Repo.find()
+    if log:
+        return _print_log(repo, rev or "HEAD")
     result = show_op.show(repo, rev, read_data=read_data)
     if fmt == "json":
         return print_json(result)
@@ -63,7 +71,7 @@ def diff(old: str = typer.Argument(..., help="Old commit."), new: str = typer.Ar
     result = diff_op.diff(Repo.find(), old, new)
     if as_json:
         return print_json(result)
-    for line in diff_lines(result):
+    for line in diff_lines(result) + stale_lines(result.stale):
         _print(line)
 
 
@@ -85,17 +93,41 @@ def lineage(rev_range: Optional[str] = typer.Argument(None, help="Revision range
 def reproduce(rev: str = typer.Argument(..., help="The training commit to reproduce."),
               run: Optional[str] = typer.Option(None, "--run", help="Run id (when the commit has several)."),
               keep: bool = typer.Option(False, "--keep", help="Leave the temporary worktree for inspection."),
+              rtol: Optional[float] = typer.Option(None, "--rtol", help="Outputs that differ bitwise are "
+                                                   "'within-tolerance' (exit 6) when every recorded metric is "
+                                                   "within atol + rtol * |recorded|."),
+              atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance of the metrics."),
               as_json: bool = JsonOpt) -> None:
     """Re-run a recorded run in a fresh temporary worktree and compare its outputs with the record."""
-    result = repro_op.reproduce(Repo.find(), rev, run, keep=keep,
+    result = repro_op.reproduce(Repo.find(), rev, run, keep=keep, rtol=rtol, atol=atol,
                                 say=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True))
     if as_json:
         print_json(result)
     else:
-        for line in reproduce_lines(result):
+        for line in _reproduce_text(result):
             _print(line)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
+
+
+def _reproduce_text(result) -> list[str]:
+    if result.status != repro_op.WITHIN_TOLERANCE:
+        return reproduce_lines(result) + tolerance_lines(result)
+    rest = reproduce_lines(dataclasses.replace(result, status=repro_op.DIFFER))[1:]
+    return [f"result: outputs differ bitwise, metrics within tolerance (run {result.run} of commit "
+            f"{result.commit[:12]}, exit code {result.exit_code})"] + rest + tolerance_lines(result)
+
+
+def _print_log(repo: Repo, ref: str) -> None:
+    from gitrepro.repro import experiments, runlog
+
+    commit, rec = experiments.find_run(repo, ref)
+    if not rec.log:
+        raise runlog.RunLogError(f"run {rec.id} (commit {commit[:12]}) has no stored log; runs recorded before "
+                                 f"gitrepro kept logs, and runs that printed nothing, have none")
+    for block in runlog.read_log(repo, rec.log):
+        sys.stdout.buffer.write(block)
+    sys.stdout.buffer.flush()
 
 
 def register(app: typer.Typer) -> None:
