@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "model": "gitrepro.cli.model", "import": "gitrepro.cli.imports", "update": "gitrepro.cli.imports",
     "get": "gitrepro.cli.imports",
     "merge-resolve": "gitrepro.cli.gitops", "stash": "gitrepro.cli.gitops",
+    "metrics": "gitrepro.cli.metrics", "params": "gitrepro.cli.metrics", "exp": "gitrepro.cli.metrics",
+    "report": "gitrepro.cli.metrics",
 }
 
 _modules: dict[str, TyperGroup] = {}   # module -> its commands, built once
