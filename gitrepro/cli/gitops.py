@@ -14,7 +14,7 @@ from gitrepro.formats.pointer import pointer_path_for
 from gitrepro.remote import fetch as remote_fetch
 from gitrepro.repro.hooks import autocheckout
 from gitrepro.store.repo import Repo
-from gitrepro.worktree import merge as merge_op
+from gitrepro.worktree import resolve as resolve_op
 from gitrepro.worktree import stash as stash_op
 
 
@@ -33,7 +33,7 @@ def merge_resolve(dataset: str = typer.Argument(..., help="The dataset in confli
         raise BadResolution("give --ours or --theirs, not both")
     repo = Repo.find()
     dataset = dataset.rstrip("/").removesuffix(".gitrepro")
-    done = merge_op.resolve(repo, dataset, side="ours" if ours else "theirs" if theirs else None,
+    done = resolve_op.resolve(repo, dataset, side="ours" if ours else "theirs" if theirs else None,
                             files=_choices(file or []), fetch=remote_fetch.make_fetcher(repo))
     r = done.result
     how = (f"took {done.whole} whole (the manifests are not available to merge file by file)" if done.whole else

@@ -1,34 +1,35 @@
 """Three-way merge of dataset snapshots, file by file: what gitrepro's merge driver makes of a
-pointer both sides of a `git merge`, rebase or cherry-pick changed, and what
-`gitrepro merge-resolve` makes of the conflict it leaves. See docs/git.md, "Merging pointers".
+pointer both sides of a `git merge`, rebase or cherry-pick changed (and `merge-resolve` of the
+conflict it leaves: `worktree.resolve`). See docs/git.md, "Merging pointers".
 
 The rule per file, given the base, ours and theirs entries (a missing entry is "no such file"):
 the same on both sides → that; unchanged on one side → the other side's; changed on both sides
 in different ways → a conflict, which a `choose` callback may settle ("ours" or "theirs").
 Entries are compared by content (`Entry.same_content`), so the same edit made on both branches
-merges. The three manifests are walked once, side by side, in their sorted order.
+merges.
+
+The three manifests are streamed from the store part by part and walked side by side as lines,
+in their sorted order. A line that is the same on both sides is copied as it is, unparsed; only
+where the sides differ are the (few) lines parsed, to find which path comes first and what
+changed. The merged manifest is then read back through `manifest.ManifestReader` — every rule
+`manifest.parse` applies, and the counts its pointer states — before it is written to the store.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from gitrepro.errors import GitreproError
-from gitrepro.formats import conflict as conflictfmt
 from gitrepro.formats import manifest as manifestfmt
-from gitrepro.formats import pointer as pointerfmt
 from gitrepro.formats.manifest import DIR, Entry
 from gitrepro.formats.pointer import Pointer
-from gitrepro.git import plumbing, tracking
-from gitrepro.store.repo import Repo
-from gitrepro.store.store import Store
-from gitrepro.util.fsutil import UnsafePath, atomic_write, safe_join
-from gitrepro.worktree.checkout import Fetcher, load_manifest
+from gitrepro.store.store import Store, parse_manifest_root
 
 OURS, THEIRS = "ours", "theirs"
 WHOLE = ""        # a FileConflict's path when the dataset cannot be merged file by file
+CHECK_BLOCK = 4 * 1024 * 1024    # bytes of the merged manifest read back at a time
+Fetcher = Callable[[Store, set[bytes]], None]     # checkout's: fetch these blobs into the store
 
 
 class MergeFailed(GitreproError):
@@ -68,35 +69,29 @@ def merge_pointers(store: Store, base: Pointer | None, ours: Pointer, theirs: Po
     if base is not None and base.manifest == theirs.manifest and base.kind == theirs.kind:
         return MergeResult(ours, from_ours=1)
     if ours.kind != theirs.kind or (base is not None and base.kind != ours.kind):
-        return _whole(base, ours, theirs, choose, f"one side made {ours.path} a {ours.kind}, the other a {theirs.kind}"
+        return _whole(ours, theirs, choose, f"one side made {ours.path} a {ours.kind}, the other a {theirs.kind}"
                       if ours.kind != theirs.kind else f"both sides changed what kind of dataset {ours.path} is")
-    loaded = {name: _entries(store, ptr, name, fetch) for name, ptr in
-              (("ours", ours), ("theirs", theirs), ("base", base)) if ptr is not None}
+    streams = [_lines(store, ptr, side, fetch) if ptr is not None else iter(()) for side, ptr in
+               (("base", base), ("ours", ours), ("theirs", theirs))]
     result = MergeResult(None)
-    entries = merge_entries(loaded.get("base", ()), loaded["ours"], loaded["theirs"], result, choose)
+    try:
+        lines = merge_lines(*streams, result, choose)
+    except GitreproError as e:      # a damaged manifest or pack, found while streaming it
+        raise MergeFailed(f"a manifest of {ours.path} cannot be read ({e})") from None
     if result.conflicts:
         return result
+    data = manifestfmt.HEADER_LINE + b"".join(lines)
     try:
-        _check_shape(entries)
-    except UnsafePath as e:
-        return _whole(base, ours, theirs, choose, str(e))
-    data = manifestfmt.dumps(manifestfmt.Manifest(tuple(entries)))   # entries are in order: a linear sort
+        files, size = _read_back(data, f"merged manifest of {ours.path}")
+    except manifestfmt.BadManifest as e:   # e.g. a file one side added where the other made a directory
+        return _whole(ours, theirs, choose, str(e))
     with store.writer() as w:
         manifest_id = store.write_manifest(w, data)
-    files = sum(1 for e in entries if e.type != DIR)
-    result.pointer = Pointer(ours.path, manifest_id, ours.kind, files, sum(e.size for e in entries))
+    result.pointer = Pointer(ours.path, manifest_id, ours.kind, files, size)
     return result
 
 
-def _entries(store: Store, ptr: Pointer, side: str, fetch: Fetcher | None) -> tuple[Entry, ...]:
-    try:
-        return load_manifest(store, ptr.manifest, fetch).entries
-    except GitreproError as e:   # not here and not fetched (no remote, offline), or damaged
-        raise MergeFailed(f"the {side} manifest {ptr.manifest[:12]} of {ptr.path} is not readable "
-                          f"({e})") from None
-
-
-def _whole(base, ours: Pointer, theirs: Pointer, choose: Choose | None, why: str) -> MergeResult:
+def _whole(ours: Pointer, theirs: Pointer, choose: Choose | None, why: str) -> MergeResult:
     conflict = FileConflict(WHOLE, None, None, None, why)
     side = choose(conflict) if choose else None
     if side is None:
@@ -104,174 +99,149 @@ def _whole(base, ours: Pointer, theirs: Pointer, choose: Choose | None, why: str
     return MergeResult(ours if side == OURS else theirs, chosen=1)
 
 
-def merge_entries(base: Iterable[Entry], ours: Iterable[Entry], theirs: Iterable[Entry],
-                  result: MergeResult, choose: Choose | None = None) -> list[Entry]:
-    """The merged entries, in order; conflicts (and the counts) are recorded in `result`. A
-    conflict left unsettled keeps our entry in the list, so the list is always whole."""
-    merged: list[Entry] = []
-    for b, o, t in _aligned(base, ours, theirs):
-        if o == t or _same(o, t):
-            pick = o
-        elif _same(o, b):
-            pick = t
-            result.from_theirs += 1
-        elif _same(t, b):
-            pick = o
-            result.from_ours += 1
-        else:
-            conflict = FileConflict((o or t).path, b, o, t)
-            side = choose(conflict) if choose else None
-            if side is None:
-                result.conflicts.append(conflict)
+def _lines(store: Store, ptr: Pointer, side: str, fetch: Fetcher | None) -> Iterator[bytes]:
+    """The entry lines of the manifest `ptr` names, newline included, read part by part; what is
+    missing is fetched first (MergeFailed when it cannot be)."""
+    origin = f"manifest {ptr.manifest}"
+    try:
+        root_id = bytes.fromhex(ptr.manifest)
+        if fetch is not None and store.missing([root_id]):
+            fetch(store, {root_id})
+        parts = parse_manifest_root(store.get(root_id), ptr.manifest)
+        missing = store.missing(parts)
+        if missing and fetch is not None:
+            fetch(store, missing)
+            missing = store.missing(missing)
+        if missing:
+            raise MergeFailed(f"{len(missing)} part(s) are not in the local store")
+    except GitreproError as e:   # not here and not fetched (no remote, offline), or damaged
+        raise MergeFailed(f"the {side} manifest {ptr.manifest[:12]} of {ptr.path} is not readable ({e})") from None
+    return _split(store.iter_blobs(parts), origin)
+
+
+def _split(blobs: Iterator[bytes], origin: str) -> Iterator[bytes]:
+    carry, header = b"", True
+    for blob in blobs:
+        lines = (carry + blob).split(b"\n")
+        carry = lines.pop()
+        if header and lines:
+            manifestfmt.ManifestReader(origin).feed(lines.pop(0) + b"\n")   # format and version, or BadManifest
+            header = False
+        yield from (line + b"\n" for line in lines)
+    if carry or header:
+        raise manifestfmt.BadManifest(f"{origin}: truncated")
+
+
+class _Side:
+    """One manifest's lines, in order; the current one is parsed only when asked for."""
+
+    def __init__(self, lines: Iterator[bytes], name: str):
+        self.lines, self.name = lines, name
+        self.line: bytes | None = None
+        self._entry: Entry | None = None
+        self.advance()
+
+    def advance(self) -> None:
+        self.line, self._entry = next(self.lines, None), None
+
+    def entry(self) -> Entry | None:
+        if self._entry is None and self.line is not None:
+            self._entry = manifestfmt.parse(manifestfmt.HEADER_LINE + self.line, f"{self.name} manifest").entries[0]
+        return self._entry
+
+    def key(self) -> bytes | None:
+        return None if self.line is None else manifestfmt.sort_key(self.entry().path)
+
+    def at(self, key: bytes) -> Entry | None:
+        """The current entry if it has this key (then it is used up), else None."""
+        if self.line is None or self.key() != key:
+            return None
+        entry = self.entry()
+        self.advance()
+        return entry
+
+
+def _first(*keys: bytes | None) -> bytes:
+    return min(k for k in keys if k is not None)
+
+
+def merge_lines(base: Iterator[bytes], ours: Iterator[bytes], theirs: Iterator[bytes], result: MergeResult,
+                choose: Choose | None = None) -> list[bytes]:
+    """The merged entry lines, in order; conflicts (and the counts) are recorded in `result`. A
+    conflict left unsettled keeps our line, so the list is always whole."""
+    b, o, t = _Side(base, "base"), _Side(ours, "ours"), _Side(theirs, "theirs")
+    out: list[bytes] = []
+    decided: list[tuple[int, Entry]] = []      # (index in out, entry) of lines a decision put there
+    while o.line is not None or t.line is not None:
+        if o.line == t.line:                   # the same on both sides: copied, parsed only if base differs
+            if b.line != o.line:
+                while b.line is not None and b.key() < o.key():
+                    b.advance()                # deleted on both sides
+                b.at(o.key())
             else:
-                result.chosen += 1
-            pick = t if side == THEIRS else o
-        if pick is not None:
-            merged.append(pick)
-    return _drop_filled_dirs(merged)
+                b.advance()
+            out.append(o.line)
+            o.advance()
+            t.advance()
+            continue
+        key = _first(o.key(), t.key())
+        while b.line is not None and b.key() < key:
+            b.advance()
+        o_line, t_line = (o.line if o.key() == key else None), (t.line if t.key() == key else None)
+        row = (b.at(key), o.at(key), t.at(key))
+        pick = _decide(*row, result, choose)
+        line, entry = (o_line, row[1]) if pick == OURS else (t_line, row[2])
+        if line is not None:
+            decided.append((len(out), entry))
+            out.append(line)
+    return _drop_filled_dirs(out, decided)
+
+
+def _decide(b: Entry | None, o: Entry | None, t: Entry | None, result: MergeResult, choose: Choose | None) -> str:
+    """Whose line a path keeps (OURS or THEIRS; a side without the path deletes it)."""
+    if _same(o, t):
+        return OURS
+    if _same(o, b):
+        result.from_theirs += 1
+        return THEIRS
+    if _same(t, b):
+        result.from_ours += 1
+        return OURS
+    conflict = FileConflict((o or t).path, b, o, t)
+    side = choose(conflict) if choose else None
+    if side is None:
+        result.conflicts.append(conflict)
+        return OURS
+    result.chosen += 1
+    return side
 
 
 def _same(a: Entry | None, b: Entry | None) -> bool:
     return a is None if b is None else (a is not None and a.same_content(b))
 
 
-_END = (b"\xff" * 8, None)   # sorts after every path key (paths are never all 0xff bytes)
-
-
-def _aligned(*streams: Iterable[Entry]) -> Iterator[list[Entry | None]]:
-    """Rows of the entries with the same path across the sorted streams (None where one lacks it)."""
-    iters = [iter(s) for s in streams]
-    heads = [_head(it) for it in iters]
-    while True:
-        key = min(h[0] for h in heads)
-        if key is _END[0]:
-            return
-        row = []
-        for i, (k, entry) in enumerate(heads):
-            if k == key:
-                row.append(entry)
-                heads[i] = _head(iters[i])
-            else:
-                row.append(None)
-        yield row
-
-
-def _head(it: Iterator[Entry]) -> tuple[bytes, Entry | None]:
-    entry = next(it, None)
-    return _END if entry is None else (os.fsencode(entry.path), entry)
-
-
-def _drop_filled_dirs(entries: list[Entry]) -> list[Entry]:
-    """An empty-directory entry one side kept while the other put files in it is no longer empty."""
-    dirs = [e.path for e in entries if e.type == DIR]
+def _drop_filled_dirs(out: list[bytes], decided: list[tuple[int, Entry]]) -> list[bytes]:
+    """An empty directory one side added while the other put files in it is no longer empty.
+    Only decided lines can meet so (a line both sides share agrees with both sides' others)."""
+    dirs = {e.path: i for i, e in decided if e.type == DIR}
     if not dirs:
-        return entries
-    parents = {e.path.rpartition("/")[0] for e in entries}
-    filled = {d for d in parents if d}
-    for d in list(filled):
-        while (d := d.rpartition("/")[0]) and d not in filled:
-            filled.add(d)
-    return [e for e in entries if not (e.type == DIR and e.path in filled)]
-
-
-def _check_shape(entries: list[Entry]) -> None:
-    """A merge of valid manifests can still hold a path beneath a file the other side added, or
-    a symlink chain out of the dataset: refuse what `manifest.parse` would refuse to read back."""
-    leaves = {e.path for e in entries if e.type != DIR}
-    for e in entries:
+        return out
+    filled = set()
+    for _, e in decided:
         d = e.path
         while (d := d.rpartition("/")[0]):
-            if d in leaves:
-                raise UnsafePath(f"{e.path!r} lies beneath the file or symlink {d!r} the other side made")
-    manifestfmt.check_link_chains(entries)
+            if d in dirs:
+                filled.add(dirs[d])
+    return [line for i, line in enumerate(out) if i not in filled]
 
 
-# ---------------------------------------------------------------- merge-resolve
-
-class NotInConflict(GitreproError):
-    pass
-
-
-@dataclass
-class Resolution:
-    dataset: str
-    pointer: Pointer
-    result: MergeResult
-    whole: str | None = None     # OURS / THEIRS when that side's pointer was taken as it is
-    next_step: str = ""          # the git command that continues the operation
-
-
-def conflict_sides(repo: Repo, dataset: str) -> tuple[Pointer | None, Pointer, Pointer]:
-    """(base, ours, theirs) of the dataset's unfinished merge: from the conflict pointer the merge
-    driver left, else from git's index stages (a conflict git left with its own markers)."""
-    pointer_file = pointerfmt.pointer_path_for(dataset)
-    try:
-        data = safe_join(repo.root, pointer_file).read_bytes()
-    except OSError:
-        data = b""
-    if conflictfmt.is_conflict(data):
-        c = conflictfmt.parse(data, pointer_file)
-        if c.path != dataset:
-            raise NotInConflict(f"{pointer_file} is a conflict pointer for {c.path!r}, not {dataset!r}")
-        side = lambda s: None if s is None else Pointer(dataset, s.manifest, s.kind, s.files, s.bytes)  # noqa: E731
-        return side(c.base), side(c.ours), side(c.theirs)
-    out = plumbing.git("ls-files", "-u", "-z", "--", f":(literal){pointer_file}", cwd=repo.root)
-    stages = {}
-    for line in filter(None, out.split(b"\0")):
-        meta, _, _ = line.partition(b"\t")
-        _, sha, stage = meta.decode().split()
-        stages[stage] = sha
-    if "2" not in stages or "3" not in stages:
-        raise NotInConflict(f"{dataset} is not in conflict: {pointer_file} is neither a conflict pointer nor "
-                            f"unmerged in git's index; run `gitrepro status`")
-    blobs = plumbing.read_blobs(sorted(set(stages.values())), cwd=repo.root)
-    parsed = {s: tracking.parse_at(pointer_file, blobs[sha], f":{s}:{pointer_file}") for s, sha in stages.items()}
-    return parsed.get("1"), parsed["2"], parsed["3"]
-
-
-def resolve(repo: Repo, dataset: str, *, side: str | None = None, files: dict[str, str] | None = None,
-            fetch: Fetcher | None = None) -> Resolution:
-    """Finish the dataset's merge: each conflicting file takes the side `files` names for it, else
-    `side`; write and stage the pointer. A dataset whose manifests cannot be read can only take
-    one side whole."""
-    files = dict(files or {})
-    base, ours, theirs = conflict_sides(repo, dataset)
-    seen: set[str] = set()
-
-    def choose(c: FileConflict) -> str | None:
-        seen.add(c.path)
-        return files.get(c.path, side)
-
-    whole = None
-    try:
-        result = merge_pointers(repo.store, base, ours, theirs, fetch=fetch, choose=choose)
-    except MergeFailed as e:
-        if side is None or files:
-            raise MergeFailed(f"cannot merge {dataset} file by file: {e}; take one side whole with "
-                              f"`gitrepro merge-resolve {dataset} --ours` (or --theirs)") from None
-        result, whole = MergeResult(ours if side == OURS else theirs, chosen=1), side
-    unknown = sorted(files.keys() - seen)
-    if unknown:
-        raise NotInConflict(f"not a conflicting file of {dataset}: {', '.join(unknown[:5])}; conflicting: "
-                            f"{', '.join(sorted(seen)[:5]) or 'none'}")
-    if result.pointer is None:
-        left = sorted(c.path for c in result.conflicts)
-        raise NotInConflict(f"{len(left)} conflicting file(s) of {dataset} still need a side: "
-                            f"{', '.join(left[:5])}{' ...' if len(left) > 5 else ''}; add --ours or --theirs for "
-                            f"the rest")
-    pointer_file = pointerfmt.pointer_path_for(dataset)
-    with atomic_write(safe_join(repo.root, pointer_file)) as f:
-        f.write(pointerfmt.dumps(result.pointer))
-    plumbing.git("add", "--", f":(literal){pointer_file}", cwd=repo.root)
-    return Resolution(dataset, result.pointer, result, whole, next_step(repo))
-
-
-def next_step(repo: Repo) -> str:
-    """The command that continues the git operation under way (a commit, if none)."""
-    git_dir = repo.paths.git_dir
-    for marker, command in (("rebase-merge", "git rebase --continue"), ("rebase-apply", "git rebase --continue"),
-                            ("CHERRY_PICK_HEAD", "git cherry-pick --continue"),
-                            ("REVERT_HEAD", "git revert --continue")):
-        if (git_dir / marker).exists():
-            return command
-    return "git commit"
+def _read_back(data: bytes, origin: str) -> tuple[int, int]:
+    """Check the merged manifest as `manifest.parse` would, a block at a time; its (files, bytes)."""
+    reader = manifestfmt.ManifestReader(origin)
+    start = 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + CHECK_BLOCK) + 1 or data.find(b"\n", start) + 1
+        reader.feed(data[start:end])
+        start = end
+    reader.finish()
+    return reader.files, reader.bytes

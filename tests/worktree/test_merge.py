@@ -1,5 +1,5 @@
-"""Tests for gitrepro.worktree.merge: the three-way merge of manifests, file by file, and the merged
-manifest it writes to a real store."""
+"""Tests for gitrepro.worktree.merge: the three-way merge of manifests, file by file, walked as their
+lines, and the merged manifest it writes to a real store."""
 
 from __future__ import annotations
 
@@ -21,10 +21,15 @@ def d(path: str) -> Entry:
     return Entry(path, DIR, 0o755)
 
 
+def lines(entries):
+    return iter([manifestfmt.entry_line(e) for e in sorted(entries, key=lambda e: manifestfmt.sort_key(e.path))])
+
+
 def run(base, ours, theirs, choose=None):
+    """merge_lines over the entries' canonical lines; the merged entries by path, and the result."""
     result = merge.MergeResult(None)
-    entries = merge.merge_entries(base, ours, theirs, result, choose)
-    return {e.path: e for e in entries}, result
+    out = merge.merge_lines(lines(base), lines(ours), lines(theirs), result, choose)
+    return {e.path: e for e in manifestfmt.parse(manifestfmt.HEADER_LINE + b"".join(out)).entries}, result
 
 
 BASE = [f("a", "1"), f("b", "1"), f("c", "1")]
@@ -101,7 +106,7 @@ def test_a_side_unchanged_from_the_base_is_taken_whole_without_reading_any_manif
     absent = [Pointer("data", c * 64, "dir", 1, 1) for c in "abc"]   # in no store: reading one would fail
     assert merge.merge_pointers(store, absent[0], absent[0], absent[1]).pointer == absent[1]
     assert merge.merge_pointers(store, absent[0], absent[2], absent[0]).pointer == absent[2]
-    with pytest.raises(merge.MergeFailed, match=r"the ours manifest bbbbbbbbbbbb of data is not readable"):
+    with pytest.raises(merge.MergeFailed, match=r"the base manifest aaaaaaaaaaaa of data is not readable"):
         merge.merge_pointers(store, absent[0], absent[1], absent[2])
 
 

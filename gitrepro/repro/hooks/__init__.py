@@ -18,8 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 from gitrepro.errors import GitreproError, one_line
 from gitrepro.store.repo import Repo, log_traceback
@@ -46,10 +45,9 @@ class HookError(GitreproError):
     pass
 
 
-@dataclass
-class HookOutcome:
+class HookOutcome(NamedTuple):   # not a dataclass: a hook that has nothing to do starts without importing those
     exit_code: int
-    messages: list[str] = field(default_factory=list)   # for stderr, one line each
+    messages: list[str] | tuple[str, ...] = ()   # for stderr, one line each
 
 
 def check_hook(hook: str) -> str:

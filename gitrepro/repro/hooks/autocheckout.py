@@ -16,13 +16,16 @@ import os
 import subprocess
 from typing import Callable
 
+from typing import TYPE_CHECKING
+
 from gitrepro.errors import GitreproError, one_line
-from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer, pointer_path_for
-from gitrepro.git import plumbing, tracking
 from gitrepro.repro.hooks import HookOutcome, clone
-from gitrepro.store import layout, stattable
 from gitrepro.store.repo import Repo
 
+if TYPE_CHECKING:   # imported where a pointer changed: a move that changes none loads neither
+    from gitrepro.formats.pointer import Pointer
+
+POINTER_SUFFIX = ".gitrepro"    # formats.pointer.POINTER_SUFFIX, which this module's fast path does not import
 POINTERS = f"*{POINTER_SUFFIX}"
 ZERO = "0" * 40
 Changed = Callable[[], "list[str] | None"]     # pointer files that changed; None: all of them
@@ -41,6 +44,8 @@ def follow(repo: Repo, changed: Changed, *, trust_cache: bool = False) -> HookOu
     files = changed()
     if files == []:
         return HookOutcome(0)
+    from gitrepro.store import layout
+
     pointers, messages = _pointers(repo, files)
     if trust_cache or files is None:
         pointers = [p for p in pointers if not _cache_says_restored(repo, p)]
@@ -54,6 +59,8 @@ def follow(repo: Repo, changed: Changed, *, trust_cache: bool = False) -> HookOu
 
 def _pointers(repo: Repo, files: list[str] | None) -> tuple[list[Pointer], list[str]]:
     """The worktree's pointers among `files` (all when None); a pointer that does not parse is a message."""
+    from gitrepro.git import plumbing, tracking
+
     if files is None:
         files = plumbing.worktree_files(POINTERS, cwd=repo.root)
     pointers, messages = [], []
@@ -70,21 +77,19 @@ def _pointers(repo: Repo, files: list[str] | None) -> tuple[list[Pointer], list[
 
 
 def _cache_says_restored(repo: Repo, ptr: Pointer) -> bool:
+    from gitrepro.store import stattable
+
     table = stattable.load(repo.store_path, repo.root, ptr.path)
-    return table is not None and table[0] == ptr.manifest
+    return table is not None and table.manifest == ptr.manifest
 
 
 def restore(repo: Repo, pointers: list[Pointer]) -> list[str]:
     """Check out each dataset (missing chunks fetched); one line for each that changed or could not."""
-    from gitrepro.remote import fetch as remote_fetch      # the restore path only: a no-op hook loads neither
-    from gitrepro.worktree import checkout as checkout_op
+    from gitrepro.formats.pointer import pointer_path_for
+    from gitrepro.worktree import checkout as checkout_op   # the restore path only: a no-op hook never loads it
 
     messages = []
-    try:
-        fetch = remote_fetch.make_fetcher(repo)
-    except GitreproError as e:
-        fetch = None
-        messages.append(f"gitrepro: missing data cannot be fetched: {one_line(e)}")
+    fetch = lazy_fetcher(repo)
     for ptr in pointers:
         try:
             result = checkout_op.checkout(repo, datasets=[ptr.path], fetch=fetch)
@@ -101,8 +106,27 @@ def restore(repo: Repo, pointers: list[Pointer]) -> list[str]:
     return messages
 
 
+def lazy_fetcher(repo: Repo):
+    """checkout's fetch from the default remote, the remote code loaded (and the remote opened) only
+    when chunks are missing; with no remote configured it fetches nothing (checkout then names
+    what is missing)."""
+    opened: list = []
+
+    def fetch(store, blob_ids: set[bytes]) -> None:
+        if not opened:
+            from gitrepro.remote import fetch as remote_fetch
+
+            opened.append(remote_fetch.make_fetcher(repo))
+        if opened[0] is not None:
+            opened[0](store, blob_ids)
+
+    return fetch
+
+
 def kept_line(dataset: str, refusal: str) -> str:
     """The one line for a dataset left as it is to keep local changes (`refusal`: checkout's message)."""
+    from gitrepro.formats.pointer import pointer_path_for
+
     _, found, rest = refusal.partition("not snapshotted: ")
     files = rest.partition("; run `")[0] if found else ""
     return one_line(f"gitrepro: {dataset}: kept local changes that are not snapshotted{f' ({files})' if files else ''}"

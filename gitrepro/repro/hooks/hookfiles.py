@@ -13,8 +13,8 @@ pre-commit's hook → gitrepro's shim → the chained hook (git-lfs's, or yours)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from gitrepro.git import plumbing
 
@@ -29,8 +29,7 @@ PRE_COMMIT_IDS = (b"138fd403232d2ddd5efb44317e38bf03", b"4d9958c90bc262f47553e2c
 READ_LIMIT = 64 * 1024                     # hook scripts are small; a marker is near the top
 
 
-@dataclass(frozen=True)
-class HookChange:
+class HookChange(NamedTuple):
     hook: str
     path: str
     action: str      # installed | updated | unchanged | chained | migrated | removed | restored | not ours | absent
