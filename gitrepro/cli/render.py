@@ -63,6 +63,20 @@ def show_lines(p) -> list[str]:
                  f"{chunks}; configs {'drifted' if v.config_findings else 'no drift'}"
                  f"{'' if v.ok else ' -- PROBLEMS FOUND'}")
     lines += [f"  problem: {x}" for x in v.policy_violations + v.records_bad + v.config_findings + v.problems]
+    return lines + _chain_lines(p.chain)
+
+
+def _chain_lines(chain) -> list[str]:
+    """The whole chain a training commit rests on, back to the source datasets."""
+    if chain is None or len(chain.steps) + len(chain.sources) <= 1:
+        return []
+    lines = ["rests on:"]
+    for s in chain.steps:
+        ins = ", ".join(f"{d}@{m[:8]}" for d, m in sorted(s.inputs.items())) or "no inputs"
+        outs = ", ".join(f"{d}@{m[:8]}" for d, m in sorted(s.outputs.items())) or "no outputs"
+        lines.append(f"  run {s.run} @ {s.commit[:12]}: {ins} -> {outs}")
+    lines += [f"  source {d.path}@{d.manifest[:8]} (first in {d.commit[:12]})"
+              + (f", imported from {d.imported_from}" if d.imported_from else "") for d in chain.sources]
     return lines
 
 

@@ -366,6 +366,14 @@ def test_lineage_of_a_range_holds_only_its_runs(history, repo_of):
     assert len(nodes) == 4 and all(history.run1.id not in label for label in nodes.values())
 
 
+def test_show_of_a_training_commit_walks_the_chain_back_to_the_source_data(history, repo_of, run_cli):
+    prov = show_op.show(repo_of, history.train2)
+    assert [s.run for s in prov.chain.steps] == [history.run2.id]
+    assert [(d.path, d.manifest) for d in prov.chain.sources] == sorted(history.run2.inputs.items())
+    text = run_cli("show", history.train2).out
+    assert "rests on:" in text and f"  source data/train@{history.run2.inputs['data/train'][:8]}" in text
+
+
 def test_lineage_for_one_run_or_output_keeps_only_what_it_rests_on(history, repo_of, run_cli):
     graph = lineage_op.lineage(repo_of)
     one = lineage_op.narrow(graph, history.run1.id)

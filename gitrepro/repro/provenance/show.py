@@ -127,6 +127,7 @@ class Provenance:
     datasets: list[DatasetInfo]        # inputs, outputs and every other dataset the commit tracks
     configs: list[ConfigInfo]
     verification: Verification
+    chain: lookup.Chain | None = None   # a training commit: its runs back through the runs that made their inputs
 
 
 def show(repo: Repo, rev: str | None = None, *, read_data: bool = False) -> Provenance:
@@ -143,6 +144,8 @@ def show(repo: Repo, rev: str | None = None, *, read_data: bool = False) -> Prov
                         [_run_info(r) for r in records], _datasets(repo, sha, records), _configs(view, records),
                         verification)
     _verify(repo, sha, result, read_data)
+    if records:
+        result.chain = lookup.chain(repo, sha)
     return result
 
 
