@@ -52,14 +52,15 @@ def redact_text(text: str) -> str:
     """Log text with credentials hidden by redact's rules: a value named by a credential-like
     name (`token=...`, `"password": "..."`), known token formats, and credential-shaped words
     (long hex, long random-looking runs)."""
+    text = redact.TOKEN_FORMAT.sub(redact.REDACTED, text)     # first: `Authorization: Bearer X` is one match
     text = _NAMED_VALUE.sub(_hide_named, text)
-    text = redact.TOKEN_FORMAT.sub(redact.REDACTED, text)
     return _LONG_WORD.sub(lambda m: redact.REDACTED if redact.looks_secret(m.group()) else m.group(), text)
 
 
 def _hide_named(m: re.Match) -> str:
     name = m.group("name")
-    if not (redact.CREDENTIAL_KEY.search(name) or redact.SECRET_WORD.search(name) or redact.SECRET_NAME.search(name)):
+    # by its words (`db_password`, `AWS_SECRET_ACCESS_KEY`), not inside words: `max_tokens=512` is a number
+    if not (redact.CREDENTIAL_KEY.search(name) or redact.SECRET_WORD.search(name)):
         return m.group()
     return name + m.group("q") + m.group("sep") + m.group("open") + redact.REDACTED
 
