@@ -37,7 +37,7 @@ class BadUrl(RemoteError):
     pass
 
 
-class Location(NamedTuple):
+class RemoteUrl(NamedTuple):
     scheme: str            # canonical: file, s3, gs, az, ssh
     place: str             # bucket, container, host, or the directory
     prefix: str            # "" or "some/prefix/" (object stores); the absolute path (ssh)
@@ -50,7 +50,7 @@ def scheme_of(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else "file"
 
 
-def parse(url: str) -> Location:
+def parse(url: str) -> RemoteUrl:
     """The parts of a remote URL, or BadUrl saying what is wrong and which forms exist."""
     raw = scheme_of(url)
     scheme = CANONICAL.get(raw)
@@ -60,7 +60,7 @@ def parse(url: str) -> Location:
         path = url[len("file://"):] if url.lower().startswith("file://") else url
         if not path:
             raise BadUrl(f"url {url!r} names no directory")
-        return Location("file", path, "")
+        return RemoteUrl("file", path, "")
     if scheme == "ssh":
         return _parse_ssh(url)
     rest = url.split("://", 1)[1]
@@ -73,10 +73,10 @@ def parse(url: str) -> Location:
     prefix = prefix.strip("/")
     if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
         raise BadUrl(f"url {url!r}: the prefix {prefix!r} has an empty, '.' or '..' part")
-    return Location(scheme, name, prefix + "/" if prefix else "")
+    return RemoteUrl(scheme, name, prefix + "/" if prefix else "")
 
 
-def _parse_ssh(url: str) -> Location:
+def _parse_ssh(url: str) -> RemoteUrl:
     form = "ssh://[USER@]HOST[:PORT]/ABSOLUTE/PATH"
     parts = urlsplit(url)
     try:
@@ -94,4 +94,4 @@ def _parse_ssh(url: str) -> Location:
     path = unquote(parts.path).rstrip("/")
     if not path.startswith("/") or any(p in (".", "..") for p in path.split("/")) or parts.query or parts.fragment:
         raise BadUrl(f"url {url!r}: give the directory's absolute path on the server ({form})")
-    return Location("ssh", host, path, unquote(parts.username) if parts.username else None, port)
+    return RemoteUrl("ssh", host, path, unquote(parts.username) if parts.username else None, port)

@@ -28,7 +28,7 @@ from gitrepro.store.repo import Repo
 from helpers_trees import make_tree, tree_state
 from azureserver import AZURE_ENV, AzureServer
 from gcsserver import GCSServer, gcs_env
-from s3server import (REMOTE_KINDS, S3Server, aws_env, ensure_cli, remote_args, remote_env,  # noqa: F401
+from s3server import (S3Server, aws_env, ensure_cli, remote_args, remote_env,  # noqa: F401
                       remote_kind, s3, s3_server)
 from sftpserver import SFTPServer
 
