@@ -187,13 +187,13 @@ def no_seed(root):
 def missing_pointer(root):
     stage_run(root, train(root))
     run_git(root, "rm", "-q", "--cached", "data/train.gitrepro")
-    return "data/train.gitrepro: dataset data/train used by runs/"
+    return "data/train.gitrepro: dataset data/train used by run "
 
 
 def chunks_missing(root):
     result = train(root)
     stage_run(root, result)
-    keep_only_manifests(root, [result.record.data["data/train"], result.record.outputs["models"]])
+    keep_only_manifests(root, [result.record.inputs["data/train"], result.record.outputs["models"]])
     return "data/train.gitrepro: data of data/train (manifest "
 
 
