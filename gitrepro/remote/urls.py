@@ -78,12 +78,11 @@ def parse(url: str) -> RemoteUrl:
 
 def _parse_ssh(url: str) -> RemoteUrl:
     form = "ssh://[USER@]HOST[:PORT]/ABSOLUTE/PATH"
-    parts = urlsplit(url)
     try:
-        port = parts.port
-    except ValueError:
-        raise BadUrl(f"url {url!r}: the port must be a number from 1 to 65535 ({form})") from None
-    host = parts.hostname or ""
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:      # a port that is no number, or past 65535; a broken [IPv6] host
+        raise BadUrl(f"url {url!r}: not HOST[:PORT] with a port from 1 to 65535 ({form})") from None
     if not _HOSTNAME.fullmatch(host):
         raise BadUrl(f"url {url!r} names no host: use {form}")
     if port == 0:
