@@ -10,7 +10,12 @@ import shutil
 
 import pytest
 
+from gitrepro.formats import conflict as conflictfmt
+from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pointer as pointerfmt
+from gitrepro.formats.hashing import hash_bytes
+from gitrepro.repro import hooks
+from gitrepro.store.repo import Repo
 from helpers_gitdata import (commit_data, data_repo, git, gitrepro, head, read_files, status_line,
                              switch_without_hooks)
 from helpers_runs import keep_only_manifests
@@ -136,3 +141,28 @@ def test_without_the_base_manifest_or_a_remote_the_conflict_is_gits_usual_one_an
     assert pointerfmt.parse((repo / "data.gitrepro").read_bytes()) == theirs
     assert git(repo, "diff", "--cached", "--name-only").stdout.split() == ["data.gitrepro"]
     assert head(repo) == head(repo, "main")
+
+
+def test_the_driver_writes_a_conflict_pointer_and_prints_a_hostile_file_name_as_one_printable_line(git_repo, capsys):
+    def entry(content: bytes) -> manifestfmt.Entry:
+        h = hash_bytes(content).hex()
+        return manifestfmt.Entry("x\x1b[2Jy.bin", manifestfmt.FILE, 0o644, len(content), h, (h,))
+
+    repo = Repo.find(git_repo)
+    try:
+        sides = {}
+        for name, content in (("O", b"base"), ("A", b"ours!"), ("B", b"theirs")):
+            with repo.store.writer() as w:
+                m = manifestfmt.Manifest((entry(content),))
+                sides[name] = pointerfmt.Pointer("data", repo.store.write_manifest(w, manifestfmt.dumps(m)),
+                                                 "dir", 1, len(content))
+            (git_repo / name).write_bytes(pointerfmt.dumps(sides[name]))
+    finally:
+        repo.close()
+    code = hooks.main(["merge-driver", "O", "A", "B", "data.gitrepro"])
+    err = capsys.readouterr().err
+    assert code == 1 and "\x1b" not in err
+    assert "gitrepro: conflict in data/x\\x1b[2Jy.bin: changed on both sides (ours 5 bytes, theirs 6 bytes)" in err
+    left = conflictfmt.parse((git_repo / "A").read_bytes())
+    assert (left.ours.manifest, left.theirs.manifest, left.base.manifest) == \
+        (sides["A"].manifest, sides["B"].manifest, sides["O"].manifest)

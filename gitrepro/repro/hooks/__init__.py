@@ -88,8 +88,8 @@ def main(argv: list[str]) -> int:
     except Exception as e:  # noqa: BLE001 - a hook must fail with a message, not a traceback
         sys.stderr.write(f"gitrepro {hook}: unexpected error: {type(e).__name__}: {one_line(e)} (details in {log_traceback()})\n")
         return 0 if hook in AFTER_THE_FACT else 3
-    for line in outcome.messages:
-        sys.stderr.write(line + "\n")
+    for line in outcome.messages:    # one printable line each: they may quote paths from a hostile manifest
+        sys.stderr.write(one_line(line) + "\n")
     return outcome.exit_code
 
 
