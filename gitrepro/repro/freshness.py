@@ -1,5 +1,5 @@
 """Freshness: does a run record (format v2) still describe a state — the same command, code ids,
-data inputs, resolved config and seed? The one rule that the commit hook, `policy check`,
+data inputs, resolved config, params values and seed? The one rule that the commit hook, `policy check`,
 `verify` (over a commit's tree) and `repro --dry-run` (over the working state) all apply. See
 docs/pipelines.md, "When a stage is fresh".
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from gitrepro.errors import GitreproError
 from gitrepro.formats.pointer import pointer_path_for
 from gitrepro.formats.runrecord import RunRecord
 from gitrepro.formats.stages import Stage
@@ -20,7 +21,7 @@ from gitrepro.formats.stages import Stage
 
 @dataclass(frozen=True)
 class Reason:
-    kind: str          # command | code | input | config | seed | stage | output | record
+    kind: str          # command | code | input | config | params | seed | stage | output | record
     subject: str       # the path, key or stage it is about
     text: str
     fix: str = ""      # a fix other than re-running, when there is one
@@ -45,6 +46,7 @@ class State(Protocol):
     def config(self, path: str) -> Config | None: ...
     def stage(self, name: str) -> Stage | None: ...
     def is_dataset(self, path: str) -> bool: ...
+    def params(self, file: str) -> dict | None: ...    # a params file's flat values; None: no such file
 
 
 def split_deps(stage: Stage, state: State, outputs_elsewhere: set[str]) -> tuple[list[str], list[str]]:
@@ -59,7 +61,8 @@ def judge(rec: RunRecord, state: State, *, outputs: bool = False) -> list[Reason
     output's pointer still names what the run produced (repro: someone may have replaced it)."""
     if rec.version < 2:
         return [Reason("record", rec.id, f"run {rec.id} is a version-1 record (no code ids): re-run it")]
-    reasons = _code(rec, state) + _inputs(rec, state) + _config(rec, state) + _stage(rec, state)
+    reasons = _code(rec, state) + _inputs(rec, state) + _config(rec, state) + _params(rec, state)
+    reasons += _stage(rec, state)
     if outputs:
         for out, manifest in sorted(rec.outputs.items()):
             now = state.manifest(out)
@@ -73,7 +76,9 @@ def _code(rec: RunRecord, state: State) -> list[Reason]:
     config = state.config(rec.config.path) if rec.config is not None else None
     if rec.config is not None and config is None:
         return []                       # which files are config, not code, is unknown: the missing config is the finding
-    now = state.code_ids(sorted(rec.code.ids), config.sources if config is not None else frozenset())
+    # its config's sources and its params files are judged by value, not as code
+    not_code = (config.sources if config is not None else frozenset()) | frozenset(rec.params)
+    now = state.code_ids(sorted(rec.code.ids), not_code)
     return [Reason("code", path, f"code {path} changed since run {rec.id} ({old[:12]} -> {now[path][:12]})")
             for path, old in sorted(rec.code.ids.items()) if now.get(path) != old]
 
@@ -109,6 +114,27 @@ def _config(rec: RunRecord, state: State) -> list[Reason]:
     if rec.stage and state.stage(rec.stage) is not None and state.stage(rec.stage).config != ref.source:
         found.append(Reason("stage", rec.stage, f"stage {rec.stage}'s config is now "
                                                 f"{state.stage(rec.stage).config or 'none'}, the run used {ref.source}"))
+    return found
+
+
+def _params(rec: RunRecord, state: State) -> list[Reason]:
+    """The values of the params keys the stage names (or the run recorded) against the state's."""
+    stage = state.stage(rec.stage) if rec.stage else None
+    declared = stage.params if stage is not None else {f: tuple(v) for f, v in rec.params.items()}
+    if not declared and not rec.params:
+        return []
+    from gitrepro.repro import params as paramsmod   # here: a pipeline without params never loads it
+
+    found = []
+    for file in sorted(declared.keys() | rec.params.keys()):
+        try:
+            now = paramsmod.select(state.params(file), declared[file], stage=rec.stage, file=file) \
+                if file in declared else {}
+        except GitreproError as e:
+            found.append(Reason("params", file, str(e)))
+            continue
+        found += [Reason("params", file, paramsmod.change_text(file, key, old, new))
+                  for key, old, new in paramsmod.changes(rec.params.get(file, {}), now)]
     return found
 
 
