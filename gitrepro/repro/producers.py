@@ -26,7 +26,7 @@ from gitrepro.git import plumbing
 from gitrepro.git.tree import Tree
 from gitrepro.repro import codeid
 from gitrepro.repro.freshness import Config, judge
-from gitrepro.repro.treefiles import Violation
+from gitrepro.repro.treefiles import Violation, parsed
 
 
 class TreeState:
@@ -59,6 +59,14 @@ class TreeState:
 
     def is_dataset(self, path: str) -> bool:
         return self.tree.has(pointer_path_for(path))
+
+    def params(self, file: str) -> dict | None:
+        """A params file's flat values, parsed once per blob (a bad file raises, and the rule says so)."""
+        if not self.tree.has(file):
+            return None
+        from gitrepro.repro import params as paramsmod   # here: only a stage with params pays for it
+
+        return parsed(self.tree, "params", file, lambda data: paramsmod.parse_params(data, file))
 
 
 def output_datasets(records: dict[str, RunRecord], stages: dict[str, Stage], declared: list[str]) -> set[str]:
