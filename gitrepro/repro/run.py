@@ -23,7 +23,7 @@ from gitrepro.formats.runrecord import (RUNS_DIR, SEED_LIMIT, CodeState, ConfigR
 from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.git import plumbing, tracking
 from gitrepro.repro import config as configmod
-from gitrepro.repro import codeid, envcapture, metrics, redact, runlog
+from gitrepro.repro import codeid, envcapture, metrics, params, redact, runlog
 from gitrepro.store.repo import Repo
 from gitrepro.util.fsutil import atomic_write, check_relpath, safe_join
 from gitrepro.worktree import snapshot, status
@@ -59,6 +59,7 @@ class RunSpec:
     cwd: str | None = None               # repo-relative; None: the current directory
     allow_dirty: bool = False
     metrics: tuple[str, ...] = ()        # metrics files (repo-relative), read into the record after the run
+    params: dict[str, tuple[str, ...]] = field(default_factory=dict)   # params file -> keys (repro.params)
 
 
 def run(repo: Repo, command: list[str], *, config: str | os.PathLike | None = None, overrides=(),
@@ -108,13 +109,15 @@ def prepare(repo: Repo, spec: RunSpec, outputs: list[str]) -> tuple[RunRecord, c
     started = _now()
     run_id = new_run_id(started)
     rc = _config_for_run(repo, spec, outputs, run_id)
-    code = _code_state(repo, code_paths, spec.allow_dirty, frozenset(rc.sources) if rc is not None else frozenset())
+    values = params.values_for(spec.stage, spec.params, lambda file: params.read_params_file(repo.root, file))
+    not_code = (frozenset(rc.sources) if rc is not None else frozenset()) | frozenset(spec.params)  # judged by value
+    code = _code_state(repo, code_paths, spec.allow_dirty, not_code)
     inputs = _input_data(repo, _input_paths(repo, spec, rc, outputs))
     run_seed = rc.seed if rc is not None else _plain_seed(spec.seed)
     environment = envcapture.capture_environment(repo.root, envcapture.interpreter_for(list(spec.command)))
     rec = RunRecord(run_id, tuple(redact.redact_command(list(spec.command))), code, _config_ref(repo, rc),
                     run_seed, inputs, {}, environment, started, started, 0.0, 0,
-                    spec.cwd or _relative_cwd(repo), stage=spec.stage)
+                    spec.cwd or _relative_cwd(repo), stage=spec.stage, params=values)
     return rec, rc
 
 
