@@ -4,7 +4,7 @@ which restores the outputs any recorded run produced. See docs/pipelines.md.
 
 A stage is fresh when a run record in the working tree still describes the working state: the
 stage's command, the ids of its code deps, its data inputs' manifests, its resolved config and
-seed, and its outputs as the run wrote them (repro.freshness, the rule the policy applies to a
+seed, the values of its params keys, and its outputs as the run wrote them (repro.freshness, the rule the policy applies to a
 commit). Before a stale stage runs, its outputs are cleared (their data is in the store), so
 nothing an earlier run left behind is snapshotted.
 """
@@ -23,6 +23,7 @@ from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.formats.stages import Stage, order, parse_stages, upstream
 from gitrepro.git import plumbing, tracking
 from gitrepro.repro import codeid
+from gitrepro.repro import params as paramsmod
 from gitrepro.repro import config as configmod
 from gitrepro.repro.freshness import Config, Reason, judge, split_deps
 from gitrepro.repro.config.overrides import canonical_overrides
@@ -65,6 +66,7 @@ class WorkState:
         self.repo, self.stages = repo, stages
         self.blobs = {e.path: e.sha for e in plumbing.ls_staged(cwd=repo.root) if e.mode != "160000"}
         self.pointers = {t.pointer.path: t.pointer for t in tracking.in_worktree(repo.root)}
+        self._params: dict[str, dict | None] = {}
 
     def code_ids(self, paths: list[str], exclude: frozenset[str] = frozenset()) -> dict[str, str]:
         return codeid.code_ids(self.blobs, paths, exclude)
@@ -90,6 +92,12 @@ class WorkState:
 
     def is_dataset(self, path: str) -> bool:
         return path in self.pointers
+
+    def params(self, file: str) -> dict | None:
+        """A params file's flat values as the working tree has it (as configs are read)."""
+        if file not in self._params:
+            self._params[file] = paramsmod.read_params_file(self.repo.root, file)
+        return self._params[file]
 
     def outputs_elsewhere(self, stage: Stage) -> set[str]:
         return {o for s in self.stages.values() if s.name != stage.name for o in s.all_outputs}
@@ -121,7 +129,8 @@ def stage_status(stage: Stage, state: WorkState, runs: list[RunRecord], override
                  ) -> StageStatus:
     """Fresh with the record that matches, or stale with what changed since the newest run."""
     code = [d for d in stage.deps if not state.is_dataset(d) and d not in state.outputs_elsewhere(stage)]
-    unstaged = dirty_code(state.repo.root, code) if code else []
+    paramsmod.values_for(stage.name, stage.params, state.params)   # a missing key or a bad file: one line, now
+    unstaged = [f for f in dirty_code(state.repo.root, code) if f not in stage.params] if code else []
     if unstaged:
         return StageStatus(stage.name, STALE, [f"code not staged: {', '.join(unstaged[:3])} (`git add` it: a run "
                                                f"records the staged code)"])
@@ -178,7 +187,8 @@ def _run_stage(repo: Repo, stages: dict[str, Stage], stage: Stage, overrides: tu
     code, data = split_deps(stage, state, state.outputs_elsewhere(stage))
     clear_outputs(repo, stage)
     spec = RunSpec(stage.cmd, stage.config or None, overrides, stage.seed, stage.all_outputs, tuple(data),
-                   tuple(code) or (codeid.WHOLE_TREE,), stage.name, cwd=stage.cwd, metrics=stage.metrics)
+                   tuple(code) or (codeid.WHOLE_TREE,), stage.name, cwd=stage.cwd, metrics=stage.metrics,
+                   params=stage.params)
     result = run_spec(repo, spec, say=say)
     ok = result.exit_status == 0 and not result.missing_outputs
     reasons = status.reasons + ([f"exit status {result.exit_status}"] if result.exit_status else [])
