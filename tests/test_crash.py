@@ -285,3 +285,103 @@ def test_reproduce_killed_at_random_moments_leaves_the_checkout_and_store_whole_
     assert run_cli("fsck").code == 0
     assert not list(tmp_path.glob("gitrepro-reproduce-*")), "a killed reproduce's worktree was left behind"
     assert run_git(git_repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+# ---------------------------------------------------------------- checkout, gc and fetch (issue 15)
+
+def _two_versions(git_repo, run_cli) -> tuple[list, list]:
+    """data v1 and v2 (every file differs), committed; returns their tree states."""
+    data = git_repo / "data"
+    data.mkdir()
+    states = []
+    for version in (1, 2):
+        write_big_dataset(data)
+        assert run_cli("add", "data").code == 0
+        run_git(git_repo, "add", "-A")
+        run_git(git_repo, "commit", "-q", "--no-verify", "-m", f"data v{version}")
+        states.append(tree_state(data))
+    return states[0], states[1]
+
+
+def _each_file_whole(data, v1, v2) -> None:
+    """Every file under `data` is wholly one version's (temp + rename), and nothing else is there
+    but checkout's own temp files, which a later checkout removes."""
+    versions = {e[0]: {e[3]} for e in v1}
+    for e in v2:
+        versions[e[0]].add(e[3])
+    for rel, kind, _, content in tree_state(data):
+        name = rel.rsplit(b"/", 1)[-1]
+        if rel not in versions:
+            assert name.startswith(b".") or b".gitrepro-" in name, f"stray file {rel!r}"
+            continue
+        assert kind == "f" and content in versions[rel], f"{rel!r} is half-written"
+
+
+def test_checkout_killed_at_random_moments_leaves_every_file_whole_and_the_next_checkout_works(git_repo, run_cli):
+    import random
+    v1, v2 = _two_versions(git_repo, run_cli)
+    data = git_repo / "data"
+    store_path = Repo.find(git_repo).store_path
+    started = time.monotonic()
+    assert _gitrepro(git_repo, "checkout", "HEAD~1").returncode == 0
+    full = time.monotonic() - started
+    rng, outcomes, rev = random.Random(15), [], "HEAD"
+    for label, wait in _kill_moments(store_path, full, rng)[:6]:
+        proc = _start(git_repo, "checkout", "--force", rev)
+        wait()
+        _kill_group(proc)
+        outcomes.append((label, proc.returncode))
+        _each_file_whole(data, v1, v2)
+        assert run_cli("fsck").code == 0, label
+        rev = "HEAD~1" if rev == "HEAD" else "HEAD"
+    print("checkout kill outcomes:", outcomes, file=sys.__stderr__)
+    assert sum(code == -9 for _, code in outcomes) >= 3, outcomes
+    assert _gitrepro(git_repo, "checkout", "--force", "HEAD").returncode == 0
+    assert tree_state(data) == v2
+
+
+def test_gc_killed_at_random_moments_keeps_everything_reachable(git_repo, run_cli):
+    import random
+    v1, v2 = _two_versions(git_repo, run_cli)
+    run_git(git_repo, "reset", "-q", "--hard", "HEAD~1")      # v2 becomes garbage
+    run_git(git_repo, "reflog", "expire", "--expire=now", "--all")
+    store_path = Repo.find(git_repo).store_path
+    outcomes = []
+    for seconds in (0.05, 0.15, 0.3, 0.6, 1.0):
+        proc = _start(git_repo, "gc", "--grace", "0")
+        time.sleep(seconds)
+        _kill_group(proc)
+        outcomes.append((seconds, proc.returncode))
+        assert run_cli("fsck").code == 0, seconds
+        out = git_repo.parent / f"restored-{seconds}"
+        assert _gitrepro(git_repo, "checkout", "--to", str(out)).returncode == 0, seconds
+        assert tree_state(out / "data") == v1, seconds
+    print("gc kill outcomes:", outcomes, file=sys.__stderr__)
+    assert _gitrepro(git_repo, "gc", "--grace", "0").returncode == 0
+    assert run_cli("fsck").code == 0 and not list((store_path / "tmp").glob("*.pack"))
+
+
+def test_fetch_killed_at_random_moments_leaves_the_store_whole_and_the_next_fetch_restores(
+        git_repo, run_cli, tmp_path):
+    _, v2 = _two_versions(git_repo, run_cli)
+    remote = tmp_path / "remote"
+    assert _gitrepro(git_repo, "remote", "add", "origin", str(remote)).returncode == 0
+    run_git(git_repo, "add", "-A")
+    run_git(git_repo, "commit", "-q", "--no-verify", "--allow-empty", "-m", "remote")
+    assert _gitrepro(git_repo, "push", "--all").returncode == 0
+    clone = tmp_path / "clone"
+    run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
+    assert _gitrepro(clone, "init").returncode == 0
+    store_path = Repo.find(clone).store_path
+    outcomes = []
+    for label, wait in kill_triggers(store_path)[:5]:
+        proc = _start(clone, "fetch")
+        wait()
+        _kill_group(proc)
+        outcomes.append((label, proc.returncode))
+        fsck = _gitrepro(clone, "fsck")
+        assert fsck.returncode == 0, f"killed at {label}: {fsck.stdout.decode()}{fsck.stderr.decode()}"
+    print("fetch kill outcomes:", outcomes, file=sys.__stderr__)
+    assert _gitrepro(clone, "fetch").returncode == 0
+    assert _gitrepro(clone, "checkout").returncode == 0
+    assert tree_state(clone / "data") == v2
