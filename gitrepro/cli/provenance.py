@@ -15,7 +15,7 @@ import typer
 
 from gitrepro.cli.common import AFTER_DASHES, BadFormat, JsonOpt, WordsAfterDashes, err, out, print_json
 from gitrepro.cli.render import diff_lines, log_line, reproduce_lines, show_lines, show_markdown, to_dot, to_mermaid
-from gitrepro.cli.render_metrics import stale_lines, tolerance_lines
+from gitrepro.cli.render_metrics import source_config_lines, stale_lines, tolerance_lines
 from gitrepro.repro import reproduce as repro_op
 from gitrepro.repro.provenance import diff as diff_op
 from gitrepro.repro.provenance import lineage as lineage_op
@@ -71,7 +71,7 @@ def diff(old: str = typer.Argument(..., help="Old commit."), new: str = typer.Ar
     result = diff_op.diff(Repo.find(), old, new)
     if as_json:
         return print_json(result)
-    for line in diff_lines(result) + stale_lines(result.stale):
+    for line in diff_lines(result) + source_config_lines(result.sources) + stale_lines(result.stale):
         _print(line)
 
 

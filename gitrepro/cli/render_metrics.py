@@ -125,7 +125,7 @@ def metrics_diff_text(changes, fmt: str) -> str:
 def params_diff_lines(p) -> list[str]:
     """`params diff` (a provenance.diff.ParamsDiff): `key old -> new` per changed key."""
     lines = []
-    for c in p.configs:
+    for c in p.configs + p.sources:
         name = c.old_path if c.old_path == c.new_path else f"{c.old_path or '(none)'} -> {c.new_path or '(none)'}"
         lines.append(f"{c.kind} config {name}" + (f": {c.error}" if c.error else ""))
         lines += [f"  {k} {value_text(a)} -> {value_text(b)}" for k, (a, b) in c.changed.items()]
@@ -133,6 +133,22 @@ def params_diff_lines(p) -> list[str]:
         lines += [f"  {k} {value_text(v)} -> -" for k, v in c.removed.items()]
     lines += stale_lines(p.stale)
     return lines or [f"no params changed between {p.old[:12]} and {p.new[:12]}"]
+
+
+def source_config_lines(changes) -> list[str]:
+    """The source configs of `diff` (provenance.diff.ConfigChange, kind source), as cli.render
+    writes its resolved ones."""
+    lines = []
+    for c in changes:
+        if c.error:
+            lines.append(f"source config {c.old_path or c.new_path}: {c.error}")
+            continue
+        lines.append(f"source config {c.old_path or c.new_path} (hash {(c.old_hash or '-')[:12]} -> "
+                     f"{(c.new_hash or '-')[:12]})")
+        lines += [f"  + {k} = {v!r}" for k, v in c.added.items()]
+        lines += [f"  - {k} = {v!r}" for k, v in c.removed.items()]
+        lines += [f"  ~ {k}: {a!r} -> {b!r}" for k, (a, b) in c.changed.items()]
+    return lines
 
 
 def stale_lines(drifts) -> list[str]:

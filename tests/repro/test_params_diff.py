@@ -44,14 +44,14 @@ def test_a_source_only_change_shows_the_key_and_flags_the_resolved_config_stale(
     assert stale and all("configs/base.resolved.toml" in line for line in stale)
     assert any("source configs/base.toml changed after configs/base.resolved.toml was resolved" in x for x in stale)
     as_json = json.loads(run_cli("params", "diff", a, s, "--json", cwd=root).out)
-    assert [(c["kind"], c["changed"]) for c in as_json["configs"]] == [("source", {"optim.lr": [0.5, 0.25]})]
+    assert as_json["configs"] == [] and [c["changed"] for c in as_json["sources"]] == [{"optim.lr": [0.5, 0.25]}]
     assert {d["code"] for d in as_json["stale"]} >= {"source-changed", "stale"}
 
 
 def test_diff_shows_source_config_keys_and_the_stale_flag_too(history, run_cli):
     root, a, s, b = history
     text = run_cli("diff", a, s, cwd=root).out
-    assert "config configs/base.toml (hash" in text and "  ~ optim.lr: 0.5 -> 0.25" in text
+    assert "source config configs/base.toml (hash" in text and "  ~ optim.lr: 0.5 -> 0.25" in text
     assert "stale: source configs/base.toml changed after configs/base.resolved.toml was resolved" in text
     both = run_cli("diff", a, b, cwd=root).out
     assert both.count("~ optim.lr: 0.5 -> 0.25") == 2 and "stale:" not in both

@@ -53,7 +53,8 @@ class ConfigChange:
 class ParamsDiff:
     old: str
     new: str
-    configs: list[ConfigChange] = field(default_factory=list)      # resolved, then source configs
+    configs: list[ConfigChange] = field(default_factory=list)      # resolved configs
+    sources: list[ConfigChange] = field(default_factory=list)      # source configs they were resolved from
     stale: list[configmod.Drift] = field(default_factory=list)     # at `new`: resolved configs vs their sources
 
 
@@ -80,14 +81,15 @@ class ProvenanceDiff:
     old: str
     new: str
     datasets: list[DatasetDiff] = field(default_factory=list)
-    configs: list[ConfigChange] = field(default_factory=list)
+    configs: list[ConfigChange] = field(default_factory=list)          # resolved configs
     environment: EnvironmentDiff | None = None
+    sources: list[ConfigChange] = field(default_factory=list)          # source configs
     stale: list[configmod.Drift] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         env = self.environment
-        return not (self.datasets or self.configs or self.stale or
+        return not (self.datasets or self.configs or self.sources or self.stale or
                     (env and (env.python or env.implementation or env.packages or env.lock_files)))
 
 
@@ -108,7 +110,7 @@ def diff(repo: Repo, old: str, new: str) -> ProvenanceDiff:
     runs_a, _ = commit_records(repo.root, a)
     runs_b, _ = commit_records(repo.root, b)
     params = _params_diff(view_a, view_b, runs_a, runs_b)
-    result.configs, result.stale = params.configs, params.stale
+    result.configs, result.sources, result.stale = params.configs, params.sources, params.stale
     result.environment = _environment_diff(runs_a, runs_b)
     return result
 
@@ -130,10 +132,10 @@ def _params_diff(view_a: Tree, view_b: Tree, runs_a: list[RunRecord], runs_b: li
     sources_b = _sources_of(view_b, runs_b)
     sources = sorted(_sources_of(view_a, runs_a).keys() | sources_b.keys())
     changed = [p for p in sources if view_a.blobs.get(p) != view_b.blobs.get(p)]
-    result.configs += [c for c in (_source_change(view_a, view_b, p) for p in changed)
-                       if c.error or c.added or c.removed or c.changed]
+    result.sources = [c for c in (_source_change(view_a, view_b, p) for p in changed)
+                      if c.error or c.added or c.removed or c.changed]
     touched = {r for p in changed for r in sources_b.get(p, ())}
-    touched |= {c.new_path for c in result.configs if c.kind == "resolved" and c.new_path}
+    touched |= {c.new_path for c in result.configs if c.new_path}
     for path in sorted(touched)[:MAX_CONFIGS]:
         if path in view_b.blobs:
             result.stale += _drift(view_b, path)
