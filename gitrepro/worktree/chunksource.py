@@ -111,7 +111,8 @@ class PreviousFile:
         self.fd, self.offsets = fd, offsets   # chunk id -> (offset, length) in the old file
 
     @classmethod
-    def open(cls, path: str, chunk_ids: list[bytes], sizes: dict[bytes, int], wanted: set[bytes]) -> "PreviousFile | None":
+    def open(cls, path: str, chunk_ids: list[bytes], sizes: dict[bytes, int],
+             wanted: set[bytes]) -> "PreviousFile | None":
         """The old file at `path` whose recorded chunks are `chunk_ids` (sizes from the index),
         if it still exists and holds any chunk of `wanted`."""
         offsets, at = {}, 0

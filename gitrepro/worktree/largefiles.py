@@ -84,13 +84,23 @@ class _File:
         """`share`: how many files are written at once (each gets that share of the dirty limit)."""
         self.target, self.entry, self.previous = target, target.entry, previous
         excl = os.O_EXCL if target.write_to == target.dest else os.O_TRUNC
-        self.fd = os.open(target.write_to, os.O_WRONLY | os.O_CREAT | excl | os.O_NOFOLLOW, self.entry.mode & ~UMASK)
+        try:
+            self.fd = os.open(target.write_to, os.O_WRONLY | os.O_CREAT | excl | os.O_NOFOLLOW,
+                              self.entry.mode & ~UMASK)
+        except BaseException:
+            if previous is not None:
+                previous.close()
+            raise
         self.mode = mode
         self.direct = mode == DIRECT and directio.set_direct(self.fd, True)
         limit = (DURABLE_LIMIT if mode == DURABLE else DIRTY_LIMIT) // share
         self.writeback = directio.Writeback(self.fd, limit, max(limit // 4, WINDOW), drop) if not self.direct else None
         self.hasher = new_hasher() if whole_hash else None
-        os.ftruncate(self.fd, self.entry.size)   # chunks of zeros are left as holes
+        try:
+            os.ftruncate(self.fd, self.entry.size)   # chunks of zeros are left as holes
+        except BaseException:   # a full disk, a file too large for the file system
+            self.abort()
+            raise
 
     def close(self) -> None:
         os.close(self.fd)
