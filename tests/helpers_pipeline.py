@@ -162,10 +162,13 @@ def head(root: Path) -> str:
 # ---------------------------------------------------------------- verdicts
 
 HOOK_LINE = re.compile(r"^  (.+?): (.*) — fix: `(.*)`$")
+# A stale record is reported at its output's pointer when the tree holds it already, and at the
+# file that changed when the tree adds it: the verdict is the reason and the fix, not the place.
+AT_OUTPUT = re.compile(r"^\S+ was produced by run \S+, which no longer matches this commit: ")
 
 
 def line(path: str, problem: str, fix: str) -> str:
-    return one_line(f"{path}: {problem} — fix: `{fix}`")
+    return one_line(f"{AT_OUTPUT.sub('', problem)} — fix: `{fix}`")
 
 
 def hook_verdict(done) -> set[str]:
