@@ -17,6 +17,7 @@ from gitrepro.errors import GitreproError
 from gitrepro.formats.pointer import pointer_path_for
 from gitrepro.formats.runrecord import RunRecord
 from gitrepro.formats.stages import Stage
+from gitrepro.repro.codeid import WHOLE_TREE
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def _stage(rec: RunRecord, state: State) -> list[Reason]:
         found.append(Reason("seed", stage.name, f"stage {stage.name}'s seed is now {stage.seed}, run {rec.id} "
                                                 f"used {rec.seed}"))
     declared = set(stage.deps)
-    recorded = set(rec.code.ids) | set(rec.inputs)
+    recorded = (set(rec.code.ids) - {WHOLE_TREE}) | set(rec.inputs)   # a stage without code deps records "."
     for dep in sorted(declared ^ recorded):
         how = "added to" if dep in declared else "removed from"
         found.append(Reason("stage", dep, f"dep {dep} was {how} stage {stage.name}"))
