@@ -186,6 +186,7 @@ def _run_stage(repo: Repo, stages: dict[str, Stage], stage: Stage, overrides: tu
     state = WorkState(repo, stages)
     code, data = split_deps(stage, state, state.outputs_elsewhere(stage))
     clear_outputs(repo, stage)
+    drop_superseded(repo, stage, overrides)
     spec = RunSpec(stage.cmd, stage.config or None, overrides, stage.seed, stage.all_outputs, tuple(data),
                    tuple(code) or (codeid.WHOLE_TREE,), stage.name, cwd=stage.cwd, metrics=stage.metrics,
                    params=stage.params)
@@ -194,6 +195,25 @@ def _run_stage(repo: Repo, stages: dict[str, Stage], stage: Stage, overrides: tu
     reasons = status.reasons + ([f"exit status {result.exit_status}"] if result.exit_status else [])
     reasons += [f"declared output {m} was not written" for m in result.missing_outputs]
     return StageStatus(stage.name, RAN if ok else FAILED, reasons, result.record.id)
+
+
+def drop_superseded(repo: Repo, stage: Stage, overrides: tuple[str, ...]) -> None:
+    """Before a stage runs again, remove its earlier runs (same overrides) that no commit holds, and
+    the resolved configs only they used that no commit holds: the new run supersedes them. Left in
+    runs/, a stale one keeps the commit refused with a fix (`gitrepro repro STAGE`) that finds the
+    stage fresh. Their outputs stay in the store."""
+    runs = records(repo)
+    mine = [r for r in runs if r.stage == stage.name and _same_overrides(r, overrides)]
+    configs = {r.config.path for r in mine if r.config}
+    in_head = plumbing.object_ids([f"HEAD:{p}" for p in [r.path for r in mine] + sorted(configs)], cwd=repo.root)
+    gone = {r.id for r in mine if in_head[f"HEAD:{r.path}"] is None}
+    for rec in mine:
+        if rec.id in gone:
+            (repo.root / rec.path).unlink()
+    used = {r.config.path for r in runs if r.config and r.id not in gone}
+    for path in sorted(configs - used):
+        if in_head[f"HEAD:{path}"] is None and (repo.root / path).is_file():
+            (repo.root / path).unlink()
 
 
 def clear_outputs(repo: Repo, stage: Stage) -> None:
