@@ -139,6 +139,23 @@ def test_a_code_change_in_evaluate_re_runs_only_evaluate_and_the_hooks_fix_does_
     assert statuses(repro(trained, "--dry-run")) == dict.fromkeys(STAGES, "fresh")
 
 
+def test_iterating_on_a_stage_before_a_commit_keeps_only_its_last_run(trained):
+    committed_runs = set((trained / "runs").iterdir())
+    for depth in (5, 6):
+        edit_config(trained, depth)
+        assert ran(repro(trained)) == ["train", "evaluate"]
+    new = sorted(p.name for p in set((trained / "runs").iterdir()) - committed_runs)
+    assert len(new) == 2                     # the depth-5 runs were superseded, never committed
+    assert sorted(p.name for p in (trained / "configs").iterdir()) == ["train.resolved.toml", "train.toml"]
+    committed(trained, "depth 6 after trying 5")
+
+
+def edit_config(root: Path, depth: int) -> None:
+    text = (root / "configs/train.toml").read_text()
+    write(root, "configs/train.toml", "\n".join(f"depth = {depth}" if line.startswith("depth = ") else line
+                                                for line in text.splitlines()) + "\n")
+
+
 def test_a_code_change_not_staged_is_stale_and_says_to_stage_it(trained):
     write(trained, "train.py", (trained / "train.py").read_text() + "# tuned\n")
     dry = repro(trained, "--dry-run")
