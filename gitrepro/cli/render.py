@@ -9,36 +9,96 @@ from __future__ import annotations
 import shlex
 
 
-def status_lines(results: list) -> list[str]:
-    """The text of `status` (a list of unchanged.DatasetStatus)."""
+def status_lines(results: list, shown=str) -> list[str]:
+    """The text of `status` (a list of unchanged.DatasetStatus), paths as `shown` spells them
+    (relative to the current directory: cli.paths.Shown)."""
     if not results:
         return ["no tracked datasets; run `gitrepro add <path>`"]
     lines = []
     for r in results:
         if r.clean:
-            lines.append(f"{r.dataset}: clean")
+            lines.append(f"{shown(r.dataset)}: clean")
             continue
-        lines.append(f"{r.dataset}: {'missing (run `gitrepro checkout`)' if r.missing else 'modified'}")
-        lines += [f"  {c.kind:>8}: {r.dataset}/{c.path}" for c in r.changes]
+        lines.append(f"{shown(r.dataset)}: {'missing (run `gitrepro checkout`)' if r.missing else 'modified'}")
+        lines += [f"  {c.kind:>8}: {shown(_member(r.dataset, c.path))}" for c in r.changes]
     return lines
 
 
-def add_lines(results: list) -> list[str]:
-    """The summary of `add` (a list of unchanged.SnapshotResult), one line per dataset."""
-    lines = [f"{r.dataset}: {r.files} files, {human_size(r.bytes)}; read {human_size(r.bytes_read)} "
-             f"({r.files_cached} files unchanged), stored {human_size(r.new_bytes_stored)} new, "
-             f"dedup {r.dedup_ratio:.1f}x -> {r.pointer_path}{'' if r.changed else ' (unchanged)'}" for r in results]
-    if any(r.changed for r in results):
-        lines.append(f"next: git add {' '.join(r.pointer_path for r in results)} .gitignore && git commit")
+PORCELAIN_CODES = {"added": "A", "modified": "M", "removed": "D"}   # docs/cli.md, "status --porcelain"
+
+
+def status_porcelain(results: list) -> list[str]:
+    """`status --porcelain` (format v1, docs/cli.md): one line `<code> <path>` per difference, paths
+    relative to the repository root, C-quoted when they hold a control character, `"` or `\\`;
+    `!` for a dataset missing altogether. A clean dataset prints nothing."""
+    lines = []
+    for r in results:
+        if r.missing:
+            lines.append(f"! {_quoted(r.dataset)}")
+        lines += [f"{PORCELAIN_CODES[c.kind]} {_quoted(_member(r.dataset, c.path))}" for c in r.changes]
     return lines
+
+
+def _member(dataset: str, path: str) -> str:
+    return f"{dataset}/{path}" if path else dataset
+
+
+def _quoted(path: str) -> str:
+    """A path on one line, as git quotes it: in double quotes with C escapes when it needs them
+    (bytes that are not UTF-8, kept as surrogates by the file system encoding, as octal)."""
+    if not any(ch in '"\\' or ch < " " or ch == "\x7f" or "\udc80" <= ch <= "\udcff" for ch in path):
+        return path
+    escapes = {'"': '\\"', "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+    body = "".join(escapes.get(ch) or (f"\\{ord(ch) - 0xdc00:03o}" if "\udc80" <= ch <= "\udcff"
+                                       else f"\\{ord(ch):03o}" if ch < " " or ch == "\x7f" else ch)
+                   for ch in path)
+    return f'"{body}"'
+
+
+def add_lines(results: list, shown=str, project_file: str | None = None) -> list[str]:
+    """The summary of `add` (a list of unchanged.SnapshotResult), one line per dataset, then what
+    to commit: the pointers, .gitignore, and `project_file` (gitrepro.toml) when it is not committed."""
+    lines = [f"{shown(r.dataset)}: {plural(r.files, 'file')}, {human_size(r.bytes)}; read {human_size(r.bytes_read)} "
+             f"({plural(r.files_cached, 'file')} unchanged), {_stored(r)} -> {shown(r.pointer_path)}"
+             f"{'' if r.changed else ' (unchanged)'}" for r in results]
+    files = [r.pointer_path for r in results if r.changed]
+    files += ([".gitignore"] if files else []) + ([project_file] if project_file else [])
+    if files:
+        lines.append(f"next: git add {' '.join(shown(f) for f in files)} && git commit")
+    return lines
+
+
+def _stored(r) -> str:
+    """What `add` stored: no dedup ratio when nothing new was stored, or when it would read 0.0x."""
+    if not r.new_bytes_stored:
+        return "nothing new stored"
+    ratio = r.bytes / r.new_bytes_stored
+    return f"stored {human_size(r.new_bytes_stored)} new" + (f", dedup {ratio:.1f}x" if ratio >= 0.05 else "")
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """`1 file`, `2 files`, `0 files` (`many` for irregular plurals: plural(n, "index", "indexes"))."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def human_size(n: float) -> str:
+    """Bytes in binary units (KiB, MiB, GiB, TiB): the one unit system of all output, bars included."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+def human_rate(n: int, seconds: float) -> str:
+    """`1.2 GiB in 3.0 s (410.0 MiB/s)`: a transfer's amount, time and rate, in binary units."""
+    return f"{human_size(n)} in {seconds:.1f} s ({human_size(n / seconds if seconds else 0)}/s)"
+
+
+def checkout_lines(result, shown=str) -> list[str]:
+    """What `checkout` (and `pull`) wrote, one line per dataset (a checkout.CheckoutResult)."""
+    return [f"{shown(d.dataset)}: wrote {plural(d.written, 'file')} ({human_size(d.bytes_written)}), "
+            f"removed {d.removed}, {d.unchanged} already up to date" for d in result.datasets]
 
 
 # ---------------------------------------------------------------- provenance: show, log, diff, reproduce
@@ -53,8 +113,8 @@ def show_lines(p) -> list[str]:
     for r in p.runs:
         lines += _run_lines(r)
     for d in p.datasets:
-        lines.append(f"{d.role:<7} {d.path}  manifest {d.manifest[:12]}  {d.files} files  {human_size(d.bytes)}  "
-                     f"{'; '.join(d.problems) if d.problems else 'ok'}")
+        lines.append(f"{d.role:<7} {d.path}  manifest {d.manifest[:12]}  {plural(d.files, 'file')}  "
+                     f"{human_size(d.bytes)}  {'; '.join(d.problems) if d.problems else 'ok'}")
     for cfg in p.configs:
         lines += _config_lines(cfg)
     chunks = "re-hashed" if v.chunks_rehashed is not None else "present (not re-hashed)"
