@@ -1,5 +1,5 @@
-"""Shared pieces of the command line: consoles, JSON rendering, progress bars, the `--` split
-and the errors of option values.
+"""Shared pieces of the command line: consoles, -q, JSON rendering, progress bars, the `--` split
+(with its usage line) and the errors of option values.
 
 Every command module imports these and exposes `register(app)`.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import time
 
 import typer
@@ -17,7 +18,8 @@ from rich.console import Console
 
 from gitrepro.errors import GitreproError
 
-__all__ = ["AFTER_DASHES", "BadFormat", "JsonOpt", "WordsAfterDashes", "err", "out", "print_json", "progress_bar"]
+__all__ = ["AFTER_DASHES", "BadFormat", "JsonOpt", "WordsAfterDashes", "err", "out", "print_json", "progress_bar",
+           "quiet"]
 
 
 class BadFormat(GitreproError):
@@ -29,7 +31,10 @@ AFTER_DASHES = "gitrepro.after_dashes"
 
 class WordsAfterDashes(TyperCommand):
     """Keeps every word after the first `--` out of option parsing, in ctx.meta[AFTER_DASHES]:
-    `run ... -- <command>` and `log RANGE -- <paths>`."""
+    `run ... -- <command>` and `log RANGE -- <paths>`. `after_dashes(metavar)` names them in
+    the usage line."""
+
+    dashes_metavar = "[-- WORD]..."
 
     def parse_args(self, ctx, args):
         if "--" in args:
@@ -38,11 +43,29 @@ class WordsAfterDashes(TyperCommand):
             args = args[:cut]
         return super().parse_args(ctx, args)
 
+    def collect_usage_pieces(self, ctx):
+        return super().collect_usage_pieces(ctx) + [self.dashes_metavar]
+
+
+def after_dashes(metavar: str) -> type[WordsAfterDashes]:
+    """A WordsAfterDashes command whose usage line ends in `metavar`, e.g. `-- COMMAND [ARG]...`."""
+    return type("WordsAfterDashes", (WordsAfterDashes,), {"dashes_metavar": metavar})
+
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+def quiet(ctx) -> None:
+    """`-q`: print nothing but errors until the command `ctx` ends: stdout goes to /dev/null
+    (rich's, print's and raw writes alike), and the stderr console (progress, hints) is quiet."""
+    devnull = ctx.with_resource(open(os.devnull, "w"))
+    ctx.with_resource(contextlib.redirect_stdout(devnull))
+    was = err.quiet
+    err.quiet = True
+    ctx.call_on_close(lambda: setattr(err, "quiet", was))
 
 
 def print_json(obj) -> None:
@@ -60,16 +83,17 @@ def print_json(obj) -> None:
 
 @contextlib.contextmanager
 def progress_bar(label: str, total: int | None = None, enabled: bool = True):
-    """A rich byte progress bar (bytes, MB/s, ETA) on stderr; yields the advance callback or None."""
-    if not enabled or not err.is_terminal:
+    """A byte progress bar on stderr: done/total, rate and ETA, in binary units (MiB, MiB/s: the
+    units of every summary); yields the advance callback, or None when stderr is no terminal or
+    -q is given."""
+    if not enabled or err.quiet or not err.is_terminal:
         yield None
         return
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     # Redrawn from the callback, not by rich's refresh thread: a process running a second
     # thread must not fork, and checkout and status fork workers.
-    with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+    with Progress(TextColumn(label), BarColumn(), DownloadColumn(binary_units=True), _rate_column(),
                   TimeRemainingColumn(), console=err, transient=True, auto_refresh=False) as bar:
         task = bar.add_task(label, total=total)
         next_draw = [0.0]
@@ -84,3 +108,18 @@ def progress_bar(label: str, total: int | None = None, enabled: bool = True):
                 bar.refresh()
 
         yield advance
+
+
+def _rate_column():
+    """Bytes per second in binary units (rich's TransferSpeedColumn speaks only decimal MB/s)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    from gitrepro.cli.render import human_size
+
+    class BinaryRateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("?" if speed is None else f"{human_size(speed)}/s", style="progress.data.speed")
+
+    return BinaryRateColumn()
