@@ -126,6 +126,9 @@ def _upload(remote: Remote, store: Store, packs: dict[str, bool], jobs: int, pro
             result: PushResult) -> None:
     """Data packs first, then packs holding manifest roots; within a phase, `jobs` at a time."""
     lock = threading.Lock()
+    announce = getattr(progress, "announce", None)   # a progress bar takes the total first (cli.common)
+    if announce:
+        announce(sum(os.path.getsize(store.pack_path(p)) for p in packs))
 
     def one(pack_id: str) -> None:
         size = upload_pack(remote, store, pack_id)
