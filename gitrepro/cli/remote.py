@@ -12,7 +12,8 @@ from typing import List, Optional
 import typer
 
 from gitrepro.cli.common import JsonOpt, out, print_json, progress_bar
-from gitrepro.cli.render import human_size
+from gitrepro.cli.paths import Shown
+from gitrepro.cli.render import checkout_lines, human_rate, human_size
 from gitrepro.remote import fetch as fetch_op
 from gitrepro.remote import gc as gc_op
 from gitrepro.remote import push as push_op
@@ -43,7 +44,7 @@ def _seconds(value: float | None) -> float | None:
 
 
 def _rate(n: int, seconds: float) -> str:
-    return f"{human_size(n)} in {seconds:.1f} s ({n / seconds / 1e6 if seconds else 0:.1f} MB/s)"
+    return human_rate(n, seconds)   # binary units, as every other figure (cli.render)
 
 
 @remote_app.command("add")
@@ -141,16 +142,17 @@ def pull(remote: Optional[str] = typer.Argument(None, help="Remote (default: the
          jobs: Optional[int] = JobsOpt, as_json: bool = JsonOpt) -> None:
     """Fetch what the working tree's pointers need, then check it out."""
     repo = Repo.find()
-    with progress_bar("pull", None, not as_json) as advance:
+    with progress_bar("fetch", None, not as_json) as advance:
         fetched = fetch_op.fetch_worktree(repo, remote, jobs=jobs, progress=advance)
-        result = checkout_op.checkout(repo, None, force=force, fetch=fetch_op.make_fetcher(repo, remote))
+    with progress_bar("checkout", None, not as_json) as advance:   # its own bar: bytes written
+        result = checkout_op.checkout(repo, None, force=force, fetch=fetch_op.make_fetcher(repo, remote),
+                                      progress=advance)
     if as_json:
         return print_json({"fetch": fetched, "checkout": result})
     out.print(f"{fetched.remote}: fetched {fetched.blobs_fetched} chunk(s), "
               f"{_rate(fetched.bytes_downloaded, fetched.seconds)}")
-    for d in result.datasets:
-        out.print(f"{d.dataset}: wrote {d.written} files ({human_size(d.bytes_written)}), removed {d.removed}, "
-                  f"{d.unchanged} already up to date")
+    for line in checkout_lines(result, Shown(repo.root)):
+        out.print(line, markup=False)
 
 
 def gc(dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only list what would be removed."),
