@@ -13,7 +13,9 @@ from typing import Optional
 
 import typer
 
-from gitrepro.cli.common import AFTER_DASHES, BadFormat, JsonOpt, WordsAfterDashes, err, out, print_json
+from gitrepro.cli.common import AFTER_DASHES, BadFormat, JsonOpt, after_dashes, err, out, print_json
+from gitrepro.cli.paths import in_repo
+from gitrepro.errors import GitreproError
 from gitrepro.cli.render import diff_lines, log_line, reproduce_lines, show_lines, show_markdown, to_dot, to_mermaid
 from gitrepro.cli.render_metrics import source_config_lines, stale_lines, tolerance_lines
 from gitrepro.repro import reproduce as repro_op
@@ -39,7 +41,7 @@ def _print(text: str) -> None:
 # ---------------------------------------------------------------- commands
 
 def show(rev: Optional[str] = typer.Argument(None, help="Commit to show (default HEAD)."),
-         fmt: str = typer.Option("text", "--format", "-f", help="text, md (audit report) or json."),
+         fmt: str = typer.Option("text", "--format", "-F", help="text, md (audit report) or json."),
          read_data: bool = typer.Option(False, "--read-data", help="Re-hash every chunk the commit names."),
          log: bool = typer.Option(False, "--log", help="Print the stored stdout/stderr of run REV (a run id, or "
                                                        "a commit adding one run), fetching it if needed."),
@@ -55,10 +57,14 @@ def show(rev: Optional[str] = typer.Argument(None, help="Commit to show (default
     _print(show_markdown(result) if fmt == "md" else "\n".join(show_lines(result)))
 
 
-def log(ctx: typer.Context, rev_range: Optional[str] = typer.Argument(None, help="Revision range (default HEAD)."),
+def log(ctx: typer.Context, rev_range: Optional[str] = typer.Argument(None, metavar="[RANGE]",
+                                                                     help="Revision range (default HEAD); after "
+                                                                          "`--`, paths (relative to the current "
+                                                                          "directory) the commits touch."),
         as_json: bool = JsonOpt) -> None:
     """Training commits only, one line each: commit, date, config hash, data, seed, exit status, outputs."""
-    entries = log_op.log(Repo.find(), rev_range, ctx.meta.get(AFTER_DASHES, []))
+    repo = Repo.find()
+    entries = log_op.log(repo, rev_range, [in_repo(repo.root, p) or "." for p in ctx.meta.get(AFTER_DASHES, [])])
     if as_json:
         return print_json(entries)
     for entry in entries:
@@ -76,18 +82,33 @@ def diff(old: str = typer.Argument(..., help="Old commit."), new: str = typer.Ar
 
 
 def lineage(rev_range: Optional[str] = typer.Argument(None, help="Revision range (default HEAD)."),
-            fmt: str = typer.Option("mermaid", "--format", "-f", help="mermaid, dot or json."),
+            fmt: str = typer.Option("mermaid", "--format", "-F", help="mermaid, dot or json."),
             target: Optional[str] = typer.Option(None, "--for", help="Only what this run id or dataset path "
                                                                      "rests on, back to the source data."),
             as_json: bool = JsonOpt) -> None:
     """The graph dataset versions and configs -> runs -> outputs, across the training commits of a range."""
     fmt = _format(fmt, ("mermaid", "dot", "json"), as_json)
-    graph = lineage_op.lineage(Repo.find(), rev_range)
+    repo = Repo.find()
+    graph = lineage_op.lineage(repo, rev_range)
     if target is not None:
-        graph = lineage_op.narrow(graph, target)
+        graph = _narrow(repo, graph, target)
     if fmt == "json":
         return print_json(graph)
     _print((to_mermaid(graph) if fmt == "mermaid" else to_dot(graph)).rstrip("\n"))
+
+
+def _narrow(repo: Repo, graph, target: str):
+    """`--for`: a path as typed (relative to the current directory), else a run id."""
+    try:
+        path = in_repo(repo.root, target)
+    except GitreproError:   # outside the worktree: not a path here
+        path = None
+    if path and path != target:
+        try:
+            return lineage_op.narrow(graph, path)
+        except lineage_op.UnknownArtifact:
+            pass
+    return lineage_op.narrow(graph, target)
 
 
 def reproduce(rev: str = typer.Argument(..., help="The training commit to reproduce."),
@@ -132,7 +153,7 @@ def _print_log(repo: Repo, ref: str) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command()(show)
-    app.command(cls=WordsAfterDashes)(log)
+    app.command(cls=after_dashes("[-- PATH]..."))(log)
     app.command()(diff)
     app.command()(lineage)
     app.command()(reproduce)
