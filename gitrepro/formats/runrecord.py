@@ -4,8 +4,9 @@ and produced.
 The command, the code (commit, and in v2 the ids of the code it depended on), the resolved config
 (path + hash) and seed, the data inputs' manifest ids (v2: exactly the declared inputs; v1: every
 dataset tracked when it ran), the environment, the outputs' manifest ids, the stage it ran as,
-metrics, timings and the exit status. Read back from the index or another commit it is
-untrusted, so `parse` validates every field. Pure: bytes in, values out. See
+metrics, params values, timings, the exit status, and (optional) where a record was imported
+from (`imported`, e.g. "dvc.lock": carried over by `migrate dvc`, not run by gitrepro). Read back
+from the index or another commit it is untrusted, so `parse` validates every field. Pure: bytes in, values out. See
 docs/runs-and-hooks.md, "Run record"; `gitrepro.repro.run` writes them.
 """
 
@@ -76,6 +77,7 @@ class RunRecord:
     params: dict[str, dict] = field(default_factory=dict)    # params file -> {flat key: value} it depended on
     log: str = ""                         # blob id of its redacted stdout/stderr in the store ("" if none)
     version: int = RECORD_VERSION
+    imported: str = ""                    # v2, optional: carried over, not run by gitrepro (e.g. "dvc.lock")
 
     @property
     def path(self) -> str:
@@ -113,6 +115,8 @@ def dumps(rec: RunRecord) -> bytes:
         doc["stage"] = rec.stage
     if rec.log:
         doc["log"] = rec.log
+    if rec.imported:
+        doc["imported"] = rec.imported
     doc["code"] = {"commit": rec.code.commit, "dirty": rec.code.dirty, "dirty_files": list(rec.code.dirty_files)}
     if rec.version >= 2:
         doc["code"]["ids"] = dict(sorted(rec.code.ids.items()))
@@ -174,7 +178,8 @@ def _from_doc(doc: dict) -> RunRecord:
         cwd=_cwd(doc.get("cwd", ".")), stage=_stage(doc.get("stage", "")),
         metrics=_values_by_file(doc.get("metrics", {}), "metrics"),
         params=_values_by_file(doc.get("params", {}), "params"),
-        log=parse_id(doc["log"], "log blob id") if "log" in doc else "", version=version)
+        log=parse_id(doc["log"], "log blob id") if "log" in doc else "", version=version,
+        imported=_imported(doc.get("imported", "")))
 
 
 def _code(t: dict, version: int) -> CodeState:
@@ -189,6 +194,12 @@ def _code(t: dict, version: int) -> CodeState:
         raise TypeError("[code.ids] must be a table")
     ids = {(k if k == "." else check_relpath(k)): parse_id(v, "code id") for k, v in ids.items()}
     return CodeState(commit, _get(t, "dirty", bool), tuple(files), ids)
+
+
+def _imported(value) -> str:
+    if not isinstance(value, str) or len(value) > 200 or "\n" in value:
+        raise ValueError("imported must be a short one-line string (where the record came from)")
+    return value
 
 
 def _stage(value) -> str:
