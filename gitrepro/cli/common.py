@@ -85,7 +85,8 @@ def print_json(obj) -> None:
 def progress_bar(label: str, total: int | None = None, enabled: bool = True):
     """A byte progress bar on stderr: done/total, rate and ETA, in binary units (MiB, MiB/s: the
     units of every summary); yields the advance callback, or None when stderr is no terminal or
-    -q is given."""
+    -q is given. The callback takes (bytes done[, more bytes to do]); its `announce(bytes)` adds
+    work to the total alone."""
     if not enabled or err.quiet or not err.is_terminal:
         yield None
         return
@@ -107,6 +108,9 @@ def progress_bar(label: str, total: int | None = None, enabled: bool = True):
                 next_draw[0] = time.monotonic() + 0.1
                 bar.refresh()
 
+        # Operations whose callers pass one-argument callbacks announce work through this attribute
+        # instead (push, fetch): `getattr(progress, "announce", None)`.
+        advance.announce = lambda more: advance(0, more)
         yield advance
 
 

@@ -10,8 +10,11 @@ from typing import List, Optional
 import typer
 
 from gitrepro import demo as demo_op
-from gitrepro.cli.common import JsonOpt, out, print_json, progress_bar
-from gitrepro.cli.render import add_lines, human_size, status_lines
+from gitrepro.cli.common import BadFormat, JsonOpt, out, print_json, progress_bar
+from gitrepro.cli.paths import Shown, select
+from gitrepro.cli.render import add_lines, human_size, plural, status_lines, status_porcelain
+from gitrepro.formats.project import PROJECT_FILE
+from gitrepro.git import plumbing, tracking
 from gitrepro.store import fsck as fsck_op
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import snapshot
@@ -23,7 +26,18 @@ def init() -> None:
     repo = Repo.find()
     created = repo.init()
     out.print(f"{'Initialized' if created else 'Already initialized'} gitrepro in {repo.root} "
-              f"(store: {repo.store_path})")
+              f"(store: {repo.store_path})", markup=False)
+    if not project_committed(repo):
+        out.print(f"next: git add {Shown(repo.root)(PROJECT_FILE)} && git commit  (the project settings: "
+                  f"chunker, remotes, stages)", markup=False)
+
+
+def project_committed(repo: Repo) -> bool:
+    """gitrepro.toml is absent, or committed as it is (it holds the chunker settings every clone needs)."""
+    if not (repo.root / PROJECT_FILE).exists():
+        return True
+    return not plumbing.git("status", "--porcelain", "--untracked-files=all", "--", f":(literal){PROJECT_FILE}",
+                            cwd=repo.root).strip()
 
 
 def add(paths: List[Path] = typer.Argument(..., help="Data directories or files to snapshot."),
@@ -34,17 +48,30 @@ def add(paths: List[Path] = typer.Argument(..., help="Data directories or files 
         results = snapshot.add(repo, [str(p) for p in paths], progress=advance)
     if as_json:
         return print_json(results)
-    for line in add_lines(results):
+    project = None if project_committed(repo) else PROJECT_FILE
+    for line in add_lines(results, Shown(repo.root), project):
         out.print(line, markup=False)
 
 
-def status(datasets: Optional[List[str]] = typer.Argument(None, help="Datasets to check (default: all)."),
+def status(datasets: Optional[List[str]] = typer.Argument(None, metavar="[DATASET]...",
+                                                         help="Datasets (or directories holding them) to check, "
+                                                              "relative to the current directory (default: all)."),
+           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; exit 1 when any dataset "
+                                                                  "differs (as `git diff --quiet`)."),
+           porcelain: bool = typer.Option(False, "--porcelain", help="One stable line per difference, "
+                                                                    "for scripts (docs/cli.md)."),
            as_json: bool = JsonOpt) -> None:
     """Which tracked datasets differ from their pointers, file by file."""
-    results = status_op.status(Repo.find(), datasets)
+    if porcelain and as_json:
+        raise BadFormat("give --porcelain or --json, not both")
+    repo = Repo.find()
+    names = select(repo.root, datasets, [t.pointer.path for t in tracking.in_worktree(repo.root)]) if datasets else None
+    results = status_op.status(repo, names)
+    if quiet:
+        raise typer.Exit(1 if any(not r.clean for r in results) else 0)
     if as_json:
         return print_json(results)
-    for line in status_lines(results):
+    for line in status_porcelain(results) if porcelain else status_lines(results, Shown(repo.root)):
         out.print(line, markup=False)
 
 
@@ -66,8 +93,9 @@ def fsck(repair: bool = typer.Option(False, "--repair", help="Rebuild the index 
             out.print(f"repaired: {note}")
         for f in result.findings:
             out.print(f"error: {f}")
-        out.print(f"checked {result.packs} packs, {result.blobs} chunks ({human_size(result.bytes)}), "
-                  f"{result.manifests} manifests: {len(result.findings)} problem(s)")
+        out.print(f"checked {plural(result.packs, 'pack')}, {plural(result.blobs, 'chunk')} "
+                  f"({human_size(result.bytes)}), {plural(result.manifests, 'manifest')}: "
+                  f"{len(result.findings)} problem(s)")
     if result.findings:
         raise typer.Exit(2)
 
