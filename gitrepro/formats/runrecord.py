@@ -6,8 +6,8 @@ The command, the code (commit, and in v2 the ids of the code it depended on), th
 dataset tracked when it ran), the environment, the outputs' manifest ids, the stage it ran as,
 metrics, params values, timings, the exit status, and (optional) where a record was imported
 from (`imported`, e.g. "dvc.lock": carried over by `migrate dvc`, not run by gitrepro). Read back
-from the index or another commit it is untrusted, so `parse` validates every field. Pure: bytes in, values out. See
-docs/runs-and-hooks.md, "Run record"; `gitrepro.repro.run` writes them.
+from the index or another commit it is untrusted, so `parse` validates every field. Pure: bytes
+in, values out. See docs/runs-and-hooks.md, "Run record"; `gitrepro.repro.run` writes them.
 """
 
 from __future__ import annotations
