@@ -10,7 +10,8 @@ from typing import List, Optional
 
 import typer
 
-from gitrepro.cli.common import AFTER_DASHES, JsonOpt, WordsAfterDashes, err, out, print_json
+from gitrepro.cli.common import AFTER_DASHES, JsonOpt, after_dashes, err, out, print_json
+from gitrepro.cli.paths import Shown
 from gitrepro.errors import GitreproError
 from gitrepro.repro import hooks as hooks_op
 from gitrepro.repro.hooks import shims
@@ -24,7 +25,8 @@ class BadSeedOption(GitreproError):
 
 
 def run(ctx: typer.Context,
-        overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides key=value (before `--`)."),
+        overrides: Optional[List[str]] = typer.Argument(None, metavar="[KEY=VALUE]...",
+                                                        help="Config overrides key=value (before `--`)."),
         config: Optional[Path] = typer.Option(None, "--config", "-c",
                                               help="Source config to resolve, or a resolved one."),
         seed: Optional[str] = typer.Option(None, "--seed", help="Seed: an integer, or 'auto' if the config has none."),
@@ -38,11 +40,12 @@ def run(ctx: typer.Context,
         name: str = typer.Option("", "--name", help="Name of this sweep point: its resolved config is "
                                                     "<config>.<name>.resolved.toml."),
         allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Run over uncommitted code (recorded)."),
-        metrics: Optional[List[str]] = typer.Option(None, "--metrics", "-m", help="Metrics file the command writes "
+        metrics: Optional[List[str]] = typer.Option(None, "--metrics", "-M", help="Metrics file the command writes "
                                                     "(JSON, TOML or YAML; repeatable): read into the record."),
         as_json: bool = JsonOpt) -> None:
     """Run a training command with provenance: `gitrepro run -c cfg.toml [k=v ...] -- python train.py`."""
-    result = run_op.run(Repo.find(), ctx.meta.get(AFTER_DASHES, []), config=config, overrides=overrides or [],
+    repo = Repo.find()
+    result = run_op.run(repo, ctx.meta.get(AFTER_DASHES, []), config=config, overrides=overrides or [],
                         seed=_seed(seed), outputs=output or [], allow_dirty=allow_dirty, inputs=inputs,
                         code=dep, name=name, metrics=metrics,
                         say=lambda line: err.print(line, markup=False, soft_wrap=True))
@@ -53,7 +56,8 @@ def run(ctx: typer.Context,
     rec = result.record
     files = [rec.path] + ([rec.config.path] if rec.config else []) + [f"{o}.gitrepro" for o in rec.outputs]
     files += [".gitignore"] if rec.outputs else []
-    err.print(f"next: git add {' '.join(files)} && git commit", markup=False, soft_wrap=True)
+    shown = Shown(repo.root)   # paths relative to the current directory, as the user types them
+    err.print(f"next: git add {' '.join(shown(f) for f in files)} && git commit", markup=False, soft_wrap=True)
     if result.exit_status:
         raise typer.Exit(128 - result.exit_status if result.exit_status < 0 else result.exit_status)
 
@@ -112,7 +116,7 @@ def policy_check(rev: Optional[str] = typer.Argument(None, help="Commit to judge
 
 
 def register(app: typer.Typer) -> None:
-    app.command(cls=WordsAfterDashes)(run)
+    app.command(cls=after_dashes("-- COMMAND [ARG]..."))(run)
     app.command("install-hooks")(install_hooks)
     app.command("uninstall-hooks")(uninstall_hooks)
     app.command("hook-impl", hidden=True)(hook_impl)
