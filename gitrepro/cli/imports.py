@@ -29,7 +29,8 @@ def _imported(result: imports_op.ImportResult, verb: str) -> None:
 def import_(url: str = typer.Argument(..., help="The source repository (URL or path)."),
             dataset: str = typer.Argument(..., help="The dataset's path in the source."),
             rev: Optional[str] = RevOpt,
-            dest: Optional[str] = typer.Option(None, "--out", "-o", help="Where to track it here (default: DATASET)."),
+            dest: Optional[str] = typer.Option(None, "--output", "--out", "-o",
+                                               help="Where to track it here (default: DATASET)."),
             remote: Optional[str] = RemoteOpt, as_json: bool = JsonOpt) -> None:
     """Track a dataset of another repository; its pointer names the source repository and commit."""
     with progress_bar("import", None, not as_json) as advance:
