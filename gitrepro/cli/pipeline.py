@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from gitrepro.cli.common import JsonOpt, err, out, print_json
+from gitrepro.cli.paths import Shown
 from gitrepro.repro import pipeline as pipeline_op
 from gitrepro.store.repo import Repo
 
@@ -29,8 +30,9 @@ def repro(words: Optional[List[str]] = typer.Argument(None, help="Stages to brin
             run = f" (run {s.run})" if s.run else ""
             out.print(f"{s.name}: {s.status}{run}{why}", markup=False, soft_wrap=True)
         if not dry_run and any(s.status == pipeline_op.RAN for s in result.stages):
-            err.print("next: git add -A runs configs *.gitrepro .gitignore && git commit  (the hook checks the "
-                      "pipeline)", markup=False)
+            shown = Shown(Repo.find().root)   # paths relative to the current directory
+            files = " ".join(shown(f) for f in ("runs", "configs", "*.gitrepro", ".gitignore"))
+            err.print(f"next: git add -A {files} && git commit  (the hook checks the pipeline)", markup=False)
     if result.failed:
         raise typer.Exit(1)
 
