@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from gitrepro.cli.common import err, out
+from gitrepro.cli.paths import in_repo
 from gitrepro.errors import GitreproError
 from gitrepro.formats.pointer import pointer_path_for
 from gitrepro.remote import fetch as remote_fetch
@@ -22,7 +23,8 @@ class BadResolution(GitreproError):
     pass
 
 
-def merge_resolve(dataset: str = typer.Argument(..., help="The dataset in conflict (e.g. data/raw)."),
+def merge_resolve(dataset: str = typer.Argument(..., help="The dataset in conflict (e.g. data/raw), relative to "
+                                                         "the current directory."),
                   ours: bool = typer.Option(False, "--ours", help="Conflicting files take our side."),
                   theirs: bool = typer.Option(False, "--theirs", help="Conflicting files take their side."),
                   file: Optional[List[str]] = typer.Option(None, "--file", help="PATH=ours|theirs for one "
@@ -32,7 +34,7 @@ def merge_resolve(dataset: str = typer.Argument(..., help="The dataset in confli
     if ours and theirs:
         raise BadResolution("give --ours or --theirs, not both")
     repo = Repo.find()
-    dataset = dataset.rstrip("/").removesuffix(".gitrepro")
+    dataset = in_repo(repo.root, dataset)   # relative to the current directory; DIR/ and DIR.gitrepro too
     done = resolve_op.resolve(repo, dataset, side="ours" if ours else "theirs" if theirs else None,
                             files=_choices(file or []), fetch=remote_fetch.make_fetcher(repo))
     r = done.result
