@@ -10,6 +10,7 @@ parse is a problem line, and at most MAX_RUNS are read.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -152,13 +153,31 @@ def _records(root: Path, commits: dict[str, _Commit], problems: list[str]) -> li
     for spec in reversed(specs):                  # oldest commit first: the one that added the record
         sha, _, path = spec.partition(":")
         try:
-            rec = parse_record(blobs[spec] or b"", f"{sha[:12]}:{path}")
+            rec = parse_summary(blobs[spec] or b"", f"{sha[:12]}:{path}")
         except GitreproError as e:
             problems.append(str(e))
             continue
         by_run.setdefault(rec.id, (sha, rec))
     order = {sha: i for i, sha in enumerate(commits)}
     return sorted(by_run.values(), key=lambda cr: (order[cr[0]], cr[1].id), reverse=False)
+
+
+_ENVIRONMENT = re.compile(rb"^\[environment\][ \t]*(?:#[^\n]*)?$", re.M)
+_OTHER_TABLE = re.compile(rb"^[ \t]*\[(?!environment[.\]])", re.M)
+
+
+def parse_summary(data: bytes, origin: str) -> RunRecord:
+    """A run record without its `[environment]` table, which is most of its bytes and of its
+    parse time and which no row shows. `dumps` writes that table last, so the record is cut at
+    its header when everything after it belongs to it; a cut that is not clean (an environment
+    table elsewhere, a header inside a string) parses the whole record instead."""
+    m = _ENVIRONMENT.search(data)
+    if m is not None and not _OTHER_TABLE.search(data, m.end()):
+        try:
+            return parse_record(data[:m.start()], origin)
+        except GitreproError:
+            pass
+    return parse_record(data, origin)
 
 
 def _params(root: Path, records: list[tuple[str, RunRecord]]) -> dict[tuple[str, str], dict]:
