@@ -5,13 +5,16 @@ written by the script), read back from git alone."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import shutil
+from datetime import datetime, timezone
 
 import pytest
 
 from conftest import run_git
+from gitrepro.formats import runrecord
 from gitrepro.repro import experiments
 from gitrepro.store.repo import Repo
 from helpers_metrics import METRICS_FILE, make_lr_project, train_commit
@@ -111,3 +114,14 @@ def test_metrics_show_gives_the_newest_runs_metrics_at_each_revision(branches, r
     assert [s["metrics"][METRICS_FILE]["eval.acc"] for s in shown] == [0.9, 0.85]
     tips = json.loads(run_cli("metrics", "show", "--all-branches", "--json", cwd=branches).out)
     assert {s["rev"]: bool(s["metrics"]) for s in tips} == {"b1": True, "b2": True, "b3": True, "main": False}
+
+
+def test_a_record_is_read_without_its_environment_only_when_that_table_is_cleanly_last():
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rec = runrecord.RunRecord("20260101T000000Z-abcdef", ("python", "t.py"), runrecord.CodeState("0" * 40), None,
+                              None, {}, {}, {"python": "3.11", "packages": {"numpy": "2.0"}}, when, when, 1.0, 0,
+                              metrics={"m.json": {"acc": 0.5}})
+    data = runrecord.dumps(rec)
+    assert experiments.parse_summary(data, "r") == dataclasses.replace(rec, environment=None)
+    late = data + b'\n[metrics."late.json"]\nacc = 0.7\n'           # a table after [environment]: read it all
+    assert experiments.parse_summary(late, "r").metrics == {"m.json": {"acc": 0.5}, "late.json": {"acc": 0.7}}
