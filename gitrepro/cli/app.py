@@ -135,6 +135,8 @@ class _CommandTable(MutableMapping):
 
     def __init__(self, registered: dict):
         self.registered = dict(registered)
+        for name, command in self.registered.items():   # commands registered on `app` itself keep them too
+            conventions(command, (name,))
 
     def __getitem__(self, name: str):
         if name in self.registered:
