@@ -53,7 +53,7 @@ COMMANDS: dict[str, str] = {
     "get": "gitrepro.cli.imports",
     "merge-resolve": "gitrepro.cli.gitops", "stash": "gitrepro.cli.gitops",
     "metrics": "gitrepro.cli.metrics", "params": "gitrepro.cli.metrics", "exp": "gitrepro.cli.metrics",
-    "report": "gitrepro.cli.metrics",
+    "report": "gitrepro.cli.metrics", "migrate": "gitrepro.cli.migrate",
 }
 
 _modules: dict[str, TyperGroup] = {}   # module -> its commands, built once
