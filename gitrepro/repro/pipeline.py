@@ -158,9 +158,10 @@ def repro(repo: Repo, targets: list[str] | None = None, *, dry_run: bool = False
         raise PipelineError("overrides need exactly one stage: gitrepro repro STAGE key=value ...")
     overrides = canonical_overrides(overrides)
     result, stale_upstream = ReproResult(), set()
+    state, runs = WorkState(repo, stages), records(repo)    # read again only after a stage ran
     for stage in plan:
         mine = overrides if targets and stage.name == targets[0] else ()
-        status = stage_status(stage, WorkState(repo, stages), records(repo), mine)
+        status = stage_status(stage, state, runs, mine)
         # a dry run cannot know what a stale upstream stage will write; a real run judges its outputs
         upstream = [u for u in stale_upstream if u in _upstream_names(stages, stage)] if dry_run else []
         if status.status == FRESH and (force or upstream):
@@ -170,6 +171,7 @@ def repro(repo: Repo, targets: list[str] | None = None, *, dry_run: bool = False
             stale_upstream.add(stage.name)
             if not dry_run:
                 status = _run_stage(repo, stages, stage, mine, status, say)
+                state, runs = WorkState(repo, stages), records(repo)
         result.stages.append(status)
         if status.status == FAILED:
             break
