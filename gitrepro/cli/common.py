@@ -52,8 +52,20 @@ def after_dashes(metavar: str) -> type[WordsAfterDashes]:
     return type("WordsAfterDashes", (WordsAfterDashes,), {"dashes_metavar": metavar})
 
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (a pager quit, `| head`): the rest goes to /dev/null, and the
+        command decides (rich would exit 1 from inside the print, past the pager's cleanup)."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.file.fileno())
+        finally:
+            os.close(devnull)
+        raise BrokenPipeError
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
 

@@ -43,8 +43,12 @@ def verify(revs: Optional[List[str]] = typer.Argument(None, metavar="REV",
            fmt: str = typer.Option("text", "--format", help="text, json or junit."),
            output: Optional[Path] = typer.Option(None, "--output", "-o",
                                                  help="Write the report to this file (the text summary still "
-                                                      "prints).")) -> None:
+                                                      "prints)."),
+           as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (--format json).")) -> None:
     """Prove every commit in a range is reproducible: policy, pointers, data, configs, run records."""
+    if as_json and fmt not in ("text", "json"):
+        raise BadFormat(f"give --json or --format {fmt}, not both")
+    fmt = "json" if as_json else fmt
     if fmt not in FORMATS:
         raise BadFormat(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
     repo = Repo.find()
@@ -54,7 +58,7 @@ def verify(revs: Optional[List[str]] = typer.Argument(None, metavar="REV",
         if not registered and not revs:
             raise registry.RegistryError("no model versions are registered (`gitrepro model register NAME VERSION`)")
         revs = list(revs or []) + registered
-    with _progress(enabled=err.is_terminal) as advance:
+    with _progress(enabled=err.is_terminal and not err.quiet) as advance:
         result = verify_op.verify(repo, revs, all_refs=all_refs, remote=remote, deep=deep, progress=advance)
     if output is not None:
         write_report(output, RENDERERS[fmt](result))
