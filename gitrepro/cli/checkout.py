@@ -39,6 +39,10 @@ def checkout(rev: Optional[str] = typer.Argument(None, help="Commit whose data t
         result = checkout_op.checkout(repo, rev, to=str(to) if to else None, force=force,
                                       datasets=[in_repo(repo.root, d) for d in dataset] if dataset else None,
                                       fetch=remote_fetch.make_fetcher(repo), progress=advance)
+    if not result.datasets and not dataset:          # a commit from before `gitrepro migrate dvc`?
+        from gitrepro.cli.migrate import checkout_dvc_commit
+        if checkout_dvc_commit(repo, rev, to=to, force=force, as_json=as_json):
+            return None
     if as_json:
         return print_json(result)
     for line in checkout_lines(result, str if to else Shown(repo.root)):
