@@ -130,6 +130,8 @@ def execute(repo: Repo, command: list[str], env: dict[str, str], cwd: Path) -> t
     """Run the command with its stdout and stderr streaming through to ours, and store what it
     printed, redacted; return its exit status and the log's id ('' when it printed nothing).
     On Ctrl-C let it finish (it got the signal too), on a second Ctrl-C kill it."""
+    # Python block-buffers a pipe; unbuffered, a script's lines still show as they are printed
+    env = {**env, "PYTHONUNBUFFERED": env.get("PYTHONUNBUFFERED", "1")}
     with tempfile.TemporaryFile(prefix="gitrepro-log-") as file:
         spool = _Spool(file)
         try:

@@ -5,6 +5,9 @@ log while its record is reachable; credentials a training script prints never re
 from __future__ import annotations
 
 import io
+import select
+import subprocess
+import sys
 
 from gitrepro.remote import gc as gc_op
 from gitrepro.repro import runlog
@@ -29,6 +32,19 @@ print("logging in with {HF_TOKEN}", file=sys.stderr, flush=True)
 sys.stdout.write("half a line {GH_TOKEN[:12]}"); sys.stdout.flush(); time.sleep(0.2)
 sys.stdout.write("{GH_TOKEN[12:]} and the rest\\n"); sys.stdout.flush()
 print("done: accuracy 0.91", flush=True)
+"""
+
+
+WAITING = """\
+import os, pathlib, time
+print("first line")                      # not flushed: a pipe would hold it back without PYTHONUNBUFFERED
+pathlib.Path("models").mkdir(exist_ok=True)
+pathlib.Path("models/model.bin").write_text("weights")
+for _ in range(1200):
+    if os.path.exists("go"):
+        break
+    time.sleep(0.05)
+print("last line")
 """
 
 
@@ -81,3 +97,17 @@ def test_redact_text_hides_named_values_token_formats_and_random_looking_words_o
     for hidden in ("hunter2hunter2", "abc123", "abcdefghijkl", "0123456789abcdef0123456789abcdef", ":pw@"):
         assert hidden not in out
     assert "lr=0.5" in out and "max_tokens=512" in out and "done in 12.5 s" in out and out.endswith("\n")
+
+
+def test_a_runs_output_reaches_the_terminal_while_the_command_still_runs(git_repo):
+    make_lr_project(git_repo, train_py=WAITING)
+    proc = subprocess.Popen([sys.executable, "-m", "gitrepro", "run", "-c", "configs/base.toml", "--", sys.executable,
+                             "train.py"], cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        assert ready and proc.stdout.readline() == b"first line\n" and proc.poll() is None
+        (git_repo / "go").touch()
+        assert proc.stdout.read() == b"last line\n" and proc.wait(120) == 0
+    finally:
+        proc.kill()
+        proc.wait()
