@@ -249,12 +249,13 @@ def _run(argv: list[str] | None) -> int:
         if argv and argv[0] in COMPLETION and len(argv) <= 2:
             return _completion(argv)
         result = app(args=argv, prog_name="gitrepro", standalone_mode=False)
-        return result if isinstance(result, int) else 0
+        code = result if isinstance(result, int) else 0
+        if code == 130:   # typer returns ^C (KeyboardInterrupt) as exit code 130, silently
+            return _error("gitrepro: interrupted", 130)
+        return code
     except GitreproError as e:
         return _error(f"gitrepro: error: {one_line(e)}", 1)
     except typer.Exit as e:
-        if e.exit_code == 130 and isinstance(e.__cause__, KeyboardInterrupt):   # typer's own ^C
-            return _error("gitrepro: interrupted", 130)
         return e.exit_code
     except click_exc.ClickException as e:  # usage errors: one line, exit 1 (2 means "findings")
         if e.format_message():  # empty when no arguments were given and help was shown

@@ -96,26 +96,28 @@ def print_json(obj) -> None:
 @contextlib.contextmanager
 def progress_bar(label: str, total: int | None = None, enabled: bool = True):
     """A byte progress bar on stderr: done/total, rate and ETA, in binary units (MiB, MiB/s: the
-    units of every summary); yields the advance callback, or None when stderr is no terminal or
-    -q is given. The callback takes (bytes done[, more bytes to do]); its `announce(bytes)` adds
-    work to the total alone."""
+    units of every summary), drawn from the first report on (no `0/?` while nothing is known);
+    yields the advance callback, or None when stderr is no terminal or -q is given. The callback
+    takes (bytes done[, more bytes to do]); its `announce(bytes)` adds work to the total alone."""
     if not enabled or err.quiet or not err.is_terminal:
         yield None
         return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     # Redrawn from the callback, not by rich's refresh thread: a process running a second
     # thread must not fork, and checkout and status fork workers.
-    with Progress(TextColumn(label), BarColumn(), DownloadColumn(binary_units=True), _rate_column(),
-                  TimeRemainingColumn(), console=err, transient=True, auto_refresh=False) as bar:
-        task = bar.add_task(label, total=total)
-        next_draw = [0.0]
+    with Progress(TextColumn(label), BarColumn(), *_byte_columns(), TimeRemainingColumn(), console=err,
+                  transient=True, auto_refresh=False) as bar:
+        task, next_draw = [], [0.0]
 
         def advance(n: int, more_total: int | None = None) -> None:
             """Operations call progress(bytes) as work is done, and progress(0, bytes) to announce work."""
-            if more_total is not None:
-                bar.update(task, total=(bar.tasks[0].total or 0) + more_total)
-            bar.advance(task, n)
+            if not task:   # the first report: draw the bar now, with what is known of the total
+                first = total if more_total is None else (total or 0) + more_total
+                task.append(bar.add_task(label, total=first))
+            elif more_total is not None:
+                bar.update(task[0], total=(bar.tasks[0].total or 0) + more_total)
+            bar.advance(task[0], n)
             if time.monotonic() >= next_draw[0]:
                 next_draw[0] = time.monotonic() + 0.1
                 bar.refresh()
@@ -126,16 +128,23 @@ def progress_bar(label: str, total: int | None = None, enabled: bool = True):
         yield advance
 
 
-def _rate_column():
-    """Bytes per second in binary units (rich's TransferSpeedColumn speaks only decimal MB/s)."""
+def _byte_columns() -> list:
+    """Bytes done (of the total, when known) and the rate, in binary units: rich's own columns
+    speak decimal MB/s, and `0/? bytes` while the total is unknown."""
     from rich.progress import ProgressColumn
     from rich.text import Text
 
     from gitrepro.cli.render import human_size
 
-    class BinaryRateColumn(ProgressColumn):
+    class BytesColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            done = human_size(task.completed)
+            return Text(done if task.total is None else f"{done} / {human_size(task.total)}",
+                        style="progress.download")
+
+    class RateColumn(ProgressColumn):
         def render(self, task) -> Text:
             speed = task.finished_speed or task.speed
-            return Text("?" if speed is None else f"{human_size(speed)}/s", style="progress.data.speed")
+            return Text("" if speed is None else f"{human_size(speed)}/s", style="progress.data.speed")
 
-    return BinaryRateColumn()
+    return [BytesColumn(), RateColumn()]
