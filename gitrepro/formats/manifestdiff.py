@@ -49,12 +49,13 @@ def _dirty(count: int, pairs: list[tuple[int, int]], mine: int) -> tuple[set[int
 
 
 def dirty_lines(pm: PartedManifest, parts: set[int], bounds: set[int],
-                context: bool = False) -> Iterator[tuple[bytes, bytes, bool]]:
+                context: bool = False, keys: bool = True) -> Iterator[tuple[bytes, bytes, bool]]:
     """(key, line, dirty) of every line of `pm` that overlaps a part of `parts` or crosses a
     boundary of `bounds` (dirty), in order, the header line left out; reads those parts and the
     neighbours that complete their first and last lines. With `context`, also every other line
     read, and the line before and after each run read (not dirty): whoever checks the order of
-    a manifest known to be sorted outside the dirty lines needs only these."""
+    a manifest known to be sorted outside the dirty lines needs only these. Without `keys`, the
+    keys are left out (b"")."""
     offsets = pm.offsets
     marks = sorted({(i, i) for i in parts} | {(i - 1, i) for i in bounds})
     ranges: list[list[int]] = []
@@ -84,7 +85,7 @@ def dirty_lines(pm: PartedManifest, parts: set[int], bounds: set[int],
             p = bisect.bisect_right(points, a)
             dirty = overlaps or (p < len(points) and points[p] < b)
             if dirty or context:
-                yield line_key(line), line, dirty
+                yield line_key(line) if keys else b"", line, dirty
         last_end = end
 
 

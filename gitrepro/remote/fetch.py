@@ -21,8 +21,9 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 
-from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pack as packfmt
+from gitrepro.formats.manifestparts import Part
+from gitrepro.store import manifests
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import PACK_TARGET, Store, parse_manifest_root
 from gitrepro.remote import layout, reach
@@ -34,6 +35,7 @@ from gitrepro.remote.view import (RANGE_GAP, DamagedIndex, NotOnRemote, RemotePa
 Progress = Callable[[int], None] | None
 WHOLE_PACK_RATIO = 0.5        # fetch the whole pack when at least this share of it is needed
 RANGE_MAX = 16 * 1024 * 1024  # never merge needed byte ranges into one GET larger than this
+FETCH_BATCH = 100_000         # chunk ids looked up and fetched at once while a manifest is streamed
 
 
 class RemoteCorrupt(RemoteError):
@@ -99,17 +101,20 @@ class Fetcher:
         if roots:
             self.fetch_manifests(r.hex() for r in roots)
 
-    def manifest_blobs(self, manifest_id: str) -> set[bytes]:
+    def manifest_blobs(self, manifest_id: str, shared: manifests.SharedLines | None = None) -> set[bytes]:
         """Root, parts and chunks of a manifest, reading it from the remote if need be. Parts are
-        stored locally; a root that is not local is read but never stored (its data may not be)."""
+        stored locally; a root that is not local is read but never stored (its data may not be).
+        With `shared`, the chunks of lines an earlier call already read are left out."""
         root = bytes.fromhex(manifest_id)
         if self.store.has(root):
-            return manifest_blobs(self.store, manifest_id)
+            return manifests.blobs_of(self.store, [manifest_id], shared)
         held = self._fetch({root}, hold_roots=True)
         parts = parse_manifest_root(packfmt.decode_blob(*held[root]), manifest_id)
         self._fetch(self.store.missing(parts))
-        manifest = manifestfmt.parse(b"".join(self.store.iter_blobs(parts)), f"manifest {manifest_id}")
-        return {root, *parts, *(bytes.fromhex(c) for c in manifest.chunk_ids())}
+        sizes = self.store.index.locate_many(parts)
+        m = manifests.StoredManifest(self.store, manifest_id, [Part(p, sizes[p].raw_length) for p in parts], False)
+        lines = (shared or manifests.SharedLines()).new_lines(m)
+        return {root, *parts, *manifests.chunk_ids(lines, f"manifest {manifest_id}")}
 
     def fetch_manifests(self, manifest_ids: Iterable[str]) -> None:
         """Everything these manifests need: parts and chunks are stored first, roots last."""
@@ -121,12 +126,11 @@ class Fetcher:
         root_bytes = {r: (packfmt.decode_blob(*held[r]) if r in held else self.store.get(r)) for r in roots}
         parts = {r: parse_manifest_root(data, roots[r]) for r, data in root_bytes.items()}
         self._fetch(self.store.missing({p for ps in parts.values() for p in ps}))
-        chunks: set[bytes] = set()
-        for root, part_ids in parts.items():
-            data = b"".join(self.store.iter_blobs(part_ids))
-            manifest = manifestfmt.parse(data, f"manifest {roots[root]}")
-            chunks.update(bytes.fromhex(c) for c in manifest.chunk_ids())
-        self._fetch(self.store.missing(chunks))
+        # Chunks are looked up and fetched a batch at a time as each manifest is streamed, so a
+        # million-file manifest never sits in memory; what a batch lacks is fetched before the next.
+        for root in parts:
+            for batch in manifests.chunks_streamed(self.store, roots[root], FETCH_BATCH, root=root_bytes[root]):
+                self._fetch(self.store.missing(batch))
         builder = _PackBuilder(self.store, self._tmp)
         builder.add(list(held.values()), keep_roots=True)
         builder.publish()

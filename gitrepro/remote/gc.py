@@ -24,12 +24,13 @@ from typing import Callable
 from gitrepro.formats import pack as packfmt
 from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import fsync_dir
+from gitrepro.store import manifests
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import Store
 from gitrepro.remote import layout, reach
 from gitrepro.remote.settings import open_settings, resolve
 from gitrepro.remote.fetch import Fetcher, open_fetcher
-from gitrepro.remote.view import RemoteView, forget_idx, manifest_blobs
+from gitrepro.remote.view import RemoteView, forget_idx
 
 GRACE = 3600.0            # seconds: younger packs are never deleted or rewritten
 REPACK_MIN_UNUSED = 0.10  # rewrite a partly used pack only when at least this share of it is garbage
@@ -101,7 +102,8 @@ def _roots_in(store: Store, packs: set[str]) -> set[str]:
 
 
 def mark(store: Store, roots: set[str]) -> set[bytes]:
-    """Every blob the manifests `roots` need, as far as the local store holds them.
+    """Every blob the manifests `roots` need, as far as the local store holds them; each
+    manifest part and line is read once however many manifests share it (`manifests.SharedLines`).
 
     A manifest whose root is absent locally marks nothing (its chunks cannot be
     here either, unless fetched alone, and then they are kept by nothing). A root
@@ -109,12 +111,12 @@ def mark(store: Store, roots: set[str]) -> set[bytes]:
     chunks that manifest needs.
     """
     live: set[bytes] = set()
+    shared = manifests.SharedLines()
     for manifest_id in sorted(roots):
-        root = bytes.fromhex(manifest_id)
-        if not store.has(root):
+        if not store.has(bytes.fromhex(manifest_id)):
             continue
         try:
-            live |= manifest_blobs(store, manifest_id)
+            live |= manifests.blobs_of(store, [manifest_id], shared)
         except GitreproError as e:
             raise GcError(f"reachable manifest {manifest_id} cannot be read ({e}); gc stopped without deleting "
                           "anything: run `gitrepro fetch` or `gitrepro fsck --repair` first") from None
@@ -204,11 +206,12 @@ def _remote_live(store: Store, fetcher: Fetcher, view: RemoteView, roots: set[st
     means its data is there too (push relies on it)."""
     live: set[bytes] = set()
     done: set[str] = set()
+    shared = manifests.SharedLines()
     todo = {m for m in roots if bytes.fromhex(m) in view.blobs or store.has(bytes.fromhex(m))}
     while todo:
         for manifest_id in sorted(todo):
             try:
-                live |= fetcher.manifest_blobs(manifest_id)
+                live |= fetcher.manifest_blobs(manifest_id, shared)
             except GitreproError as e:
                 raise GcError(f"manifest {manifest_id} cannot be read ({e}); gc stopped without deleting "
                               "anything on the remote") from None

@@ -10,6 +10,7 @@ wrote.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Iterator, NamedTuple
 
 from gitrepro.formats import manifest as manifestfmt
@@ -17,7 +18,7 @@ from gitrepro.formats import pack as packfmt
 from gitrepro.formats.chunker import new_cutter
 from gitrepro.formats.hashing import hash_bytes
 from gitrepro.formats.manifest import BadManifest, Entry, ManifestReader
-from gitrepro.formats.manifestdiff import changed_lines
+from gitrepro.formats.manifestdiff import changed_lines, dirty_lines
 from gitrepro.formats.manifestparts import Edit, Part, PartedManifest, edit_parts, line_key, write_parts
 from gitrepro.store.store import MANIFEST_ROOT_HEADER, MissingBlob, Store, StoreError, parse_manifest_root
 
@@ -38,12 +39,14 @@ class StoredManifest(PartedManifest):
         super().__init__(parts, self._read_parts)
 
     @classmethod
-    def open(cls, store: Store, manifest_id: str, part_map: list[Part] | None = None) -> "StoredManifest":
-        """The manifest whose root is `manifest_id`; a `part_map` (a hint) is used only if it names
-        exactly the root's parts. MissingBlob when the root or a part is not in the store."""
+    def open(cls, store: Store, manifest_id: str, part_map: list[Part] | None = None,
+             root: bytes | None = None) -> "StoredManifest":
+        """The manifest whose root is `manifest_id` (its verified bytes given as `root`, or read
+        from the store); a `part_map` (a hint) is used only if it names exactly the root's parts.
+        MissingBlob when the root or a part is not in the store."""
         root_id = bytes.fromhex(manifest_id)
         try:
-            ids = parse_manifest_root(store.get(root_id), manifest_id)
+            ids = parse_manifest_root(store.get(root_id) if root is None else root, manifest_id)
         except MissingBlob:
             raise MissingBlob(root_id, "manifest") from None
         if part_map is not None and [p.id for p in part_map] == ids:
@@ -163,5 +166,74 @@ def changes(a: StoredManifest, b: StoredManifest,
                None if y is None else manifestfmt.parse_line(y, f"manifest {b.manifest_id}"))
 
 
-__all__ = ["BLOCK_PARTS", "StoredManifest", "StoreError", "Written", "changes", "find", "parse_lines",
+# -- many manifests -----------------------------------------------------------------------------
+
+_CHUNKS = re.compile(rb'^\{"c":\[((?:"[0-9a-f]{64}"(?:,"[0-9a-f]{64}")*)?)\],"h":')
+
+
+def chunk_ids(lines: Iterable[bytes], origin: str) -> set[bytes]:
+    """The chunk ids the manifest lines name (a line as `dumps` writes it is read by a pattern,
+    any other one by the exact parser, which also refuses a bad one)."""
+    found: set[bytes] = set()
+    for line in lines:
+        plain = _CHUNKS.match(line)
+        if plain:
+            ids = plain.group(1)
+            found.update(bytes.fromhex(ids[i + 1:i + 65].decode()) for i in range(0, len(ids), 67))
+        elif not line.startswith(b'{"format"'):
+            found.update(bytes.fromhex(c) for c in manifestfmt.parse_line(line, origin).chunks)
+    return found
+
+
+class SharedLines:
+    """Manifests read one after another, what each shares with those before it skipped: a part
+    seen before (after the same neighbour) is not read again, and a line seen before is not
+    handed out again. gc, push and verify read a history of manifests this way, so versions
+    sharing most of their lines cost little more than the lines they do not share. Memory: the
+    distinct lines seen."""
+
+    def __init__(self) -> None:
+        self.parts: set[bytes] = set()
+        self.pairs: set[tuple[bytes, bytes]] = set()
+        self.lines: set[bytes] = set()
+
+    def new_lines(self, m: PartedManifest) -> list[bytes]:
+        """The lines of manifest `m` that no manifest read before had (the header left out)."""
+        ids = m.ids
+        parts = {i for i, p in enumerate(ids) if p not in self.parts}
+        bounds = {i for i in range(1, len(ids)) if (ids[i - 1], ids[i]) not in self.pairs}
+        fresh = [line for _, line, _ in dirty_lines(m, parts, bounds, keys=False) if line not in self.lines]
+        self.lines.update(fresh)
+        self.parts.update(ids)
+        self.pairs.update(zip(ids, ids[1:]))
+        return fresh
+
+
+def blobs_of(store: Store, manifest_ids: Iterable[str], shared: SharedLines | None = None) -> set[bytes]:
+    """Every blob these manifests need (roots, parts, chunks), each line read once however many
+    of them hold it. MissingBlob for a manifest the store lacks."""
+    shared = shared or SharedLines()
+    found: set[bytes] = set()
+    for manifest_id in manifest_ids:
+        m = StoredManifest.open(store, manifest_id)
+        found.add(bytes.fromhex(manifest_id))
+        found.update(m.ids)
+        found |= chunk_ids(shared.new_lines(m), f"manifest {manifest_id}")
+    return found
+
+
+def chunks_streamed(store: Store, manifest_id: str, batch: int, root: bytes | None = None) -> Iterator[set[bytes]]:
+    """The chunk ids of one manifest (whose root's bytes may be given: a fetch holds its roots back
+    until their data is stored), a batch of about `batch` at a time, checked as it is read."""
+    found: set[bytes] = set()
+    for block in StoredManifest.open(store, manifest_id, root=root).entries():
+        found.update(bytes.fromhex(c) for e in block for c in e.chunks)
+        if len(found) >= batch:
+            yield found
+            found = set()
+    if found:
+        yield found
+
+
+__all__ = ["SharedLines", "blobs_of", "chunk_ids", "chunks_streamed", "BLOCK_PARTS", "StoredManifest", "StoreError", "Written", "changes", "find", "parse_lines",
            "scan_map", "write_edited", "write_entries"]
