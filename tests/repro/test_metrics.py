@@ -13,6 +13,7 @@ import pytest
 from gitrepro.formats import runrecord
 from gitrepro.repro import metrics
 from helpers_metrics import METRICS_FILE, make_lr_project, train_commit
+from helpers_pipeline import make_pipeline, repro
 
 
 def write(root, rel: str, data) -> None:
@@ -97,3 +98,11 @@ def test_a_run_with_metrics_records_them_and_a_missing_file_is_one_warning_line(
     record = next(p for p in (git_repo / "runs").glob("*.toml") if p.name != os.path.basename(rec.path))
     assert runrecord.parse(record.read_bytes()).metrics == {
         "models/nope.json": {metrics.ERROR_KEY: "missing: the run did not write it"}}
+
+
+def test_a_stages_metrics_files_go_into_the_record_repro_writes(tmp_path):
+    root = make_pipeline(tmp_path / "repo", tmp_path / "remote")
+    run = repro(root)["evaluate"]["run"]
+    rec = runrecord.parse((root / runrecord.record_path(run)).read_bytes())
+    model = (root / "models" / "model.txt").read_text()
+    assert rec.stage == "evaluate" and rec.metrics == {"metrics.json": {"score": len(model)}}

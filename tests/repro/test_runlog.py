@@ -13,7 +13,7 @@ from gitrepro.remote import gc as gc_op
 from gitrepro.repro import runlog
 from gitrepro.store.repo import Repo
 from helpers_metrics import make_lr_project, train_commit
-from helpers_runs import with_repo
+from helpers_runs import keep_only_manifests, with_repo
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq8Ex4mpLe"
 HF_TOKEN = "hf_kLmNoPqRsTuVwXyZaBcDeFgHiJkLmNoPq"
@@ -111,3 +111,13 @@ def test_a_runs_output_reaches_the_terminal_while_the_command_still_runs(git_rep
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_show_log_fetches_a_log_the_local_store_lacks_from_the_default_remote(git_repo, tmp_path, run_cli):
+    make_lr_project(git_repo)
+    result = train_commit(git_repo)
+    assert run_cli("remote", "add", "origin", str(tmp_path / "remote")).code == 0
+    assert run_cli("push", "--all").code == 0
+    keep_only_manifests(git_repo, [])                        # the log (and everything else): on the remote only
+    assert with_repo(git_repo, lambda repo: repo.store.missing([bytes.fromhex(result.record.log)]))
+    assert run_cli("show", result.record.id, "--log").out == "trained with lr 0.5\n"
