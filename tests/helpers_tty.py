@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from conftest import GIT_IDENTITY
 
@@ -26,20 +27,22 @@ def tty_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def on_tty(args: list[str], cwd: Path, env: dict[str, str], *, interrupt_when: bytes | None = None,
-           timeout: float = 120) -> tuple[int, str]:
+def on_tty(args: list[str], cwd: Path, env: dict[str, str], *,
+           interrupt_when: Callable[[], bool] | None = None, timeout: float = 120) -> tuple[int, str]:
     """Run `python -m gitrepro ARGS` on a pseudo-terminal; return its exit code and all it wrote.
-    With `interrupt_when`, send SIGINT (as ^C does) once that text has appeared."""
+    With `interrupt_when`, send SIGINT (as ^C does) once it returns true (asked every 0.1 s)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen([PY, "-m", "gitrepro", *args], cwd=cwd, env=env, stdin=slave, stdout=slave,
                             stderr=slave, close_fds=True, start_new_session=True)
     os.close(slave)
-    seen, deadline, interrupted = b"", time.monotonic() + timeout, False
+    seen, deadline, waiting = b"", time.monotonic() + timeout, interrupt_when is not None
     try:
-        while True:
-            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise AssertionError(f"gitrepro {' '.join(args)} did not finish in {timeout} s: {seen[-2000:]!r}")
+        while time.monotonic() < deadline:
+            if waiting and interrupt_when():
+                os.killpg(proc.pid, signal.SIGINT)   # the terminal's ^C reaches the whole foreground group
+                waiting = False
+            if not select.select([master], [], [], 0.1)[0]:
+                continue
             try:
                 data = os.read(master, 65536)
             except OSError:   # EIO: every writer of the terminal has closed it
@@ -47,10 +50,21 @@ def on_tty(args: list[str], cwd: Path, env: dict[str, str], *, interrupt_when: b
             if not data:
                 break
             seen += data
-            if interrupt_when is not None and not interrupted and interrupt_when in seen:
-                os.killpg(proc.pid, signal.SIGINT)   # the terminal's ^C reaches the whole foreground group
-                interrupted = True
+        else:
+            raise AssertionError(f"gitrepro {' '.join(args)} did not finish in {timeout} s: {seen[-2000:]!r}")
+    except BaseException:
+        proc.kill()
+        raise
     finally:
         os.close(master)
-        code = proc.wait(timeout=timeout)
-    return code, seen.decode(errors="replace")
+    return proc.wait(timeout=timeout), seen.decode(errors="replace")
+
+
+def reader_waits(fifo: Path, opened: list[int]) -> bool:
+    """Whether a process has opened `fifo` to read it (it then blocks reading, as this end stays
+    open in `opened` and writes nothing)."""
+    try:
+        opened.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:   # ENXIO: nobody reads it yet
+        return False
+    return True

@@ -36,6 +36,8 @@ except ImportError:  # pragma: no cover
 from gitrepro.cli import common
 from gitrepro.cli.common import err
 from gitrepro.errors import GitreproError, one_line
+from gitrepro.formats.chunker import BadChunkerParams
+from gitrepro.formats.project import PROJECT_FILE, ProjectError
 from gitrepro.store.repo import Repo, log_traceback
 
 CORE, CHECKOUT, RUN, REMOTE = "gitrepro.cli.core", "gitrepro.cli.checkout", "gitrepro.cli.run", "gitrepro.cli.remote"
@@ -126,7 +128,10 @@ def check_project() -> None:
         repo = Repo.find()
     except GitreproError:
         return   # outside a repository: the command says so itself, if it needs one
-    repo.project.chunker()
+    try:
+        repo.project.chunker()
+    except BadChunkerParams as e:
+        raise ProjectError(f"{PROJECT_FILE}: bad [chunker] ({e}); fix it and retry") from None
 
 
 class _CommandTable(MutableMapping):

@@ -26,11 +26,15 @@ STATUS_DIFFERENCES = "gitrepro.worktree.status"   # loaded only when a dataset i
 def main(argv: list[str]) -> int:
     """`gitrepro ARGV`: answered by a fast path if one takes it, else by the full CLI. Leading
     `-C DIR` options (as git's) change directory first, for both."""
-    rest = _change_directory(argv)
-    if rest is None:
-        return importlib.import_module(FULL_CLI).main(argv)   # it reports the directory it cannot enter
-    code = try_fast(rest)
-    return importlib.import_module(FULL_CLI).main(rest) if code is None else code
+    cwd = os.getcwd()
+    try:
+        rest = _change_directory(argv)
+        if rest is None:
+            return importlib.import_module(FULL_CLI).main(argv)   # it reports the directory it cannot enter
+        code = try_fast(rest)
+        return importlib.import_module(FULL_CLI).main(rest) if code is None else code
+    finally:
+        os.chdir(cwd)   # as it was, for a caller that goes on (tests, the API)
 
 
 def _change_directory(argv: list[str]) -> list[str] | None:
