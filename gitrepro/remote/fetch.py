@@ -165,6 +165,9 @@ class Fetcher:
             else:
                 entries.sort(key=lambda e: e.offset)
                 ranges.extend((pack, span) for span in packfmt.spans(entries, RANGE_GAP, RANGE_MAX))
+        announce = getattr(self.progress, "announce", None)   # a progress bar takes the total first (cli.common)
+        if announce:
+            announce(sum(p.size for p in whole) + sum(s[-1].offset + s[-1].length - s[0].offset for _, s in ranges))
         self._tmp.mkdir(parents=True, exist_ok=True)
         builder = _PackBuilder(self.store, self._tmp, blob_ids if hold_roots else set())
         with self.store.writing():   # temp packs are written outside the lock: a full disk is one line too
