@@ -21,6 +21,7 @@ from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats.pointer import POINTER_SUFFIX, dataset_for_pointer
 from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.git import history, plumbing
+from gitrepro.store import manifests
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import MissingBlob, Store
 from gitrepro.remote import reach
@@ -84,12 +85,14 @@ def check_push(repo: Repo, updates: Iterable[Update], git_remote: str,
     if not roots:
         return result
     if settings is None:
-        problems = _judge_local(repo.store if Store.exists(repo.store_path) else None, sorted(roots))
+        store = repo.store if Store.exists(repo.store_path) else None
+        problems = {} if store is not None and _all_local(store, roots) else _judge_local(store, sorted(roots))
         fix = "gitrepro fetch"            # a commit's data comes from where it was made
     else:
         remote = open_settings(repo, settings)
         view = load_view(remote, repo.store, settings.jobs)
-        problems = {m: f"is not {result.where}" for m in sorted(roots) if not _complete_on(view, repo.store, m)}
+        problems = {} if _all_complete_on(view, repo.store, roots) else \
+            {m: f"is not {result.where}" for m in sorted(roots) if not _complete_on(view, repo.store, m)}
         CompleteRoots(repo.store, remote.url).forget(set(problems))   # so `gitrepro push` repairs them
         fix = "gitrepro push"
     result.missing = sorted(problems)
@@ -100,6 +103,23 @@ def check_push(repo: Repo, updates: Iterable[Update], git_remote: str,
     return result
 
 
+def _all_complete_on(view: RemoteView, store: Store, manifest_ids: set[str]) -> bool:
+    """Is every one of these manifests complete on the remote? Answered from their blobs together,
+    each shared part and line read once (the common answer, yes, costs what the versions do not
+    share); a no is then worked out manifest by manifest."""
+    local = []
+    for m in manifest_ids:
+        root = bytes.fromhex(m)
+        if root not in view.blobs:
+            return False
+        if store.has(root):
+            local.append(m)
+    try:
+        return manifests.blobs_of(store, sorted(local)) <= view.blobs.keys()
+    except MissingBlob:
+        return False
+
+
 def _complete_on(view: RemoteView, store: Store, manifest_id: str) -> bool:
     root = bytes.fromhex(manifest_id)
     if root not in view.blobs:
@@ -108,6 +128,15 @@ def _complete_on(view: RemoteView, store: Store, manifest_id: str) -> bool:
         return manifest_blobs(store, manifest_id) <= view.blobs.keys()
     except MissingBlob:
         return True   # not local: the root on the remote stands for its data (push order)
+
+
+def _all_local(store: Store, manifest_ids: set[str]) -> bool:
+    """Is every one of these manifests complete in the local store? Their blobs together, each
+    shared part and line read once; a no is worked out manifest by manifest (`_judge_local`)."""
+    try:
+        return not store.missing(manifests.blobs_of(store, sorted(manifest_ids)))
+    except GitreproError:
+        return False
 
 
 def _judge_local(store: Store | None, manifest_ids: list[str]) -> dict[str, str]:

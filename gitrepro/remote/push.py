@@ -18,13 +18,13 @@ from typing import Callable
 from gitrepro.errors import GitreproError
 from gitrepro.formats import pack as packfmt
 from gitrepro.git import plumbing
+from gitrepro.store import manifests
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import Store
 from gitrepro.remote import layout, reach
 from gitrepro.remote.base import Remote
 from gitrepro.remote.settings import open_settings, resolve
-from gitrepro.remote.view import (CompleteRoots, RemoteView, cache_idx, ensure_config, load_view, manifest_blobs,
-                                  repair_indexes, run_all)
+from gitrepro.remote.view import CompleteRoots, RemoteView, cache_idx, ensure_config, load_view, repair_indexes, run_all
 
 Progress = Callable[[int], None] | None
 
@@ -83,9 +83,11 @@ def push(repo: Repo, remote_name: str | None = None, revs: list[str] | None = No
 
 def _needed_for_push(store: Store, roots: set[str], view: RemoteView, complete: CompleteRoots,
                      result: PushResult) -> set[bytes]:
-    """Every blob of every manifest that is not complete on the remote."""
+    """Every blob of every manifest that is not complete on the remote; each manifest part and
+    line is read once however many of those manifests share it (`manifests.SharedLines`)."""
     wanted: set[bytes] = set()
     absent = []
+    shared = manifests.SharedLines()
     for manifest_id in sorted(roots):
         root = bytes.fromhex(manifest_id)
         if not store.has(root):
@@ -98,8 +100,8 @@ def _needed_for_push(store: Store, roots: set[str], view: RemoteView, complete: 
         if root in view.blobs and manifest_id in complete.ids:
             result.manifests_on_remote += 1
             continue
-        needs = manifest_blobs(store, manifest_id)
-        if needs <= view.blobs.keys():
+        needs = manifests.blobs_of(store, [manifest_id], shared)
+        if root in view.blobs and needs <= view.blobs.keys():
             result.manifests_on_remote += 1
         wanted |= needs
     if absent:
