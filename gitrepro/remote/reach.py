@@ -45,7 +45,8 @@ def manifest_ids(path: str, data: bytes) -> set[str]:
     if doc is None:
         return _ids_spelled(data)
     # `log`: the run's stdout/stderr, a one-file manifest kept (and pushed) while the record is reachable
-    return _ids_below(doc.get("outputs")) | _ids_below(doc.get("data")) | _ids_below(doc.get("log"))
+    return (_ids_below(doc.get("outputs")) | _ids_below(doc.get("inputs")) | _ids_below(doc.get("data"))   # v2 | v1
+            | _ids_below(doc.get("log")))
 
 
 def _toml(data: bytes) -> dict | None:
@@ -65,7 +66,7 @@ def _ids_spelled(data: bytes) -> set[str]:
 
 
 def _ids_below(value) -> set[str]:
-    """Every 64-hex string anywhere under a run record's `[outputs]` (or `[data]`) table."""
+    """Every 64-hex string anywhere under a run record's `[outputs]` (or `[inputs]`, v1 `[data]`) table."""
     if isinstance(value, str):
         return {value} if _HEX_ID.fullmatch(value) else set()
     if isinstance(value, dict):

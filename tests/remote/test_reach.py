@@ -85,6 +85,11 @@ python = "{HEX[6]}"
     assert reach.manifest_ids("runs/broken.toml", b"[outputs\nmodels = 1") == set()
 
 
+def test_a_version_2_record_keeps_its_declared_inputs_reachable():
+    record = f'version = 2\n[inputs]\n"data/features" = "{HEX[0]}"\n[outputs]\nmodels = "{HEX[1]}"\n'.encode()
+    assert reach.manifest_ids("runs/r2.toml", record) == {HEX[0], HEX[1]}
+
+
 # ---------------------------------------------------------------- history, index, worktree
 
 @pytest.fixture
