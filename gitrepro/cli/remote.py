@@ -69,7 +69,8 @@ def remote_add(name: str = typer.Argument(..., help="Remote name, e.g. origin.")
 
 
 @remote_app.command("default")
-def remote_default(name: Optional[str] = typer.Argument(None, help="Remote to make the default; none: show it.")) -> None:
+def remote_default(name: Optional[str] = typer.Argument(None, help="Remote to make the default (none: show it).")
+                   ) -> None:
     """Show or set the remote push, fetch, pull, gc and verify use when given none."""
     repo = Repo.find()
     if name is not None:

@@ -3,7 +3,8 @@
 `local` (a directory), `s3` (any S3-compatible store, boto3), `gcs` (Google Cloud Storage, gcsfs),
 `azure` (Azure Blob Storage, obstore) and `sftp` (a directory over SSH, asyncssh), each imported on
 first use, and `retry` (a wrapper adding retries to any of them) implement the Protocol in `base`;
-`layout` is the key layout and `.idx` format on a remote; `settings` reads `[remote.*]` from gitrepro.toml. The operations on top:
+`urls` parses every URL form; `layout` is the key layout and `.idx` format on a remote; `settings`
+reads `[remote.*]` from gitrepro.toml. The operations on top:
 `view` (what a remote holds, and the local `.idx` cache), `push`, `fetch`, `reach` (which manifests
 git history names), `prepush` (the pre-push check) and `gc`. See docs/remotes.md. It may import
 gitrepro.util, gitrepro.formats, gitrepro.git and gitrepro.store; gitrepro.worktree is its peer.

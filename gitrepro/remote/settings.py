@@ -82,7 +82,8 @@ def _settings(name: str, table: dict) -> RemoteSettings:
     secrets = [k for k in table if _SECRET.search(k)]
     if secrets:
         raise RemoteConfigError(f"{PROJECT_FILE}: [remote.{name}] holds {secrets[0]!r}: credentials must never be "
-                                "committed; remove it and use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
+                                "committed; remove it and use the platform's usual sources (environment, "
+                                "credential files, ~/.ssh; docs/remotes.md)")
     unknown = sorted(table.keys() - _KEYS)
     if unknown:
         raise RemoteConfigError(f"{PROJECT_FILE}: [remote.{name}] has unknown key {unknown[0]!r}; "
@@ -121,7 +122,8 @@ def _check_types(s: RemoteSettings) -> None:
     bad = _check_place(s) or bad
     for key in ("url", "endpoint_url"):
         if isinstance(getattr(s, key), str) and _URL_PASSWORD.search(getattr(s, key)):
-            bad = f"{key} holds a user:password@: credentials must never be committed; use AWS_PROFILE or the environment"
+            bad = (f"{key} holds a user:password@: credentials must never be committed; "
+                   "use the environment or the platform's credential files")
     if bad:
         raise RemoteConfigError(f"{PROJECT_FILE}: [remote.{s.name}] {bad}")
 
