@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from gitrepro.cli.common import AFTER_DASHES, JsonOpt, after_dashes, err, out, print_json
-from gitrepro.cli.paths import Shown
+from gitrepro.cli.paths import Shown, in_repo
 from gitrepro.errors import GitreproError
 from gitrepro.repro import hooks as hooks_op
 from gitrepro.repro.hooks import shims
@@ -35,8 +35,9 @@ def run(ctx: typer.Context,
         inputs: Optional[List[str]] = typer.Option(None, "--input", "-i",
                                                    help="Dataset the run reads (repeatable; default: those the "
                                                         "config names)."),
-        dep: Optional[List[str]] = typer.Option(None, "--dep", help="Code path the run depends on (repeatable; "
-                                                                    "default: [run] code, else the whole tree)."),
+        dep: Optional[List[str]] = typer.Option(None, "--dep", help="Code path the run depends on, relative to the "
+                                                                    "current directory (repeatable; default: [run] "
+                                                                    "code, else the whole tree)."),
         name: str = typer.Option("", "--name", help="Name of this sweep point: its resolved config is "
                                                     "<config>.<name>.resolved.toml."),
         allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Run over uncommitted code (recorded)."),
@@ -47,7 +48,7 @@ def run(ctx: typer.Context,
     repo = Repo.find()
     result = run_op.run(repo, ctx.meta.get(AFTER_DASHES, []), config=config, overrides=overrides or [],
                         seed=_seed(seed), outputs=output or [], allow_dirty=allow_dirty, inputs=inputs,
-                        code=dep, name=name, metrics=metrics,
+                        code=[in_repo(repo.root, d) or "." for d in dep] if dep else dep, name=name, metrics=metrics,
                         say=lambda line: err.print(line, markup=False, soft_wrap=True))
     if as_json:
         print_json(result)
