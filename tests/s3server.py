@@ -21,6 +21,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from azureserver import ACCOUNT as AZURE_ACCOUNT
 from azureserver import AZURE_ENV, use_azure
 from gcsserver import gcs_env, use_gcs
 from gitrepro.cli import app as cli
@@ -108,7 +109,8 @@ def remote_args(kind: str, tmp_path, request) -> list[str]:
         return [f"gs://{use_gcs(request).new_bucket()}/team/project"]
     if kind == "azure":
         server = use_azure(request)
-        return [f"az://{server.new_container()}/team/project", "--endpoint-url", server.endpoint_url]
+        return [f"az://{server.new_container()}/team/project", "--endpoint-url", server.endpoint_url,
+                "--account", AZURE_ACCOUNT]
     if kind == "sftp":
         return [use_sftp(request).url(f"store-{tmp_path.name}")]
     raise ValueError(kind)

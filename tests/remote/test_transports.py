@@ -31,7 +31,7 @@ def any_remote(request, tmp_path):
                           multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
         return RetryingRemote(remote) if request.param == "retrying-s3" else remote
     args = remote_add_args(request.param, tmp_path, request)
-    options = {"endpoint_url": args[2]} if len(args) > 2 else {}
+    options = dict(zip((a[2:].replace("-", "_") for a in args[1::2]), args[2::2]))   # --endpoint-url X ...
     return SCHEMES[scheme_of(args[0])](args[0], multipart_chunksize=5 * MiB, **options)
 
 
