@@ -101,7 +101,7 @@ def parse_dvc_yaml(doc, read: ReadDoc) -> Project:
         if not isinstance(body, dict):
             raise DvcFileError(f"{DVC_YAML}: stage {name} must be a mapping")
         for generated, item_ctx in _expansions(str(name), body, fixed, params_doc):
-            template = body.get("do", body) if "foreach" in body else body
+            template = body["do"] if "foreach" in body else {k: v for k, v in body.items() if k != "matrix"}
             stage = _stage(generated, template, {**fixed, **_vars(template.get("vars"), read, generated), **item_ctx})
             project.stages[generated] = stage
             project.notes += [f"stage {generated}: {n}" for n in stage.notes]

@@ -24,6 +24,7 @@ from gitrepro.repro.dvcmigrate import dvccache, dvcfiles
 from gitrepro.repro.dvcmigrate.dvcfiles import DVC_LOCK, DVC_SUFFIX, DVC_YAML, DvcStage, LockStage
 from gitrepro.repro.run import dirty_code
 from gitrepro.util import tomlcompat, yamlcompat
+from gitrepro.worktree import snapshot
 
 MAX_DOC_BYTES = 16 * 1024 * 1024
 DVC_DIR = ".dvc"
@@ -102,8 +103,9 @@ def objects_for(root: Path, config_text: str | None = None) -> dvccache.DvcObjec
     cache = config.get("cache", "dir", fallback="cache")
     roots = [base / cache]
     default = config.get("core", "remote", fallback="")
-    remotes = sorted((s for s in config.sections() if s.startswith('remote "')),
-                     key=lambda s: s != f'remote "{default}"')
+    # DVC writes section names quoted twice: ['remote "storage"']
+    remotes = sorted((s for s in config.sections() if s.strip("'").startswith('remote "')),
+                     key=lambda s: s.strip("'") != f'remote "{default}"')
     for section in remotes:
         url = config.get(section, "url", fallback="")
         url = url[len("file://"):] if url.startswith("file://") else url
@@ -316,7 +318,8 @@ def _ignore_edits(root: Path, paths: list[str]) -> dict[str, list[str]]:
         folder, name = posixpath.split(path)
         ignore = posixpath.join(folder, ".gitignore") if folder else ".gitignore"
         lines = (_text(root / ignore) or "").splitlines()
-        drop = [line for line in lines if line.strip() in (f"/{name}", f"/{name}/", name)]
+        keep = snapshot.ignore_pattern(path) if ignore == ".gitignore" else None   # gitrepro's own line too
+        drop = [line for line in lines if line.strip() in (f"/{name}", f"/{name}/", name) and line != keep]
         if drop:
             edits.setdefault(ignore, []).extend(drop)
     return edits
