@@ -25,6 +25,7 @@ from gitrepro.remote import urls
 from gitrepro.remote.base import ObjectInfo, Payload, RemoteError, RemoteMissing, TransientRemoteError
 
 MiB = 1024 * 1024
+_MAX_DEPTH = 4
 _MISSING = (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath, FileNotFoundError)
 _DROPPED = (asyncssh.DisconnectError, asyncssh.ConnectionLost, asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection,
             asyncssh.ChannelOpenError, ConnectionError, asyncio.TimeoutError, TimeoutError, OSError)
@@ -188,7 +189,9 @@ class SFTPRemote:
                         found.append(ObjectInfo(key, entry.attrs.size or 0, float(entry.attrs.mtime or 0)))
             except _MISSING:
                 return []
-            subdirs = [d for d in subdirs if d.startswith(prefix) or prefix.startswith(d + "/")]
+            # The layout is at most three levels deep (packs/ab/<id>.pack); a deeper tree is not ours.
+            subdirs = [d for d in subdirs if (d.startswith(prefix) or prefix.startswith(d + "/"))
+                       and d.count("/") < _MAX_DEPTH]
             for more in await asyncio.gather(*(walk(sftp, d) for d in subdirs)):
                 found.extend(more)
             return found
