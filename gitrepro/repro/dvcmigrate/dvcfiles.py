@@ -76,7 +76,7 @@ class DotDvc:
 
 
 @dataclass
-class Project:
+class DvcProject:
     stages: dict[str, DvcStage] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -84,12 +84,12 @@ class Project:
 ReadDoc = Callable[[str], object]        # repo-relative path -> parsed YAML/JSON/TOML document, or None
 
 
-def parse_dvc_yaml(doc, read: ReadDoc) -> Project:
+def parse_dvc_yaml(doc, read: ReadDoc) -> DvcProject:
     """The stages of a parsed dvc.yaml, foreach and matrix expanded; `read` loads params.yaml and
     the files `vars` names (for the values foreach and matrix iterate over)."""
     if not isinstance(doc, dict):
         raise DvcFileError(f"{DVC_YAML}: its top level must be a mapping")
-    project = Project()
+    project = DvcProject()
     for key in sorted(set(doc) - {"stages", "vars"}):
         project.notes.append(f"{DVC_YAML}: top-level `{key}` is not migrated (visualisation and listing settings)")
     stages = doc.get("stages") or {}

@@ -134,7 +134,7 @@ def plan(root: Path) -> Migration:
     if plumbing.head_commit(root) is None:
         raise MigrationError("the repository has no commit yet: commit the DVC project first")
     project = dvcfiles.parse_dvc_yaml(load_doc(root, DVC_YAML), lambda rel: load_doc(root, rel)) \
-        if (root / DVC_YAML).is_file() else dvcfiles.Project()
+        if (root / DVC_YAML).is_file() else dvcfiles.DvcProject()
     wdirs = {name: s.wdir for name, s in project.stages.items()}
     lock = dvcfiles.parse_lock(load_doc(root, DVC_LOCK), wdirs) if (root / DVC_LOCK).is_file() else {}
     dots = [dvcfiles.parse_dot_dvc(load_doc(root, p), p) for p in dot_dvc_files(root)]
