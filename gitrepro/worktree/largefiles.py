@@ -95,7 +95,7 @@ class _File:
         self.direct = mode == DIRECT and directio.set_direct(self.fd, True)
         limit = (DURABLE_LIMIT if mode == DURABLE else DIRTY_LIMIT) // share
         self.writeback = directio.Writeback(self.fd, limit, max(limit // 4, WINDOW), drop) if not self.direct else None
-        self.hasher = new_hasher() if whole_hash else None
+        self.whole_hash = whole_hash
         try:
             os.ftruncate(self.fd, self.entry.size)   # chunks of zeros are left as holes
         except BaseException:   # a full disk, a file too large for the file system
@@ -169,7 +169,8 @@ class LargeFileWriter:
         data. It proves only that the manifest's `hash` field tells the truth about its own
         chunk list, which matters because `status` and `checkout` compare files by that field
         (`Entry.same_content`), and a manifest from a commit or a remote is untrusted. So the
-        second pass is kept for entries nobody vouches for, and dropped for a `vouched` one
+        second pass (the written file read back before its rename) is kept for entries nobody
+        vouches for, and dropped for a `vouched` one
         (the same size, hash and chunks as a file gitrepro hashed at `add` or restored and
         checked before: the stat cache's records, which only ever hold such entries)."""
         open_files: list[_File] = []
@@ -204,10 +205,7 @@ class LargeFileWriter:
         if w is None:   # every window of f is written
             finishing.append((f, pool.submit(self._finish, f)))
             return
-        pieces = job.result()
-        if f.hasher is not None:
-            for piece in pieces:
-                f.hasher.update(piece)
+        job.result()
         if progress:
             progress(w.end - w.start)
 
@@ -257,9 +255,8 @@ class LargeFileWriter:
         sizes = {i: loc.raw_length for i, loc in self.store.index.locate_many(set(old_ids)).items()}
         return PreviousFile.open(target.dest, old_ids, sizes, shared)
 
-    def _write_window(self, f: _File, w: Window) -> list:
-        """Read and verify the window's chunks, write their bytes inside it; return those bytes
-        (in order, zeros included, copied out of the read buffer) for the whole-file hash."""
+    def _write_window(self, f: _File, w: Window) -> None:
+        """Read and verify the window's chunks, write their bytes inside it."""
         try:
             blobs = self.source.read((p for p in w.pieces if p.id not in self.zeros), f.previous)
         except packfmt.CorruptPack as e:
@@ -278,9 +275,6 @@ class LargeFileWriter:
             _write_views(f.fd, w.start, views)
         if f.writeback is not None:
             f.writeback.written(w.start, w.end - w.start)
-        if f.hasher is None:
-            return []
-        return [_zeros(v) if isinstance(v, int) else bytes(v) for v in views]   # the buffer is reused
 
     def _write_direct(self, f: _File, w: Window, views: list) -> None:
         """Copy the window into an aligned buffer (the copy the page cache would make) and write
@@ -307,11 +301,11 @@ class LargeFileWriter:
 
     def _finish(self, f: _File) -> os.stat_result:
         e, target = f.entry, f.target
-        if f.hasher is not None and f.hasher.hexdigest() != e.hash:
-            raise InconsistentFile(f"{target.dest}: restored content does not match the manifest's hash "
-                              f"(its chunks verify: the manifest is inconsistent); run `gitrepro fsck`")
         if f.direct:
             os.ftruncate(f.fd, e.size)   # the padding of the last block
+        if f.whole_hash and _hash_written(target.write_to, e.size) != e.hash:
+            raise InconsistentFile(f"{target.dest}: restored content does not match the manifest's hash "
+                                   f"(its chunks verify: the manifest is inconsistent); run `gitrepro fsck`")
         if e.mode & ~UMASK != e.mode:
             os.fchmod(f.fd, e.mode)
         if f.mode == DURABLE:
@@ -352,14 +346,33 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         view, offset = view[n:], offset + n
 
 
-_ZEROS: list[bytes] = [b""]
+def _hash_written(path: str, size: int) -> str:
+    """The BLAKE3 of a file just written, read back from the page cache into one buffer (a
+    mapping would count every page in this process's RSS); BLAKE3 releases the GIL, so other
+    files' windows go on meanwhile. Holes are hashed as the zeros they read as, without
+    reading them (reading a hole fills the page cache with zero pages)."""
+    hasher, zeros, buf = new_hasher(), memoryview(bytes(WINDOW)), memoryview(bytearray(WINDOW))
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        at = 0
+        while at < size:
+            start = _next_data(fd, at, size)
+            for hole in range(at, start, WINDOW):
+                hasher.update(zeros[:min(WINDOW, start - hole)])
+            at = min(os.lseek(fd, start, os.SEEK_HOLE), size) if start < size else size
+            for pos in range(start, at, WINDOW):
+                n = os.preadv(fd, [buf[:min(WINDOW, at - pos)]], pos)
+                hasher.update(buf[:n])
+    finally:
+        os.close(fd)
+    return hasher.hexdigest()
 
 
-def _zeros(n: int) -> memoryview:
-    """n zero bytes, from one shared buffer (hashing them does not touch fresh memory)."""
-    if len(_ZEROS[0]) < n:
-        _ZEROS[0] = bytes(max(n, WINDOW))
-    return memoryview(_ZEROS[0])[:n]
+def _next_data(fd: int, at: int, size: int) -> int:
+    try:
+        return os.lseek(fd, at, os.SEEK_DATA)
+    except OSError:   # ENXIO: only a hole is left (or no SEEK_DATA: then read it all)
+        return size if hasattr(os, "SEEK_DATA") else at
 
 
 def _all_zero(data) -> bool:
