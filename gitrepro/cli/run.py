@@ -76,7 +76,8 @@ HookOpt = typer.Option(None, "--hook", help="Only this hook (repeatable).")
 
 
 def install_hooks(hook: Optional[List[str]] = HookOpt) -> None:
-    """Install gitrepro's pre-commit, pre-push and post-checkout hooks, chaining existing ones."""
+    """Install gitrepro's hooks (pre-commit, pre-push; post-checkout, post-merge, post-commit and post-rewrite,
+    which bring the data along with git) and the pointer merge driver, chaining existing hooks."""
     changes = shims.install(Repo.find(), hook or hooks_op.HOOK_TYPES)
     for c in changes:
         out.print(f"{c.hook}: {c.action} ({c.path})", markup=False)

@@ -24,8 +24,12 @@ outputs = []             # paths `gitrepro run` snapshots after the command, e.g
 training = []            # globs of results: a commit touching these is a training commit,
                          # e.g. ["models.gitrepro", "metrics/*.json"]
 
-# [hooks]
-# post_checkout = false  # restore data on branch switch
+# Pipeline stages (docs/pipelines.md); `gitrepro repro` runs the stale ones:
+# [stages.train]
+# cmd = ["python", "train.py"]
+# deps = ["train.py", "data/train"]
+# config = "configs/train.toml"
+# outputs = ["models"]
 
 # [remote.origin]
 # url = "s3://bucket/prefix"
