@@ -16,7 +16,7 @@ from gitrepro.errors import GitreproError
 POINTER_SUFFIX = ".gitrepro"   # formats.pointer's, spelled here: the fast path need not load it
 
 
-class OutsideRepository(GitreproError):
+class PathOutsideWorktree(GitreproError):
     """A path names something outside the repository's worktree."""
 
 
@@ -28,7 +28,7 @@ def in_repo(root, path: str) -> str:
     if rel == os.curdir:
         return ""
     if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
-        raise OutsideRepository(f"{path} is outside the repository {root}")
+        raise PathOutsideWorktree(f"{path} is outside the repository {root}")
     rel = rel.replace(os.sep, "/")
     return rel[:-len(POINTER_SUFFIX)] if rel.endswith(POINTER_SUFFIX) else rel
 
