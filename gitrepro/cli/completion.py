@@ -23,6 +23,10 @@ class UnknownShell(GitreproError):
     """A shell gitrepro has no completion script for."""
 
 
+class CannotInstall(GitreproError):
+    """The completion script cannot be written where the shell reads it."""
+
+
 def prepare() -> None:
     """Teach click typer's completion classes (the protocol the scripts speak), before a TAB is answered."""
     from typer._completion_classes import completion_init
@@ -62,4 +66,8 @@ def install(shell: str | None) -> tuple[str, Path]:
     prepare()
     name = shell_name(shell)
     installer = {"bash": shared.install_bash, "zsh": shared.install_zsh, "fish": shared.install_fish}[name]
-    return name, installer(prog_name=PROG, complete_var=COMPLETE_VAR, shell=name)
+    try:
+        return name, installer(prog_name=PROG, complete_var=COMPLETE_VAR, shell=name)
+    except OSError as e:
+        raise CannotInstall(f"cannot install {name} completion: {e.strerror or e} ({e.filename or '~'}); "
+                            f"`gitrepro --show-completion {name}` prints the script to install by hand") from None
