@@ -70,6 +70,9 @@ def checkout_dvc(root: Path, rev: str | None, *, to: str | None = None, force: b
         if now == md5:
             result.data.append(DvcRestored(path, md5, "up to date"))
             continue
+        if not to and plumbing.git("ls-files", "--", f":(literal){path}", cwd=root):
+            raise DvcRestoreError(f"{path} is tracked by git here, so its data is not restored over it; "
+                                  f"`git checkout {commit[:12]} -- {path}` if that is what you want")
         if now is not None:
             if not force:
                 raise DvcRestoreError(f"{path} has data that commit {commit[:12]} does not name; pass --force to "
