@@ -252,3 +252,17 @@ def test_an_output_that_differs_from_dvc_lock_is_refused_before_anything_is_writ
     code, out, err = gitrepro(root, "migrate", "dvc")
     assert code == 1 and "model.pkl differs from what stage train names" in err and "dvc commit model.pkl" in err
     assert git(root, "status", "--porcelain").stdout == ""
+
+
+def test_an_old_commit_naming_a_file_git_tracks_as_dvc_data_does_not_overwrite_it(dvc_template, migrated):
+    sha, _ = dvc_template[2][0]
+    lock = dvcfiles.parse_lock(planmod.yamlcompat.loads(git(migrated, "show", f"{sha}:dvc.lock").stdout), None)
+    md5 = lock["train"].outs["model.pkl"].md5              # an object DVC's cache holds
+    git(migrated, "checkout", "-q", "--detach", sha)
+    write(migrated, "evil.dvc", f"outs:\n- md5: {md5}\n  path: src/train.py\n")
+    git(migrated, "add", "evil.dvc")
+    git(migrated, *NO_HOOKS, "commit", "-q", "-m", "a .dvc file naming code")
+    before = (migrated / "src/train.py").read_bytes()
+    code, out, err = gitrepro(migrated, "checkout", "HEAD", "--force")
+    assert code == 1 and "src/train.py is tracked by git here" in err, out + err
+    assert (migrated / "src/train.py").read_bytes() == before
