@@ -59,7 +59,7 @@ POLICY = {"gitrepro.formats.pointer", "gitrepro.formats.manifest", "gitrepro.for
           *(f"gitrepro.repro.config.{m}" for m in ("keys", "resolved", "interpolate", "overrides", "resolve", "drift"))}
 PUSH_CHECK = {"gitrepro.remote", "gitrepro.remote.base", "gitrepro.remote.local", "gitrepro.remote.retry",
               "gitrepro.remote.settings", "gitrepro.remote.layout", "gitrepro.remote.reach",
-              "gitrepro.remote.prepush", "gitrepro.remote.view"}
+              "gitrepro.remote.prepush", "gitrepro.remote.view", "gitrepro.remote.urls"}
 RESTORE = {"gitrepro.worktree.checkout", "gitrepro.worktree.restore", "gitrepro.worktree.scan"}
 FOLLOW = {"gitrepro.repro.hooks.autocheckout", "gitrepro.repro.hooks.clone"}   # the post-* hooks' "what changed"
 

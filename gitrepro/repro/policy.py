@@ -132,7 +132,7 @@ def _check_tree(tree: Tree, judge: DataJudge, thorough: bool) -> PolicyResult:
     except GitreproError as e:     # a bad [policy] table
         violations.append(Violation(PROJECT_FILE, str(e), f"$EDITOR {PROJECT_FILE}"))
         why = training_paths(tree.changed, Project())
-    why = _not_new_training(why, rewrites)
+    why = [p for p in _not_new_training(why, rewrites) if not is_record_path(p) or p in records]   # a merge brings judged records
     wanted: dict[str, list[tuple[str, str]]] = {}
     if thorough:
         found, wanted, pointers = _whole_tree(tree, records, data)

@@ -21,9 +21,6 @@ from helpers_pipeline import (commit, fixes, gitrepro, hook_verdict, make_pipeli
 
 STAGES = ["prepare", "train", "evaluate"]
 OK = [set(), set(), set(), set()]
-MERGE_BUG = ("policy.py: the records a merge brings from its other parent are left out of the records it adds but "
-             "kept among its training paths, so the merge 'must carry a run record' (in the hook, policy check and "
-             "verify; not in a shallow clone, where every record counts as added)")
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +81,6 @@ def merge(root: Path, branch: str):
 
 # ---------------------------------------------------------------- merge
 
-@pytest.mark.xfail(strict=True, reason=MERGE_BUG)
 def test_a_merge_of_a_branch_that_ran_two_stages_passes_without_re_running(trained, clone):
     git(trained, "checkout", "-q", "-b", "deeper")
     edit(trained, "configs/train.toml", "depth = 3", "depth = 5")
@@ -113,7 +109,6 @@ def stale_merge(root: Path):
 
 def test_a_merge_that_makes_a_stage_stale_is_refused_with_the_fix_gitrepro_repro(trained, clone):
     found = verdicts(trained, stale_merge(trained), clone)
-    found = [{f for f in verdict if "must carry a run record" not in f} for verdict in found]   # MERGE_BUG, above
     assert found[0] and all(f == found[0] for f in found), found
     assert fixes(found[0]) == {"gitrepro repro evaluate"}
     assert all(f.startswith("input models: run ") for f in found[0]), found[0]
