@@ -17,6 +17,8 @@ from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pointer as pointerfmt
 from gitrepro.formats.pointer import Pointer
 from gitrepro.store.repo import Repo
+from gitrepro.repro import versions
+from gitrepro.store.manifests import StoredManifest
 from gitrepro.store.store import Store
 
 
@@ -40,6 +42,7 @@ class DataJudge:
     unreadable: tuple[type[Exception], ...] = (GitreproError,)   # read errors that are findings, not failures
 
     def __init__(self) -> None:
+        self.lineage: dict[str, str] = {}    # manifest -> the dataset a tree names it as (a hint)
         self.verdicts: dict[str, DataProblem | None] = {}
         self.summaries: dict[str, tuple[int, int, bool]] = {}   # manifest -> (files, bytes, single file)
         self.checked: set[bytes] = set()     # chunk ids looked up
@@ -102,6 +105,46 @@ class LocalData(DataJudge):
         self.repo = repo
         self._store: Store | None = None
         self._opened = False
+        self._last: dict[str, versions.Version] = {}   # dataset -> its last version judged available
+
+    def _judge(self, ids: list[str]) -> dict[str, DataProblem | None]:
+        """Each manifest judged by its change from the last available version of its dataset
+        (`versions`) where there is one, else in full; the verdicts are the same either way."""
+        if self.store is None:
+            return super()._judge(ids)
+        verdicts: dict[str, DataProblem | None] = {}
+        for m in ids:
+            dataset = self.lineage.get(m, "")
+            try:
+                verdicts[m] = self._by_change(m, self._last[dataset])
+                continue
+            except (KeyError, GitreproError):
+                pass   # no earlier version, or one this change cannot be judged against: in full
+            verdicts.update(super()._judge([m]))
+            if verdicts[m] is None:
+                self._remember(m, dataset)
+        return verdicts
+
+    def _by_change(self, m: str, base: "versions.Version") -> None:
+        lines = versions.lines_of(self.store, m)
+        version, looked_up, absent = versions.judge_by_change(self.store, base, m, lines, self.missing)
+        self.checked |= looked_up
+        self.absent.update(absent)
+        if absent:
+            raise versions.NotByChange("chunks are missing: the full judgment counts them")
+        files, nbytes, count, first_type = version.summary
+        self.summaries[m] = (files, nbytes, count == 1 and first_type == manifestfmt.FILE)
+        self._last[self.lineage.get(m, "")] = version
+        return None
+
+    def _remember(self, m: str, dataset: str) -> None:
+        """Keep a manifest judged available in full as the version its dataset's next is judged against."""
+        try:
+            lines = versions.lines_of(self.store, m)
+            entries = [e for block in StoredManifest.open(self.store, m).entries() for e in block]
+        except GitreproError:
+            return
+        self._last[dataset] = versions.version_of(m, lines, entries)
 
     @property
     def store(self) -> Store | None:
@@ -153,6 +196,7 @@ class DataAvailability:
         pointer that does not describe its (available) manifest, as checkout would refuse it."""
         if not self.wanted:
             return []
+        self.judge.lineage.update((m, places[0][1]) for m, places in self.wanted.items())
         problems = self.judge.judge(self.wanted)
         found = [Unavailable(path, dataset, manifest, problem)
                  for manifest, problem in sorted(problems.items()) if problem is not None
