@@ -100,7 +100,7 @@ def _needed_for_push(store: Store, roots: set[str], view: RemoteView, complete: 
         if root in view.blobs and manifest_id in complete.ids:
             result.manifests_on_remote += 1
             continue
-        needs = manifests.blobs_of(store, [manifest_id], shared)
+        needs = manifests.blobs_of(store, [manifest_id], shared if len(roots) > 1 else None)
         if root in view.blobs and needs <= view.blobs.keys():
             result.manifests_on_remote += 1
         wanted |= needs
@@ -112,16 +112,23 @@ def _needed_for_push(store: Store, roots: set[str], view: RemoteView, complete: 
 
 
 def _local_packs_holding(store: Store, blobs: set[bytes], remote_name: str) -> dict[str, bool]:
-    """{pack id: holds a manifest root} for the local packs that hold `blobs`."""
-    locs = store.index.locate_many(blobs)
-    if len(locs) != len(blobs):
-        missing = next(iter(blobs - locs.keys()))
-        raise PushError(f"{len(blobs) - len(locs)} chunk(s) to push are not in the local store "
-                        f"(e.g. {missing.hex()}) and not on remote {remote_name}; run `gitrepro fsck`")
+    """{pack id: holds a manifest root} for the local packs that hold `blobs` (looked up a batch at
+    a time: a million locations at once would hold hundreds of MB)."""
     packs: dict[str, bool] = {}
-    for blob_id, loc in locs.items():
-        packs[loc.pack] = packs.get(loc.pack, False) or bool(loc.flags & packfmt.FLAG_MANIFEST)
+    wanted = list(blobs)
+    for start in range(0, len(wanted), LOCATE_BATCH):
+        batch = wanted[start:start + LOCATE_BATCH]
+        locs = store.index.locate_many(batch)
+        if len(locs) != len(batch):
+            missing = next(b for b in batch if b not in locs)
+            raise PushError(f"{len(batch) - len(locs)} chunk(s) to push are not in the local store "
+                            f"(e.g. {missing.hex()}) and not on remote {remote_name}; run `gitrepro fsck`")
+        for loc in locs.values():
+            packs[loc.pack] = packs.get(loc.pack, False) or bool(loc.flags & packfmt.FLAG_MANIFEST)
     return packs
+
+
+LOCATE_BATCH = 50_000
 
 
 def _upload(remote: Remote, store: Store, packs: dict[str, bool], jobs: int, progress: Progress,

@@ -212,8 +212,14 @@ class SharedLines:
 def blobs_of(store: Store, manifest_ids: Iterable[str], shared: SharedLines | None = None) -> set[bytes]:
     """Every blob these manifests need (roots, parts, chunks), each line read once however many
     of them hold it. MissingBlob for a manifest the store lacks."""
+    manifest_ids = list(manifest_ids)
+    if shared is None and len(manifest_ids) == 1:   # one manifest: streamed, no lines kept
+        found = {bytes.fromhex(manifest_ids[0]), *StoredManifest.open(store, manifest_ids[0]).ids}
+        for batch in chunks_streamed(store, manifest_ids[0], 100_000):
+            found |= batch
+        return found
     shared = shared or SharedLines()
-    found: set[bytes] = set()
+    found = set()
     for manifest_id in manifest_ids:
         m = StoredManifest.open(store, manifest_id)
         found.add(bytes.fromhex(manifest_id))
