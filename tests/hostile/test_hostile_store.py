@@ -246,7 +246,7 @@ def test_fsck_repair_salvages_every_chunk_of_a_pack_whose_footer_has_one_flipped
 
     assert repaired.code == 0, repaired.out
     assert f"pack {pack_id}: footer damaged" in repaired.out and "salvaged into a new pack" in repaired.out
-    assert "0 problem(s)" in repaired.out and "1 manifests" in repaired.out
+    assert "0 problem(s)" in repaired.out and "1 manifest:" in repaired.out
     moved = not path.exists() and layout.damaged_pack_file(repo.store_path, pack_id).exists()
     assert moved or "rewritten intact under its own name" in repaired.out   # same blobs, same order: same id
     shutil.rmtree(data)
@@ -400,7 +400,7 @@ def test_fsck_reports_a_deleted_index_and_repair_rebuilds_it(git_repo, repo, com
     found = gitrepro(git_repo, "fsck")
     assert found.returncode == 2 and "missing while 1 pack(s) are on disk" in found.stdout, found.stdout
     repaired = gitrepro(git_repo, "fsck", "--repair")
-    assert repaired.returncode == 0 and "1 manifests: 0 problem(s)" in repaired.stdout, repaired.stdout
+    assert repaired.returncode == 0 and "1 manifest: 0 problem(s)" in repaired.stdout, repaired.stdout
     shutil.rmtree(git_repo / "data")
     assert gitrepro(git_repo, "checkout").returncode == 0
 
@@ -413,7 +413,7 @@ def test_fsck_reports_an_index_that_is_not_a_database_and_repair_rebuilds_it(git
     found = gitrepro(git_repo, "fsck")
     assert found.returncode == 2 and "fsck --repair" in found.stdout, found.stdout + found.stderr
     repaired = gitrepro(git_repo, "fsck", "--repair")
-    assert repaired.returncode == 0 and "1 manifests: 0 problem(s)" in repaired.stdout, repaired.stdout
+    assert repaired.returncode == 0 and "1 manifest: 0 problem(s)" in repaired.stdout, repaired.stdout
     shutil.rmtree(git_repo / "data")
     assert gitrepro(git_repo, "checkout").returncode == 0
 
