@@ -138,3 +138,45 @@ def test_a_target_no_snapshot_could_be_is_refused_by_the_table_plan_too(tmp_path
     monkeypatch.setattr(plan, "by_table", lambda *args, **kwargs: None)   # the full read refuses it as well
     with pytest.raises(BadManifest):
         checkout(repo)
+
+
+def test_a_version_switch_of_a_big_file_reuses_its_unchanged_ranges_and_a_damaged_one_comes_from_the_packs(
+        tmp_path, monkeypatch):
+    """The plan hands restore what the file being replaced held (the table vouches for it), so the
+    chunks the new version shares with it are read from it, each re-hashed: a range damaged behind
+    the table's back (its stat data made to match again) fails its hash and comes from the packs."""
+    from gitrepro.store import statcache, stattable
+    from gitrepro.worktree import chunksource
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    repo = new_repo(root)
+    v1 = random.Random(21).randbytes(12 * 1024 * 1024)
+    v2 = v1[:6_000_000] + random.Random(22).randbytes(65536) + v1[6_065_536:]
+    path = root / "big.bin"
+    for n, version in enumerate((v1, v2)):
+        path.write_bytes(version)
+        set_old_mtimes(path)
+        snapshot.add(repo, [str(path)])
+        commit(root, f"v{n + 1}")
+    with open(path, "r+b") as f:       # bit rot in a range both versions share
+        f.seek(1_000_000)
+        f.write(bytes(100_000))
+    set_old_mtimes(path)
+    table = stattable.load(repo.store_path, repo.root, "big.bin")
+    assert statcache.update(repo.store_path, repo.root, "big.bin", table, {"big.bin": stattable.stat_key(path.stat())},
+                            table.manifest, table.totals, table.links, statcache.part_map(table))
+    table.close()
+    reused = []
+    original = chunksource.PreviousFile.read_into
+
+    def counted(self, pieces, buf, out):
+        used = original(self, pieces, buf, out)
+        reused.append(len(out))
+        return used
+
+    monkeypatch.setattr(chunksource.PreviousFile, "read_into", counted)
+    checkout(repo, "HEAD~1")
+    assert path.read_bytes() == v1
+    assert sum(reused) > 0
+    repo.close()
