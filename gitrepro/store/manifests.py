@@ -174,14 +174,16 @@ _CHUNKS = re.compile(rb'^\{"c":\[((?:"[0-9a-f]{64}"(?:,"[0-9a-f]{64}")*)?)\],"h"
 def chunk_ids(lines: Iterable[bytes], origin: str) -> set[bytes]:
     """The chunk ids the manifest lines name (a line as `dumps` writes it is read by a pattern,
     any other one by the exact parser, which also refuses a bad one)."""
+    hexes: list[bytes] = []
     found: set[bytes] = set()
     for line in lines:
         plain = _CHUNKS.match(line)
         if plain:
-            ids = plain.group(1)
-            found.update(bytes.fromhex(ids[i + 1:i + 65].decode()) for i in range(0, len(ids), 67))
+            hexes.append(plain.group(1))
         elif not line.startswith(b'{"format"'):
             found.update(bytes.fromhex(c) for c in manifestfmt.parse_line(line, origin).chunks)
+    joined = b",".join(h for h in hexes if h)
+    found.update(bytes.fromhex(joined[i + 1:i + 65].decode()) for i in range(0, len(joined), 67))
     return found
 
 
@@ -198,15 +200,35 @@ class SharedLines:
         self.lines: set[bytes] = set()
 
     def new_lines(self, m: PartedManifest) -> list[bytes]:
-        """The lines of manifest `m` that no manifest read before had (the header left out)."""
+        """The lines of manifest `m` that no manifest read before had (the header left out; without
+        their newlines)."""
         ids = m.ids
         parts = {i for i, p in enumerate(ids) if p not in self.parts}
         bounds = {i for i in range(1, len(ids)) if (ids[i - 1], ids[i]) not in self.pairs}
-        fresh = [line for _, line, _ in dirty_lines(m, parts, bounds, keys=False) if line not in self.lines]
+        if len(parts) * 2 > len(ids):   # most of it is new: read it all and let set algebra find the lines
+            fresh = list(_all_lines(m) - self.lines)
+        else:
+            fresh = [line[:-1] for _, line, _ in dirty_lines(m, parts, bounds, keys=False) if line[:-1] not in self.lines]
         self.lines.update(fresh)
         self.parts.update(ids)
         self.pairs.update(zip(ids, ids[1:]))
         return fresh
+
+
+_HEADER = manifestfmt.HEADER_LINE[:-1]
+
+
+def _all_lines(m: PartedManifest) -> set[bytes]:
+    """Every entry line of a manifest (without its newline), read a block of parts at a time."""
+    found: set[bytes] = set()
+    tail = b""
+    for start in range(0, len(m.parts), BLOCK_PARTS):
+        data = tail + b"".join(m.read(list(range(start, min(start + BLOCK_PARTS, len(m.parts))))))
+        *lines, tail = data.split(b"\n")
+        found.update(lines)
+    found.discard(b"")
+    found.discard(_HEADER)
+    return found
 
 
 def blobs_of(store: Store, manifest_ids: Iterable[str], shared: SharedLines | None = None) -> set[bytes]:
