@@ -45,13 +45,24 @@ def version_of(manifest_id: str, lines: list[bytes], entries: list[Entry]) -> Ve
 
 
 def lines_of(store: Store, manifest_id: str) -> list[bytes]:
-    """A stored manifest's entry lines (its header checked and left out), each part verified."""
+    """A stored manifest's entry lines without their newlines (its header checked and left out),
+    each part verified."""
     lines: list[bytes] = []
     for block in StoredManifest.open(store, manifest_id).blocks():
         lines += block.split(b"\n")[:-1]
     if not lines or lines[0] + b"\n" != manifestfmt.HEADER_LINE:
         raise NotByChange("a header this judge does not compare")
-    return [line + b"\n" for line in lines[1:]]
+    del lines[0]
+    return lines
+
+
+def _parsed(lines: list[bytes], origin: str) -> list[Entry]:
+    """Entries of sorted whole lines: in bulk where they are plain files, else line by line."""
+    try:
+        bulk = manifestfmt._parse_plain_files(b"\n".join(lines).decode("utf-8")) if lines else []
+    except UnicodeDecodeError:
+        bulk = None
+    return bulk if bulk is not None else [manifestfmt.parse_line(line, origin) for line in lines]
 
 
 def judge_by_change(store: Store, base: Version, manifest_id: str, lines: list[bytes],
@@ -61,14 +72,14 @@ def judge_by_change(store: Store, base: Version, manifest_id: str, lines: list[b
     BadManifest when the change breaks a rule; NotByChange when it cannot be judged this way."""
     origin = f"manifest {manifest_id}"
     index = base.index
-    added = [n for n, line in enumerate(lines) if line not in index]
-    kept = [index[line] for line in lines if line in index]
-    if kept != sorted(set(kept)):   # kept lines in their old order, none twice
+    positions = dict(zip(lines, range(len(lines))))
+    kept = [k for k in map(index.get, lines) if k is not None]
+    if len(positions) != len(lines) or kept != sorted(kept):   # kept lines in their old order, none twice
         raise BadManifest(f"{origin}: paths are unsorted or duplicated")
-    present = set(lines)
-    dropped = [line for line in index if line not in present]
-    new = [manifestfmt.parse_line(lines[n], origin) for n in added]
-    gone = [manifestfmt.parse_line(line, origin) for line in dropped]
+    added = sorted(positions[line] for line in positions.keys() - index.keys())
+    dropped = sorted(index.keys() - positions.keys(), key=index.__getitem__)
+    new = _parsed([lines[n] for n in added], origin)
+    gone = _parsed(dropped, origin)
     if any(e.type == SYMLINK for e in new + gone):
         raise NotByChange("symlinks are judged over the whole manifest")
     manifestfmt.check_restorable(Manifest(tuple(new)), origin)
@@ -83,8 +94,7 @@ def judge_by_change(store: Store, base: Version, manifest_id: str, lines: list[b
         if lines else ""
     looked_up = {bytes.fromhex(c) for e in new for c in e.chunks}
     absent = sorted(missing(looked_up))
-    return Version(manifest_id, dict(zip(lines, range(len(lines)))), leaves,
-                   (files, nbytes, count, first_type)), looked_up, absent
+    return Version(manifest_id, positions, leaves, (files, nbytes, count, first_type)), looked_up, absent
 
 
 def _check_order(lines: list[bytes], added: list[int], new: list[Entry], origin: str) -> None:
@@ -109,8 +119,8 @@ def _check_nesting(lines: list[bytes], added: list[int], new: list[Entry], leave
                 raise BadManifest(f"{origin}: {e.path!r} lies beneath a file or symlink")
         if e.type == DIR:
             continue
-        for line in lines[n + 1:]:   # paths under it would follow it at once (all start with it)
-            following = line_key(line)
+        for m in range(n + 1, len(lines)):   # paths under it would follow it at once (all start with it)
+            following = line_key(lines[m])
             if not following.startswith(key):
                 break
             if following.startswith(key + b"/"):
