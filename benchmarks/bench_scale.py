@@ -177,7 +177,8 @@ class Mutator:
     """Rewrites chosen files of the small workload (new content and size, an mtime a minute back)."""
 
     def __init__(self, root: Path, count: int, seed: str):
-        self.root, self.count, self.rnd = root, count, random.Random(seed)
+        # Seeded by the time too: the data is reused across runs, and a rewrite must change it.
+        self.root, self.count, self.rnd = root, count, random.Random(f"{seed}-{time.time()}")
 
     def change(self, k: int) -> None:
         """Each file is written to a temp name and renamed over the old one (a new inode: a copy
@@ -336,6 +337,12 @@ def history_repo(bench: Bench, source: Path, commits: int) -> Path:
             copy.unlink()
             shutil.copy2(source / ".git/gitrepro" / name, copy)
     shutil.rmtree(repo / ".git/gitrepro/statcache", ignore_errors=True)
+    # The packs were written minutes ago: gc would keep (and mark through) every one as younger
+    # than its grace period, the versions past this history's end too. Dated two hours back,
+    # gc judges them as a repository that only ever held these commits would.
+    old = time.time() - 7200
+    for pack in (repo / ".git/gitrepro/packs").rglob("*.pack"):
+        os.utime(pack, (old, old))
     return repo
 
 
