@@ -53,16 +53,7 @@ def _check_complete(tree: Tree, path: str, rec: RunRecord, warnings: list[str]) 
     """What a v2 record must hold whatever the tree: its own path, an environment, a seed, clean
     code, and the resolved config it names. Code ancestry is only a warning: code ids decide."""
     fix, run = producers.fix_command(rec), f"run {rec.id}"
-    found = []
-    if path != rec.path:
-        found.append(Violation(path, f"names run {rec.id}, not the one its file name says",
-                               f"git mv {path} {record_path(rec.id)}", run))
-    if not rec.has_environment:
-        found.append(Violation(path, "no environment record ([environment] with python and packages)", fix, run))
-    if rec.code.dirty:
-        files = ", ".join(rec.code.dirty_files[:3]) or "tracked files"
-        found.append(Violation(path, f"the run started with uncommitted changes (--allow-dirty: {files}); "
-                                     f"commit the code, then re-run", fix, run))
+    found = _basics(path, rec, fix)
     if rec.seed is None and not rec.stage:      # a stage without config or `seed` is deterministic by its own account
         found.append(Violation(path, "the run record has no seed; set `seed` in the config and re-run", fix, run))
     if rec.config is None and not rec.stage:
@@ -74,19 +65,27 @@ def _check_complete(tree: Tree, path: str, rec: RunRecord, warnings: list[str]) 
     return found
 
 
-def _check_record(tree: Tree, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
-    rerun = rerun_command(rec)
+def _basics(path: str, rec: RunRecord, fix: str) -> list[Violation]:
+    """What every added record must hold, whatever its version: its own path, an environment,
+    clean code."""
     run = f"run {rec.id}"
     found = []
     if path != rec.path:
         found.append(Violation(path, f"names run {rec.id}, not the one its file name says",
                                f"git mv {path} {record_path(rec.id)}", run))
     if not rec.has_environment:
-        found.append(Violation(path, "no environment record ([environment] with python and packages)", rerun, run))
+        found.append(Violation(path, "no environment record ([environment] with python and packages)", fix, run))
     if rec.code.dirty:
         files = ", ".join(rec.code.dirty_files[:3]) or "tracked files"
         found.append(Violation(path, f"the run started with uncommitted changes (--allow-dirty: {files}); "
-                                     f"commit the code, then re-run", rerun, run))
+                                     f"commit the code, then re-run", fix, run))
+    return found
+
+
+def _check_record(tree: Tree, path: str, rec: RunRecord, data: DataAvailability) -> list[Violation]:
+    rerun = rerun_command(rec)
+    run = f"run {rec.id}"
+    found = _basics(path, rec, rerun)
     if not tree.code_commit_ok(rec.code.commit):
         found.append(Violation(path, f"code commit {rec.code.commit[:12]} is not an ancestor of the commit being "
                                      f"made; re-run on this branch", rerun, f"commit {rec.code.commit}"))
