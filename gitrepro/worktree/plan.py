@@ -36,7 +36,7 @@ from gitrepro.store.repo import Repo
 from gitrepro.store.store import StoreError
 from gitrepro.worktree import statwalk
 from gitrepro.worktree.scan import iter_scan, local_path, read_entry
-from gitrepro.worktree.status import LocalState
+from gitrepro.worktree.status import LocalState, side_by_side
 
 BATCH = 20_000     # entries written (and spilled) per batch
 LARGE_KNOWN = 1 << 20   # by_scan keeps what a replaced file held only for files this large (restore reuses those)
@@ -265,17 +265,4 @@ def _merged(scanned, blocks, plan: Plan, origin: str):
                 if e.type == DIR:
                     plan.dirs.add(e.path)
                 yield e
-    flat = entries()
-    f, e = next(scanned, None), next(flat, None)
-    while f is not None or e is not None:
-        fk = manifestfmt.sort_key(f.rel) if f is not None else None
-        ek = manifestfmt.sort_key(e.path) if e is not None else None
-        if ek is None or (fk is not None and fk < ek):
-            yield f, None
-            f = next(scanned, None)
-        elif fk is None or ek < fk:
-            yield None, e
-            e = next(flat, None)
-        else:
-            yield f, e
-            f, e = next(scanned, None), next(flat, None)
+    return side_by_side(scanned, entries())

@@ -150,7 +150,8 @@ def _by_scan(repo: Repo, ptr: Pointer) -> list[Change]:
     found: dict[str, ChangeKind] = {}
     counts = [0, 0]
     try:
-        for f, want in _merged(scanned, StoredManifest.open(repo.store, ptr.manifest).entries()):
+        blocks = StoredManifest.open(repo.store, ptr.manifest).entries()
+        for f, want in side_by_side(scanned, (e for block in blocks for e in block)):
             now = read_entry(local_path(root, kind, f.rel), f, cutter) if f is not None else None
             change = judge(now, want)
             if change is not None:
@@ -169,9 +170,8 @@ def _by_scan(repo: Repo, ptr: Pointer) -> list[Change]:
     return _ordered(found)
 
 
-def _merged(scanned: Iterator[Found], entries: Iterator[list[Entry]]) -> Iterator[tuple[Found | None, Entry | None]]:
+def side_by_side(scanned: Iterator[Found], flat: Iterator[Entry]) -> Iterator[tuple[Found | None, Entry | None]]:
     """Scanned paths and manifest entries side by side by path bytes (both come sorted so)."""
-    flat = (e for block in entries for e in block)
     f, e = next(scanned, None), next(flat, None)
     while f is not None or e is not None:
         fk = manifestfmt.sort_key(f.rel) if f is not None else None
