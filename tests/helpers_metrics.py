@@ -59,3 +59,13 @@ def train_commit(root: Path, message: str = "train", **kwargs):
 
 def head(root: Path) -> str:
     return run_git(root, "rev-parse", "HEAD").strip()
+
+
+def new_repo(tmp_path_factory, name: str) -> Path:
+    """A fresh `git init` repository with an identity, for a module-scoped fixture."""
+    root = tmp_path_factory.mktemp(name) / "repo"
+    root.mkdir()
+    run_git(root, "init", "-q", "-b", "main")
+    run_git(root, "config", "user.name", "Test")
+    run_git(root, "config", "user.email", "test@example.com")
+    return root

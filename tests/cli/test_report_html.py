@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_git
-from helpers_metrics import make_lr_project, set_lr, train_commit
+from helpers_metrics import new_repo, make_lr_project, set_lr, train_commit
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed here and could not "
@@ -50,11 +49,7 @@ def chromium_dom(page: Path, profile: Path) -> tuple[str, list[str]]:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """A project with three training commits (lr 0.5, 0.25, 0.1; one with a hostile subject) and its report."""
-    root = tmp_path_factory.mktemp("report") / "repo"
-    root.mkdir()
-    run_git(root, "init", "-q", "-b", "main")
-    run_git(root, "config", "user.name", "Test")
-    run_git(root, "config", "user.email", "test@example.com")
+    root = new_repo(tmp_path_factory, "report")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         make_lr_project(root, lr=0.5)

@@ -17,7 +17,7 @@ from conftest import run_git
 from gitrepro.formats import runrecord
 from gitrepro.repro import experiments
 from gitrepro.store.repo import Repo
-from helpers_metrics import METRICS_FILE, make_lr_project, train_commit
+from helpers_metrics import new_repo, METRICS_FILE, make_lr_project, train_commit
 
 LRS = {"b1": (0.1, 0.2), "b2": (0.3, 0.4), "b3": (0.6, 0.7)}
 
@@ -25,11 +25,7 @@ LRS = {"b1": (0.1, 0.2), "b2": (0.3, 0.4), "b3": (0.6, 0.7)}
 @pytest.fixture(scope="module")
 def branches(tmp_path_factory):
     """main (no runs) and b1, b2, b3 forked from it, each with two training commits."""
-    root = tmp_path_factory.mktemp("exp") / "repo"
-    root.mkdir()
-    run_git(root, "init", "-q", "-b", "main")
-    run_git(root, "config", "user.name", "Test")
-    run_git(root, "config", "user.email", "test@example.com")
+    root = new_repo(tmp_path_factory, "exp")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         make_lr_project(root)

@@ -8,17 +8,12 @@ import json
 
 import pytest
 
-from conftest import run_git
-from helpers_metrics import head, make_lr_project, set_lr, train_commit
+from helpers_metrics import new_repo, head, make_lr_project, set_lr, train_commit
 
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
-    root = tmp_path_factory.mktemp("params") / "repo"
-    root.mkdir()
-    run_git(root, "init", "-q", "-b", "main")
-    run_git(root, "config", "user.name", "Test")
-    run_git(root, "config", "user.email", "test@example.com")
+    root = new_repo(tmp_path_factory, "params")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         make_lr_project(root, lr=0.5)
