@@ -8,19 +8,23 @@ import time
 
 import pytest
 
+from helpers_procs import children_of_this_process
+
 from gitrepro.util import forkpool
 
 
+@pytest.fixture(autouse=True)
+def _children_before():
+    global _BEFORE
+    _BEFORE = children_of_this_process()
+
+
 def _children_of_this_process() -> list[int]:
-    me = str(os.getpid())
-    children = []
-    for pid in os.listdir("/proc"):
-        try:
-            if pid.isdigit() and open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1] == me:
-                children.append(int(pid))
-        except OSError:
-            pass
-    return children
+    """Children this test started and left behind (servers of other tests live on)."""
+    return sorted(children_of_this_process() - _BEFORE)
+
+
+_BEFORE: set[int] = set()
 
 
 def test_every_task_runs_once_in_worker_processes():
