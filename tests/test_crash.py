@@ -317,9 +317,6 @@ def _each_file_whole(data, v1, v2) -> None:
         assert kind == "f" and content in versions[rel], f"{rel!r} is half-written"
 
 
-@pytest.mark.xfail(strict=False, reason="when a kill lands mid-write, a killed checkout's half-written temp file (.<name>.<pid>.<n>.gitrepro-tmp) "
-                   "is never removed since checkout plans from the stat table (issue 21): restore.prune_empty_dirs, "
-                   "which swept them, is no longer called; the data itself is restored whole and exact")
 def test_checkout_killed_at_random_moments_leaves_every_file_whole_and_the_next_checkout_works(git_repo, run_cli):
     import random
     v1, v2 = _two_versions(git_repo, run_cli)

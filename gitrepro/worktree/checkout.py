@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import stat
 import time
 from dataclasses import dataclass, field
 from glob import escape as glob_escape
@@ -157,6 +158,7 @@ def _carry_out(repo: Repo, ptr: Pointer, target_root: Path, dataset_root: Path, 
     result = DatasetCheckout(ptr.path, ptr.manifest, unchanged=len(plan.keep) if plan.spill else
                              plan.summary.count - len(plan.write))
     remove_paths(dataset_root, ptr.kind if plan.kind_now == ptr.kind else plan.kind_now, plan.remove)
+    _remove_temps(dataset_root, plan.temps)
     result.removed = len(plan.remove)
     make_dirs_safely(target_root, ptr.path.rpartition("/")[0])
     # A directory restored from nothing is built beside its final place and renamed in whole:
@@ -266,6 +268,19 @@ def _prune(dataset_root: Path, removed: list[str], keep: set[str]) -> None:
             os.rmdir(safe_join(dataset_root, rel))
         except (OSError, UnsafePath):
             pass   # not empty, gone, or no longer a directory (a file took its place): it stays
+
+
+def _remove_temps(dataset_root: Path, temps: list[str]) -> None:
+    """Remove what killed checkouts left half-written (the stat walk found them by name)."""
+    for rel in temps:
+        try:
+            path = safe_join(dataset_root, rel)
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink()
+        except (OSError, UnsafePath):
+            pass   # gone already, or no longer ours to remove: the data is unaffected either way
 
 
 def _staging_dir(dataset_root: Path) -> Path:

@@ -69,6 +69,7 @@ class Plan:
     parts: list[Part] | None = None                      # the target's part map, when known
     table_changes: dict[str, bytes | None] | None = None  # by_table: stat-table edits besides writes
     known: statcache.StatCache = field(default_factory=statcache.StatCache)   # what replaced files held
+    temps: list[str] = field(default_factory=list)       # by_table: a killed checkout's temp files, to remove
 
     @property
     def writes(self) -> int:
@@ -98,7 +99,7 @@ def by_table(repo: Repo, ptr: Pointer, dataset_root: Path, table: stattable.Tabl
         return None
     local = LocalState.hash(repo, table.kind, dataset_root, diffs)
     summary = _judge_target(ptr, table, target, between)
-    plan = Plan(table.kind, summary=summary, table_changes={})
+    plan = Plan(table.kind, summary=summary, table_changes={}, temps=diffs.temps)
     base_entries = manifests.find(base, local.keys - between.keys())
     for key in sorted(local.keys | between.keys()):
         _plan_path(plan, local, key, between[key] if key in between else (base_entries.get(key),) * 2)

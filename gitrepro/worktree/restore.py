@@ -251,16 +251,3 @@ def _clear_non_dir(dest: Path) -> None:
             dest.unlink()
     except FileNotFoundError:
         pass
-
-
-def prune_empty_dirs(dataset_root: Path, target: dict[str, Entry]) -> None:
-    """Remove directories left empty by removals, unless the snapshot has them."""
-    keep = {"/".join(rel.split("/")[:i]) for rel in target for i in range(1, rel.count("/") + 1)}
-    keep |= {rel for rel, e in target.items() if e.type == DIR}
-    for dirpath, dirnames, filenames in os.walk(dataset_root, topdown=False):
-        for name in filenames:
-            if name.endswith(TEMP_SUFFIX):  # left by a checkout that was killed
-                _unlink_quietly(os.path.join(dirpath, name))
-        rel = os.path.relpath(dirpath, dataset_root).replace(os.sep, "/")
-        if rel != "." and rel not in keep and not os.listdir(dirpath):
-            os.rmdir(dirpath)

@@ -42,21 +42,24 @@ class Differences:
         self.added: list[tuple[str, Stat]] = []
         self.removed: list[str] = []
         self.visited: set[str] = set()      # directories walked
+        self.temps: list[str] = []          # a killed checkout's temp files and directories: never data
 
     @property
     def none(self) -> bool:
         return not (self.changed or self.added or self.removed)
 
     def dump(self) -> bytes:
-        return marshal.dumps((self.matched, self.changed, self.added, self.removed, list(self.visited)))
+        return marshal.dumps((self.matched, self.changed, self.added, self.removed, list(self.visited),
+                              self.temps))
 
     def merge(self, data: bytes) -> None:
-        matched, changed, added, removed, visited = marshal.loads(data)
+        matched, changed, added, removed, visited, temps = marshal.loads(data)
         self.matched += matched
         self.changed += changed
         self.added += added
         self.removed += removed
         self.visited.update(visited)
+        self.temps += temps
 
 
 class _Differs(GitreproError):
@@ -65,9 +68,10 @@ class _Differs(GitreproError):
 
 def tree_matches(root: str | os.PathLike, kind: str, table: Table) -> bool:
     """True when `root` is still of `kind` and every path under it is in the table with an equal
-    stat key, and the other way round (stops at the first difference)."""
+    stat key, and the other way round (stops at the first difference). A killed checkout's temp
+    file is no difference of the data, but the tree does not match until a checkout removes it."""
     found = differences(root, kind, table, stop_early=True)
-    return found is not None and found.none
+    return found is not None and found.none and not found.temps
 
 
 def differences(root: str | os.PathLike, kind: str, table: Table, stop_early: bool = False) -> Differences | None:
@@ -168,7 +172,8 @@ def _walk(fd: int, prefix: str, table: Table, found: Differences, stop_early: bo
             name = entry.name
             if entry.is_dir(follow_symlinks=False):
                 if name.endswith(TEMP_SUFFIX):
-                    continue  # a killed checkout's staging directory: never data (as worktree.scan)
+                    found.temps.append(prefix + name)   # a killed checkout's: never data (as worktree.scan)
+                    continue
                 old = pop(name, None)   # it was an empty directory when the table was saved, or a file
                 if subdirs is not None:
                     subdirs.append((f"{path}/{name}", prefix + name + "/", old))
@@ -184,7 +189,8 @@ def _walk(fd: int, prefix: str, table: Table, found: Differences, stop_early: bo
                 old = pop(name, None)
                 if old != _pack_key(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode):
                     if old is None and name.endswith(TEMP_SUFFIX):
-                        continue  # a killed checkout's half-written file (never in a stat table)
+                        found.temps.append(prefix + name)   # a killed checkout's half-written file
+                        continue
                     _judge(found, prefix + name, old, (st.st_size, st.st_mtime_ns, st.st_ctime_ns,
                                                        st.st_ino, st.st_mode))
                 else:

@@ -395,3 +395,24 @@ def test_a_damaged_chunk_of_a_large_file_fails_its_checkout_and_keeps_the_workin
 
     assert (data / "big.bin").read_bytes() == b"newer content"
     assert not [p for p in data.iterdir() if "gitrepro-tmp" in p.name]
+
+
+def test_temp_files_a_killed_checkout_left_are_removed_by_the_next_checkout_and_nothing_else(git_repo, repo, commit):
+    data = make_tree(git_repo / "data", {"a/f": b"one", "b": b"two"})
+    add(repo, data)
+    commit("v1")
+    set_old_mtimes(data)
+    add(repo, data)   # the stat table trusts every file: checkout plans from it
+    half = data / "a" / ".f.4242.0.gitrepro-tmp"
+    half.write_bytes(b"half-writ")
+    staged = data / ".sub.4242.1.gitrepro-tmp"
+    staged.mkdir()
+    (staged / "x").write_bytes(b"x")
+    mine = data / "a" / ".f.keep"        # a dot file that is not checkout's: the user's, untracked
+    mine.write_bytes(b"user")
+    assert [s.clean for s in status(repo)] == [False]   # the user's file differs; the temps do not
+    mine.unlink()
+    assert [s.clean for s in status(repo)] == [True]     # temps alone: nothing differs in the data
+    checkout(repo, force=True)
+    assert not half.exists() and not staged.exists()
+    assert tree_state(data) == tree_state(make_tree(git_repo.parent / "expect", {"a/f": b"one", "b": b"two"}))

@@ -114,7 +114,9 @@ def test_temp_files_and_staging_dirs_of_a_killed_checkout_are_not_data(tmp_path,
     (root / "d02/s0" / f".f1.bin.123.4{TEMP_SUFFIX}").write_bytes(b"half")
     (root / f"d09.9{TEMP_SUFFIX}").mkdir()
     (root / f"d09.9{TEMP_SUFFIX}" / "x").write_bytes(b"staged")
-    assert tree_matches(root, "dir", table)
+    found = statwalk.differences(root, "dir", saved(table))
+    assert found.none and sorted(found.temps) == [f"d02/s0/.f1.bin.123.4{TEMP_SUFFIX}", f"d09.9{TEMP_SUFFIX}"]
+    assert not tree_matches(root, "dir", table)   # so a checkout does not skip the tree: it removes them
 
 
 def test_a_single_file_dataset(tmp_path):
