@@ -346,21 +346,25 @@ class Store:
     def missing(self, blob_ids: Iterable[bytes]) -> set[bytes]:
         return self.index.missing(blob_ids)
 
+    def open_pack(self, pack_id: str) -> int:
+        """A new read-only descriptor of a pack the index names (the caller closes it)."""
+        if not _PACK_ID.fullmatch(pack_id):   # from the index, which can be damaged
+            raise BadIndex(f"the index names a pack {pack_id[:80]!r} that cannot exist; "
+                           "run `gitrepro fsck --repair` to rebuild it")
+        try:
+            return os.open(self.pack_path(pack_id), os.O_RDONLY)
+        except FileNotFoundError:
+            raise StoreError(f"pack {pack_id} is in the index but missing on disk; "
+                             "run `gitrepro fsck --repair`") from None
+        except PermissionError:
+            raise StoreError(f"pack {self.pack_path(pack_id)} cannot be read (permission denied); "
+                             "run gitrepro as a user who may read the store") from None
+
     def _fd(self, pack_id: str) -> int:
         with self._fd_lock:
             fd = self._fds.get(pack_id)
             if fd is None:
-                if not _PACK_ID.fullmatch(pack_id):   # from the index, which can be damaged
-                    raise BadIndex(f"the index names a pack {pack_id[:80]!r} that cannot exist; "
-                                   "run `gitrepro fsck --repair` to rebuild it")
-                try:
-                    fd = os.open(self.pack_path(pack_id), os.O_RDONLY)
-                except FileNotFoundError:
-                    raise StoreError(f"pack {pack_id} is in the index but missing on disk; "
-                                     "run `gitrepro fsck --repair`") from None
-                except PermissionError:
-                    raise StoreError(f"pack {self.pack_path(pack_id)} cannot be read (permission denied); "
-                                     "run gitrepro as a user who may read the store") from None
+                fd = self.open_pack(pack_id)
                 if len(self._fds) > 64:
                     os.close(self._fds.pop(next(iter(self._fds))))
                 self._fds[pack_id] = fd

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import threading
 from typing import Iterable, NamedTuple
 
 from gitrepro.formats import pack as packfmt
 from gitrepro.formats.hashing import hash_bytes
-from gitrepro.store.index import BadIndex, Location
-from gitrepro.store.store import Store, StoreError
+from gitrepro.store.index import Location
+from gitrepro.store.store import Store
 
 SPAN_GAP = 64 * 1024    # read through a gap this small between two chunks rather than make another call
 SPAN_MAX = 16 * 1024 * 1024   # bounds one read
-_PACK_ID = re.compile(r"[0-9a-f]{64}")
 
 
 class Piece(NamedTuple):
@@ -70,17 +68,12 @@ class ChunkSource:
         return buf
 
     def _fd(self, pack_id: str) -> int:
+        # Its own cache, not the store's: the store closes descriptors past 64 open packs, and a
+        # restore's threads read from theirs until `close`.
         with self._lock:
             fd = self._fds.get(pack_id)
             if fd is None:
-                if not _PACK_ID.fullmatch(pack_id):   # from the index, which can be damaged
-                    raise BadIndex(f"the index names a pack {pack_id[:80]!r} that cannot exist; "
-                                   "run `gitrepro fsck --repair` to rebuild it")
-                try:
-                    fd = self._fds[pack_id] = os.open(self.store.pack_path(pack_id), os.O_RDONLY)
-                except FileNotFoundError:
-                    raise StoreError(f"pack {pack_id} is in the index but missing on disk; "
-                                     "run `gitrepro fsck --repair`") from None
+                fd = self._fds[pack_id] = self.store.open_pack(pack_id)
             return fd
 
     def close(self) -> None:
