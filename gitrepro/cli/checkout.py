@@ -12,7 +12,7 @@ import typer
 from gitrepro.cli.common import JsonOpt, out, print_json, progress_bar
 from gitrepro.cli.paths import Shown, in_repo
 from gitrepro.cli.render import checkout_lines
-from gitrepro.remote import fetch as remote_fetch
+from gitrepro.remote import datafetch as remote_fetch
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import checkout as checkout_op
 

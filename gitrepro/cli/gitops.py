@@ -12,7 +12,7 @@ from gitrepro.cli.common import err, out
 from gitrepro.cli.paths import in_repo
 from gitrepro.errors import GitreproError
 from gitrepro.formats.pointer import pointer_path_for
-from gitrepro.remote import fetch as remote_fetch
+from gitrepro.remote import datafetch as remote_fetch
 from gitrepro.repro.hooks import autocheckout
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import resolve as resolve_op

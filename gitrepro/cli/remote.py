@@ -14,7 +14,7 @@ import typer
 from gitrepro.cli.common import JsonOpt, out, print_json, progress_bar
 from gitrepro.cli.paths import Shown
 from gitrepro.cli.render import checkout_lines, human_rate, human_size
-from gitrepro.remote import fetch as fetch_op
+from gitrepro.remote import datafetch as fetch_op
 from gitrepro.remote import gc as gc_op
 from gitrepro.remote import push as push_op
 from gitrepro.remote import settings as remote_settings
@@ -120,7 +120,9 @@ def push(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [REV
         return print_json({**vars(r), "rate": r.rate})
     out.print(f"{r.remote}: {r.manifests} manifest(s), {r.manifests_on_remote} already there; "
               f"uploaded {r.packs_uploaded} pack(s), {_rate(r.bytes_uploaded, r.seconds)}"
-              + (f"; rewrote {r.indexes_repaired} damaged pack index(es)" if r.indexes_repaired else ""))
+              + (f"; rewrote {r.indexes_repaired} damaged pack index(es)" if r.indexes_repaired else "")
+              + (f"; {r.manifests_imported} imported dataset version(s) not here left to their source(s)"
+                 if r.manifests_imported else ""))
 
 
 def fetch(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [REV]...",
@@ -133,9 +135,15 @@ def fetch(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [RE
         r = fetch_op.fetch(repo, remote, revs, jobs=jobs, progress=advance)
     if as_json:
         return print_json({**vars(r), "rate": r.rate})
-    out.print(f"{r.remote}: {r.manifests} manifest(s); fetched {r.blobs_fetched} chunk(s) in "
-              f"{r.packs_downloaded} whole pack(s) and {r.ranges_downloaded} range(s), "
-              f"{_rate(r.bytes_downloaded, r.seconds)}")
+    for one in ([r] if r.remote else []) + r.sources:
+        out.print(f"{_fetched_from(one)}: {one.manifests} manifest(s); fetched {one.blobs_fetched} chunk(s) in "
+                  f"{one.packs_downloaded} whole pack(s) and {one.ranges_downloaded} range(s), "
+                  f"{_rate(one.bytes_downloaded, r.seconds)}", markup=False)
+
+
+def _fetched_from(r: fetch_op.FetchResult) -> str:
+    """The repository's own remote by name; an imported dataset's source's remote by URL too."""
+    return r.remote if r.source_url is None else f"{r.remote} of {r.source_url} (imported)"
 
 
 def pull(remote: Optional[str] = typer.Argument(None, help="Remote (default: the default remote)."),
@@ -150,8 +158,9 @@ def pull(remote: Optional[str] = typer.Argument(None, help="Remote (default: the
                                       progress=advance)
     if as_json:
         return print_json({"fetch": fetched, "checkout": result})
-    out.print(f"{fetched.remote}: fetched {fetched.blobs_fetched} chunk(s), "
-              f"{_rate(fetched.bytes_downloaded, fetched.seconds)}")
+    for one in ([fetched] if fetched.remote else []) + fetched.sources:
+        out.print(f"{_fetched_from(one)}: fetched {one.blobs_fetched} chunk(s), "
+                  f"{_rate(one.bytes_downloaded, fetched.seconds)}", markup=False)
     for line in checkout_lines(result, Shown(repo.root)):
         out.print(line, markup=False)
 

@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
@@ -52,6 +52,8 @@ class FetchResult:
     bytes_downloaded: int = 0
     seconds: float = 0.0
 
+    source_url: str | None = None  # set when this remote is an imported dataset's source repository's
+    sources: list["FetchResult"] = field(default_factory=list)   # imported datasets, from their sources' remotes
     @property
     def rate(self) -> float:
         return self.bytes_downloaded / self.seconds if self.seconds else 0.0
@@ -320,7 +322,8 @@ def open_fetcher(repo: Repo, remote_name: str | None = None, *, jobs: int | None
 
 def make_fetcher(repo: Repo, remote_name: str | None = None, progress: Progress = None):
     """checkout's Fetcher for the named or default remote, or None when no remote is configured.
-    The remote is opened on the first fetch, so a checkout that needs nothing costs nothing."""
+    The remote is opened on the first fetch, so a checkout that needs nothing costs nothing.
+    (`datafetch.make_fetcher` adds imported datasets' sources: checkout and the hooks use that.)"""
     if remote_name is None and not remotes(repo.project):
         return None
     settings = resolve(repo, remote_name)
@@ -336,7 +339,8 @@ def make_fetcher(repo: Repo, remote_name: str | None = None, progress: Progress 
 
 def fetch(repo: Repo, remote_name: str | None = None, revs: list[str] | None = None, *,
           jobs: int | None = None, progress: Progress = None) -> FetchResult:
-    """Download what these commits (default HEAD) need into the local store."""
+    """Download what these commits (default HEAD) need into the local store, all from this remote
+    (`datafetch.fetch` takes imported datasets from their sources: `gitrepro fetch` uses that)."""
     started = time.monotonic()
     fetcher = open_fetcher(repo, remote_name, jobs=jobs, progress=progress)
     fetcher.fetch_manifests(reach.at_commits(repo.root, revs or ["HEAD"]))

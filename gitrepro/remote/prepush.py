@@ -7,6 +7,8 @@ already has and everything under `refs/remotes/<remote>/`. Their manifests are f
 fetch and gc find them (`reach.in_history`), so a pointer is seen under every path it was
 committed at. With a gitrepro remote configured, each manifest must be complete on it (fix:
 `gitrepro push`); until one is, it must be complete in the local store (fix: `gitrepro fetch`).
+An imported dataset's manifest (pointer version 2) is not checked: clones fetch it from the source
+repository's remote, which this push does not change.
 """
 
 from __future__ import annotations
@@ -80,8 +82,10 @@ def check_push(repo: Repo, updates: Iterable[Update], git_remote: str,
     settings = resolve(repo, remote_name, git_remote=git_remote) if configured else None
     result = PushCheck(f"on gitrepro remote {settings.name}" if settings else "in the local store",
                        settings.name if settings else None)
-    roots = reach.in_history(repo.root, rev_args) if rev_args else set()
+    imported: reach.Imported = {}
+    roots = reach.in_history(repo.root, rev_args, imported) if rev_args else set()
     result.manifests = len(roots)
+    roots -= imported.keys()       # an imported dataset's data is its source's remote's to hold
     if not roots:
         return result
     if settings is None:

@@ -40,6 +40,7 @@ class PushResult:
     manifests: int = 0
     manifests_on_remote: int = 0
     blobs_sent: int = 0
+    manifests_imported: int = 0   # imported datasets not here: their source's remote holds them, not pushed
     packs_uploaded: int = 0
     bytes_uploaded: int = 0
     indexes_repaired: int = 0     # damaged `.idx` files rewritten from their packs' own footers
@@ -65,13 +66,14 @@ def push(repo: Repo, remote_name: str | None = None, revs: list[str] | None = No
     settings = resolve(repo, remote_name)
     remote, store = open_settings(repo, settings), repo.store
     jobs = jobs or settings.jobs
-    roots = reach.in_history(repo.root, rev_args_for(repo, revs, all_refs))
+    imported: reach.Imported = {}
+    roots = reach.in_history(repo.root, rev_args_for(repo, revs, all_refs), imported)
     ensure_config(remote, create=True)
     view = load_view(remote, store, jobs)
     result = PushResult(settings.name, settings.url, manifests=len(roots))
     result.indexes_repaired = len(repair_indexes(remote, store, view))
     complete = CompleteRoots(store, remote.url)
-    wanted = _needed_for_push(store, roots, view, complete, result)
+    wanted = _needed_for_push(store, roots, view, complete, result, imported.keys())
     to_send = wanted - view.blobs.keys()
     packs = _local_packs_holding(store, to_send, settings.name)
     result.blobs_sent = len(to_send)
@@ -82,19 +84,23 @@ def push(repo: Repo, remote_name: str | None = None, revs: list[str] | None = No
 
 
 def _needed_for_push(store: Store, roots: set[str], view: RemoteView, complete: CompleteRoots,
-                     result: PushResult) -> set[bytes]:
+                     result: PushResult, imported=frozenset()) -> set[bytes]:
     """Every blob of every manifest that is not complete on the remote; each manifest part and
-    line is read once however many of those manifests share it (`manifests.SharedLines`)."""
+    line is read once however many of those manifests share it (`manifests.SharedLines`). An
+    imported dataset's data that is not here is left to its source's remote (clones fetch it
+    from there); when it is here, it is pushed like any other."""
     wanted: set[bytes] = set()
     absent = []
     shared = manifests.SharedLines()
     for manifest_id in sorted(roots):
         root = bytes.fromhex(manifest_id)
         if not store.has(root):
-            if root not in view.blobs:
-                absent.append(manifest_id)
-            else:
+            if root in view.blobs:
                 result.manifests_on_remote += 1   # pushed by a clone that had it, data first
+            elif manifest_id in imported:
+                result.manifests_imported += 1
+            else:
+                absent.append(manifest_id)
             continue
         complete.known_local.add(manifest_id)
         if root in view.blobs and manifest_id in complete.ids:

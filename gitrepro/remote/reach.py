@@ -14,10 +14,11 @@ from pathlib import Path
 from gitrepro.git import history, plumbing
 from gitrepro.git import tracking
 from gitrepro.errors import GitreproError
-from gitrepro.formats.pointer import POINTER_SUFFIX
+from gitrepro.formats.pointer import POINTER_SUFFIX, Pointer
 from gitrepro.util import tomlcompat
 
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
+Imported = dict[str, Pointer]   # manifest id -> an imported (version 2) pointer naming it, filled in by the walks below
 
 
 def is_run_record(path: str) -> bool:
@@ -80,8 +81,23 @@ def _ids_below(value) -> set[str]:
 PATHSPECS = (":(glob)**/*" + POINTER_SUFFIX, ":(glob)**/runs/*.toml")
 
 
-def in_history(root: Path, rev_args: list[str]) -> set[str]:
-    """Manifest ids in every commit `git log <rev_args>` walks (one git process for all).
+def note_imported(path: str, data: bytes, imported: Imported | None) -> None:
+    """Record in `imported` the pointer `data` at `path` if it is an imported one (its data lives in
+    the source repository's remote: fetch goes there, push does not demand it). Tolerant: a
+    pointer that does not parse names no source."""
+    if imported is None or not path.endswith(POINTER_SUFFIX) or b"[source]" not in data:
+        return
+    try:
+        ptr = tracking.parse_at(path, data, path)
+    except GitreproError:
+        return
+    if ptr.source is not None:
+        imported.setdefault(ptr.manifest, ptr)
+
+
+def in_history(root: Path, rev_args: list[str], imported: Imported | None = None) -> set[str]:
+    """Manifest ids in every commit `git log <rev_args>` walks (one git process for all); the
+    imported pointers among them go into `imported` when given.
 
     `history.changed_blobs` sees every pointer and run record in history under each path it had
     (so a pointer also committed as `copy.txt` is not missed).
@@ -90,22 +106,24 @@ def in_history(root: Path, rev_args: list[str]) -> set[str]:
     for sha, path in history.changed_blobs(root, rev_args, PATHSPECS):
         if is_interesting(path):
             wanted.setdefault(sha, path)
-    return _named_by(root, wanted)
+    return _named_by(root, wanted, imported)
 
 
-def _named_by(root: Path, wanted: dict[str, str]) -> set[str]:
+def _named_by(root: Path, wanted: dict[str, str], imported: Imported | None = None) -> set[str]:
     blobs = plumbing.read_blobs(list(wanted), cwd=root)
+    for sha, path in wanted.items():
+        note_imported(path, blobs[sha], imported)
     return set().union(set(), *(manifest_ids(path, blobs[sha]) for sha, path in wanted.items()))
 
 
-def at_commits(root: Path, revs: list[str]) -> set[str]:
-    """Manifest ids in exactly these commits (not their ancestors)."""
+def at_commits(root: Path, revs: list[str], imported: Imported | None = None) -> set[str]:
+    """Manifest ids in exactly these commits (not their ancestors); imported pointers into `imported`."""
     wanted: dict[str, str] = {}
     for commit in [plumbing.resolve_commit(rev, root) for rev in revs]:
         for e in plumbing.ls_tree(commit, cwd=root):
             if e.type == "blob" and is_interesting(e.path):
                 wanted.setdefault(e.sha, e.path)
-    return _named_by(root, wanted)
+    return _named_by(root, wanted, imported)
 
 
 def in_index(root: Path) -> set[str]:
@@ -114,15 +132,29 @@ def in_index(root: Path) -> set[str]:
     return set().union(set(), *(manifest_ids(e.path, blobs[e.sha]) for e in entries))
 
 
-def in_worktree(root: Path) -> set[str]:
+def in_worktree(root: Path, imported: Imported | None = None) -> set[str]:
     found: set[str] = set()
     for path in plumbing.worktree_files(cwd=root):
         if is_interesting(path):
             try:
-                found |= manifest_ids(path, (root / path).read_bytes())
+                data = (root / path).read_bytes()
             except OSError:
                 continue  # deleted or unreadable: it names nothing we can keep
+            found |= manifest_ids(path, data)
+            note_imported(path, data, imported)
     return found
+
+
+def imports_in_worktree(root: Path) -> bool:
+    """Does any pointer in the working tree name a dataset imported from another repository?"""
+    for path in plumbing.worktree_files(f"*{POINTER_SUFFIX}", cwd=root):
+        try:
+            with open(root / path, "rb") as f:
+                if b"\n[source]\n" in f.read(64 * 1024):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def worktrees(root: Path) -> list[Path]:

@@ -129,6 +129,7 @@ def fetch_source(store: Store, clone: SourceClone, commit: str, manifest_id: str
                  progress: Progress = None) -> FetchResult:
     """Everything manifest `manifest_id` needs, from the source's remote into `store`."""
     fetcher = clone.fetcher(store, commit, remote, progress)
+    fetcher.result.source_url = clone.url
     fetcher.fetch_manifests([manifest_id])
     return fetcher.result
 

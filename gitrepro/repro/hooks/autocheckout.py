@@ -114,7 +114,7 @@ def lazy_fetcher(repo: Repo):
 
     def fetch(store, blob_ids: set[bytes]) -> None:
         if not opened:
-            from gitrepro.remote import fetch as remote_fetch
+            from gitrepro.remote import datafetch as remote_fetch
 
             opened.append(remote_fetch.make_fetcher(repo))
         if opened[0] is not None:

@@ -76,7 +76,7 @@ def _lazy_fetcher(repo: Repo):
 
     def fetch(store, blob_ids):
         if not opened:
-            from gitrepro.remote import fetch as remote_fetch
+            from gitrepro.remote import datafetch as remote_fetch
 
             opened.append(remote_fetch.make_fetcher(repo))
         if opened[0] is None:
