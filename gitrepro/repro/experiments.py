@@ -273,7 +273,9 @@ def metrics_at(repo: Repo, label: str, rev: str) -> RevisionMetrics:
     commit = _commit(repo.root, rev)
     entries = [e for e in plumbing.ls_tree(commit, [RUNS_DIR], cwd=repo.root)
                if e.type == "blob" and is_record_path(e.path)]
-    entries.sort(key=lambda e: e.path, reverse=True)          # run ids sort by start time
+    entries.sort(key=lambda e: e.path, reverse=True)          # run ids sort by start time, to the second
+    arrived = _arrival(repo.root, commit)                      # the commit order decides, not the id's second
+    entries.sort(key=lambda e: arrived.get(e.path, len(arrived)))
     blobs = plumbing.read_blobs([e.sha for e in entries[:MAX_RUNS]], cwd=repo.root)
     result = RevisionMetrics(label, commit)
     for e in entries[:MAX_RUNS]:
@@ -286,6 +288,22 @@ def metrics_at(repo: Repo, label: str, rev: str) -> RevisionMetrics:
             for file, values in rec.metrics.items():
                 result.metrics.setdefault(file, values)
     return result
+
+
+def _arrival(root: Path, commit: str) -> dict[str, int]:
+    """Record path -> how recently it came into `commit`'s first-parent line (0: the newest commit
+    that added or changed records; a merge's records count as arriving at the merge). Run ids
+    order runs by their start second only, so two runs started in the same second would be
+    told apart by the ids' random part; the commits that recorded them are ordered."""
+    shas = plumbing.git("rev-list", "--first-parent", f"--max-count={MAX_RUNS}", "--end-of-options", commit,
+                        "--", RUNS_DIR, cwd=root).decode().split()
+    rank: dict[str, int] = {}
+    changed = history.changes(root, shas)
+    for i, sha in enumerate(shas):
+        for path, how in changed[sha].items():
+            if how in ("A", "M") and is_record_path(path):
+                rank.setdefault(path, i)
+    return rank
 
 
 def metrics_diff(repo: Repo, old: str, new: str, *, all_keys: bool = False) -> list[metricsmod.MetricChange]:

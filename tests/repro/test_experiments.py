@@ -121,3 +121,28 @@ def test_a_record_is_read_without_its_environment_only_when_that_table_is_cleanl
     assert experiments.parse_summary(data, "r") == dataclasses.replace(rec, environment=None)
     late = data + b'\n[metrics."late.json"]\nacc = 0.7\n'           # a table after [environment]: read it all
     assert experiments.parse_summary(late, "r").metrics == {"m.json": {"acc": 0.5}, "late.json": {"acc": 0.7}}
+
+
+def test_the_newest_run_is_the_one_committed_last_even_when_both_started_in_the_same_second(tmp_path_factory,
+                                                                                           run_cli):
+    """Run ids tell the start second only (and then 24 random bits): here the run committed last has
+    the smaller id of the same second, and metrics show still gives its metrics."""
+    from helpers_metrics import train as run_train
+    from helpers_runs import stage_run
+
+    root = new_repo(tmp_path_factory, "same-second")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        make_lr_project(root)
+        for lr, run_id in ((0.1, "20260101T000000Z-ffffff"), (0.2, "20260101T000000Z-000000")):
+            result = run_train(root, overrides=[f"optim.lr={lr}"], metrics=[METRICS_FILE])
+            rec = dataclasses.replace(result.record, id=run_id)
+            (root / result.record.path).unlink()
+            (root / runrecord.record_path(run_id)).write_bytes(runrecord.dumps(rec))
+            stage_run(root, dataclasses.replace(result, record=rec))
+            run_git(root, "add", "-A", "runs")
+            run_git(root, "commit", "-q", "--no-verify", "-m", f"train lr {lr}")
+    shown = json.loads(run_cli("metrics", "show", "--json", cwd=root).out)
+    assert shown[0]["runs"] == {"": "20260101T000000Z-000000"}
+    assert shown[0]["metrics"][METRICS_FILE]["eval.acc"] == 0.9
+    assert [r.run for r in table(root).rows] == ["20260101T000000Z-000000", "20260101T000000Z-ffffff"]
