@@ -41,6 +41,7 @@ SLOW_STDLIB = {"dataclasses", "tomllib", "tomli"}   # ~15 ms and ~10 ms: status 
 BASE = {  # the package, its error root, and what finding the repository needs
     "gitrepro", "gitrepro.errors",
     "gitrepro.util", "gitrepro.util.fsutil", "gitrepro.util.forkpool", "gitrepro.util.tomlcompat",
+    "gitrepro.util.words",   # counted nouns in messages ("1 file")
     "gitrepro.formats", "gitrepro.formats.project", "gitrepro.formats.chunker",   # project file: chunker settings
     "gitrepro.git", "gitrepro.git.plumbing",
     "gitrepro.store", "gitrepro.store.repo", "gitrepro.store.layout",

@@ -10,6 +10,7 @@ import typer
 
 from gitrepro.cli.common import JsonOpt, out, print_json
 from gitrepro.repro import config as config_op
+from gitrepro.util.words import plural
 
 config_app = typer.Typer(no_args_is_help=True, help="Resolve, inspect and check hierarchical TOML configs.")
 
@@ -71,7 +72,8 @@ def check(paths: List[Path] = typer.Argument(..., help="Resolved configs to chec
     else:
         for f in findings:
             out.print(f"drift: {f.message}", markup=False)
-        out.print(f"{len(findings)} problem(s) in {len(paths)} resolved config(s)" if findings else "ok: up to date")
+        out.print(f"{plural(len(findings), 'problem')} in {plural(len(paths), 'resolved config')}" if findings
+                  else "ok: up to date")
     if findings:
         raise typer.Exit(2)
 

@@ -95,7 +95,7 @@ def fsck(repair: bool = typer.Option(False, "--repair", help="Rebuild the index 
             out.print(f"error: {f}")
         out.print(f"checked {plural(result.packs, 'pack')}, {plural(result.blobs, 'chunk')} "
                   f"({human_size(result.bytes)}), {plural(result.manifests, 'manifest')}: "
-                  f"{len(result.findings)} problem(s)")
+                  f"{plural(len(result.findings), 'problem')}")
     if result.findings:
         raise typer.Exit(2)
 

@@ -17,6 +17,7 @@ from gitrepro.repro.hooks import autocheckout
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import resolve as resolve_op
 from gitrepro.worktree import stash as stash_op
+from gitrepro.util.words import plural
 
 
 class BadResolution(GitreproError):
@@ -39,7 +40,8 @@ def merge_resolve(dataset: str = typer.Argument(..., help="The dataset in confli
                             files=_choices(file or []), fetch=remote_fetch.make_fetcher(repo))
     r = done.result
     how = (f"took {done.whole} whole (the manifests are not available to merge file by file)" if done.whole else
-           f"{r.chosen} conflicting file(s) settled, {r.from_ours} change(s) of ours and {r.from_theirs} of theirs")
+           f"{plural(r.chosen, 'conflicting file')} settled, {plural(r.from_ours, 'change')} of ours and "
+           f"{r.from_theirs} of theirs")
     out.print(f"{dataset}: resolved: {how} -> {pointer_path_for(dataset)} (staged)", markup=False)
     for line in autocheckout.restore(repo, [done.pointer]):
         err.print(line, markup=False, soft_wrap=True)
@@ -79,7 +81,8 @@ def _render(result: stash_op.StashResult) -> None:
         out.print(result.git_output, markup=False)
     for d in result.restored:
         if d.written or d.removed:
-            out.print(f"{d.dataset}: checked out ({d.written} file(s) written, {d.removed} removed)", markup=False)
+            out.print(f"{d.dataset}: checked out ({plural(d.written, 'file')} written, {d.removed} removed)",
+                      markup=False)
 
 
 def register(app: typer.Typer) -> None:

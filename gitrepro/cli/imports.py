@@ -11,6 +11,7 @@ from gitrepro.cli.common import JsonOpt, out, print_json, progress_bar
 from gitrepro.cli.render import human_size
 from gitrepro.repro import imports as imports_op
 from gitrepro.store.repo import Repo
+from gitrepro.util.words import plural
 
 RevOpt = typer.Option(None, "--rev", help="Branch, tag or commit of the source (default: its HEAD).")
 RemoteOpt = typer.Option(None, "--remote", "-r", help="The source's remote to fetch from (default: its default).")
@@ -22,7 +23,7 @@ def _print(line: str) -> None:
 
 def _imported(result: imports_op.ImportResult, verb: str) -> None:
     s = result.source
-    _print(f"{result.dataset}: {verb} {s.path} of {s.url} at {s.commit[:12]} ({result.files} files, "
+    _print(f"{result.dataset}: {verb} {s.path} of {s.url} at {s.commit[:12]} ({plural(result.files, 'file')}, "
            f"{human_size(result.bytes)}; fetched {human_size(result.bytes_downloaded)}); commit {result.pointer_file}")
 
 
@@ -61,7 +62,7 @@ def get(url: str = typer.Argument(..., help="The repository (URL or path)."),
         result = imports_op.get(url, path, to, rev=rev, remote=remote, progress=advance)
     if as_json:
         return print_json(result)
-    _print(f"{result.path} of {result.url} at {result.commit[:12]}: {result.files_written} files "
+    _print(f"{result.path} of {result.url} at {result.commit[:12]}: {plural(result.files_written, 'file')} "
            f"({human_size(result.bytes_written)}) under {result.to}")
 
 

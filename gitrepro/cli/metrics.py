@@ -15,6 +15,7 @@ from gitrepro.repro import experiments
 from gitrepro.repro.provenance import diff as diff_op
 from gitrepro.store.repo import Repo
 from gitrepro.util.fsutil import atomic_write
+from gitrepro.util.words import plural
 
 MdOpt = typer.Option(False, "--md", help="Print a Markdown table.")
 CsvOpt = typer.Option(False, "--csv", help="Print CSV.")
@@ -89,8 +90,8 @@ def report(rev_range: Optional[str] = typer.Argument(None, help="Revision range 
     data = report_op.report(Repo.find(), rev_range, all_branches=all_branches)
     with atomic_write(output) as f:
         f.write(render_report(data).encode())
-    err.print(f"wrote {output} ({len(data.table.rows)} runs, {len(data.series)} charts, "
-              f"{len(data.commits)} training commits)", markup=False)
+    err.print(f"wrote {output} ({plural(len(data.table.rows), 'run')}, {plural(len(data.series), 'chart')}, "
+              f"{plural(len(data.commits), 'training commit')})", markup=False)
 
 
 def register(app: typer.Typer) -> None:

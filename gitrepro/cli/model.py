@@ -13,6 +13,7 @@ from gitrepro.cli.common import JsonOpt, out, print_json, progress_bar
 from gitrepro.cli.render import human_size
 from gitrepro.repro import modelfiles, registry
 from gitrepro.store.repo import Repo
+from gitrepro.util.words import plural
 
 model_app = typer.Typer(no_args_is_help=True, help="Models by name and version, in git tags (GTO's convention).")
 MessageOpt = typer.Option(None, "--message", "-m", help="The tag's subject line.")
@@ -93,8 +94,8 @@ def get(ref: str = typer.Argument(..., help="NAME@vX.Y.Z or NAME#STAGE."),
         result = modelfiles.get(Repo.find(), ref, to, remote=remote, progress=advance)
     if as_json:
         return print_json(result)
-    _print(f"{result.model}: {result.output} restored under {result.to} ({result.files_written} files, "
-           f"{human_size(result.bytes_written)}; fetched {result.blobs_fetched} blobs, "
+    _print(f"{result.model}: {result.output} restored under {result.to} ({plural(result.files_written, 'file')}, "
+           f"{human_size(result.bytes_written)}; fetched {plural(result.blobs_fetched, 'chunk')}, "
            f"{human_size(result.bytes_downloaded)})")
 
 

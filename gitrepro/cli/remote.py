@@ -20,6 +20,7 @@ from gitrepro.remote import push as push_op
 from gitrepro.remote import settings as remote_settings
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import checkout as checkout_op
+from gitrepro.util.words import plural
 
 remote_app = typer.Typer(no_args_is_help=True, help="Configure remotes (stored in gitrepro.toml).")
 
@@ -118,11 +119,12 @@ def push(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [REV
         r = push_op.push(repo, remote, revs, all_refs=all_refs, jobs=jobs, progress=advance)
     if as_json:
         return print_json({**vars(r), "rate": r.rate})
-    out.print(f"{r.remote}: {r.manifests} manifest(s), {r.manifests_on_remote} already there; "
-              f"uploaded {r.packs_uploaded} pack(s), {_rate(r.bytes_uploaded, r.seconds)}"
-              + (f"; rewrote {r.indexes_repaired} damaged pack index(es)" if r.indexes_repaired else "")
-              + (f"; {r.manifests_imported} imported dataset version(s) not here left to their source(s)"
-                 if r.manifests_imported else ""))
+    out.print(f"{r.remote}: {plural(r.manifests, 'manifest')}, {r.manifests_on_remote} already there; "
+              f"uploaded {plural(r.packs_uploaded, 'pack')}, {_rate(r.bytes_uploaded, r.seconds)}"
+              + (f"; rewrote {plural(r.indexes_repaired, 'damaged pack index', 'damaged pack indexes')}"
+                 if r.indexes_repaired else "")
+              + (f"; {plural(r.manifests_imported, 'imported dataset version')} not here left to "
+                 f"{'its source' if r.manifests_imported == 1 else 'their sources'}" if r.manifests_imported else ""))
 
 
 def fetch(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [REV]...",
@@ -136,9 +138,10 @@ def fetch(args: Optional[List[str]] = typer.Argument(None, metavar="[REMOTE] [RE
     if as_json:
         return print_json({**vars(r), "rate": r.rate})
     for one in ([r] if r.remote else []) + r.sources:
-        out.print(f"{_fetched_from(one)}: {one.manifests} manifest(s); fetched {one.blobs_fetched} chunk(s) in "
-                  f"{one.packs_downloaded} whole pack(s) and {one.ranges_downloaded} range(s), "
-                  f"{_rate(one.bytes_downloaded, r.seconds)}", markup=False)
+        out.print(f"{_fetched_from(one)}: {plural(one.manifests, 'manifest')}; fetched "
+                  f"{plural(one.blobs_fetched, 'chunk')} in {plural(one.packs_downloaded, 'whole pack')} and "
+                  f"{plural(one.ranges_downloaded, 'range')}, {_rate(one.bytes_downloaded, r.seconds)}",
+                  markup=False)
 
 
 def _fetched_from(r: fetch_op.FetchResult) -> str:
@@ -159,7 +162,7 @@ def pull(remote: Optional[str] = typer.Argument(None, help="Remote (default: the
     if as_json:
         return print_json({"fetch": fetched, "checkout": result})
     for one in ([fetched] if fetched.remote else []) + fetched.sources:
-        out.print(f"{_fetched_from(one)}: fetched {one.blobs_fetched} chunk(s), "
+        out.print(f"{_fetched_from(one)}: fetched {plural(one.blobs_fetched, 'chunk')}, "
                   f"{_rate(one.bytes_downloaded, fetched.seconds)}", markup=False)
     for line in checkout_lines(result, Shown(repo.root)):
         out.print(line, markup=False)
@@ -180,8 +183,9 @@ def gc(dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only list wh
             out.print(f"{where}: {a.action} pack {a.pack} ({human_size(a.size)}, frees {human_size(a.freed)})")
     for note in r.notes:
         out.print(f"note: {note}")
-    out.print(f"{r.manifests} reachable manifest(s); local: {verb} {human_size(r.local_freed)} in {len(r.local)} pack(s)"
-              + (f"; remote {r.remote}: {verb} {human_size(r.remote_freed)} in {len(r.remote_actions)} pack(s)"
+    out.print(f"{plural(r.manifests, 'reachable manifest')}; local: {verb} {human_size(r.local_freed)} in "
+              f"{plural(len(r.local), 'pack')}"
+              + (f"; remote {r.remote}: {verb} {human_size(r.remote_freed)} in {plural(len(r.remote_actions), 'pack')}"
                  if r.remote else ""))
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import shlex
 
+from gitrepro.util.words import plural  # noqa: F401  (cli modules import it from here)
+
 
 def status_lines(results: list, shown=str) -> list[str]:
     """The text of `status` (a list of unchanged.DatasetStatus), paths as `shown` spells them
@@ -74,11 +76,6 @@ def _stored(r) -> str:
         return "nothing new stored"
     ratio = r.bytes / r.new_bytes_stored
     return f"stored {human_size(r.new_bytes_stored)} new" + (f", dedup {ratio:.1f}x" if ratio >= 0.05 else "")
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """`1 file`, `2 files`, `0 files` (`many` for irregular plurals: plural(n, "index", "indexes"))."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def human_size(n: float) -> str:
@@ -197,7 +194,7 @@ _FILE_MARKS = {"added": "+", "removed": "-", "modified": "M"}
 
 
 def _dataset_diff_lines(ds) -> list[str]:
-    head = (f"dataset {ds.dataset} {ds.change}: {len(ds.files)} file(s) changed "
+    head = (f"dataset {ds.dataset} {ds.change}: {plural(len(ds.files), 'file')} changed "
             f"(manifest {(ds.old_manifest or '-')[:12]} -> {(ds.new_manifest or '-')[:12]})")
     if ds.error:
         return [head.split(":")[0] + f": files unknown, {ds.error}"]
@@ -288,7 +285,7 @@ def show_markdown(prov) -> str:
 
 def _md_verification(prov) -> list[str]:
     v = prov.verification
-    policy_line = "passed" if v.policy_ok else f"**{len(v.policy_violations)} violation(s)**"
+    policy_line = "passed" if v.policy_ok else f"**{plural(len(v.policy_violations), 'violation')}**"
     chunks = (f"{v.chunks_rehashed} ({v.bytes_rehashed} bytes) read back and re-hashed with BLAKE3: "
               f"{'all match' if not v.problems else 'see problems'}" if v.chunks_rehashed is not None
               else "looked up in the store index, not re-hashed (`gitrepro show --read-data` re-hashes them)")
@@ -302,7 +299,7 @@ def _md_verification(prov) -> list[str]:
            f"- Chunks: {v.chunks_present} of {v.chunks_total} present; {chunks}"]
     for cfg in prov.configs:
         state = cfg.error or ("recomputed hash, sources and data pointers match: no drift" if not cfg.findings
-                              else f"**{len(cfg.findings)} finding(s)**")
+                              else f"**{plural(len(cfg.findings), 'finding')}**")
         out.append(f"- Resolved config `{cfg.path}`: {state}")
     problems = v.policy_violations + v.records_bad + v.config_findings + v.problems
     if problems:

@@ -12,6 +12,7 @@ from html import escape
 
 from gitrepro.cli.render import human_size
 from gitrepro.cli.render_metrics import exp_cells
+from gitrepro.util.words import plural
 
 CHART_W, CHART_H, PAD = 520, 220, 44
 NODE_W, NODE_H, COL_GAP, ROW_GAP = 250, 34, 60, 16
@@ -58,8 +59,9 @@ def render_report(r) -> str:
              '<link rel="icon" href="data:,">', f"<title>gitrepro report: {escape(r.title)}</title>",
              f"<style>{_STYLE}</style></head><body>",
              f"<h1>gitrepro report: {escape(r.title)}</h1>",
-             f"<p>Generated {escape(r.generated)} from git history and the local store: {len(r.table.rows)} run(s), "
-             f"{len(r.commits)} training commit(s).</p>"]
+             f"<p>Generated {escape(r.generated)} from git history and the local store: "
+             f"{plural(len(r.table.rows), 'run')}, "
+             f"{plural(len(r.commits), 'training commit')}.</p>"]
     parts += _experiments(r.table) + _charts(r.series) + _lineage(r.graph) + _commits(r.commits, r.omitted_commits)
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"
@@ -105,7 +107,7 @@ def _chart(s) -> str:
                    f"{p.value:.6g}</title></circle>" for (x, y), p in zip(coords, s.points))
     first, last = s.points[0].commit[:8], s.points[-1].commit[:8]
     return (f'<figure class="chart" data-metric="{escape(s.metric)}"><figcaption><b>{escape(s.metric)}</b> '
-            f"({len(values)} run(s))</figcaption>"
+            f"({plural(len(values), 'run')})</figcaption>"
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_W}" height="{CHART_H}" role="img">'
             f'<line class="axis" x1="{PAD}" y1="{PAD + height}" x2="{PAD + width}" y2="{PAD + height}"/>'
             f'<line class="axis" x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{PAD + height}"/>'
@@ -168,7 +170,7 @@ def _lineage(graph) -> list[str]:
                    f'<text x="{x + 8}" y="{y + 21}">{escape(label)}</text></g>')
     out += svg + ["</svg>"]
     if len(graph.nodes) > MAX_NODES:
-        out.append(f"<p>{len(graph.nodes) - MAX_NODES} more node(s) not drawn.</p>")
+        out.append(f"<p>{plural(len(graph.nodes) - MAX_NODES, 'more node')} not drawn.</p>")
     return out
 
 
@@ -180,7 +182,7 @@ def _commits(commits, omitted: int) -> list[str]:
     for p in commits:
         out += _commit(p)
     if omitted:
-        out.append(f"<p>{omitted} older training commit(s) not shown (`gitrepro show` gives each).</p>")
+        out.append(f"<p>{plural(omitted, 'older training commit')} not shown (`gitrepro show` gives each).</p>")
     return out
 
 

@@ -18,6 +18,7 @@ from gitrepro.repro.hooks import shims
 from gitrepro.repro import policy as policy_op
 from gitrepro.repro import run as run_op
 from gitrepro.store.repo import Repo
+from gitrepro.util.words import plural
 
 
 class BadSeedOption(GitreproError):
@@ -109,8 +110,9 @@ def policy_check(rev: Optional[str] = typer.Argument(None, help="Commit to judge
         print_json(result)
     else:
         kind = "training commit" if result.training else "not a training commit"
-        out.print(f"{result.target}: {kind}; {len(result.records)} run record(s), {len(result.pointers)} changed "
-                  f"pointer(s): {len(result.violations)} violation(s)", markup=False)
+        out.print(f"{result.target}: {kind}; {plural(len(result.records), 'run record')}, "
+                  f"{plural(len(result.pointers), 'changed pointer')}: {plural(len(result.violations), 'violation')}",
+                  markup=False)
         for v in result.violations:
             out.print(f"  {v}", markup=False, soft_wrap=True)
     if result.violations:

@@ -21,6 +21,7 @@ from gitrepro.errors import GitreproError
 from gitrepro.repro import verify as verify_op
 from gitrepro.util.fsutil import atomic_write
 from gitrepro.store.repo import Repo
+from gitrepro.util.words import plural
 
 FORMATS = ("text", "json", "junit")
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -97,9 +98,10 @@ def summary(result: verify_op.VerifyResult) -> str:
     s = result.stats
     data = (f"{human_size(s.bytes_verified)} re-hashed" if result.deep
             else "data judged by index (add --deep to re-hash it)")
-    verdict = "all reproducible" if result.ok else f"{len(result.failing)} failing commit(s)"
-    return (f"verify: {s.commits} commit(s) checked ({s.training_commits} training), {s.datasets} dataset "
-            f"version(s), {s.chunks} chunk(s), {data}, against {result.where} in {s.seconds:.1f} s: {verdict}")
+    verdict = "all reproducible" if result.ok else plural(len(result.failing), "failing commit")
+    return (f"verify: {plural(s.commits, 'commit')} checked ({s.training_commits} training), "
+            f"{plural(s.datasets, 'dataset version')}, {plural(s.chunks, 'chunk')}, {data}, against {result.where} "
+            f"in {s.seconds:.1f} s: {verdict}")
 
 
 def render_text(result: verify_op.VerifyResult) -> str:
@@ -127,7 +129,7 @@ def render_junit(result: verify_op.VerifyResult) -> str:
                              time="0")
         if r.findings:
             failure = ET.SubElement(case, "failure", type="gitrepro.repro.verify",
-                                    message=_xml(f"{len(r.findings)} problem(s): {r.findings[0]}"))
+                                    message=_xml(f"{plural(len(r.findings), 'problem')}: {r.findings[0]}"))
             failure.text = _xml("".join(f"{f}\n" for f in r.findings))
     ET.SubElement(suite, "system-out").text = _xml(render_text(result))
     ET.indent(suites)

@@ -19,6 +19,7 @@ from gitrepro.errors import GitreproError
 from gitrepro.formats.hashing import BadId, parse_id
 from gitrepro.util import tomlcompat
 from gitrepro.util.fsutil import UnsafePath, check_relpath
+from gitrepro.util.words import plural
 
 CONFLICT_VERSION = 1
 HEADER = b"# gitrepro merge conflict"
@@ -65,7 +66,7 @@ def _side(s: Side) -> str:
 def dumps(c: Conflict) -> bytes:
     files = ",\n".join(f"    {_string(display_path(f))}" for f in c.files)
     lines = [
-        f"{HEADER.decode()} in dataset {display_path(c.path)}: {len(c.files)} file(s) changed on both sides.",
+        f"{HEADER.decode()} in dataset {display_path(c.path)}: {plural(len(c.files), 'file')} changed on both sides.",
         f"# Finish it with `gitrepro merge-resolve {display_path(c.path)} --ours|--theirs|--file PATH=ours|theirs`.",
         f"conflict = {CONFLICT_VERSION}",
         f"path = {_string(display_path(c.path))}",
@@ -139,7 +140,8 @@ def explain(data: bytes, origin: str) -> str | None:
         except BadConflict as e:
             return f"{e}; take one side with `git checkout --ours -- {origin}` (or --theirs)"
         shown = ", ".join(c.files[:SHOWN]) + (f" and {len(c.files) - SHOWN} more" if len(c.files) > SHOWN else "")
-        return (f"{origin}: merge conflict in dataset {display_path(c.path)}: {len(c.files)} file(s) changed on "
+        return (f"{origin}: merge conflict in dataset {display_path(c.path)}: {plural(len(c.files), 'file')} "
+                f"changed on "
                 f"both sides ({shown}); finish it with `gitrepro merge-resolve {display_path(c.path)} "
                 f"--ours|--theirs|--file PATH=ours|theirs`")
     if has_markers(data):

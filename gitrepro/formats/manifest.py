@@ -18,6 +18,7 @@ from typing import NamedTuple
 from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import UnsafePath, check_relpath, names_dotgit
 from gitrepro.formats.hashing import ID_HEX, BadId, hash_bytes, parse_id
+from gitrepro.util.words import plural
 
 MANIFEST_VERSION = 1
 HEADER = {"format": "gitrepro-manifest", "version": MANIFEST_VERSION}
@@ -87,7 +88,7 @@ def check_restorable(m: Manifest, origin: str = "manifest") -> None:
         n = len(e.chunks)
         if not (n <= e.size <= n * MAX_CHUNK) or (n == 0 and e.hash != EMPTY_HASH) or \
                 (n == 1 and e.chunks[0] != e.hash):
-            raise BadManifest(f"{origin}: file {e.path!r} claims {e.size} bytes in {n} chunk(s) with hash "
+            raise BadManifest(f"{origin}: file {e.path!r} claims {e.size} bytes in {plural(n, 'chunk')} with hash "
                               f"{e.hash[:12]}, which no snapshot writes, so it cannot be restored; "
                               f"re-snapshot the dataset with `gitrepro add` from a good copy")
 

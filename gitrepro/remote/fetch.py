@@ -31,6 +31,7 @@ from gitrepro.remote.base import Remote, RemoteError
 from gitrepro.remote.settings import RemoteSettings, open_settings, remotes, resolve
 from gitrepro.remote.view import (RANGE_GAP, DamagedIndex, NotOnRemote, RemotePack, RemoteView, ensure_config,
                                   forget_idx, load_view, manifest_blobs, run_all)
+from gitrepro.util.words import plural, verb
 
 Progress = Callable[[int], None] | None
 WHOLE_PACK_RATIO = 0.5        # fetch the whole pack when at least this share of it is needed
@@ -142,10 +143,11 @@ class Fetcher:
         absent = [b for b in blob_ids if b not in self.view.blobs] if blob_ids else []
         damage = self.view.damage_text(self.settings.name, absent) if absent else ""
         if damage:
-            raise DamagedIndex(f"{len(absent)} chunk(s) cannot be read from remote {self.settings.name} "
+            raise DamagedIndex(f"{plural(len(absent), 'chunk')} cannot be read from remote {self.settings.name} "
                                f"({self.remote.url}): {damage}")
         if absent:
-            raise NotOnRemote(f"{len(absent)} chunk(s) are not on remote {self.settings.name} ({self.remote.url}), "
+            raise NotOnRemote(f"{plural(len(absent), 'chunk')} {verb(len(absent), 'is', 'are')} not on remote "
+                              f"{self.settings.name} ({self.remote.url}), "
                               f"e.g. {absent[0].hex()}; run `gitrepro push` from the clone that has them")
 
     def _fetch(self, blob_ids: set[bytes], hold_roots: bool = False) -> dict:

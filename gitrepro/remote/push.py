@@ -25,6 +25,7 @@ from gitrepro.remote import layout, reach
 from gitrepro.remote.base import Remote
 from gitrepro.remote.settings import open_settings, resolve
 from gitrepro.remote.view import CompleteRoots, RemoteView, cache_idx, ensure_config, load_view, repair_indexes, run_all
+from gitrepro.util.words import plural, verb
 
 Progress = Callable[[int], None] | None
 
@@ -111,7 +112,8 @@ def _needed_for_push(store: Store, roots: set[str], view: RemoteView, complete: 
             result.manifests_on_remote += 1
         wanted |= needs
     if absent:
-        raise PushError(f"{len(absent)} manifest(s) these commits need are neither in the local store nor on "
+        raise PushError(f"{plural(len(absent), 'manifest')} these commits need {verb(len(absent), 'is', 'are')} "
+                        f"neither in the local store nor on "
                         f"the remote, e.g. {absent[0]}; run `gitrepro fetch` from the remote that has them, "
                         "or push from the clone that made them")
     return wanted
@@ -127,7 +129,8 @@ def _local_packs_holding(store: Store, blobs: set[bytes], remote_name: str) -> d
         locs = store.index.locate_many(batch)
         if len(locs) != len(batch):
             missing = next(b for b in batch if b not in locs)
-            raise PushError(f"{len(batch) - len(locs)} chunk(s) to push are not in the local store "
+            lacking = len(batch) - len(locs)
+            raise PushError(f"{plural(lacking, 'chunk')} to push {verb(lacking, 'is', 'are')} not in the local store "
                             f"(e.g. {missing.hex()}) and not on remote {remote_name}; run `gitrepro fsck`")
         for loc in locs.values():
             packs[loc.pack] = packs.get(loc.pack, False) or bool(loc.flags & packfmt.FLAG_MANIFEST)

@@ -24,6 +24,7 @@ from gitrepro.store.store import Store, parse_manifest_root
 from gitrepro.remote import layout
 from gitrepro.remote.base import Remote, RemoteError, RemoteMissing
 from gitrepro.util.fsutil import atomic_write
+from gitrepro.util.words import plural
 
 RANGE_GAP = 256 * 1024        # a ranged GET reads through less than this between two needed blobs
 
@@ -92,7 +93,8 @@ class RemoteView:
         lines = self.damage_lines(name, absent)
         if not lines:
             return ""
-        return lines[0] + (f" (and {len(lines) - 1} more damaged index(es))" if len(lines) > 1 else "")
+        more = plural(len(lines) - 1, "more damaged index", "more damaged indexes")
+        return lines[0] + (f" (and {more})" if len(lines) > 1 else "")
 
 
 def load_view(remote: Remote, store: Store, jobs: int = 8) -> RemoteView:

@@ -26,6 +26,7 @@ from gitrepro.store.repo import Repo
 from gitrepro.util.fsutil import atomic_write, make_dirs_safely, safe_join
 from gitrepro.worktree import checkout as checkout_op
 from gitrepro.worktree import snapshot, status
+from gitrepro.util.words import plural
 
 
 class ImportRefused(GitreproError):
@@ -87,7 +88,8 @@ def update(repo: Repo, dest: str, *, rev: str | None = None, progress: Progress 
         raise ImportRefused(f"{here} was not imported from another repository; `gitrepro add` snapshots it")
     st = status.dataset_status(repo, ptr)
     if not st.missing and not st.clean:
-        raise ImportRefused(f"{here} has {len(st.changes)} local change(s); `gitrepro checkout --force -d {here}` "
+        raise ImportRefused(f"{here} has {plural(len(st.changes), 'local change')}; "
+                            f"`gitrepro checkout --force -d {here}` "
                             "drops them, then update")
     wanted = ptr.source._replace(rev=rev if rev is not None else ptr.source.rev)
     return _import(repo, here, wanted, ptr, progress)

@@ -44,6 +44,7 @@ from gitrepro.formats.runrecord import RUN_ID, RunRecord, record_path
 from gitrepro.repro.run import run_env
 from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.store.repo import Repo
+from gitrepro.util.words import plural, verb
 
 IDENTICAL, DIFFER, FAILED, FAILED_BEFORE_RUN = "identical", "differ", "failed", "failed-before-run"
 WITHIN_TOLERANCE = "within-tolerance"
@@ -204,7 +205,8 @@ def _judge_metrics(result: ReproduceResult, rec: RunRecord, reproduced: dict[str
         result.reason += f"; metrics outside the tolerance: {', '.join(outside[:10])}"
         return
     result.status = WITHIN_TOLERANCE
-    result.reason += f"; all {len(result.metrics)} recorded metric(s) within the tolerance"
+    n = len(result.metrics)
+    result.reason += f"; {verb(n, 'the', 'all')} {plural(n, 'recorded metric')} within the tolerance"
 
 
 def _failed_before_run(result: ReproduceResult, reason: str) -> ReproduceResult:
@@ -403,7 +405,7 @@ def restore_inputs(wt_repo: Repo, commit: str, rec: RunRecord, say: Say) -> str:
     missing = _missing_data(wt_repo, {d: pointers[d].manifest for d in inputs})
     if missing:
         return f"input data is not all in the local store, nothing was run: {'; '.join(missing)}"
-    say(f"restoring {len(inputs)} dataset(s): {', '.join(inputs)} (every chunk verified)")
+    say(f"restoring {plural(len(inputs), 'dataset')}: {', '.join(inputs)} (every chunk verified)")
     try:
         checkout_op.checkout(wt_repo, commit, to=str(wt_repo.root), datasets=inputs, force=True)
     except GitreproError as e:

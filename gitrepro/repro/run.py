@@ -27,6 +27,7 @@ from gitrepro.repro import codeid, envcapture, metrics, params, redact, runlog
 from gitrepro.store.repo import Repo
 from gitrepro.util.fsutil import atomic_write, check_relpath, safe_join
 from gitrepro.worktree import snapshot, status
+from gitrepro.util.words import plural
 
 
 class RunRefused(GitreproError):
@@ -238,7 +239,7 @@ def _input_data(repo: Repo, inputs: list[str]) -> dict[str, str]:
         if st.missing:
             problems.append(f"{ptr.path} is missing (run `gitrepro checkout -d {ptr.path}`)")
         elif not st.clean:
-            problems.append(f"{ptr.path} has {len(st.changes)} change(s) not in its pointer "
+            problems.append(f"{ptr.path} has {plural(len(st.changes), 'change')} not in its pointer "
                             f"(run `gitrepro add {ptr.path}` and commit, or `gitrepro checkout -d {ptr.path}`)")
     if problems:
         raise RunRefused("data differs from its pointers: " + "; ".join(problems))

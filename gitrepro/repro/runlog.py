@@ -25,6 +25,7 @@ from gitrepro.formats.hashing import hash_bytes, new_hasher
 from gitrepro.repro import redact
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import MissingBlob
+from gitrepro.util.words import plural, verb
 
 LOG_NAME = "log.txt"                  # the one file of a log's manifest
 MAX_LOG_BYTES = 256 * 1024 * 1024     # kept per run; the rest still streams to the terminal
@@ -200,7 +201,8 @@ def read_log(repo: Repo, log_id: str, *, fetch: bool = True) -> Iterator[bytes]:
         _fetch(repo, log_id)
         missing = store.missing(ids)
     if missing:
-        raise RunLogError(f"{len(missing)} chunk(s) of log {log_id[:12]} are not in the local store; "
+        raise RunLogError(f"{plural(len(missing), 'chunk')} of log {log_id[:12]} {verb(len(missing), 'is', 'are')} "
+                          f"not in the local store; "
                           f"run `gitrepro fetch`")
     yield from store.iter_blobs(ids)
 

@@ -45,6 +45,7 @@ from gitrepro.remote.base import Remote, RemoteMissing
 from gitrepro.remote.view import RANGE_GAP, NotOnRemote, RemoteView, ensure_config, load_view
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import JOBS, MissingBlob, Store, StoreError, parse_manifest_root
+from gitrepro.util.words import plural
 
 Progress = Callable[[str, int, int], None] | None    # (stage: "commits" | "bytes", done, total)
 SPAN_STORED = 8 * 1024 * 1024     # one ranged GET reads at most this much of a pack ...
@@ -464,7 +465,7 @@ def _attribute(reports: list[CommitReport], needs: dict[str, set[tuple[int, str,
     for manifest, found in sorted(damage.items()):
         first, more = found[0], len(found) - 1
         where = f"file {first.file}: " if first.file else ""
-        extra = f" (and {more} more damaged file(s))" if more else ""
+        extra = f" (and {plural(more, 'more damaged file')})" if more else ""
         for index, path, dataset in sorted(needs.get(manifest, ())):
             report = reports[index]
             report.findings.append(Finding(report.commit, path, first.object,

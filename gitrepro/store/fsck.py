@@ -22,6 +22,7 @@ from gitrepro.formats.hashing import ID_BYTES
 from gitrepro.store import layout, statcache
 from gitrepro.store.index import REBUILD, BadIndex, Index
 from gitrepro.store.store import MANIFEST_ROOT_HEADER, Store
+from gitrepro.util.words import plural, verb
 
 MAX_INTEGRITY_FINDINGS = 10   # SQLite lists every damaged page; the first few say enough
 
@@ -127,7 +128,8 @@ def _check_index(index: Index, on_disk: dict[str, Path], footers: Footers, resul
     """Every row of the index against the packs on disk; return the ids of blobs the index
     places in packs that are gone (reads of them fail)."""
     if index.missing_file and on_disk:
-        result.add("index", f"{index.path} is missing while {len(on_disk)} pack(s) are on disk; {REBUILD}")
+        result.add("index", f"{index.path} is missing while {plural(len(on_disk), 'pack')} "
+                            f"{verb(len(on_disk), 'is', 'are')} on disk; {REBUILD}")
     for problem in index.integrity_problems()[:MAX_INTEGRITY_FINDINGS]:
         result.add("index", f"SQLite integrity check: {problem}; {REBUILD}")
     indexed = _check_pack_rows(index, on_disk, footers, result)
@@ -245,7 +247,7 @@ def _readable_packs(store: Store, notes: list[str]) -> tuple[list, list[tuple[st
             good = [e for e in entries if _blob_ok(f, e)]
         packs.append((pack_id, size, good))
         if len(good) != len(entries):
-            notes.append(f"pack {pack_id}: {len(entries) - len(good)} damaged chunk(s) left out of the index")
+            notes.append(f"pack {pack_id}: {plural(len(entries) - len(good), 'damaged chunk')} left out of the index")
     return packs, damaged
 
 
@@ -272,14 +274,16 @@ def _salvage(store: Store, pack_id: str, path: Path) -> str:
 
 def _salvage_report(found: packfmt.Salvage) -> str:
     ids = {e.id for e in found.entries}
-    report = f"{len(ids & found.named)} of the {len(found.named)} chunk(s) its footer names salvaged into a new pack"
+    report = (f"{len(ids & found.named)} of the {plural(len(found.named), 'chunk')} its footer names salvaged "
+              "into a new pack")
     if ids - found.named:
-        report += (f", and {len(ids - found.named)} chunk(s) found by their content alone (their footer entry "
-                   "is damaged)")
+        report += (f", and {plural(len(ids - found.named), 'chunk')} found by content alone (footer entry "
+                   "damaged)")
     if found.named - ids:
-        report += f"; {len(found.named - ids)} named chunk(s) not found"
+        report += f"; {plural(len(found.named - ids), 'named chunk')} not found"
     if found.lost:
-        report += f"; {len(found.lost)} region(s) ({sum(n for _, n in found.lost)} bytes) held no verifiable chunk"
+        report += (f"; {plural(len(found.lost), 'region')} ({sum(n for _, n in found.lost)} bytes) held no "
+                   "verifiable chunk")
     return report + (": `gitrepro fsck` names the files that lost chunks" if found.named - ids or found.lost else "")
 
 

@@ -36,6 +36,7 @@ from gitrepro.worktree import plan as plan_mod
 from gitrepro.worktree import statwalk
 from gitrepro.worktree.restore import TEMP_SEQ, chunk_ids, remove_paths, write_all
 from gitrepro.worktree.scan import TEMP_SUFFIX
+from gitrepro.util.words import plural
 
 Fetcher = Callable[[Store, set[bytes]], None]
 
@@ -361,7 +362,7 @@ def _require_chunks(store: Store, entries: list[Entry], fetch: Fetcher | None) -
         fetch(store, missing)
         missing = store.missing(missing)
     if missing:
-        raise MissingBlob(next(iter(missing)), f"{len(missing)} chunk(s) needed by this checkout, e.g.")
+        raise MissingBlob(next(iter(missing)), f"{plural(len(missing), 'chunk')} needed by this checkout, e.g.")
 
 
 def _require_chunks_streamed(store: Store, spill, fetch: Fetcher | None) -> None:
@@ -374,4 +375,4 @@ def _require_chunks_streamed(store: Store, spill, fetch: Fetcher | None) -> None
         fetch(store, missing)
         missing = store.missing(missing)
     if missing:
-        raise MissingBlob(next(iter(missing)), f"{len(missing)} chunk(s) needed by this checkout, e.g.")
+        raise MissingBlob(next(iter(missing)), f"{plural(len(missing), 'chunk')} needed by this checkout, e.g.")

@@ -25,6 +25,7 @@ from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats.manifest import DIR, Entry
 from gitrepro.formats.pointer import Pointer
 from gitrepro.store.store import Store, parse_manifest_root
+from gitrepro.util.words import plural, verb
 
 OURS, THEIRS = "ours", "theirs"
 WHOLE = ""        # a FileConflict's path when the dataset cannot be merged file by file
@@ -113,7 +114,8 @@ def _lines(store: Store, ptr: Pointer, side: str, fetch: Fetcher | None) -> Iter
             fetch(store, missing)
             missing = store.missing(missing)
         if missing:
-            raise MergeFailed(f"{len(missing)} part(s) are not in the local store")
+            raise MergeFailed(f"{plural(len(missing), 'part')} {verb(len(missing), 'is', 'are')} not in the "
+                              "local store")
     except GitreproError as e:   # not here and not fetched (no remote, offline), or damaged
         raise MergeFailed(f"the {side} manifest {ptr.manifest[:12]} of {ptr.path} is not readable ({e})") from None
     return _split(store.iter_blobs(parts), origin)

@@ -16,6 +16,7 @@ from gitrepro.git import plumbing, tracking
 from gitrepro.store.repo import Repo
 from gitrepro.util.fsutil import atomic_write, safe_join
 from gitrepro.worktree.merge import OURS, FileConflict, Fetcher, MergeFailed, MergeResult, merge_pointers
+from gitrepro.util.words import plural, verb
 
 
 class NotInConflict(GitreproError):
@@ -86,7 +87,8 @@ def resolve(repo: Repo, dataset: str, *, side: str | None = None, files: dict[st
                             f"{', '.join(sorted(seen)[:5]) or 'none'}")
     if result.pointer is None:
         left = sorted(c.path for c in result.conflicts)
-        raise NotInConflict(f"{len(left)} conflicting file(s) of {dataset} still need a side: "
+        raise NotInConflict(f"{plural(len(left), 'conflicting file')} of {dataset} still "
+                            f"{verb(len(left), 'needs', 'need')} a side: "
                             f"{', '.join(left[:5])}{' ...' if len(left) > 5 else ''}; add --ours or --theirs for "
                             f"the rest")
     pointer_file = pointerfmt.pointer_path_for(dataset)

@@ -17,7 +17,7 @@ def test_stash_snapshots_data_edits_stashes_their_pointer_and_pop_brings_the_edi
     done = run_cli("stash", "-m", "try later")
     assert done.code == 0, done.err
     assert "data: local changes snapshotted, its pointer stashed" in done.out
-    assert "data: checked out (1 file(s) written, 1 removed)" in done.out
+    assert "data: checked out (1 file written, 1 removed)" in done.out
     assert read_files(git_repo) == START and status_line(git_repo) == "data: clean"
     assert not (git_repo / "notes.txt").exists() and "try later" in git(git_repo, "stash", "list").stdout
     popped = run_cli("stash", "pop")

@@ -22,7 +22,7 @@ def test_pointer_parse_explains_a_conflict_pointer_and_how_to_finish_it():
     with pytest.raises(pointer.BadPointer) as e:
         pointer.parse(conflict.dumps(CONFLICT), "data/raw.gitrepro")
     assert str(e.value) == (
-        'data/raw.gitrepro: merge conflict in dataset data/raw: 4 file(s) changed on both sides (a.bin, odd "name", '
+        'data/raw.gitrepro: merge conflict in dataset data/raw: 4 files changed on both sides (a.bin, odd "name", '
         "sub/c.bin and 1 more); finish it with `gitrepro merge-resolve data/raw --ours|--theirs|--file "
         "PATH=ours|theirs`")
 

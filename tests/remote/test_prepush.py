@@ -52,7 +52,7 @@ def test_a_pointer_also_committed_under_a_second_name_is_still_checked_by_git_pu
     keep_only_manifests(project, [])
     done = git_push(project)
     assert done.returncode == 1, done.stderr
-    assert "gitrepro: push refused: 1 problem(s)" in done.stderr
+    assert "gitrepro: push refused: 1 problem with" in done.stderr
     assert f"data/train.gitrepro: data of data/train (manifest {manifest[:12]}) is not in the local store" \
         in done.stderr
     assert run_git(project, "ls-remote", "origin", "main").split()[0] != run_git(project, "rev-parse", "HEAD").strip()
@@ -78,7 +78,7 @@ def test_each_missing_version_is_named_by_the_pointer_that_brought_it_in_even_in
     new = new_version_also_saved_as(project, "copy.txt")
     keep_only_manifests(project, [])
     done = git_push(project)
-    assert done.returncode == 1 and "gitrepro: push refused: 2 problem(s)" in done.stderr
+    assert done.returncode == 1 and "gitrepro: push refused: 2 problems with" in done.stderr
     for manifest in [*old, new]:
         assert f"data/train.gitrepro: data of data/train (manifest {manifest[:12]}) is not in the local store" \
             in done.stderr

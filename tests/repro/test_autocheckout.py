@@ -47,7 +47,7 @@ def test_missing_chunks_are_fetched_from_the_default_remote(repo, tmp_path):
     assert gitrepro(repo, "push", "--all").returncode == 0
     keep_only_manifests(repo, [manifest_at(repo, "main")])     # feature's manifest and every chunk: remote only
     done = git(repo, "checkout", "feature")
-    assert "gitrepro: data: restored to data.gitrepro (1 file(s) written, 0 removed)" in done.stderr, done.stderr
+    assert "gitrepro: data: restored to data.gitrepro (1 file written, 0 removed)" in done.stderr, done.stderr
     assert read_files(repo) == {**OLD, **NEW} and status_line(repo) == "data: clean"
 
 
@@ -55,7 +55,7 @@ def test_data_that_cannot_be_restored_is_one_line_and_the_checkout_still_succeed
     keep_only_manifests(repo, [manifest_at(repo, "main"), manifest_at(repo, "feature")])   # no chunks, no remote
     done = git(repo, "checkout", "feature")            # exit 0: check=True
     lines = [line for line in done.stderr.splitlines() if line.startswith("gitrepro")]
-    assert len(lines) == 1 and lines[0].startswith("gitrepro: data not restored: 1 chunk(s) needed by this "
+    assert len(lines) == 1 and lines[0].startswith("gitrepro: data not restored: 1 chunk needed by this "
                                                    "checkout"), done.stderr
     assert read_files(repo) == OLD and "data: modified" in status_line(repo)
 
@@ -95,7 +95,7 @@ def test_a_clone_without_a_store_is_told_to_pull_instead_of_getting_a_store_from
     git(tmp_path, "clone", "-q", str(repo), str(clone))
     assert gitrepro(clone, "install-hooks").returncode == 0
     done = git(clone, "checkout", "-q", "feature")
-    assert "gitrepro: no local store yet, so 1 dataset(s) were not restored; run `gitrepro pull`" in done.stderr
+    assert "gitrepro: no local store yet, so 1 dataset was not restored; run `gitrepro pull`" in done.stderr
     assert not (clone / ".git" / "gitrepro").exists()
 
 

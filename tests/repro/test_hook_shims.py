@@ -146,7 +146,7 @@ def test_a_good_training_commit_passes_the_old_pre_commit_shim(project):
     stage_run(project, result)
     done = git_commit(project, "train")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "gitrepro: training commit OK (1 run record(s)" in done.stderr
+    assert "gitrepro: training commit OK (1 run record," in done.stderr
     assert run_git(project, "rev-parse", "HEAD~1").strip() == before
     assert result.record.path in run_git(project, "show", "--name-only", "--format=", "HEAD").split()
 
@@ -159,7 +159,7 @@ def test_a_bad_training_commit_is_refused_by_the_old_pre_commit_shim(project):
     done = git_commit(project, "train")
     assert done.returncode == 1, done.stdout + done.stderr
     assert head(project) == before
-    assert "gitrepro: commit refused:" in done.stderr and "problem(s) in this training commit:" in done.stderr
+    assert "gitrepro: commit refused:" in done.stderr and " in this training commit:" in done.stderr
     assert "gitrepro: fix them and commit again (git commit --no-verify skips this check)" in done.stderr
     assert "stale config: source configs/base.toml changed after configs/base.resolved.toml was resolved" \
         in done.stderr
@@ -202,7 +202,7 @@ def test_the_old_pre_push_shim_passes_data_that_is_here_and_refuses_data_that_is
     keep_only_manifests(project, [])
     refused = git_push(project)
     assert refused.returncode == 1, refused.stderr
-    assert "gitrepro: push refused: 1 problem(s)" in refused.stderr
+    assert "gitrepro: push refused: 1 problem with" in refused.stderr
     assert "data/train.gitrepro: data of data/train (manifest" in refused.stderr
     assert run_git(project, "ls-remote", "origin").strip() == ""
 
@@ -212,7 +212,7 @@ def test_the_old_pre_push_shim_lets_a_push_with_its_data_through(project, tmp_pa
     run_git(project, "remote", "add", "origin", str(tmp_path / "origin.git"))
     done = git_push(project)
     assert done.returncode == 0, done.stderr
-    assert "data of the pushed commits is available (in the local store; 1 manifest(s))" in done.stderr
+    assert "data of the pushed commits is available (in the local store; 1 manifest)" in done.stderr
     assert run_git(project, "ls-remote", "origin", "main").split()[0] == head(project)
 
 
@@ -226,7 +226,7 @@ def test_the_old_post_checkout_shim_restores_data_on_a_branch_switch(project):
     run_git(project, "commit", "-q", "--no-verify", "-am", "other data")
     switched = subprocess.run(["git", "checkout", "main"], cwd=project, capture_output=True, text=True)
     assert switched.returncode == 0, switched.stderr
-    assert "gitrepro: data/train: restored to data/train.gitrepro (3 file(s) written, 0 removed)" in switched.stderr
+    assert "gitrepro: data/train: restored to data/train.gitrepro (3 files written, 0 removed)" in switched.stderr
     assert (project / "data/train/part-0.bin").read_bytes() == original
 
 

@@ -160,7 +160,7 @@ def test_a_good_training_commit_passes_the_hook(project):
     stage_run(project, result)
     done = git_commit(project)
     assert done.returncode == 0, done.stderr
-    assert "gitrepro: training commit OK (1 run record(s)" in done.stderr
+    assert "gitrepro: training commit OK (1 run record," in done.stderr
     assert run_git(project, "show", "--name-only", "--format=", "HEAD").split() == sorted(
         [".gitignore", result.record.config.path, "models.gitrepro", result.record.path])
 
@@ -254,7 +254,7 @@ def git_push(root: Path, *args: str) -> subprocess.CompletedProcess:
 def test_pre_push_passes_when_the_data_is_in_the_local_store(pushed_project):
     done = git_push(pushed_project)
     assert done.returncode == 0, done.stderr
-    assert "data of the pushed commits is available (in the local store; 1 manifest(s))" in done.stderr
+    assert "data of the pushed commits is available (in the local store; 1 manifest)" in done.stderr
 
 
 def test_pre_push_refuses_commits_whose_data_is_missing_and_chains_the_users_hook(pushed_project):
@@ -264,7 +264,7 @@ def test_pre_push_refuses_commits_whose_data_is_missing_and_chains_the_users_hoo
     keep_only_manifests(pushed_project, [])
     done = git_push(pushed_project)
     assert done.returncode == 1
-    assert "gitrepro: push refused: 1 problem(s)" in done.stderr
+    assert "gitrepro: push refused: 1 problem with" in done.stderr
     assert "data/train.gitrepro: data of data/train (manifest" in done.stderr and "fix: `gitrepro fetch`" in done.stderr
     logged = (pushed_project / ".git/push-input.log").read_text().split()
     assert logged[0] == "refs/heads/main" and logged[1] == head(pushed_project)
@@ -290,7 +290,7 @@ def test_pre_push_requires_the_data_on_the_gitrepro_remote_once_one_is_configure
     with_repo(pushed_project, lambda r: push_op.push(r))
     done = git_push(pushed_project)
     assert done.returncode == 0, done.stderr
-    assert "available (on gitrepro remote store; 1 manifest(s))" in done.stderr
+    assert "available (on gitrepro remote store; 1 manifest)" in done.stderr
 
 
 def test_pre_push_under_the_pre_commit_framework_reads_the_range_from_its_variables(pushed_project):
@@ -300,7 +300,7 @@ def test_pre_push_under_the_pre_commit_framework_reads_the_range_from_its_variab
         raise AssertionError("the framework has consumed git's stdin")
 
     outcome = with_repo(pushed_project, lambda r: hooks.run_hook(r, "pre-push", [], stdin_must_not_be_read, env))
-    assert outcome.exit_code == 0 and "1 manifest(s)" in outcome.messages[0]
+    assert outcome.exit_code == 0 and "1 manifest" in outcome.messages[0]
     keep_only_manifests(pushed_project, [])
     outcome = with_repo(pushed_project, lambda r: hooks.run_hook(r, "pre-push", [], stdin_must_not_be_read, env))
     assert outcome.exit_code == 1 and "data/train.gitrepro: data of data/train" in "\n".join(outcome.messages)
@@ -330,7 +330,7 @@ def test_post_checkout_restores_data_on_a_branch_switch(project):
     switch_data_on_a_branch(project)
     done = subprocess.run(["git", "checkout", "main"], cwd=project, capture_output=True, text=True)
     assert done.returncode == 0
-    assert "gitrepro: data/train: restored to data/train.gitrepro (3 file(s) written, 0 removed)" in done.stderr
+    assert "gitrepro: data/train: restored to data/train.gitrepro (3 files written, 0 removed)" in done.stderr
     assert (project / "data/train/part-0.bin").read_bytes() == original
 
 

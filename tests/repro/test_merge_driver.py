@@ -54,7 +54,7 @@ def pointer_at(root, rev: str) -> pointerfmt.Pointer:
 
 def test_branches_that_changed_different_files_merge_without_conflict_into_the_union(repo):
     done = git(repo, "merge", "--no-edit", "feature~1")
-    assert "gitrepro: merged data file by file: 2 change(s) of ours, 1 of theirs" in done.stderr
+    assert "gitrepro: merged data file by file: 2 changes of ours, 1 of theirs" in done.stderr
     assert read_files(repo) == {"a.bin": A_MAIN, "b.bin": B2, "c.bin": C2}
     assert status_line(repo) == "data: clean"
     assert len(git(repo, "log", "-1", "--format=%P").stdout.split()) == 2     # a true merge commit
@@ -64,11 +64,11 @@ def test_the_same_file_changed_on_both_sides_stops_with_one_line_per_file_and_bo
     done = git(repo, "merge", "--no-edit", "feature", check=False)
     assert done.returncode == 1
     assert "gitrepro: conflict in data/a.bin: changed on both sides (ours 1.4 KiB, theirs 2.0 KiB)" in done.stderr
-    assert "gitrepro: 1 conflict(s) in data; finish with `gitrepro merge-resolve data --ours|--theirs|--file " \
+    assert "gitrepro: 1 conflict in data; finish with `gitrepro merge-resolve data --ours|--theirs|--file " \
            "PATH=ours|theirs`" in done.stderr
     explained = gitrepro(repo, "status")
     assert explained.returncode == 1 and explained.stderr.count("\n") == 1
-    assert "data.gitrepro: merge conflict in dataset data: 1 file(s) changed on both sides (a.bin); finish it " \
+    assert "data.gitrepro: merge conflict in dataset data: 1 file changed on both sides (a.bin); finish it " \
            "with `gitrepro merge-resolve data" in explained.stderr
     assert read_files(repo)["a.bin"] == A_MAIN      # the data is left as it was until the merge is finished
 
@@ -77,7 +77,7 @@ def test_merge_resolve_with_a_file_choice_finishes_the_merge_and_checks_out_the_
     git(repo, "merge", "--no-edit", "feature", check=False)
     done = gitrepro(repo, "merge-resolve", "data", "--file", "a.bin=theirs")
     assert done.returncode == 0, done.stderr
-    assert "data: resolved: 1 conflicting file(s) settled, 1 change(s) of ours and 1 of theirs" in done.stdout
+    assert "data: resolved: 1 conflicting file settled, 1 change of ours and 1 of theirs" in done.stdout
     assert "next: git commit" in done.stdout
     assert read_files(repo) == {"a.bin": A_FEAT, "b.bin": B2, "c.bin": C2}
     git(repo, "commit", "-q", "--no-edit")
@@ -89,7 +89,7 @@ def test_merge_resolve_refuses_a_file_that_is_not_in_conflict_and_a_conflict_lef
     wrong = gitrepro(repo, "merge-resolve", "data", "--file", "b.bin=ours")
     assert wrong.returncode == 1 and "not a conflicting file of data: b.bin; conflicting: a.bin" in wrong.stderr
     undecided = gitrepro(repo, "merge-resolve", "data")
-    assert undecided.returncode == 1 and "1 conflicting file(s) of data still need a side: a.bin" in undecided.stderr
+    assert undecided.returncode == 1 and "1 conflicting file of data still needs a side: a.bin" in undecided.stderr
 
 
 def test_a_rebase_stops_on_the_conflict_and_continues_after_merge_resolve(repo):

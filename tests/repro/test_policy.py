@@ -284,7 +284,7 @@ def test_policy_check_finds_a_bad_commit_made_with_no_verify(project, trained, g
     git("commit", "-q", "--no-verify", "-m", "bad train")
     result = run_cli("policy", "check", "HEAD")
     assert result.code == 2
-    assert "training commit; 1 run record(s)" in result.out and "no environment record" in result.out
+    assert "training commit; 1 run record," in result.out and "no environment record" in result.out
     assert "fix: `gitrepro fetch`" not in result.out
     assert run_cli("policy", "check", "HEAD~1").code == 0
 

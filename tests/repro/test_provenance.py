@@ -199,7 +199,7 @@ def test_diff_command_prints_files_keys_and_packages(history, run_cli):
     result = run_cli("diff", history.train1, history.train2)
     assert result.code == 0, result.err
     text = result.out
-    assert "dataset data/train modified: 3 file(s) changed" in text
+    assert "dataset data/train modified: 3 files changed" in text
     assert "  + part-3.bin (400 B)" in text and "  - part-2.bin (19.5 KiB)" in text
     assert "  M part-1.bin (19.5 KiB -> 700 B)" in text
     assert "  ~ optim.lr: 0.001 -> 0.01" in text and "  + optim.momentum = 0.9" in text

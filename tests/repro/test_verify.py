@@ -423,7 +423,7 @@ def cli_ready(project):
 def test_the_cli_exits_0_and_prints_a_summary_on_a_clean_history(cli_ready, run_cli):
     result = run_cli("verify", "--all")
     assert result.code == 0, result.out + result.err
-    assert result.out.startswith("verify: 3 commit(s) checked (1 training), 2 dataset version(s), ")
+    assert result.out.startswith("verify: 3 commits checked (1 training), 2 dataset versions, ")
     assert result.out.rstrip().endswith("all reproducible")
 
 
@@ -436,7 +436,7 @@ def test_the_cli_exits_2_with_one_line_per_failure(cli_ready, run_cli):
     lines = result.out.splitlines()
     assert lines[0] == (f"{bad[:12]} data/train.gitrepro: data of data/train (manifest {'cd' * 6}) is not in the "
                         f"local store [manifest {'cd' * 32}] — fix: `gitrepro fetch`")
-    assert lines[-1].endswith("1 failing commit(s)")
+    assert lines[-1].endswith("1 failing commit")
 
 
 def test_the_cli_writes_junit_xml_with_a_testcase_per_commit(cli_ready, run_cli):
@@ -444,7 +444,7 @@ def test_the_cli_writes_junit_xml_with_a_testcase_per_commit(cli_ready, run_cli)
     path.write_text(path.read_text().replace(pointer_manifest(cli_ready), "cd" * 32))
     bad = commit_all(cli_ready, "ghost \x1b[31m")
     result = run_cli("verify", "--all", "--format", "junit", "--output", "verify.xml")
-    assert result.code == 2 and "1 failing commit(s)" in result.out
+    assert result.code == 2 and "1 failing commit" in result.out
     suite = ET.parse(cli_ready / "verify.xml").getroot().find("testsuite")
     cases = suite.findall("testcase")
     assert suite.get("tests") == "4" and suite.get("failures") == "1" and len(cases) == 4

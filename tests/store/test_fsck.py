@@ -29,7 +29,7 @@ def test_fsck_of_a_healthy_store_finds_nothing(git_repo, repo, run_cli):
     result = fsck_op.fsck(repo.store)
     assert result.findings == [] and result.manifests == 1 and result.packs >= 1
     cli = run_cli("fsck")
-    assert cli.code == 0 and "0 problem(s)" in cli.out
+    assert cli.code == 0 and "0 problems" in cli.out
 
 
 def test_a_flipped_byte_names_the_chunk_and_every_file_using_it(git_repo, repo, run_cli):

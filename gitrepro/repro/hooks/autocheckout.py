@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from gitrepro.errors import GitreproError, one_line
 from gitrepro.repro.hooks import HookOutcome, clone
 from gitrepro.store.repo import Repo
+from gitrepro.util.words import plural, verb
 
 if TYPE_CHECKING:   # imported where a pointer changed: a move that changes none loads neither
     from gitrepro.formats.pointer import Pointer
@@ -52,7 +53,8 @@ def follow(repo: Repo, changed: Changed, *, trust_cache: bool = False) -> HookOu
     if not pointers:
         return HookOutcome(0, messages)
     if not layout.config_file(repo.store_path).exists():
-        return HookOutcome(0, messages + [f"gitrepro: no local store yet, so {len(pointers)} dataset(s) were not "
+        return HookOutcome(0, messages + [f"gitrepro: no local store yet, so {plural(len(pointers), 'dataset')} "
+                                          f"{verb(len(pointers), 'was', 'were')} not "
                                           f"restored; run `gitrepro pull`"])
     return HookOutcome(0, messages + restore(repo, pointers))
 
@@ -102,7 +104,7 @@ def restore(repo: Repo, pointers: list[Pointer]) -> list[str]:
         for d in result.datasets:
             if d.written or d.removed:
                 messages.append(f"gitrepro: {d.dataset}: restored to {pointer_path_for(d.dataset)} "
-                                f"({d.written} file(s) written, {d.removed} removed)")
+                                f"({plural(d.written, 'file')} written, {d.removed} removed)")
     return messages
 
 

@@ -24,6 +24,7 @@ from gitrepro.repro.hooks.hookfiles import HookChange
 from gitrepro.store.repo import Repo
 from gitrepro.util.fsutil import atomic_write
 from gitrepro.worktree import merge
+from gitrepro.util.words import plural
 
 NAME = "gitrepro"
 ATTRIBUTE_LINE = f"*{pointerfmt.POINTER_SUFFIX} merge={NAME}"
@@ -51,7 +52,8 @@ def run(repo: Repo, args: list[str], read_stdin: Callable[[], str], environ: Map
         _write(ours_file, pointerfmt.dumps(result.pointer))
         if result.pointer.manifest in (ours.manifest, theirs.manifest):
             return HookOutcome(0)
-        return HookOutcome(0, [f"gitrepro: merged {dataset} file by file: {result.from_ours} change(s) of ours, "
+        return HookOutcome(0, [f"gitrepro: merged {dataset} file by file: {plural(result.from_ours, 'change')} "
+                               f"of ours, "
                                f"{result.from_theirs} of theirs (manifest {result.pointer.manifest[:12]})"])
     _write(ours_file, conflictfmt.dumps(_conflict(dataset, base, ours, theirs, result)))
     return HookOutcome(1, conflict_lines(dataset, result))
@@ -112,8 +114,10 @@ def conflict_lines(dataset: str, result: merge.MergeResult) -> list[str]:
             lines.append(f"gitrepro: conflict in {dataset}/{conflictfmt.display_path(c.path)}: changed on both "
                          f"sides (ours {_size(c.ours)}, theirs {_size(c.theirs)})")
     if len(result.conflicts) > SHOWN_CONFLICTS:
-        lines.append(f"gitrepro: ... and {len(result.conflicts) - SHOWN_CONFLICTS} more conflicting file(s) in {dataset}")
-    lines.append(f"gitrepro: {len(result.conflicts)} conflict(s) in {dataset}; finish with `gitrepro merge-resolve "
+        more = plural(len(result.conflicts) - SHOWN_CONFLICTS, 'more conflicting file')
+        lines.append(f"gitrepro: ... and {more} in {dataset}")
+    lines.append(f"gitrepro: {plural(len(result.conflicts), 'conflict')} in {dataset}; finish with "
+                 f"`gitrepro merge-resolve "
                  f"{dataset} --ours|--theirs|--file PATH=ours|theirs`")
     return lines
 

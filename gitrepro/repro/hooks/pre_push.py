@@ -11,6 +11,7 @@ from gitrepro.remote import prepush
 from gitrepro.repro.hooks import HookError, HookOutcome
 from gitrepro.repro.policy import Violation
 from gitrepro.store.repo import Repo
+from gitrepro.util.words import plural
 
 
 class RefUpdate(NamedTuple):     # a tuple, as `prepush.check_push` takes git's lines
@@ -48,10 +49,10 @@ def run(repo: Repo, args: list[str], read_stdin: Callable[[], str], environ: Map
     result = prepush.check_push(repo, updates, remote)
     if result.ok:
         return HookOutcome(0, [f"gitrepro: data of the pushed commits is available ({result.where}; "
-                               f"{result.manifests} manifest(s))"] if result.manifests else [])
+                               f"{plural(result.manifests, 'manifest')})"] if result.manifests else [])
     problems = [Violation(p.file, f"data of {p.dataset} (manifest {p.manifest[:12]}) {p.problem}", p.fix)
                 for p in result.problems]
-    lines = [f"gitrepro: push refused: {len(problems)} problem(s) with data the pushed commits name "
+    lines = [f"gitrepro: push refused: {plural(len(problems), 'problem')} with data the pushed commits name "
              f"(looked {result.where}):"]
     lines += [f"  {v}" for v in problems]
     return HookOutcome(1, lines + ["gitrepro: fix them and push again (git push --no-verify skips this check)"])
