@@ -4,12 +4,13 @@ merge driver left) and `stash` / `stash pop`. See docs/git.md.
 
 from __future__ import annotations
 
+import os
 from typing import List, Optional
 
 import typer
 
 from gitrepro.cli.common import err, out
-from gitrepro.cli.paths import in_repo
+from gitrepro.cli.paths import Shown, in_repo
 from gitrepro.errors import GitreproError
 from gitrepro.formats.pointer import pointer_path_for
 from gitrepro.remote import datafetch as remote_fetch
@@ -42,8 +43,10 @@ def merge_resolve(dataset: str = typer.Argument(..., help="The dataset in confli
     how = (f"took {done.whole} whole (the manifests are not available to merge file by file)" if done.whole else
            f"{plural(r.chosen, 'conflicting file')} settled, {plural(r.from_ours, 'change')} of ours and "
            f"{r.from_theirs} of theirs")
-    out.print(f"{dataset}: resolved: {how} -> {pointer_path_for(dataset)} (staged)", markup=False)
-    for line in autocheckout.restore(repo, [done.pointer]):
+    shown = Shown(repo.root)   # paths relative to the current directory, as git prints them
+    out.print(f"{shown(dataset)}: resolved: {how} -> {shown(pointer_path_for(dataset))} (staged)",
+              markup=False)
+    for line in autocheckout.restore(repo, [done.pointer], shown):
         err.print(line, markup=False, soft_wrap=True)
     out.print(f"next: {done.next_step}", markup=False)
 
@@ -64,25 +67,27 @@ def stash(ctx: typer.Context,
     if ctx.invoked_subcommand is not None:
         return
     repo = Repo.find()
-    result = stash_op.stash(repo, message, fetch=remote_fetch.make_fetcher(repo))
+    result = stash_op.stash(repo, message, fetch=remote_fetch.make_fetcher(repo), cwd=os.getcwd())
+    shown = Shown(repo.root)
     for d in result.snapshotted:
-        out.print(f"{d}: local changes snapshotted, its pointer stashed", markup=False)
-    _render(result)
+        out.print(f"{shown(d)}: local changes snapshotted, its pointer stashed", markup=False)
+    _render(result, shown)
 
 
 def stash_pop() -> None:
     """`git stash pop`, then check out the data of the pointers it brought back."""
     repo = Repo.find()
-    _render(stash_op.pop(repo, fetch=remote_fetch.make_fetcher(repo)))
+    _render(stash_op.pop(repo, fetch=remote_fetch.make_fetcher(repo), cwd=os.getcwd()), Shown(repo.root))
 
 
-def _render(result: stash_op.StashResult) -> None:
+def _render(result: stash_op.StashResult, shown: Shown) -> None:
+    """git's own output (its paths relative to the current directory, where it ran), then the data."""
     if result.git_output:
         out.print(result.git_output, markup=False)
     for d in result.restored:
         if d.written or d.removed:
-            out.print(f"{d.dataset}: checked out ({plural(d.written, 'file')} written, {d.removed} removed)",
-                      markup=False)
+            out.print(f"{shown(d.dataset)}: checked out ({plural(d.written, 'file')} written, "
+                      f"{d.removed} removed)", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from gitrepro.cli.common import JsonOpt, out, print_json, progress_bar
+from gitrepro.cli.paths import Shown
 from gitrepro.cli.render import human_size
 from gitrepro.repro import imports as imports_op
 from gitrepro.store.repo import Repo
@@ -22,9 +23,12 @@ def _print(line: str) -> None:
 
 
 def _imported(result: imports_op.ImportResult, verb: str) -> None:
-    s = result.source
-    _print(f"{result.dataset}: {verb} {s.path} of {s.url} at {s.commit[:12]} ({plural(result.files, 'file')}, "
-           f"{human_size(result.bytes)}; fetched {human_size(result.bytes_downloaded)}); commit {result.pointer_file}")
+    """The summary of import and update, this repository's paths relative to the current directory."""
+    s, shown = result.source, Shown(Repo.find().root)
+    _print(f"{shown(result.dataset)}: {verb} {s.path} of {s.url} at {s.commit[:12]} "
+           f"({plural(result.files, 'file')}, {human_size(result.bytes)}; "
+           f"fetched {human_size(result.bytes_downloaded)}); "
+           f"commit {shown(result.pointer_file)}")
 
 
 def import_(url: str = typer.Argument(..., help="The source repository (URL or path)."),

@@ -30,26 +30,30 @@ class StashResult:
     restored: list[checkout_op.DatasetCheckout] = field(default_factory=list)
 
 
-def stash(repo: Repo, message: str | None = None, fetch: checkout_op.Fetcher | None = None) -> StashResult:
+def stash(repo: Repo, message: str | None = None, fetch: checkout_op.Fetcher | None = None,
+          cwd: str | None = None) -> StashResult:
+    """Snapshot, `git stash push` (run in `cwd`, default the worktree root: git's output names paths
+    relative to it), check out HEAD's data."""
     changed = [s.dataset for s in status_op.status(repo) if s.changes]
     result = StashResult(changed)
     if changed:
-        snapshot.add(repo, changed)
-    result.git_output = _git(repo, "stash", "push", *(["-m", message] if message else []))
+        snapshot.add(repo, [str(repo.root / d) for d in changed])   # add takes paths as the user gives them
+    result.git_output = _git(repo, cwd, "stash", "push", *(["-m", message] if message else []))
     result.restored = checkout_op.checkout(repo, fetch=fetch).datasets
     return result
 
 
-def pop(repo: Repo, fetch: checkout_op.Fetcher | None = None) -> StashResult:
+def pop(repo: Repo, fetch: checkout_op.Fetcher | None = None, cwd: str | None = None) -> StashResult:
+    """`git stash pop` (in `cwd`, as `stash`), then a checkout of the pointers it brought back."""
     result = StashResult()
-    result.git_output = _git(repo, "stash", "pop")
+    result.git_output = _git(repo, cwd, "stash", "pop")
     result.restored = checkout_op.checkout(repo, fetch=fetch).datasets
     return result
 
 
-def _git(repo: Repo, *args: str) -> str:
+def _git(repo: Repo, cwd: str | None, *args: str) -> str:
     try:
-        return plumbing.git(*args, cwd=repo.root).decode(errors="replace").strip()
+        return plumbing.git(*args, cwd=cwd or repo.root).decode(errors="replace").strip()
     except plumbing.GitError as e:
         raise StashFailed(f"{e}; the data is as it was (datasets with local changes were snapshotted: "
                           f"`gitrepro status` shows them)") from None

@@ -85,8 +85,9 @@ def _cache_says_restored(repo: Repo, ptr: Pointer) -> bool:
     return table is not None and table.manifest == ptr.manifest
 
 
-def restore(repo: Repo, pointers: list[Pointer]) -> list[str]:
-    """Check out each dataset (missing chunks fetched); one line for each that changed or could not."""
+def restore(repo: Repo, pointers: list[Pointer], shown: Callable[[str], str] = str) -> list[str]:
+    """Check out each dataset (missing chunks fetched); one line for each that changed or could not,
+    its paths as `shown` spells them (a command run in a subdirectory: relative to it, cli.paths)."""
     from gitrepro.formats.pointer import pointer_path_for
     from gitrepro.worktree import checkout as checkout_op   # the restore path only: a no-op hook never loads it
 
@@ -96,14 +97,14 @@ def restore(repo: Repo, pointers: list[Pointer]) -> list[str]:
         try:
             result = checkout_op.checkout(repo, datasets=[ptr.path], fetch=fetch)
         except checkout_op.LocalChanges as e:
-            messages.append(kept_line(ptr.path, str(e)))
+            messages.append(kept_line(ptr.path, str(e), shown))
             continue
         except GitreproError as e:
-            messages.append(f"gitrepro: {ptr.path} not restored: {one_line(e)}")
+            messages.append(f"gitrepro: {shown(ptr.path)} not restored: {one_line(e)}")
             continue
         for d in result.datasets:
             if d.written or d.removed:
-                messages.append(f"gitrepro: {d.dataset}: restored to {pointer_path_for(d.dataset)} "
+                messages.append(f"gitrepro: {shown(d.dataset)}: restored to {shown(pointer_path_for(d.dataset))} "
                                 f"({plural(d.written, 'file')} written, {d.removed} removed)")
     return messages
 
@@ -125,15 +126,17 @@ def lazy_fetcher(repo: Repo):
     return fetch
 
 
-def kept_line(dataset: str, refusal: str) -> str:
-    """The one line for a dataset left as it is to keep local changes (`refusal`: checkout's message)."""
+def kept_line(dataset: str, refusal: str, shown: Callable[[str], str] = str) -> str:
+    """The one line for a dataset left as it is to keep local changes (`refusal`: checkout's message),
+    its paths as `shown` spells them."""
     from gitrepro.formats.pointer import pointer_path_for
 
     _, found, rest = refusal.partition("not snapshotted: ")
     files = rest.partition("; run `")[0] if found else ""
-    return one_line(f"gitrepro: {dataset}: kept local changes that are not snapshotted{f' ({files})' if files else ''}"
-                    f"; its data is not what {pointer_path_for(dataset)} says: `gitrepro add {dataset}` keeps "
-                    f"them, `gitrepro checkout -d {dataset} --force` discards them")
+    here = shown(dataset)
+    return one_line(f"gitrepro: {here}: kept local changes that are not snapshotted{f' ({files})' if files else ''}"
+                    f"; its data is not what {shown(pointer_path_for(dataset))} says: `gitrepro add {here}` keeps "
+                    f"them, `gitrepro checkout -d {here} --force` discards them")
 
 
 # ---------------------------------------------------------------- what changed (one git call each)
