@@ -1,6 +1,7 @@
-"""Paths printed relative to the current directory, as git prints them (issue 20): `merge-resolve`,
+"""Paths relative to the current directory, as git takes and prints them (issue 20): `merge-resolve`,
 `stash` and `import` run from a subdirectory of a real repository (with gitrepro's hooks and merge
-driver installed) name the dataset, its pointer and their hints as the user would type them there."""
+driver installed) name the dataset, its pointer and their hints as the user would type them there;
+`run -i/--dep/-o` from a subdirectory records repository paths."""
 
 from __future__ import annotations
 
@@ -46,6 +47,36 @@ def test_stash_and_pop_from_a_subdirectory_name_paths_relative_to_it(git_repo):
     assert "modified:   ../data.gitrepro" in popped.stdout, popped.stdout   # git's own status, run here
     assert "../data: checked out (1 file written, 0 removed)" in popped.stdout, popped.stdout
     assert read_files(git_repo) == {**start, "a.bin": A_MAIN}
+
+
+def test_run_from_a_subdirectory_records_its_inputs_deps_and_outputs_as_repository_paths(git_repo, run_cli):
+    from conftest import run_git
+    from gitrepro.formats import runrecord
+    from gitrepro.git import plumbing
+    from gitrepro.repro import codeid
+    from helpers_runs import PY, make_project, write
+
+    make_project(git_repo, datasets=("data/train", "data/extra"))
+    write(git_repo, "src/fit.py", "import pathlib\npathlib.Path('../models').mkdir(exist_ok=True)\n"
+                                  "pathlib.Path('../models/m.bin').write_text('m')\n"
+                                  "pathlib.Path('out').mkdir(exist_ok=True)\npathlib.Path('out/x').write_text('x')\n")
+    write(git_repo, "lib/util.py", "ONE = 1\n")
+    run_git(git_repo, "add", "-A")
+    run_git(git_repo, "commit", "-q", "--no-verify", "-m", "code")
+    src = git_repo / "src"
+    done = run_cli("run", "-i", "../data/train/", "--dep", ".", "--dep", "../lib/", "-o", "out/",
+                   "--", PY, "fit.py", cwd=src)
+    assert done.code == 0, done.err
+    [path] = [p for p in (git_repo / "runs").iterdir()]
+    rec = runrecord.parse(path.read_bytes(), f"runs/{path.name}")
+    assert set(rec.inputs) == {"data/train"}                 # -i ../data/train/, not every dataset
+    assert set(rec.outputs) == {"models", "src/out"}          # [run] outputs, and -o out/ from src
+    head = run_git(git_repo, "rev-parse", "HEAD").strip()
+    blobs = {e.path: e.sha for e in plumbing.ls_tree(head, cwd=git_repo) if e.type == "blob"}
+    assert rec.code.ids == codeid.code_ids(blobs, ["src", "lib"]) and set(rec.code.ids) == {"src", "lib"}
+    assert rec.code.ids["src"] != codeid.code_ids(blobs, ["."])["."]
+    assert f"next: git add ../runs/{path.name} ../models.gitrepro out.gitrepro ../.gitignore && git commit" \
+        in done.err, done.err
 
 
 def test_import_from_a_subdirectory_names_the_dataset_and_its_pointer_relative_to_it(git_repo, tmp_path, run_cli):
