@@ -24,6 +24,7 @@ from typing import Callable, Iterable
 from gitrepro.formats import pack as packfmt
 from gitrepro.formats.manifestparts import Part
 from gitrepro.store import manifests
+from gitrepro.util.budget import ByteBudget
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import PACK_TARGET, Store, parse_manifest_root
 from gitrepro.remote import layout, reach
@@ -37,6 +38,7 @@ Progress = Callable[[int], None] | None
 WHOLE_PACK_RATIO = 0.5        # fetch the whole pack when at least this share of it is needed
 RANGE_MAX = 16 * 1024 * 1024  # never merge needed byte ranges into one GET larger than this
 FETCH_BATCH = 100_000         # chunk ids looked up and fetched at once while a manifest is streamed
+IN_FLIGHT = 96 * 1024 * 1024  # bytes of downloads held in memory at once, over all jobs (peak RSS)
 
 
 class RemoteCorrupt(RemoteError):
@@ -78,6 +80,7 @@ class Fetcher:
         self.result = FetchResult(settings.name, settings.url)
         self._view: RemoteView | None = None
         self._lock = threading.Lock()
+        self._in_flight = ByteBudget(IN_FLIGHT)   # 8 jobs of 32 MiB packs would otherwise hold 256 MiB
         self._tmp = store.remote_cache_dir / "tmp"
         _drop_stale_temp(self._tmp)
 
@@ -200,7 +203,10 @@ class Fetcher:
                              "from a clone that has the data")
 
     def _whole_pack(self, pack: RemotePack, builder: "_PackBuilder") -> None:
-        data = self.remote.get(layout.pack_key(pack.id))
+        with self._in_flight.hold(pack.size):
+            self._take_whole_pack(pack, self.remote.get(layout.pack_key(pack.id)), builder)
+
+    def _take_whole_pack(self, pack: RemotePack, data: bytes, builder: "_PackBuilder") -> None:
         if len(data) != pack.size:
             raise self._corrupt(pack, f"{len(data)} bytes where its index says {pack.size}")
         try:
@@ -230,7 +236,12 @@ class Fetcher:
 
     def _span(self, pack: RemotePack, span: list[packfmt.BlobEntry], builder: "_PackBuilder") -> None:
         start, end = span[0].offset, span[-1].offset + span[-1].length
-        data = self.remote.get(layout.pack_key(pack.id), start, end)
+        with self._in_flight.hold(end - start):
+            self._take_span(pack, span, start, self.remote.get(layout.pack_key(pack.id), start, end), builder)
+
+    def _take_span(self, pack: RemotePack, span: list[packfmt.BlobEntry], start: int, data: bytes,
+                   builder: "_PackBuilder") -> None:
+        end = span[-1].offset + span[-1].length
         if len(data) != end - start:
             raise self._corrupt(pack, f"a range read returned {len(data)} of {end - start} bytes")
         verified = []
