@@ -142,6 +142,8 @@ def _run_lines(r) -> list[str]:
              f"  command  {shlex.join(r.command)}  (in {r.cwd})",
              f"  code     {r.code_commit}{'  (DIRTY)' if r.dirty else ''}",
              f"  config   {r.config_path} hash {r.config_hash[:16]}" if r.config_path else "  config   (none)"]
+    lines += [f"  imported {d} from {s['url']} @ {s['commit'][:12]}:{s['path']}"
+              for d, s in sorted(getattr(r, "input_sources", {}).items())]
     env = r.environment
     if env is None:
         return lines + ["  env      (not recorded)"]

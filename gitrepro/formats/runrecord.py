@@ -4,7 +4,9 @@ and produced.
 The command, the code (commit, and in v2 the ids of the code it depended on), the resolved config
 (path + hash) and seed, the data inputs' manifest ids (v2: exactly the declared inputs; v1: every
 dataset tracked when it ran), the environment, the outputs' manifest ids, the stage it ran as,
-metrics, params values, timings, the exit status, and (optional) where a record was imported
+metrics, params values, timings, the exit status, (optional, v2) where each input imported from
+another repository came from (`input_sources`: its source's URL, commit, path and rev, as its
+pointer's `[source]` said when the run started), and (optional) where a record was imported
 from (`imported`, e.g. "dvc.lock": carried over by `migrate dvc`, not run by gitrepro). Read back
 from the index or another commit it is untrusted, so `parse` validates every field. Pure: bytes
 in, values out. See docs/runs-and-hooks.md, "Run record"; `gitrepro.repro.run` writes them.
@@ -16,11 +18,13 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import tomli_w
 
 from gitrepro.errors import GitreproError
 from gitrepro.formats.hashing import BadId, parse_id
+from gitrepro.formats.pointer import BadPointer, check_source_rev, check_source_url
 from gitrepro.util.fsutil import UnsafePath, check_relpath
 from gitrepro.util import tomlcompat
 
@@ -47,6 +51,14 @@ class CodeState:
     dirty: bool = False                   # started with --allow-dirty over uncommitted changes
     dirty_files: tuple[str, ...] = ()
     ids: dict[str, str] = field(default_factory=dict)   # v2: code path ("." = the whole tree) -> code id
+
+
+class InputSource(NamedTuple):
+    """Where an input dataset imported from another repository came from (its pointer's [source])."""
+    url: str           # the source repository
+    commit: str        # the source commit whose pointer named the input's manifest (full id)
+    path: str          # the dataset's path in the source repository
+    rev: str = ""      # the revision it was imported or updated at ("" = the source's HEAD)
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,7 @@ class RunRecord:
     log: str = ""                         # blob id of its redacted stdout/stderr in the store ("" if none)
     version: int = RECORD_VERSION
     imported: str = ""                    # v2, optional: carried over, not run by gitrepro (e.g. "dvc.lock")
+    input_sources: dict[str, InputSource] = field(default_factory=dict)   # v2, optional: imported inputs' sources
 
     @property
     def path(self) -> str:
@@ -124,6 +137,9 @@ def dumps(rec: RunRecord) -> bytes:
         doc["config"] = {"path": rec.config.path, "hash": rec.config.hash, "source": rec.config.source,
                          "overrides": list(rec.config.overrides)}
     doc["inputs" if rec.version >= 2 else "data"] = dict(sorted(rec.inputs.items()))
+    if rec.input_sources and rec.version >= 2:
+        doc["input_sources"] = {d: {k: v for k, v in s._asdict().items() if v}
+                                for d, s in sorted(rec.input_sources.items())}
     doc["outputs"] = dict(sorted(rec.outputs.items()))
     for name in ("metrics", "params"):
         if getattr(rec, name):
@@ -179,7 +195,31 @@ def _from_doc(doc: dict) -> RunRecord:
         metrics=_values_by_file(doc.get("metrics", {}), "metrics"),
         params=_values_by_file(doc.get("params", {}), "params"),
         log=parse_id(doc["log"], "log blob id") if "log" in doc else "", version=version,
-        imported=_imported(doc.get("imported", "")))
+        imported=_imported(doc.get("imported", "")),
+        input_sources=_input_sources(doc.get("input_sources", {}), doc.get(inputs, {})) if version >= 2 else {})
+
+
+def _input_sources(t, inputs: dict) -> dict[str, InputSource]:
+    """[input_sources]: input dataset -> its source, only for datasets in [inputs]; every field
+    bounded and checked as a pointer's [source] is (an older gitrepro ignores the table)."""
+    if not isinstance(t, dict) or not all(isinstance(v, dict) for v in t.values()):
+        raise TypeError("[input_sources] must be a table of tables")
+    found = {}
+    for dataset, s in t.items():
+        if dataset not in inputs:
+            raise ValueError(f"input_sources names {dataset[:80]!r}, which is not one of the run's inputs")
+        commit, rev = _get(s, "commit", str), s.get("rev", "")
+        if not COMMIT_ID.fullmatch(commit):
+            raise ValueError(f"input_sources.{dataset[:80]}.commit {commit[:80]!r} is not a full git commit id")
+        if not isinstance(rev, str):
+            raise ValueError(f"input_sources.{dataset[:80]}.rev must be a string")
+        try:
+            found[check_relpath(dataset)] = InputSource(check_source_url(_get(s, "url", str), "input_sources"),
+                                                        commit, check_relpath(_get(s, "path", str)),
+                                                        check_source_rev(rev, "input_sources") if rev else "")
+        except BadPointer as e:
+            raise ValueError(str(e)) from None
+    return found
 
 
 def _code(t: dict, version: int) -> CodeState:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from gitrepro.errors import GitreproError
-from gitrepro.formats.pointer import pointer_path_for
-from gitrepro.formats.runrecord import (RUNS_DIR, SEED_LIMIT, CodeState, ConfigRef, RunRecord, dumps, is_plain_int,
-                                        is_record_path, new_run_id)
+from gitrepro.formats.pointer import Pointer, pointer_path_for
+from gitrepro.formats.runrecord import (RUNS_DIR, SEED_LIMIT, CodeState, ConfigRef, InputSource, RunRecord, dumps,
+                                        is_plain_int, is_record_path, new_run_id)
 from gitrepro.formats.runrecord import parse as parse_record
 from gitrepro.git import plumbing, tracking
 from gitrepro.repro import config as configmod
@@ -113,12 +113,15 @@ def prepare(repo: Repo, spec: RunSpec, outputs: list[str]) -> tuple[RunRecord, c
     values = params.values_for(spec.stage, spec.params, lambda file: params.read_params_file(repo.root, file))
     not_code = (frozenset(rc.sources) if rc is not None else frozenset()) | frozenset(spec.params)  # judged by value
     code = _code_state(repo, code_paths, spec.allow_dirty, not_code)
-    inputs = _input_data(repo, _input_paths(repo, spec, rc, outputs))
+    used = _input_data(repo, _input_paths(repo, spec, rc, outputs))
+    inputs = {d: ptr.manifest for d, ptr in used.items()}
     run_seed = rc.seed if rc is not None else _plain_seed(spec.seed)
     environment = envcapture.capture_environment(repo.root, envcapture.interpreter_for(list(spec.command)))
     rec = RunRecord(run_id, tuple(redact.redact_command(list(spec.command))), code, _config_ref(repo, rc),
                     run_seed, inputs, {}, environment, started, started, 0.0, 0,
-                    spec.cwd or _relative_cwd(repo), stage=spec.stage, params=values)
+                    spec.cwd or _relative_cwd(repo), stage=spec.stage, params=values,
+                    input_sources={d: InputSource(p.source.url, p.source.commit, p.source.path, p.source.rev)
+                                   for d, p in used.items() if p.source is not None})
     return rec, rc
 
 
@@ -147,7 +150,9 @@ def banner(rec: RunRecord, stage: str) -> list[str]:
              f"  env      hash {str(env.get('hash', ''))[:16]} (Python {env.get('python', '?')}, "
              f"{len(env.get('packages', {}))} packages)"]
     lines += [f"  stage    {rec.stage}"] if rec.stage else []
-    lines += [f"  input    {d} manifest {m[:16]}" for d, m in sorted(rec.inputs.items())]
+    lines += [f"  input    {d} manifest {m[:16]}" + (f" imported from {s.url} @ {s.commit[:12]}"
+                                                      if (s := rec.input_sources.get(d)) else "")
+              for d, m in sorted(rec.inputs.items())]
     if stage == "start":
         return lines + [f"  command  {shlex.join(rec.command)}"]
     lines += [f"  output   {o} manifest {m[:16]}" for o, m in sorted(rec.outputs.items())]
@@ -224,8 +229,8 @@ def _input_paths(repo: Repo, spec: RunSpec, rc, outputs: list[str]) -> list[str]
     return sorted(d for d in (rc.data_pointers if rc is not None else {}) if d not in outputs)
 
 
-def _input_data(repo: Repo, inputs: list[str]) -> dict[str, str]:
-    """Dataset -> manifest for every input; refuse if one is not tracked or differs from its
+def _input_data(repo: Repo, inputs: list[str]) -> dict[str, Pointer]:
+    """Dataset -> pointer for every input; refuse if one is not tracked or differs from its
     pointer (the run would train on data no commit names)."""
     tracked = {t.pointer.path: t.pointer for t in tracking.in_worktree(repo.root)}
     untracked = [d for d in inputs if d not in tracked]
@@ -243,7 +248,7 @@ def _input_data(repo: Repo, inputs: list[str]) -> dict[str, str]:
                             f"(run `gitrepro add {ptr.path}` and commit, or `gitrepro checkout -d {ptr.path}`)")
     if problems:
         raise RunRefused("data differs from its pointers: " + "; ".join(problems))
-    return {ptr.path: ptr.manifest for ptr in pointers}
+    return {ptr.path: ptr for ptr in pointers}
 
 
 def _config_for_run(repo: Repo, spec: RunSpec, outputs: list[str], run_id: str) -> configmod.ResolvedConfig | None:

@@ -2,7 +2,7 @@
 repository (on that repository's S3 remote; moto on 127.0.0.1): in fresh clones, `gitrepro fetch`,
 `pull` and a plain `checkout` take each dataset from where it lives; `push` from a clone without
 the imported data neither fails nor demands it, nor does git's pre-push hook; a push from a clone
-with it uploads it, after which the own remote alone serves it; gc keeps it."""
+with it uploads it, after which the own remote alone serves it; gc keeps it. A run on an imported dataset records its source, and `lineage` and `show` name it."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from pathlib import Path
 
 from conftest import run_git
 from gitrepro.formats import pointer as pointerfmt
+from gitrepro.formats import runrecord
 from gitrepro.remote import gc as gc_op
 from gitrepro.repro import imports
+from gitrepro.repro.provenance import lookup
 from gitrepro.store import manifests
 from gitrepro.worktree import snapshot
 from helpers_gitdata import git as real_git
-from helpers_runs import make_dataset, make_project, project_settings, with_repo
+from helpers_runs import make_dataset, make_project, project_settings, stage_run, train, with_repo
 from helpers_trees import tree_state
 from s3server import s3, s3_server  # noqa: F401 - fixtures
 from test_imports import committed, source  # noqa: F401 - fixture
@@ -106,3 +108,33 @@ def test_without_an_own_remote_fetch_and_checkout_take_imported_data_from_the_so
             assert "(imported): 1 manifest" in done.out
             assert run_cli("checkout", cwd=fresh).code == 0
         assert tree_state(fresh / "inputs/train") == want
+
+
+def test_a_run_on_an_imported_dataset_records_its_source_and_lineage_and_show_name_it(
+        git_repo, repo, source, run_cli):
+    make_project(git_repo, datasets=())
+    assert run_cli("install-hooks").code == 0
+    imports.import_dataset(repo, str(source["root"]), "data/train", rev="v1")
+    committed(git_repo, "import data", "data/train.gitrepro", ".gitignore")
+    ptr = pointerfmt.parse((git_repo / "data/train.gitrepro").read_bytes())
+    trained = train(git_repo)
+    expected = runrecord.InputSource(str(source["root"]), source["v1"], "data/train", "v1")
+    assert trained.record.input_sources == {"data/train": expected}
+    stage_run(git_repo, trained)
+    commit = committed(git_repo, "train on the imported data")
+    on_disk = (git_repo / trained.record.path).read_bytes()
+    assert b'[input_sources."data/train"]' in on_disk and runrecord.parse(on_disk).input_sources == {
+        "data/train": expected}
+
+    graph = json.loads(run_cli("lineage", "--for", "data/train", "--format", "json").out)
+    (node,) = [n for n in graph["nodes"] if n["kind"] == "dataset"]
+    assert node["label"] == f"data/train @ {ptr.manifest[:12]} imported from {source['root']} @ {source['v1'][:12]}"
+    assert f"imported from {source['root']} @ {source['v1'][:12]}" in run_cli("lineage").out
+    shown = json.loads(run_cli("show", commit, "--json").out)
+    assert shown["runs"][0]["input_sources"] == {"data/train": {"url": str(source["root"]), "commit": source["v1"],
+                                                                "path": "data/train", "rev": "v1"}}
+    assert shown["runs"][0]["data"] == {"data/train": ptr.manifest}
+    text = run_cli("show", commit).out
+    assert f"  imported data/train from {source['root']} @ {source['v1'][:12]}:data/train" in text
+    (origin,) = lookup.chain(repo, commit).sources
+    assert origin.imported_from == f"{source['root']} @ {source['v1'][:12]}:data/train"

@@ -51,7 +51,9 @@ def lineage(repo: Repo, rev_range: str | None = None, paths: list[str] | None = 
         for rec in t.records:
             run = _node_id("r", rec.id)
             for dataset, manifest in sorted(rec.inputs.items()):
-                graph.add_node(Node(_node_id("v", dataset, manifest), "dataset", f"{dataset} @ {manifest[:12]}"))
+                source = rec.input_sources.get(dataset)
+                graph.add_node(Node(_node_id("v", dataset, manifest), "dataset", f"{dataset} @ {manifest[:12]}"
+                                    + (f" imported from {source.url} @ {source.commit[:12]}" if source else "")))
                 graph.add_edge(_node_id("v", dataset, manifest), run)
             if rec.config is not None:
                 cfg = _node_id("c", rec.config.path, rec.config.hash)

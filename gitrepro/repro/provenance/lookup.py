@@ -135,7 +135,7 @@ def chain(repo: Repo, ident: str) -> Chain:
             seen_data.add(manifest)
             producer = _producer(repo, manifest)
             if producer is None:
-                result.sources.append(_source(repo, path, manifest))
+                result.sources.append(_source(repo, path, manifest, getattr(rec, "input_sources", {}).get(path)))
             else:
                 todo.append(producer)
     return result
@@ -152,12 +152,17 @@ def _producer(repo: Repo, manifest: str):
     return None
 
 
-def _source(repo: Repo, path: str, manifest: str) -> SourceDataset:
+def _source(repo: Repo, path: str, manifest: str, recorded=None) -> SourceDataset:
+    """A dataset no run produced; imported from where the run record says (`recorded`), else
+    where the pointer of the first commit naming it says."""
+    imported = f"{recorded.url} @ {recorded.commit[:12]}:{recorded.path}" if recorded is not None else ""
     try:
         _, commit = _manifest(repo, manifest)
     except NotFound:
-        return SourceDataset(path, manifest, "")
-    found = SourceDataset(path, manifest, commit)
+        return SourceDataset(path, manifest, "", imported)
+    found = SourceDataset(path, manifest, commit, imported)
+    if imported:
+        return found
     try:
         ptr = next((t.pointer for t in tracking.at_revision(repo.root, commit) if t.pointer.manifest == manifest), None)
     except GitreproError:

@@ -94,6 +94,7 @@ class RunInfo:
     wall_seconds: float
     exit_status: int
     environment: EnvironmentInfo | None
+    input_sources: dict[str, dict] = field(default_factory=dict)   # imported input -> url, commit, path, rev
 
 
 @dataclass
@@ -161,7 +162,8 @@ def _run_info(rec: RunRecord) -> RunInfo:
     return RunInfo(rec.id, rec.path, list(rec.command), rec.cwd, rec.code.commit, rec.code.dirty,
                    rec.config.path if rec.config else None, rec.config.hash if rec.config else None, rec.seed,
                    dict(rec.inputs), dict(rec.outputs), _iso(rec.started), _iso(rec.finished), rec.wall_seconds,
-                   rec.exit_status, _environment_info(rec.environment) if rec.environment else None)
+                   rec.exit_status, _environment_info(rec.environment) if rec.environment else None,
+                   {d: s._asdict() for d, s in sorted(rec.input_sources.items())})
 
 
 def _environment_info(env: dict) -> EnvironmentInfo:
