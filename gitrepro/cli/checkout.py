@@ -38,7 +38,8 @@ def checkout(rev: Optional[str] = typer.Argument(None, help="Commit whose data t
     with progress_bar("checkout", None, not as_json) as advance:
         result = checkout_op.checkout(repo, rev, to=str(to) if to else None, force=force,
                                       datasets=[in_repo(repo.root, d) for d in dataset] if dataset else None,
-                                      fetch=remote_fetch.make_fetcher(repo), progress=advance)
+                                      fetch=remote_fetch.make_fetcher(repo, progress=_fetch_row(advance)),
+                                      progress=advance)
     if not result.datasets and not dataset:          # a commit from before `gitrepro migrate dvc`?
         from gitrepro.cli.migrate import checkout_dvc_commit
         if checkout_dvc_commit(repo, rev, to=to, force=force, as_json=as_json):
@@ -47,6 +48,11 @@ def checkout(rev: Optional[str] = typer.Argument(None, help="Commit whose data t
         return print_json(result)
     for line in checkout_lines(result, str if to else Shown(repo.root)):
         out.print(line, markup=False)
+
+
+def _fetch_row(advance):
+    """The progress of fetching missing chunks: a row of its own under the checkout's bar."""
+    return advance.row("fetch") if advance else None
 
 
 def register(app: typer.Typer) -> None:

@@ -98,7 +98,9 @@ def progress_bar(label: str, total: int | None = None, enabled: bool = True):
     """A byte progress bar on stderr: done/total, rate and ETA, in binary units (MiB, MiB/s: the
     units of every summary), drawn from the first report on (no `0/?` while nothing is known);
     yields the advance callback, or None when stderr is no terminal or -q is given. The callback
-    takes (bytes done[, more bytes to do]); its `announce(bytes)` adds work to the total alone."""
+    takes (bytes done[, more bytes to do]); its `announce(bytes)` adds work to the total alone, and
+    its `row(label)` gives the callback of another row of the same display (a checkout's fetch of
+    missing chunks: rich draws one live display at a time)."""
     if not enabled or err.quiet or not err.is_terminal:
         yield None
         return
@@ -106,26 +108,33 @@ def progress_bar(label: str, total: int | None = None, enabled: bool = True):
 
     # Redrawn from the callback, not by rich's refresh thread: a process running a second
     # thread must not fork, and checkout and status fork workers.
-    with Progress(TextColumn(label), BarColumn(), *_byte_columns(), TimeRemainingColumn(), console=err,
-                  transient=True, auto_refresh=False) as bar:
-        task, next_draw = [], [0.0]
+    with Progress(TextColumn("{task.description}"), BarColumn(), *_byte_columns(), TimeRemainingColumn(),
+                  console=err, transient=True, auto_refresh=False) as bar:
+        yield _bar_row(bar, label, total)
 
-        def advance(n: int, more_total: int | None = None) -> None:
-            """Operations call progress(bytes) as work is done, and progress(0, bytes) to announce work."""
-            if not task:   # the first report: draw the bar now, with what is known of the total
-                first = total if more_total is None else (total or 0) + more_total
-                task.append(bar.add_task(label, total=first))
-            elif more_total is not None:
-                bar.update(task[0], total=(bar.tasks[0].total or 0) + more_total)
-            bar.advance(task[0], n)
-            if time.monotonic() >= next_draw[0]:
-                next_draw[0] = time.monotonic() + 0.1
-                bar.refresh()
 
-        # Operations whose callers pass one-argument callbacks announce work through this attribute
-        # instead (push, fetch): `getattr(progress, "announce", None)`.
-        advance.announce = lambda more: advance(0, more)
-        yield advance
+def _bar_row(bar, label: str, total: int | None):
+    """The advance callback of one row of `bar`, added to it on the first report."""
+    task, next_draw = [], [0.0]
+
+    def advance(n: int, more_total: int | None = None) -> None:
+        """Operations call progress(bytes) as work is done, and progress(0, bytes) to announce work."""
+        if not task:   # the first report: draw the row now, with what is known of the total
+            first = total if more_total is None else (total or 0) + more_total
+            task.append(bar.add_task(label, total=first))
+        elif more_total is not None:
+            known = next(t.total for t in bar.tasks if t.id == task[0])
+            bar.update(task[0], total=(known or 0) + more_total)
+        bar.advance(task[0], n)
+        if time.monotonic() >= next_draw[0]:
+            next_draw[0] = time.monotonic() + 0.1
+            bar.refresh()
+
+    # Operations whose callers pass one-argument callbacks announce work through this attribute
+    # instead (push, fetch): `getattr(progress, "announce", None)`.
+    advance.announce = lambda more: advance(0, more)
+    advance.row = lambda other: _bar_row(bar, other, None)
+    return advance
 
 
 def _byte_columns() -> list:

@@ -157,8 +157,9 @@ def pull(remote: Optional[str] = typer.Argument(None, help="Remote (default: the
     with progress_bar("fetch", None, not as_json) as advance:
         fetched = fetch_op.fetch_worktree(repo, remote, jobs=jobs, progress=advance)
     with progress_bar("checkout", None, not as_json) as advance:   # its own bar: bytes written
-        result = checkout_op.checkout(repo, None, force=force, fetch=fetch_op.make_fetcher(repo, remote),
-                                      progress=advance)
+        fetch_row = advance.row("fetch") if advance else None   # chunks the fetch did not bring (rare)
+        result = checkout_op.checkout(repo, None, force=force, progress=advance,
+                                      fetch=fetch_op.make_fetcher(repo, remote, progress=fetch_row))
     if as_json:
         return print_json({"fetch": fetched, "checkout": result})
     for one in ([fetched] if fetched.remote else []) + fetched.sources:

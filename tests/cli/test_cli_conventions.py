@@ -288,6 +288,19 @@ def test_push_and_pull_show_total_rate_and_eta_in_binary_units(pushed, tmp_path)
     assert (clone / "data" / "train" / "big").stat().st_size == 3 << 20
 
 
+def test_a_checkout_that_fetches_missing_chunks_shows_the_fetch_on_its_own_row(pushed, tmp_path):
+    assert on_tty(["push"], pushed, tty_env())[0] == 0
+    clone = tmp_path / "clone"
+    run_git(tmp_path, "clone", "-q", str(pushed), str(clone))
+    code, seen = on_tty(["checkout"], clone, tty_env())    # no fetch first: checkout fetches what it needs
+    seen = plain(seen)
+    assert code == 0, seen
+    assert re.search(r"fetch\s+\S+ 3\.\d MiB / 3\.\d MiB [\d.]+ (KiB|MiB|GiB)/s", seen), seen   # the chunks
+    assert re.search(r"checkout\s+\S+ 3\.\d MiB / 3\.\d MiB", seen), seen
+    assert "data/train: wrote 3 files (3.0 MiB)" in seen and not re.search(r"\bMB\b|/\?|\?/", seen)
+    assert (clone / "data" / "train" / "big").stat().st_size == 3 << 20
+
+
 def test_an_interrupted_command_leaves_its_interrupted_line_visible(tracked, run_cli, tmp_path):
     stuck = tmp_path / "stuck"
     stuck.mkdir()
@@ -328,3 +341,4 @@ def test_a_broken_gitrepro_toml_is_reported_by_every_command_that_reads_it(track
     (tracked / "gitrepro.toml").write_text(broken)
     line = run_cli(*args).error_line()
     assert "gitrepro.toml" in line and fragment in line
+
