@@ -54,9 +54,9 @@ class FetchResult:
     ranges_downloaded: int = 0    # byte-range GETs
     bytes_downloaded: int = 0
     seconds: float = 0.0
-
     source_url: str | None = None  # set when this remote is an imported dataset's source repository's
     sources: list["FetchResult"] = field(default_factory=list)   # imported datasets, from their sources' remotes
+
     @property
     def rate(self) -> float:
         return self.bytes_downloaded / self.seconds if self.seconds else 0.0

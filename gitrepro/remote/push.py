@@ -40,8 +40,8 @@ class PushResult:
     url: str
     manifests: int = 0
     manifests_on_remote: int = 0
-    blobs_sent: int = 0
     manifests_imported: int = 0   # imported datasets not here: their source's remote holds them, not pushed
+    blobs_sent: int = 0
     packs_uploaded: int = 0
     bytes_uploaded: int = 0
     indexes_repaired: int = 0     # damaged `.idx` files rewritten from their packs' own footers
