@@ -8,6 +8,13 @@ in different ways → a conflict, which a `choose` callback may settle ("ours" o
 Entries are compared by content (`Entry.same_content`), so the same edit made on both branches
 merges.
 
+An imported dataset's `[source]` (pointer version 2) merges by the same rule, as one value: the
+same on both sides, or changed on one side only, is kept (so is `update` on one branch); changed
+on both sides in different ways (both `update`d to different revisions, or one updated while the
+other made the data its own) is a conflict of the whole dataset, never a pointer silently without
+its source. A kept source must come with its side's data: a file-by-file merge of an imported
+dataset's files is a conflict too.
+
 The three manifests are streamed from the store part by part and walked side by side as lines,
 in their sorted order. A line that is the same on both sides is copied as it is, unparsed; only
 where the sides differ are the (few) lines parsed, to find which path comes first and what
@@ -23,7 +30,7 @@ from typing import Callable, Iterator, NamedTuple
 from gitrepro.errors import GitreproError
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats.manifest import DIR, Entry
-from gitrepro.formats.pointer import Pointer
+from gitrepro.formats.pointer import POINTER_VERSION, Pointer, Source
 from gitrepro.store.store import Store, parse_manifest_root
 from gitrepro.util.words import plural, verb
 
@@ -63,6 +70,53 @@ def merge_pointers(store: Store, base: Pointer | None, ours: Pointer, theirs: Po
     of different files is a new manifest, written to `store` before the pointer naming it is
     returned (the crash contract: manifest first). Raises MergeFailed when a manifest can be
     neither read nor fetched."""
+    source, clash = merge_sources(base, ours, theirs)
+    if clash:
+        return _whole(ours, theirs, choose, clash)
+    result = _merge_data(store, base, ours, theirs, fetch, choose)
+    return _with_source(result, source, ours, theirs, choose)
+
+
+def merge_sources(base: Pointer | None, ours: Pointer, theirs: Pointer) -> tuple[Source | None, str]:
+    """The merged `[source]` (None: not imported) and '', or (None, why) when both sides changed it."""
+    b = base.source if base is not None else None
+    if ours.source == theirs.source:
+        return ours.source, ""
+    if ours.source == b:
+        return theirs.source, ""
+    if theirs.source == b:
+        return ours.source, ""
+    return None, (f"both sides changed where {ours.path} is imported from (ours: {_where(ours.source)}; theirs: "
+                  f"{_where(theirs.source)})")
+
+
+def _where(source: Source | None) -> str:
+    if source is None:
+        return "this repository's own data"
+    return f"{source.url} @ {source.commit[:12]}" + (f" ({source.rev})" if source.rev else "")
+
+
+def _with_source(result: MergeResult, source: Source | None, ours: Pointer, theirs: Pointer,
+                 choose: Choose | None) -> MergeResult:
+    """The merged pointer with the merged source: a side taken whole by `choose` stays as it is;
+    an imported dataset's data must be its source side's."""
+    p = result.pointer
+    if p is None or p.source == source or (result.chosen and p in (ours, theirs)):
+        return result
+    if source is None:
+        result.pointer = p._replace(version=POINTER_VERSION, source=None)
+        return result
+    side = ours if ours.source == source else theirs
+    if (p.manifest, p.kind) == (side.manifest, side.kind):
+        result.pointer = side
+        return result
+    return _whole(ours, theirs, choose, f"{p.path} is imported from {_where(source)}, whose data is manifest "
+                                        f"{side.manifest[:12]}, but the other side changed its files")
+
+
+def _merge_data(store: Store, base: Pointer | None, ours: Pointer, theirs: Pointer, fetch: Fetcher | None,
+                choose: Choose | None) -> MergeResult:
+    """The three-way merge of the data alone (the source is `_with_source`'s)."""
     if ours.manifest == theirs.manifest:
         return MergeResult(ours)
     if base is not None and base.manifest == ours.manifest and base.kind == ours.kind:

@@ -44,20 +44,45 @@ def conflict_sides(repo: Repo, dataset: str) -> tuple[Pointer | None, Pointer, P
         c = conflictfmt.parse(data, pointer_file)
         if c.path != dataset:
             raise NotInConflict(f"{pointer_file} is a conflict pointer for {c.path!r}, not {dataset!r}")
-        side = lambda s: None if s is None else Pointer(dataset, s.manifest, s.kind, s.files, s.bytes)  # noqa: E731
-        return side(c.base), side(c.ours), side(c.theirs)
+        staged = _stages(repo, pointer_file, required=False)
+        return tuple(_side(dataset, s, staged.get(stage)) for stage, s in (("1", c.base), ("2", c.ours),
+                                                                          ("3", c.theirs)))
+    parsed = _stages(repo, pointer_file, required=True)
+    return parsed.get("1"), parsed["2"], parsed["3"]
+
+
+def _side(dataset: str, side, staged: Pointer | None) -> Pointer | None:
+    """A side of the conflict pointer as a pointer: git's index stage of it when that names the
+    same data (so an imported dataset keeps its [source]), else the data alone."""
+    if side is None:
+        return None
+    if staged is not None and (staged.manifest, staged.kind, staged.files, staged.bytes) == tuple(side):
+        return staged
+    return Pointer(dataset, side.manifest, side.kind, side.files, side.bytes)
+
+
+def _stages(repo: Repo, pointer_file: str, required: bool) -> dict[str, Pointer]:
+    """{stage: pointer} of the pointer unmerged in git's index (1 base, 2 ours, 3 theirs); a stage
+    that is no pointer is left out unless `required`."""
     out = plumbing.git("ls-files", "-u", "-z", "--", f":(literal){pointer_file}", cwd=repo.root)
     stages = {}
     for line in filter(None, out.split(b"\0")):
         meta, _, _ = line.partition(b"\t")
         _, sha, stage = meta.decode().split()
         stages[stage] = sha
-    if "2" not in stages or "3" not in stages:
+    if required and ("2" not in stages or "3" not in stages):
+        dataset = pointerfmt.dataset_for_pointer(pointer_file)
         raise NotInConflict(f"{dataset} is not in conflict: {pointer_file} is neither a conflict pointer nor "
                             f"unmerged in git's index; run `gitrepro status`")
     blobs = plumbing.read_blobs(sorted(set(stages.values())), cwd=repo.root)
-    parsed = {s: tracking.parse_at(pointer_file, blobs[sha], f":{s}:{pointer_file}") for s, sha in stages.items()}
-    return parsed.get("1"), parsed["2"], parsed["3"]
+    parsed = {}
+    for stage, sha in stages.items():
+        try:
+            parsed[stage] = tracking.parse_at(pointer_file, blobs[sha], f":{stage}:{pointer_file}")
+        except GitreproError:
+            if required:
+                raise
+    return parsed
 
 
 def resolve(repo: Repo, dataset: str, *, side: str | None = None, files: dict[str, str] | None = None,
