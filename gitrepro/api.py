@@ -126,6 +126,7 @@ def open(path: str, rev: str | None = None, repo: RepoArg = None, mode: str = "r
             pointers = [t.pointer for t in (tracking.at_revision(r.root, commit) if commit else
                                             tracking.in_worktree(r.root))]
             make_fetcher = (lambda: remote_fetch.open_fetcher(r, remote)) if remote or remotes(r.project) else None
+            make_fetcher = _from_source(r, pointers, path, stack) or make_fetcher
         return _open_in(r, pointers, path.strip("/"), _OnDemand(make_fetcher), mode != "rb", encoding, stack.close)
     except BaseException:
         stack.close()
@@ -159,6 +160,20 @@ def model_path(name: str, version: str | None = None, stage: str | None = None, 
 
 def _is_url(repo: RepoArg) -> bool:
     return isinstance(repo, str) and ("://" in repo or (":" in repo and not os.path.exists(repo)))
+
+
+def _from_source(r: Repo, pointers, path: str, stack: contextlib.ExitStack):
+    """For a file of an imported dataset whose manifest is not here: a fetcher from its source
+    repository's remote (the source cloned, metadata only, when first needed); else None."""
+    try:
+        ptr = datafile.dataset_of(pointers, path.strip("/"))
+    except GitreproError:
+        return None                                  # _open_in says what is wrong
+    if ptr.source is None or r.store.has(bytes.fromhex(ptr.manifest)):
+        return None
+    source = ptr.source
+    return lambda: stack.enter_context(sources.cloned(source.url)).fetcher(r.store, source.commit,
+                                                                           source.remote or None)
 
 
 class _OnDemand:

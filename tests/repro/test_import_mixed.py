@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from conftest import run_git
+from gitrepro import api
 from gitrepro.formats import pointer as pointerfmt
 from gitrepro.formats import runrecord
 from gitrepro.remote import gc as gc_op
@@ -94,7 +95,7 @@ def test_a_repository_mixing_own_and_imported_datasets_fetches_pulls_checks_out_
     assert tree_state(fetched / "inputs/train") == want["inputs/train"]
 
 
-def test_without_an_own_remote_fetch_and_checkout_take_imported_data_from_the_source(
+def test_without_an_own_remote_fetch_checkout_and_api_open_take_imported_data_from_the_source(
         git_repo, repo, source, tmp_path, run_cli):
     make_project(git_repo, datasets=())
     imports.import_dataset(repo, str(source["root"]), "data/train", dest="inputs/train")
@@ -108,6 +109,10 @@ def test_without_an_own_remote_fetch_and_checkout_take_imported_data_from_the_so
             assert "(imported): 1 manifest" in done.out
             assert run_cli("checkout", cwd=fresh).code == 0
         assert tree_state(fresh / "inputs/train") == want
+    reader = clone_of(git_repo, tmp_path / "api")                     # api.open: no checkout, no fetch first
+    with api.open("inputs/train/part-1.bin", repo=str(reader)) as f:
+        assert f.read() == (git_repo / "inputs/train/part-1.bin").read_bytes()
+    assert not (reader / "inputs/train").exists()
 
 
 def test_a_run_on_an_imported_dataset_records_its_source_and_lineage_and_show_name_it(
