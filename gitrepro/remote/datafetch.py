@@ -100,7 +100,8 @@ def _fetch_wanted(repo: Repo, remote_name: str | None, wanted: set[str], importe
     started = time.monotonic()
     configured = remote_name is not None or bool(remotes(repo.project)) or not imported
     fetcher = open_fetcher(repo, remote_name, jobs=jobs, progress=progress) if configured else None
-    elsewhere = {m: p for m, p in imported.items() if fetcher is None or not _on_remote(fetcher, m)}
+    on_remote = _on_remote(fetcher, list(imported)) if fetcher is not None else set()
+    elsewhere = {m: p for m, p in imported.items() if m not in on_remote}
     own = wanted - elsewhere.keys()
     if fetcher is not None:
         fetcher.fetch_manifests(own)
@@ -113,8 +114,12 @@ def _fetch_wanted(repo: Repo, remote_name: str | None, wanted: set[str], importe
     return result
 
 
-def _on_remote(fetcher: Fetcher, manifest_id: str) -> bool:
+def _on_remote(fetcher: Fetcher, manifest_ids: list[str]) -> set[str]:
+    """Those of these manifests whose root the fetcher's remote holds (one batch of lookups)."""
+    if not manifest_ids:
+        return set()
     try:
-        return bytes.fromhex(manifest_id) in fetcher.view.blobs
+        absent = fetcher.view.blobs.missing(bytes.fromhex(m) for m in manifest_ids)
     except NotOnRemote:                            # the remote holds no gitrepro data yet
-        return False
+        return set()
+    return {m for m in manifest_ids if bytes.fromhex(m) not in absent}

@@ -37,8 +37,9 @@ from gitrepro.util.words import plural, verb
 Progress = Callable[[int], None] | None
 WHOLE_PACK_RATIO = 0.5        # fetch the whole pack when at least this share of it is needed
 RANGE_MAX = 16 * 1024 * 1024  # never merge needed byte ranges into one GET larger than this
-FETCH_BATCH = 100_000         # chunk ids looked up and fetched at once while a manifest is streamed
+FETCH_BATCH = 25_000          # chunk ids looked up and fetched at once while a manifest is streamed
 IN_FLIGHT = 96 * 1024 * 1024  # bytes of downloads held in memory at once, over all jobs (peak RSS)
+COPY_BATCH = 256              # blobs of a downloaded pack copied into a new local pack at once
 
 
 class RemoteCorrupt(RemoteError):
@@ -101,8 +102,9 @@ class Fetcher:
         missing = self.store.missing(blob_ids)
         if not missing:
             return
-        self._check_on_remote(missing)
-        roots = {b for b in missing if self.view.blobs[b][1].flags & packfmt.FLAG_MANIFEST}
+        located = self._check_on_remote(missing)
+        roots = {b for b, (_, entry) in located.items() if entry.flags & packfmt.FLAG_MANIFEST}
+        del located
         self._fetch(missing - roots)
         if roots:
             self.fetch_manifests(r.hex() for r in roots)
@@ -142,8 +144,10 @@ class Fetcher:
         builder.publish()
         self.result.manifests += len(manifest_ids)
 
-    def _check_on_remote(self, blob_ids: set[bytes]) -> None:
-        absent = [b for b in blob_ids if b not in self.view.blobs] if blob_ids else []
+    def _check_on_remote(self, blob_ids: set[bytes]) -> dict[bytes, tuple[str, packfmt.BlobEntry]]:
+        """Where each of `blob_ids` is on the remote (one batch of lookups); refuses any it lacks."""
+        located = self.view.blobs.locate(blob_ids) if blob_ids else {}
+        absent = [b for b in blob_ids if b not in located] if len(located) != len(blob_ids) else []
         damage = self.view.damage_text(self.settings.name, absent) if absent else ""
         if damage:
             raise DamagedIndex(f"{plural(len(absent), 'chunk')} cannot be read from remote {self.settings.name} "
@@ -152,6 +156,7 @@ class Fetcher:
             raise NotOnRemote(f"{plural(len(absent), 'chunk')} {verb(len(absent), 'is', 'are')} not on remote "
                               f"{self.settings.name} ({self.remote.url}), "
                               f"e.g. {absent[0].hex()}; run `gitrepro push` from the clone that has them")
+        return located
 
     def _fetch(self, blob_ids: set[bytes], hold_roots: bool = False) -> dict:
         """Download `blob_ids` (all on the remote): whole packs when most of a pack is needed,
@@ -159,10 +164,8 @@ class Fetcher:
         the wanted ones are returned as {id: (entry, stored bytes)}, verified."""
         if not blob_ids:
             return {}
-        self._check_on_remote(blob_ids)
         by_pack: dict[str, list[packfmt.BlobEntry]] = {}
-        for blob_id in blob_ids:
-            pack_id, entry = self.view.blobs[blob_id]
+        for pack_id, entry in self._check_on_remote(blob_ids).values():
             by_pack.setdefault(pack_id, []).append(entry)
         whole, ranges = [], []
         for pack_id, entries in by_pack.items():
@@ -215,8 +218,9 @@ class Fetcher:
             entries = [entry for entry, _ in packfmt.iter_pack(io.BytesIO(data), len(data))]
         except (packfmt.CorruptPack, ValueError, OSError) as e:   # ValueError/OSError: shorter than a trailer
             raise self._corrupt(pack, str(e)) from None
-        if any(e.flags & packfmt.FLAG_MANIFEST for e in entries):
-            builder.add([(e, data[e.offset: e.offset + e.length]) for e in entries])   # roots go last
+        if any(e.flags & packfmt.FLAG_MANIFEST for e in entries):   # roots go last: copied blob by blob
+            for start in range(0, len(entries), COPY_BATCH):         # (a copy of it all would double the pack)
+                builder.add([(e, data[e.offset: e.offset + e.length]) for e in entries[start:start + COPY_BATCH]])
         else:
             self._publish_whole(pack.id, data, entries)
         self._count(len(data), len(entries), whole=True)

@@ -207,7 +207,8 @@ def _remote_live(store: Store, fetcher: Fetcher, view: RemoteView, roots: set[st
     live: set[bytes] = set()
     done: set[str] = set()
     shared = manifests.SharedLines()
-    todo = {m for m in roots if bytes.fromhex(m) in view.blobs or store.has(bytes.fromhex(m))}
+    absent = view.blobs.missing(bytes.fromhex(m) for m in roots)
+    todo = {m for m in roots if bytes.fromhex(m) not in absent or store.has(bytes.fromhex(m))}
     while todo:
         for manifest_id in sorted(todo):
             try:
@@ -216,8 +217,12 @@ def _remote_live(store: Store, fetcher: Fetcher, view: RemoteView, roots: set[st
                 raise GcError(f"manifest {manifest_id} cannot be read ({e}); gc stopped without deleting "
                               "anything on the remote") from None
         done |= todo
-        kept = [p for p in view.packs.values() if p.published >= cutoff or any(e.id in live for e in p.entries)]
-        todo = {e.id.hex() for p in kept for e in p.entries if e.flags & packfmt.FLAG_MANIFEST} - done
+        todo = set()
+        for pack in view.packs.values():   # each pack's entries read from its .idx, one pack at a time
+            entries = pack.entries
+            if pack.published >= cutoff or any(e.id in live for e in entries):
+                todo.update(e.id.hex() for e in entries if e.flags & packfmt.FLAG_MANIFEST)
+        todo -= done
     return live
 
 

@@ -111,15 +111,12 @@ def _all_complete_on(view: RemoteView, store: Store, manifest_ids: set[str]) -> 
     """Is every one of these manifests complete on the remote? Answered from their blobs together,
     each shared part and line read once (the common answer, yes, costs what the versions do not
     share); a no is then worked out manifest by manifest."""
-    local = []
-    for m in manifest_ids:
-        root = bytes.fromhex(m)
-        if root not in view.blobs:
-            return False
-        if store.has(root):
-            local.append(m)
+    roots = {bytes.fromhex(m): m for m in manifest_ids}
+    if view.blobs.missing(roots):
+        return False
+    local = [m for root, m in roots.items() if store.has(root)]
     try:
-        return manifests.blobs_of(store, sorted(local)) <= view.blobs.keys()
+        return not view.blobs.missing(manifests.blobs_of(store, sorted(local)))
     except MissingBlob:
         return False
 
@@ -129,7 +126,7 @@ def _complete_on(view: RemoteView, store: Store, manifest_id: str) -> bool:
     if root not in view.blobs:
         return False
     try:
-        return manifest_blobs(store, manifest_id) <= view.blobs.keys()
+        return not view.blobs.missing(manifest_blobs(store, manifest_id))
     except MissingBlob:
         return True   # not local: the root on the remote stands for its data (push order)
 

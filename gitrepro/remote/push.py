@@ -75,7 +75,7 @@ def push(repo: Repo, remote_name: str | None = None, revs: list[str] | None = No
     result.indexes_repaired = len(repair_indexes(remote, store, view))
     complete = CompleteRoots(store, remote.url)
     wanted = _needed_for_push(store, roots, view, complete, result, imported.keys())
-    to_send = wanted - view.blobs.keys()
+    to_send = view.blobs.missing(wanted)
     packs = _local_packs_holding(store, to_send, settings.name)
     result.blobs_sent = len(to_send)
     _upload(remote, store, packs, jobs, progress, result)
@@ -108,7 +108,7 @@ def _needed_for_push(store: Store, roots: set[str], view: RemoteView, complete: 
             result.manifests_on_remote += 1
             continue
         needs = manifests.blobs_of(store, [manifest_id], shared if len(roots) > 1 else None)
-        if root in view.blobs and needs <= view.blobs.keys():
+        if root in view.blobs and not view.blobs.missing(needs):
             result.manifests_on_remote += 1
         wanted |= needs
     if absent:

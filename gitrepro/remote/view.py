@@ -2,8 +2,9 @@
 local hints about it (docs/remotes.md, "Remote layout").
 
 A view costs one `index/` listing plus the small `.idx` files, cached under the store's remote
-cache (`<store>/remote-cache/idx/`, valid forever since a pack id fixes its content). Beside it
-sits `CompleteRoots`, the manifests this clone has seen complete on a remote. Both are hints:
+cache (`<store>/remote-cache/idx/`, valid forever since a pack id fixes its content); where
+each blob is comes from the remote's blob map on disk (`blobmap`), updated from the `.idx` files
+of the packs new since the last view. Beside them sits `CompleteRoots`, the manifests this clone has seen complete on a remote. Both are hints:
 losing them costs requests, never data. Push, fetch, the pre-push check, verify and gc all
 start from a view; `manifest_blobs` says what a manifest needs to be complete on one.
 """
@@ -11,10 +12,11 @@ start from a view; `manifest_blobs` says what a manifest needs to be complete on
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -23,6 +25,7 @@ from gitrepro.formats import pack as packfmt
 from gitrepro.store.store import Store, parse_manifest_root
 from gitrepro.remote import layout
 from gitrepro.remote.base import Remote, RemoteError, RemoteMissing
+from gitrepro.remote.blobmap import BlobMap, StoredMap
 from gitrepro.util.fsutil import atomic_write
 from gitrepro.util.words import plural
 
@@ -37,12 +40,21 @@ class DamagedIndex(NotOnRemote):
     """Blobs that are not listed on a remote because a pack index there is damaged."""
 
 
-@dataclass
 class RemotePack:
-    id: str
-    size: int
-    entries: list[packfmt.BlobEntry]
-    published: float          # the .idx's mtime: when the pack became visible
+    """One listed pack: its id, size and when it became visible; its entries are read from its
+    `.idx` (the cached copy, else the remote) each time they are asked for, one pack at a time."""
+
+    def __init__(self, pack_id: str, size: int, published: float, read_entries: Callable[[str], list]):
+        self.id, self.size, self.published = pack_id, size, published   # published: the .idx's mtime
+        self._read_entries = read_entries
+
+    @property
+    def entries(self) -> list[packfmt.BlobEntry]:
+        """Every blob the pack's `.idx` lists, duplicates of other packs' blobs included."""
+        return self._read_entries(self.id)
+
+    def __repr__(self) -> str:
+        return f"RemotePack({self.id!r}, size={self.size})"
 
 
 @dataclass(frozen=True)
@@ -55,20 +67,26 @@ class IdxDamage:
     pack_problem: str = ""                    # why it could not be rebuilt
 
 
-@dataclass
 class RemoteView:
     """Every pack and blob a remote holds, from one `index/` listing and the `.idx` files. A pack
     whose `.idx` is damaged is not listed (`damaged`, with the details in `damage`) until a push
-    rewrites the index (`repair_indexes`)."""
-    packs: dict[str, RemotePack] = field(default_factory=dict)
-    blobs: dict[bytes, tuple[str, packfmt.BlobEntry]] = field(default_factory=dict)
-    damaged: list[str] = field(default_factory=list)    # packs whose .idx does not parse
-    damage: dict[str, IdxDamage] = field(default_factory=dict)
+    rewrites the index (`repair_indexes`). `blobs` (blob id -> (pack id, entry)) is the on-disk
+    `BlobMap`: ask it by batches (`missing`, `locate`)."""
 
-    def add(self, pack: RemotePack) -> None:
-        self.packs[pack.id] = pack
-        for e in pack.entries:
-            self.blobs.setdefault(e.id, (pack.id, e))
+    def __init__(self, stored: StoredMap, read_entries: Callable[[str], list]):
+        self.packs: dict[str, RemotePack] = {}
+        self.blobs = BlobMap(stored, self.packs)
+        self.damaged: list[str] = []    # packs whose .idx does not parse
+        self.damage: dict[str, IdxDamage] = {}
+        self._stored, self._read_entries = stored, read_entries
+
+    def close(self) -> None:
+        """Close the blob map's connections (a view asked again reopens it)."""
+        self._stored.close()
+
+    def add(self, pack_id: str, size: int, entries: list[packfmt.BlobEntry], published: float) -> None:
+        self._stored.add(pack_id, size, entries)
+        self.packs[pack_id] = RemotePack(pack_id, size, published, self._read_entries)
 
     def damage_lines(self, name: str, absent: Iterable[bytes] = ()) -> list[str]:
         """One sentence per damaged `.idx` that may hide some of `absent` (all of them when no
@@ -98,8 +116,9 @@ class RemoteView:
 
 
 def load_view(remote: Remote, store: Store, jobs: int = 8) -> RemoteView:
-    """List `index/` once and read each `.idx` (from the local cache when there): never a
-    request per chunk, and after the first time, one listing request per 1000 packs."""
+    """List `index/` once and bring the blob map up to date from the `.idx` files of the packs it
+    does not hold yet (from the local cache when there): never a request per chunk, and after
+    the first time, one listing request per 1000 packs and nothing read for the packs seen before."""
     cache = _idx_dir(store)
     cache.mkdir(parents=True, exist_ok=True)
     listed = {}
@@ -107,14 +126,16 @@ def load_view(remote: Remote, store: Store, jobs: int = 8) -> RemoteView:
         pack_id = layout.pack_id_of_idx_key(obj.key)
         if pack_id:
             listed[pack_id] = obj.mtime
-    view = RemoteView()
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        for pack_id, parsed in zip(listed, pool.map(lambda p: _read_idx(remote, cache, p), listed)):
-            if isinstance(parsed, IdxDamage):
-                view.damaged.append(pack_id)
-                view.damage[pack_id] = parsed
-            elif parsed is not None:
-                view.add(RemotePack(pack_id, parsed[0], parsed[1], listed[pack_id]))
+    stored = StoredMap(store, remote.url, lambda p: _read_idx(remote, cache, p), jobs)
+    others = stored.update(listed, _cached_ids(cache))
+    sizes = stored.sizes()
+    view = RemoteView(stored, lambda p: _entries_of(remote, cache, p))
+    for pack_id, mtime in listed.items():
+        if pack_id in sizes:
+            view.packs[pack_id] = RemotePack(pack_id, sizes[pack_id], mtime, view._read_entries)
+        elif isinstance(others.get(pack_id), IdxDamage):
+            view.damaged.append(pack_id)
+            view.damage[pack_id] = others[pack_id]
     view.damaged.sort()
     return view
 
@@ -129,7 +150,7 @@ def repair_indexes(remote: Remote, store: Store, view: RemoteView) -> list[str]:
             continue
         remote.put(layout.idx_key(pack_id), d.rebuilt)
         cache_idx(store, pack_id, d.rebuilt)
-        view.add(RemotePack(pack_id, d.size, list(d.entries), time.time()))
+        view.add(pack_id, d.size, list(d.entries), time.time())
         view.damaged.remove(pack_id)
         del view.damage[pack_id]
         repaired.append(pack_id)
@@ -152,6 +173,23 @@ def ensure_config(remote: Remote, create: bool) -> bool:
 
 def _idx_dir(store: Store) -> Path:
     return store.remote_cache_dir / "idx"
+
+
+def _cached_ids(cache: Path) -> set[str]:
+    """The packs whose `.idx` the local cache holds (one directory listing)."""
+    try:
+        return {name[:-4] for name in os.listdir(cache) if name.endswith(".idx")}
+    except OSError:
+        return set()
+
+
+def _entries_of(remote: Remote, cache: Path, pack_id: str) -> list[packfmt.BlobEntry]:
+    parsed = _read_idx(remote, cache, pack_id)
+    if isinstance(parsed, tuple):
+        return parsed[1]
+    key = layout.idx_key(pack_id)
+    raise NotOnRemote(f"{key} on remote {remote.url} " + ("was deleted since it was listed" if parsed is None
+                                                          else f"is damaged ({parsed.reason})"))
 
 
 def _read_idx(remote: Remote, cache: Path, pack_id: str):

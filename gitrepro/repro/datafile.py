@@ -129,10 +129,11 @@ def read_manifest(store: Store, manifest_id: str, fetcher: Fetcher | None) -> Ma
     root_id = bytes.fromhex(manifest_id)
     if fetcher is None or store.has(root_id):
         return manifestfmt.parse(store.read_manifest(manifest_id), f"manifest {manifest_id}")
-    if root_id not in fetcher.view.blobs:
+    where = fetcher.view.blobs.get(root_id)
+    if where is None:
         raise NotOnRemote(f"manifest {manifest_id[:12]} is not on remote {fetcher.settings.name} "
                           f"({fetcher.remote.url}); run `gitrepro push` from the clone that has it")
-    pack_id, entry = fetcher.view.blobs[root_id]
+    pack_id, entry = where
     stored = fetcher.remote.get(layout.pack_key(pack_id), entry.offset, entry.offset + entry.length)
     parts = parse_manifest_root(packfmt.decode_blob(entry, stored, "manifest root"), manifest_id)
     fetcher.fetch_blobs(store.missing(parts))

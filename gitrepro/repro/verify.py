@@ -51,6 +51,7 @@ Progress = Callable[[str, int, int], None] | None    # (stage: "commits" | "byte
 SPAN_STORED = 8 * 1024 * 1024     # one ranged GET reads at most this much of a pack ...
 SPAN_RAW = 32 * 1024 * 1024       # ... and decodes to at most this much (bounds memory per read)
 LOCAL_BATCH = 64                  # chunks per local read task
+LOCATE_BATCH = 20_000             # ids looked up on a remote's blob map at once, in order
 
 
 class VerifyError(GitreproError):
@@ -245,7 +246,7 @@ class RemoteData(DataJudge):
         self.packs = RemotePacks(name, remote, view, jobs)
 
     def missing(self, blob_ids: set[bytes]) -> set[bytes]:
-        return {b for b in blob_ids if b not in self.packs.view.blobs}
+        return self.packs.view.blobs.missing(blob_ids)
 
     def _judge(self, ids: list[str]) -> dict[str, DataProblem | None]:
         """As for any judge; a problem a damaged `.idx` may cause says so (which file, what repairs it)."""
@@ -321,14 +322,20 @@ class RemotePacks:
 
     def _spans(self, ids: list[bytes]) -> Iterator[tuple[str | None, list[tuple[bytes, packfmt.BlobEntry | None]]]]:
         """Consecutive ids in one pack, cut into `pack.spans`; an id on no pack is a span of its own."""
-        for pack, run in itertools.groupby(((blob_id, self.view.blobs.get(blob_id)) for blob_id in ids),
-                                           key=lambda item: item[1] and item[1][0]):
+        for pack, run in itertools.groupby(self._located(ids), key=lambda item: item[1] and item[1][0]):
             items = [(blob_id, where[1] if where else None) for blob_id, where in run]
             if pack is None:
                 yield from ((None, [item]) for item in items)
                 continue
             for span in packfmt.spans(items, RANGE_GAP, SPAN_STORED, SPAN_RAW, key=lambda item: item[1]):
                 yield pack, span
+
+    def _located(self, ids: list[bytes]) -> Iterator[tuple[bytes, tuple[str, packfmt.BlobEntry] | None]]:
+        """(id, where it is or None) for each of `ids` in order, looked up LOCATE_BATCH at a time."""
+        for start in range(0, len(ids), LOCATE_BATCH):
+            batch = ids[start:start + LOCATE_BATCH]
+            found = self.view.blobs.locate(batch)
+            yield from ((blob_id, found.get(blob_id)) for blob_id in batch)
 
     def _read_span(self, span) -> list[Read]:
         pack, items = span
@@ -351,7 +358,7 @@ class RemotePacks:
         return reads
 
     def fix(self, blob_id: bytes) -> str:
-        pack = self.view.blobs[blob_id][0] if blob_id in self.view.blobs else "?"
+        pack = (self.view.blobs.get(blob_id) or ("?",))[0]
         return (f"delete {layout.idx_key(pack)} on {self.where}, then run `gitrepro push {self.name}` from a "
                 f"clone that has the data")
 

@@ -106,10 +106,12 @@ class Index:
 
     `create=False` (the store's way): an index file that does not exist is not created until
     the first write; reads find it empty. The file is checked (readable, known version) when
-    the index is made."""
+    the index is made. `durable=False` (a hint that can be rebuilt, like a remote's blob map)
+    commits without waiting for the disk."""
 
-    def __init__(self, path: Path, create: bool = True):
+    def __init__(self, path: Path, create: bool = True, durable: bool = True):
         self._path = Path(path)
+        self._durable = durable
         self._pid = os.getpid()
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -148,7 +150,8 @@ class Index:
             return _connect_read_only(self._path)
         db = sqlite3.connect(self._path, timeout=60, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # the index must survive a crash once a pointer names its blobs
+        # The index must survive a crash once a pointer names its blobs; a hint need not.
+        db.execute("PRAGMA synchronous=FULL" if self._durable else "PRAGMA synchronous=NORMAL")
         # Ids are random, so lookups touch pages all over the file: with SQLite's default 2 MiB
         # page cache, a 50,000-file checkout made ~90,000 pread calls. 16 MiB (per connection, grown
         # on use) holds the whole index of ~120,000 chunks.
@@ -218,6 +221,13 @@ class Index:
                 [(e.id, pack_id, e.offset, e.length, e.raw_length, e.flags) for e in entries])
 
     @_guarded
+    def add_packs(self, packs: Iterable[tuple[str, int, list[BlobEntry]]]) -> None:
+        """`add_pack` for each of `packs` ((id, size, entries) each, consumed one by one), in one transaction."""
+        with self._transaction() as db:
+            for pack_id, size, entries in packs:
+                _insert_pack(db, pack_id, size, entries)
+
+    @_guarded
     def replace_pack(self, old_id: str, new_id: str, size: int, entries: Iterable[BlobEntry]) -> None:
         """Swap a pack for its rewritten copy in one transaction (gc), so no reader sees a gap."""
         entries = list(entries)
@@ -242,10 +252,7 @@ class Index:
             db.execute("DELETE FROM blobs")
             db.execute("DELETE FROM packs")
             for pack_id, size, entries in packs:
-                db.execute("INSERT OR REPLACE INTO packs VALUES(?,?,?)", (pack_id, size, len(entries)))
-                db.executemany(
-                    "INSERT OR IGNORE INTO blobs VALUES(?,?,?,?,?,?)",
-                    [(e.id, pack_id, e.offset, e.length, e.raw_length, e.flags) for e in entries])
+                _insert_pack(db, pack_id, size, entries)
 
     @_guarded
     def clear(self) -> None:
@@ -334,6 +341,11 @@ class Index:
         return found
 
     @_guarded
+    def blob_counts(self) -> dict[str, int]:
+        """{pack id: how many blobs have their (first) location in it}, by one pass over the blobs."""
+        return dict(self._db.execute("SELECT pack, COUNT(*) FROM blobs GROUP BY pack").fetchall())
+
+    @_guarded
     def blobs_in_pack(self, pack_id: str) -> list[BlobEntry]:
         rows = self._db.execute(
             f"SELECT id, flags, offset, length, raw_length, {_BLOB_ROW_OK} FROM blobs WHERE pack=?", (pack_id,))
@@ -387,6 +399,12 @@ class Index:
             "SELECT CASE WHEN typeof(id)='text' THEN CAST(id AS BLOB) END, "
             "CASE WHEN typeof(size)='integer' THEN size END, "
             "CASE WHEN typeof(blobs)='integer' THEN blobs END FROM packs").fetchall()
+
+
+def _insert_pack(db: sqlite3.Connection, pack_id: str, size: int, entries: list[BlobEntry]) -> None:
+    db.execute("INSERT OR REPLACE INTO packs VALUES(?,?,?)", (pack_id, size, len(entries)))
+    db.executemany("INSERT OR IGNORE INTO blobs VALUES(?,?,?,?,?,?)",
+                   ((e.id, pack_id, e.offset, e.length, e.raw_length, e.flags) for e in entries))
 
 
 def read_only_cause(path: Path) -> str:

@@ -1,0 +1,189 @@
+"""A remote view's blob map: blob id -> (pack id, BlobEntry) for every blob the remote's listed
+packs hold, kept in SQLite on disk (docs/remotes.md, "Remote layout"), so that a remote of a
+million blobs costs no million Python objects in every push, fetch, verify and gc.
+
+One file per remote URL, `<store>/remote-cache/view-<key>.sqlite`, in the local index's schema
+(`store.index.Index`: first location of a blob wins), kept between runs. Each view load brings
+it up to date with the `index/` listing: the packs newly listed are added (their `.idx` read
+from the local cache or the remote); when a pack it holds is no longer listed (a remote gc) or
+its cached `.idx` is gone, the whole map is rebuilt, since removing one pack could drop a blob
+another pack also holds. Updates run under `view-<key>.lock`, each in one transaction, so two
+processes loading a view at once never see a half-built map.
+
+A hint like the `.idx` cache: a map SQLite cannot read is deleted and rebuilt, never reported;
+what it says is never trusted over the remote for data (every blob is verified by its id).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Container, Iterable, Iterator
+
+from gitrepro.errors import GitreproError
+from gitrepro.formats.pack import BlobEntry
+from gitrepro.store.index import BadIndex, Index
+from gitrepro.store.store import Store
+
+MAP_BATCH = 64        # `.idx` files read (their entries held) at once while the map is filled
+LOCK_TIMEOUT = 600.0
+
+Located = tuple[str, BlobEntry]
+ReadIdx = Callable[[str], object]   # pack id -> (size, entries), or anything else: not added
+
+
+class ViewLocked(GitreproError):
+    pass
+
+
+class BlobMap:
+    """Where each blob of a remote is, answered from the SQLite map, by batches: `missing` and
+    `locate` cost one query per 500 ids. Only packs of this view count (`packs`): a pack another
+    process added to the map since this view's listing is not seen here."""
+
+    def __init__(self, store_map: "StoredMap", packs: Container[str]):
+        self._map = store_map
+        self._packs = packs
+
+    def locate(self, blob_ids: Iterable[bytes]) -> dict[bytes, Located]:
+        """{blob id: (pack id, entry)} for those of `blob_ids` the remote holds."""
+        ids = blob_ids if isinstance(blob_ids, (set, frozenset, list, tuple)) else list(blob_ids)
+        found = self._map.query(lambda index: index.locate_many(ids))
+        return {b: (loc.pack, loc.entry(b)) for b, loc in found.items() if loc.pack in self._packs}
+
+    def missing(self, blob_ids: Iterable[bytes]) -> set[bytes]:
+        """Those of `blob_ids` the remote does not hold."""
+        ids = set(blob_ids)
+        return ids.difference(self.locate(ids)) if ids else ids
+
+    def get(self, blob_id: bytes, default=None) -> Located | None:
+        return self.locate((blob_id,)).get(blob_id, default)
+
+    def __getitem__(self, blob_id: bytes) -> Located:
+        found = self.get(blob_id)
+        if found is None:
+            raise KeyError(blob_id)
+        return found
+
+    def __contains__(self, blob_id: object) -> bool:
+        return isinstance(blob_id, bytes) and self.get(blob_id) is not None
+
+    def __len__(self) -> int:
+        """How many blobs the remote holds (one pass over the map: for tests and reports)."""
+        counts = self._map.query(lambda index: index.blob_counts())
+        return sum(n for pack, n in counts.items() if pack in self._packs)
+
+
+class StoredMap:
+    """The map file of one remote, opened, updated under its lock, rebuilt when damaged."""
+
+    def __init__(self, store: Store, url: str, read: ReadIdx, jobs: int):
+        self.read, self.jobs = read, max(1, jobs)
+        key = hashlib.sha256(url.encode()).hexdigest()[:16]
+        cache = store.remote_cache_dir
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            shared = os.access(cache, os.W_OK)
+        except OSError:
+            shared = False
+        if not shared:   # a store this process cannot write: a private map, gone at exit
+            cache = Path(tempfile.mkdtemp(prefix="gitrepro-view-"))
+            weakref.finalize(self, shutil.rmtree, cache, True)
+        self.path = cache / f"view-{key}.sqlite"
+        self._lock_path = cache / f"view-{key}.lock" if shared else None
+        self.index: Index | None = None
+        self._listed: list[str] = []
+
+    def update(self, listed: Iterable[str], cached: Container[str]) -> dict[str, object]:
+        """Bring the map up to date with the listed packs (sorted); a pack the map holds whose
+        `.idx` is not in `cached` is read again. Returns what `read` gave for packs not added
+        (damage, or None: deleted since the listing)."""
+        listed = self._listed = sorted(listed)
+        with self._locked():
+            self.index = self._open()
+            try:
+                have = self.index.packs()
+            except BadIndex:
+                self.index, have = self._fresh(), {}
+            wanted = set(listed)
+            stale = any(p not in wanted or p not in cached for p in have)
+            todo = listed if stale else [p for p in listed if p not in have]
+            others: dict[str, object] = {}
+            try:
+                if stale:
+                    self.index.replace_all(self._read_all(todo, others))
+                elif todo:
+                    self.index.add_packs(self._read_all(todo, others))
+            except BadIndex:
+                others.clear()
+                self.index = self._fresh()
+                self.index.replace_all(self._read_all(listed, others))
+        return others
+
+    def sizes(self) -> dict[str, int]:
+        return self.query(lambda index: index.packs())
+
+    def query(self, ask: Callable[[Index], object]):
+        """`ask(index)`; a map found damaged on the way is rebuilt (from the `.idx` cache) and asked again."""
+        try:
+            return ask(self.index)
+        except BadIndex:
+            with self._locked():
+                self.index = self._fresh()
+                self.index.replace_all(self._read_all(self._listed, {}))
+            return ask(self.index)
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.close()
+
+    def add(self, pack_id: str, size: int, entries: list[BlobEntry]) -> None:
+        self.query(lambda index: index.add_pack(pack_id, size, entries))
+
+    def _read_all(self, pack_ids: list[str], others: dict[str, object]) -> Iterator[tuple[str, int, list[BlobEntry]]]:
+        """(id, size, entries) of each pack whose `.idx` reads, MAP_BATCH packs at a time on `jobs` threads."""
+        with ThreadPoolExecutor(self.jobs) as pool:
+            for start in range(0, len(pack_ids), MAP_BATCH):
+                batch = pack_ids[start:start + MAP_BATCH]
+                for pack_id, parsed in zip(batch, pool.map(self.read, batch)):
+                    if isinstance(parsed, tuple):
+                        yield pack_id, parsed[0], parsed[1]
+                    else:
+                        others[pack_id] = parsed
+
+    def _open(self) -> Index:
+        try:
+            return Index(self.path, durable=False)
+        except BadIndex:
+            return self._fresh()
+
+    def _fresh(self) -> Index:
+        """An empty map in place of whatever the file held."""
+        if self.index is not None:
+            self.index.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        return Index(self.path, durable=False)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        if self._lock_path is None:
+            yield
+            return
+        from filelock import FileLock, Timeout   # as store.lock: imported only when needed
+
+        lock = FileLock(str(self._lock_path))
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT)
+        except Timeout:
+            raise ViewLocked(f"another gitrepro process holds {self._lock_path}; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            lock.release()
