@@ -349,13 +349,11 @@ class Store:
     def open_pack(self, pack_id: str) -> int:
         """A new read-only descriptor of a pack the index names (the caller closes it)."""
         if not _PACK_ID.fullmatch(pack_id):   # from the index, which can be damaged
-            raise BadIndex(f"the index names a pack {pack_id[:80]!r} that cannot exist; "
-                           "run `gitrepro fsck --repair` to rebuild it")
+            raise BadIndex(f"the index names a pack {pack_id[:80]!r} that cannot exist; run `gitrepro fsck --repair`")
         try:
             return os.open(self.pack_path(pack_id), os.O_RDONLY)
         except FileNotFoundError:
-            raise StoreError(f"pack {pack_id} is in the index but missing on disk; "
-                             "run `gitrepro fsck --repair`") from None
+            raise StoreError(f"pack {pack_id} is in the index but missing on disk; run `gitrepro fsck --repair`") from None
         except PermissionError:
             raise StoreError(f"pack {self.pack_path(pack_id)} cannot be read (permission denied); "
                              "run gitrepro as a user who may read the store") from None

@@ -47,7 +47,7 @@ class StoreWriter:
         self._jobs = jobs
         self._compress_pool = ThreadPoolExecutor(jobs)
         self._pack_thread = ThreadPoolExecutor(1)  # FIFO: keeps blob order and pack writes serial
-        self._seen: set[bytes] = set()
+        self._seen: set[bytes] = set()   # queued, not yet indexed: the index answers for the rest
         self._unchecked: list[tuple[bytes, memoryview | bytes]] = []
         self._unchecked_bytes = 0
         self._queue: list[tuple[bytes, memoryview | bytes, int]] = []
@@ -136,6 +136,9 @@ class StoreWriter:
             self._pack_tmp.unlink(missing_ok=True)
             raise
         self.stats.packs += 1
+        # Indexed now: forget them here, so memory follows the blobs in flight, not all ever added
+        # (a blob is in `_seen` or in the index at every moment: removed only after it is indexed).
+        self._seen.difference_update(e.id for e in self._pack.entries)
         self._pack = self._pack_tmp = None
 
     def flush(self) -> None:

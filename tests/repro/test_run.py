@@ -98,7 +98,7 @@ def test_what_run_itself_writes_does_not_make_the_next_run_dirty(project):
 
 def test_data_that_differs_from_its_pointer_is_refused(project):
     (project / "data/train/part-0.bin").write_bytes(b"edited")
-    with pytest.raises(RunRefused, match=r"data/train has 1 change\(s\) not in its pointer .*gitrepro add data/train"):
+    with pytest.raises(RunRefused, match=r"data/train has 1 change not in its pointer .*gitrepro add data/train"):
         train(project)
 
 
