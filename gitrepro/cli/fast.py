@@ -108,9 +108,9 @@ def _shown(repo):
     return paths.Shown(repo.root)
 
 
-def _differences(repo, ptr, table):
+def _differences(repo, ptr, table, walked):
     """A dataset is not clean by stat data: find what differs (the full status, loaded only now)."""
-    return importlib.import_module(STATUS_DIFFERENCES).differences(repo, ptr, table)
+    return importlib.import_module(STATUS_DIFFERENCES).differences(repo, ptr, table, walked)
 
 
 def _add(op, args: list[str]) -> int | None:

@@ -38,19 +38,22 @@ def status(repo: Repo, datasets: list[str] | None = None) -> list[DatasetStatus]
 def dataset_status(repo: Repo, ptr: Pointer) -> DatasetStatus:
     table = stattable.load(repo.store_path, repo.root, ptr.path)
     try:
-        return unchanged.clean_status(repo, ptr, table) or differences(repo, ptr, table)
+        walked = unchanged.walk(repo, ptr, table)
+        return unchanged.clean_status(repo, ptr, table, walked) or differences(repo, ptr, table, walked)
     finally:
         if table is not None:
             table.close()
 
 
-def differences(repo: Repo, ptr: Pointer, table: stattable.Table | None) -> DatasetStatus:
-    """What differs between the dataset and its pointer's manifest."""
+def differences(repo: Repo, ptr: Pointer, table: stattable.Table | None,
+                walked: statwalk.Differences | None = None) -> DatasetStatus:
+    """What differs between the dataset and its pointer's manifest (`walked`: the stat walk
+    `unchanged.walk` already made against `table`, else one is made here)."""
     result = DatasetStatus(ptr.path, ptr.manifest)
     if not os.path.lexists(repo.root / ptr.path):
         result.missing = True
         return result
-    found = _by_table(repo, ptr, table) if table is not None else None
+    found = _by_table(repo, ptr, table, walked) if table is not None else None
     result.changes = found if found is not None else _by_scan(repo, ptr)
     return result
 
@@ -69,10 +72,11 @@ def judge(now: Entry | None, want: Entry | None) -> ChangeKind | None:
     return None if now.same_content(want) else "modified"
 
 
-def _by_table(repo: Repo, ptr: Pointer, table: stattable.Table) -> list[Change] | None:
+def _by_table(repo: Repo, ptr: Pointer, table: stattable.Table,
+              walked: statwalk.Differences | None) -> list[Change] | None:
     """Status from the stat table: None when it cannot tell (the caller then scans)."""
     root = repo.root / ptr.path
-    diffs = statwalk.differences(root, table.kind, table)
+    diffs = walked or statwalk.differences(root, table.kind, table)
     if diffs is None or table.kind != ptr.kind:
         return None
     local = LocalState.hash(repo, table.kind, root, diffs)

@@ -78,29 +78,42 @@ class SnapshotResult:
 
 # ---------------------------------------------------------------- status
 
-Differences = Callable[[Repo, Pointer, stattable.Table | None], DatasetStatus]
+Differences = Callable[[Repo, Pointer, stattable.Table | None, "statwalk.Differences | None"], DatasetStatus]
 
 
 def status(repo: Repo, datasets: list[str] | None, differences: Differences) -> list[DatasetStatus]:
     """Each tracked dataset's status (all when `datasets` is None): clean where stat data alone
-    says so, else what `differences(repo, pointer, its stat table)` finds."""
+    says so, else what `differences(repo, pointer, its stat table, the walk made)` finds."""
     results = []
     for t in tracking.select(tracking.in_worktree(repo.root), datasets):
         table = stattable.load(repo.store_path, repo.root, t.pointer.path)
         try:
-            results.append(clean_status(repo, t.pointer, table) or differences(repo, t.pointer, table))
+            walked = walk(repo, t.pointer, table)
+            results.append(clean_status(repo, t.pointer, table, walked) or
+                           differences(repo, t.pointer, table, walked))
         finally:
             if table is not None:
                 table.close()
     return results
 
 
-def clean_status(repo: Repo, ptr: Pointer, table: stattable.Table | None) -> DatasetStatus | None:
-    """A clean status when the stat table was saved for the pointer's manifest and the dataset
-    still matches it file for file; None when anything may differ."""
+def walk(repo: Repo, ptr: Pointer, table: stattable.Table | None) -> statwalk.Differences | None:
+    """The one stat walk of a dataset whose table was saved for its pointer's manifest: it says
+    whether the dataset is clean and, when it is not, which paths to hash. A whole walk, not one
+    that stops at the first difference: the status of a changed dataset needs all of it, and a
+    clean one is walked to the end either way. None without such a table, or when the walk failed."""
     if table is None or table.manifest != ptr.manifest or table.kind != ptr.kind:
         return None
-    if not statwalk.tree_matches(repo.root / ptr.path, ptr.kind, table):
+    return statwalk.differences(repo.root / ptr.path, ptr.kind, table)
+
+
+def clean_status(repo: Repo, ptr: Pointer, table: stattable.Table | None,
+                 walked: statwalk.Differences | None = None) -> DatasetStatus | None:
+    """A clean status when the stat table was saved for the pointer's manifest and the dataset
+    still matches it file for file (by `walked`, else by a walk made now); None when anything
+    may differ."""
+    walked = walked or walk(repo, ptr, table)
+    if walked is None or not walked.none or walked.temps:
         return None
     return DatasetStatus(ptr.path, ptr.manifest)
 
