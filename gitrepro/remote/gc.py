@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from gitrepro.formats import pack as packfmt
 from gitrepro.errors import GitreproError
@@ -76,8 +76,9 @@ def gc(repo: Repo, *, dry_run: bool = False, grace: float = GRACE, remote_name: 
         young = {p for p in packs if _mtime(store.pack_path(p)) > now - grace}
         live = mark(store, roots | _roots_in(store, young))
         result.live_blobs = len(live)
+        dead = _dead_by_pack(store, live)
         for pack_id in sorted(packs.keys() - young):
-            action = _plan_local(store, pack_id, packs[pack_id], live)
+            action = _plan_local(pack_id, packs[pack_id], dead.get(pack_id))
             if action is None:
                 continue
             if dry_run or _apply_local(store, action, live, result):
@@ -98,7 +99,35 @@ def _mtime(path: Path) -> float:
 
 
 def _roots_in(store: Store, packs: set[str]) -> set[str]:
-    return {e.id.hex() for p in packs for e in store.index.blobs_in_pack(p) if e.flags & packfmt.FLAG_MANIFEST}
+    """The manifest roots in `packs` (one pass over the index, none when there are no such packs)."""
+    if not packs:
+        return set()
+    return {e.id.hex() for p, e in store.index.blob_entries() if p in packs and e.flags & packfmt.FLAG_MANIFEST}
+
+
+class DeadBlobs(NamedTuple):
+    """What one pack holds that nothing marked needs."""
+    whole: bool     # every blob the index places in it is dead
+    count: int      # how many are dead
+    bytes: int      # stored bytes of its dead blobs
+    root: bool      # a dead manifest root is among them
+
+
+def _dead_by_pack(store: Store, live: set[bytes]) -> dict[str, DeadBlobs]:
+    """Each pack the index places blobs in, with what of it is dead: one streamed pass over the
+    index for all packs (a query per pack would be a pass over the whole table each, since the
+    index is keyed by blob: 502 packs took 9.7 s of a 10-commit `gc --dry-run`)."""
+    counts: dict[str, list] = {}   # pack -> [blobs, dead blobs, dead bytes, dead root]
+    for pack_id, e in store.index.blob_entries():
+        c = counts.get(pack_id)
+        if c is None:
+            c = counts[pack_id] = [0, 0, 0, False]
+        c[0] += 1
+        if e.id not in live:
+            c[1] += 1
+            c[2] += e.length
+            c[3] = c[3] or bool(e.flags & packfmt.FLAG_MANIFEST)
+    return {p: DeadBlobs(n == dead, dead, nbytes, root) for p, (n, dead, nbytes, root) in counts.items()}
 
 
 def mark(store: Store, roots: set[str]) -> set[bytes]:
@@ -123,16 +152,13 @@ def mark(store: Store, roots: set[str]) -> set[bytes]:
     return live
 
 
-def _plan_local(store: Store, pack_id: str, size: int, live: set[bytes]) -> PackAction | None:
-    entries = store.index.blobs_in_pack(pack_id)
-    dead = [e for e in entries if e.id not in live]
-    if len(dead) == len(entries):
+def _plan_local(pack_id: str, size: int, dead: DeadBlobs | None) -> PackAction | None:
+    """`dead`: what of the pack is dead (None: the index places no blob in it, so all of it is)."""
+    if dead is None or dead.whole:
         return PackAction(pack_id, size, size, "delete")
-    dead_bytes = sum(e.length for e in dead)
     # A dead manifest root is always rewritten away: kept, it would name chunks gc deletes.
-    dead_root = any(e.flags & packfmt.FLAG_MANIFEST for e in dead)
-    if dead and (dead_root or dead_bytes >= REPACK_MIN_UNUSED * size):
-        return PackAction(pack_id, size, dead_bytes, "repack")
+    if dead.count and (dead.root or dead.bytes >= REPACK_MIN_UNUSED * size):
+        return PackAction(pack_id, size, dead.bytes, "repack")
     return None
 
 

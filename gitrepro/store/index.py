@@ -356,6 +356,18 @@ class Index:
             found.append(BlobEntry(*row[:-1]))
         return found
 
+    def blob_entries(self) -> Iterator[tuple[str, BlobEntry]]:
+        """(pack, entry) of every blob, in one streamed pass over the table: what gc plans every pack
+        from (`pack` is not a key, so `blobs_in_pack` is a pass over the table per pack)."""
+        try:
+            rows = self._db.execute(f"SELECT pack, id, flags, offset, length, raw_length, {_BLOB_ROW_OK} FROM blobs")
+            for row in rows:
+                if not row[-1]:
+                    raise self._garbage(row[1])
+                yield row[0], BlobEntry(*row[1:-1])
+        except (sqlite3.Error, UnicodeDecodeError) as e:
+            raise self.error(e) from None
+
     @_guarded
     def manifest_roots(self) -> list[bytes]:
         rows = self._db.execute(f"SELECT id, {_BLOB_ROW_OK} AND typeof(id)='blob' AND length(id)=32 FROM blobs "
