@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import marshal
 import os
+import select
 import signal
 import stat
 import struct
+from functools import partial
+from typing import Callable, NoReturn
 
 from gitrepro.errors import GitreproError
 from gitrepro.store.stattable import STAT_KEY, Table
@@ -43,6 +46,7 @@ class Differences:
         self.removed: list[str] = []
         self.visited: set[str] = set()      # directories walked
         self.temps: list[str] = []          # a killed checkout's temp files and directories: never data
+        self.poll: Callable[[], None] | None = None   # called between directories (a forked walk's)
 
     @property
     def none(self) -> bool:
@@ -64,6 +68,10 @@ class Differences:
 
 class _Differs(GitreproError):
     """Raised by a walk that only asks whether anything differs, at the first difference."""
+
+
+class _ChildFailed(GitreproError):
+    """The forked half of a walk failed: the walk cannot tell."""
 
 
 def tree_matches(root: str | os.PathLike, kind: str, table: Table) -> bool:
@@ -102,7 +110,7 @@ def differences(root: str | os.PathLike, kind: str, table: Table, stop_early: bo
     except _Differs:
         found.removed.append("")
         return found
-    except (OSError, ValueError, EOFError, TypeError, struct.error):
+    except (OSError, ValueError, EOFError, TypeError, struct.error, _ChildFailed):
         return None
 
 
@@ -161,6 +169,8 @@ def _walk(fd: int, prefix: str, table: Table, found: Differences, stop_early: bo
     appended there instead of being walked.
 
     The hot loop of a no-op `status`: one stat and one lookup per file, nothing else."""
+    if found.poll is not None:
+        found.poll()
     here = prefix[:-1]
     found.visited.add(here)
     section = table.section(here)
@@ -204,47 +214,85 @@ def _walk(fd: int, prefix: str, table: Table, found: Differences, stop_early: bo
 
 
 def _walk_forked(frontier: list[tuple[str, str, bytes | None]], table: Table, found: Differences, stop_early: bool) -> bool:
-    """Walk the frontier, every other directory in a forked child; False when the child failed."""
+    """Walk the frontier, every other directory in a forked child; False when the child failed.
+    A walk that stops early also stops when the child found a difference first (the parent
+    looks for its answer between directories)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: walk its half, report, never return
-        code = 1
-        try:
-            os.close(read_end)
-            mine = Differences()
-            try:
-                for p, pre, old in frontier[1::2]:
-                    _walk_dir(p, pre, old, table, mine, stop_early)
-            except _Differs:
-                mine.removed.append("")
-            data = mine.dump()
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(data)
-            code = 0
-        except BaseException:  # noqa: BLE001 - any failure is reported as "unknown" by the exit code
-            pass
-        finally:
-            os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
+        _child_walk(frontier[1::2], table, stop_early, read_end, write_end)
     os.close(write_end)
+    child = _Child(pid, read_end)
     try:
+        if stop_early:
+            found.poll = partial(child.stop_if_differing, found)
         for p, pre, old in frontier[0::2]:
             _walk_dir(p, pre, old, table, found, stop_early)
-        with os.fdopen(read_end, "rb") as pipe:
-            read_end = -1
-            theirs = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        pid = 0
-        if status != 0 or not theirs:
+        found.poll = None
+        if not child.answered and not child.answer(found):
             return False
-        found.merge(theirs)
         if stop_early and not found.none:
             raise _Differs
         return True
     finally:
-        if read_end >= 0:
-            os.close(read_end)
-        if pid:  # we stopped early: the child's answer no longer matters
-            _reap(pid)
+        found.poll = None
+        child.close()
+
+
+def _child_walk(frontier, table: Table, stop_early: bool, read_end: int, write_end: int) -> NoReturn:
+    code = 1
+    try:
+        os.close(read_end)
+        mine = Differences()
+        try:
+            for p, pre, old in frontier:
+                _walk_dir(p, pre, old, table, mine, stop_early)
+        except _Differs:
+            mine.removed.append("")
+        data = mine.dump()
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(data)
+        code = 0
+    except BaseException:  # noqa: BLE001 - any failure is reported as "unknown" by the exit code
+        pass
+    finally:
+        os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
+
+
+class _Child:
+    """The forked half of a walk, seen from the parent."""
+
+    def __init__(self, pid: int, read_end: int):
+        self.pid, self.read_end, self.answered = pid, read_end, False
+
+    def answer(self, found: Differences) -> bool:
+        """Wait for the child's differences and merge them into `found`; False when it failed."""
+        with os.fdopen(self.read_end, "rb") as pipe:
+            self.read_end = -1
+            theirs = pipe.read()
+        _, status = os.waitpid(self.pid, 0)
+        self.pid, self.answered = 0, True
+        if status != 0 or not theirs:
+            return False
+        found.merge(theirs)
+        return True
+
+    def stop_if_differing(self, found: Differences) -> None:
+        """Between two directories of a walk that stops early: stop once the child has found a
+        difference (its answer is all there is to wait for then)."""
+        if self.answered or not select.select([self.read_end], [], [], 0)[0]:
+            return
+        found.poll = None
+        if not self.answer(found):
+            raise _ChildFailed
+        if not found.none:
+            raise _Differs
+
+    def close(self) -> None:
+        if self.read_end >= 0:
+            os.close(self.read_end)
+        if self.pid:  # we stopped early: the child's answer no longer matters
+            _reap(self.pid)
 
 
 def _reap(pid: int) -> None:

@@ -8,6 +8,7 @@ forked child walking half of the tree, and any doubt must answer "differs" (or N
 from __future__ import annotations
 
 import os
+import time
 import random
 import shutil
 import tempfile
@@ -209,3 +210,28 @@ def test_differences_name_each_changed_added_and_removed_path(tmp_path, mode):
 
 def stat_table_paths(tmp_path) -> list[str]:
     return sorted(stat_table(wide_tree(tmp_path / "again")))
+
+
+def test_a_walk_that_stops_early_stops_when_the_forked_half_found_a_difference_first(tmp_path, monkeypatch):
+    """The parent looks for the child's answer between directories: a change in the child's half
+    does not cost the parent its whole half (status and add of one changed file in a big tree)."""
+    root = make_tree(tmp_path / "data", {f"d{i}/s{j:03}/f": File(b"x") for i in range(8) for j in range(60)})
+    table = saved(stat_table(root))
+    frontier = statwalk._top(os.fspath(root), table, statwalk.Differences(), True)
+    child_dir = Path(frontier[1][0])                      # the child walks frontier[1::2]
+    (child_dir / "s000" / "f").write_bytes(b"changed")
+    force_fork(monkeypatch)
+    parent, real_scandir, before = os.getpid(), os.scandir, children_of_this_process()
+
+    def slow_in_the_parent(fd):
+        if os.getpid() == parent:
+            time.sleep(0.02)   # the parent's half alone would take 4 x 61 x 20 ms = 5 s
+        return real_scandir(fd)
+
+    monkeypatch.setattr(os, "scandir", slow_in_the_parent)
+    started = time.monotonic()
+    found = statwalk.differences(root, "dir", table, stop_early=True)
+    assert found is not None and not found.none
+    assert time.monotonic() - started < 2.5
+    assert len(found.visited) < 4 * 61 / 2
+    assert children_of_this_process() - before == set()
