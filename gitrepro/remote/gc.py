@@ -68,13 +68,14 @@ def gc(repo: Repo, *, dry_run: bool = False, grace: float = GRACE, remote_name: 
     store = repo.store
     with store.lock():
         # Marked under the lock, so an `add` that ran while gc waited has written its pointer.
-        roots = reach.everything(repo.root)
+        order: reach.Order = []
+        roots = reach.everything(repo.root, order)
         result.manifests = len(roots)
         store.recover()
         now = time.time()
         packs = store.index.packs()
         young = {p for p in packs if _mtime(store.pack_path(p)) > now - grace}
-        live = mark(store, roots | _roots_in(store, young))
+        live = mark(store, roots | _roots_in(store, young), order)
         result.live_blobs = len(live)
         dead = _dead_by_pack(store, live)
         for pack_id in sorted(packs.keys() - young):
@@ -130,9 +131,11 @@ def _dead_by_pack(store: Store, live: set[bytes]) -> dict[str, DeadBlobs]:
     return {p: DeadBlobs(n == dead, dead, nbytes, root) for p, (n, dead, nbytes, root) in counts.items()}
 
 
-def mark(store: Store, roots: set[str]) -> set[bytes]:
+def mark(store: Store, roots: set[str], order: reach.Order | None = None) -> set[bytes]:
     """Every blob the manifests `roots` need, as far as the local store holds them; each
     manifest part and line is read once however many manifests share it (`manifests.SharedLines`).
+    Those in `order` (path, manifest) are read path by path in its order, each compared with the
+    one before it at its path; the others after them.
 
     A manifest whose root is absent locally marks nothing (its chunks cannot be
     here either, unless fetched alone, and then they are kept by nothing). A root
@@ -141,15 +144,26 @@ def mark(store: Store, roots: set[str]) -> set[bytes]:
     """
     live: set[bytes] = set()
     shared = manifests.SharedLines()
-    for manifest_id in sorted(roots):
+    for path, manifest_id in _lineages(roots, order or []):
         if not store.has(bytes.fromhex(manifest_id)):
             continue
         try:
-            live |= manifests.blobs_of(store, [manifest_id], shared)
+            live |= manifests.blobs_of(store, [manifest_id], shared, path)
         except GitreproError as e:
             raise GcError(f"reachable manifest {manifest_id} cannot be read ({e}); gc stopped without deleting "
                           "anything: run `gitrepro fetch` or `gitrepro fsck --repair` first") from None
     return live
+
+
+def _lineages(roots: set[str], order: reach.Order) -> list[tuple[str | None, str]]:
+    """Every root once, with the path it was met at: by path in walk order, then the rest."""
+    seen: set[str] = set()
+    found: list[tuple[str | None, str]] = []
+    for path, m in sorted(order, key=lambda item: item[0]):   # stable: walk order within a path
+        if m in roots and m not in seen:
+            seen.add(m)
+            found.append((path, m))
+    return found + [(None, m) for m in sorted(roots - seen)]
 
 
 def _plan_local(pack_id: str, size: int, dead: DeadBlobs | None) -> PackAction | None:

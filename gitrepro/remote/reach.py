@@ -19,6 +19,7 @@ from gitrepro.util import tomlcompat
 
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 Imported = dict[str, Pointer]   # manifest id -> an imported (version 2) pointer naming it, filled in by the walks below
+Order = list[tuple[str, str]]   # (path, manifest id) as a walk met them
 
 
 def is_run_record(path: str) -> bool:
@@ -95,9 +96,11 @@ def note_imported(path: str, data: bytes, imported: Imported | None) -> None:
         imported.setdefault(ptr.manifest, ptr)
 
 
-def in_history(root: Path, rev_args: list[str], imported: Imported | None = None) -> set[str]:
+def in_history(root: Path, rev_args: list[str], imported: Imported | None = None,
+               order: Order | None = None) -> set[str]:
     """Manifest ids in every commit `git log <rev_args>` walks (one git process for all); the
-    imported pointers among them go into `imported` when given.
+    imported pointers among them go into `imported` when given, and (path, manifest) in walk
+    order into `order` (consecutive versions of a pointer path are alike: gc reads them so).
 
     `history.changed_blobs` sees every pointer and run record in history under each path it had
     (so a pointer also committed as `copy.txt` is not missed).
@@ -106,14 +109,20 @@ def in_history(root: Path, rev_args: list[str], imported: Imported | None = None
     for sha, path in history.changed_blobs(root, rev_args, PATHSPECS):
         if is_interesting(path):
             wanted.setdefault(sha, path)
-    return _named_by(root, wanted, imported)
+    return _named_by(root, wanted, imported, order)
 
 
-def _named_by(root: Path, wanted: dict[str, str], imported: Imported | None = None) -> set[str]:
+def _named_by(root: Path, wanted: dict[str, str], imported: Imported | None = None,
+              order: Order | None = None) -> set[str]:
     blobs = plumbing.read_blobs(list(wanted), cwd=root)
+    found: set[str] = set()
     for sha, path in wanted.items():
         note_imported(path, blobs[sha], imported)
-    return set().union(set(), *(manifest_ids(path, blobs[sha]) for sha, path in wanted.items()))
+        named = manifest_ids(path, blobs[sha])
+        found |= named
+        if order is not None:
+            order.extend((path, m) for m in sorted(named))
+    return found
 
 
 def at_commits(root: Path, revs: list[str], imported: Imported | None = None) -> set[str]:
@@ -163,10 +172,11 @@ def worktrees(root: Path) -> list[Path]:
     return [path for path in plumbing.worktrees(cwd=root) if path.is_dir()] or [root]
 
 
-def everything(root: Path) -> set[str]:
+def everything(root: Path, order: Order | None = None) -> set[str]:
     """What gc must keep: all refs (branches, tags, remotes, notes, stash), every reflog entry
-    (including stash@{n}), every worktree HEAD, and the index and working tree of every worktree."""
-    found = in_history(root, ["--all", "--reflog"])
+    (including stash@{n}), every worktree HEAD, and the index and working tree of every worktree
+    (`order`: as for `in_history`, for the history's part)."""
+    found = in_history(root, ["--all", "--reflog"], order=order)
     for tree in worktrees(root):
         found |= in_index(tree) | in_worktree(tree)
     return found
