@@ -5,8 +5,11 @@ million blobs costs no million Python objects in every push, fetch, verify and g
 One file per remote URL, `<store>/remote-cache/view-<key>.sqlite`, in the local index's schema
 (`store.index.Index`: first location of a blob wins), kept between runs. Each view load brings
 it up to date with the `index/` listing: the packs newly listed are added (their `.idx` read
-from the local cache or the remote); when a pack it holds is no longer listed (a remote gc) or
-its cached `.idx` is gone, the whole map is rebuilt, since removing one pack could drop a blob
+from the local cache or the remote), and push adds each pack it uploads as it goes. The map notes
+each cached `.idx` copy's size and mtime as it read it: a pack whose copy is gone or changed since
+has its `.idx` read again (a damaged copy is dropped and fetched again; the entries cannot differ,
+a pack id fixes its content). When a pack it holds is no longer listed (a remote gc), or one
+read again does not read, the whole map is rebuilt, since removing one pack could drop a blob
 another pack also holds. Updates run under `view-<key>.lock`, each in one transaction, so two
 processes loading a view at once never see a half-built map.
 
@@ -31,11 +34,13 @@ from gitrepro.formats.pack import BlobEntry
 from gitrepro.store.index import BadIndex, Index
 from gitrepro.store.store import Store
 
-MAP_BATCH = 64        # `.idx` files read (their entries held) at once while the map is filled
+MAP_BATCH = 16        # `.idx` files read (their entries held: ~1 MB per 7,000 blobs) at once while the map is filled
 LOCK_TIMEOUT = 600.0
+NOTE = "idx "         # the map's note per pack (`Index.notes`): its cached `.idx` copy's "size:mtime_ns"
 
 Located = tuple[str, BlobEntry]
 ReadIdx = Callable[[str], object]   # pack id -> (size, entries), or anything else: not added
+Copies = Callable[[Iterable[str] | None], dict[str, str]]   # {pack id: identity} of cached `.idx` copies (None: all)
 
 
 class ViewLocked(GitreproError):
@@ -58,9 +63,14 @@ class BlobMap:
         return {b: (loc.pack, loc.entry(b)) for b, loc in found.items() if loc.pack in self._packs}
 
     def missing(self, blob_ids: Iterable[bytes]) -> set[bytes]:
-        """Those of `blob_ids` the remote does not hold."""
+        """Those of `blob_ids` the remote does not hold (one query per LOOKUP_BATCH ids, which
+        returns only their ids while every pack the map holds is one of this view's)."""
         ids = set(blob_ids)
-        return ids.difference(self.locate(ids)) if ids else ids
+        if not ids:
+            return ids
+        if all(p in self._packs for p in self._map.sizes()):
+            return self._map.query(lambda index: index.missing(ids, checked=True))
+        return ids.difference(self.locate(ids))
 
     def get(self, blob_id: bytes, default=None) -> Located | None:
         return self.locate((blob_id,)).get(blob_id, default)
@@ -83,8 +93,8 @@ class BlobMap:
 class StoredMap:
     """The map file of one remote, opened, updated under its lock, rebuilt when damaged."""
 
-    def __init__(self, store: Store, url: str, read: ReadIdx, jobs: int):
-        self.read, self.jobs = read, max(1, jobs)
+    def __init__(self, store: Store, url: str, read: ReadIdx, copies: Copies, jobs: int):
+        self.read, self.copies, self.jobs = read, copies, max(1, jobs)
         key = hashlib.sha256(url.encode()).hexdigest()[:16]
         cache = store.remote_cache_dir
         try:
@@ -100,30 +110,37 @@ class StoredMap:
         self.index: Index | None = None
         self._listed: list[str] = []
 
-    def update(self, listed: Iterable[str], cached: Container[str]) -> dict[str, object]:
-        """Bring the map up to date with the listed packs (sorted); a pack the map holds whose
-        `.idx` is not in `cached` is read again. Returns what `read` gave for packs not added
-        (damage, or None: deleted since the listing)."""
+    def update(self, listed: Iterable[str]) -> dict[str, object]:
+        """Bring the map up to date with the listed packs (sorted). Returns what `read` gave for
+        packs not added (damage, or None: deleted since the listing)."""
         listed = self._listed = sorted(listed)
         with self._locked():
             self.index = self._open()
             try:
-                have = self.index.packs()
+                have, noted = self.index.packs(), self.index.notes(NOTE)
             except BadIndex:
-                self.index, have = self._fresh(), {}
-            wanted = set(listed)
-            stale = any(p not in wanted or p not in cached for p in have)
-            todo = listed if stale else [p for p in listed if p not in have]
+                self.index, have, noted = self._fresh(), {}, {}
+            wanted, copies = set(listed), self.copies(None)
+            stale = any(p not in wanted for p in have)
+            changed = [p for p in have if noted.get(NOTE + p) != copies.get(p)] if not stale else []
             others: dict[str, object] = {}
             try:
+                if not stale and changed:     # read again: a damaged copy is dropped and fetched again
+                    unread: dict[str, object] = {}
+                    for _ in self._read_all(changed, unread):
+                        pass
+                    stale = bool(unread)
+                    if not stale:
+                        self.index.add_packs((), lambda: self._notes(changed))
+                todo = listed if stale else [p for p in listed if p not in have]
                 if stale:
-                    self.index.replace_all(self._read_all(todo, others))
+                    self.index.replace_all(self._read_all(todo, others), lambda: self._notes(todo), NOTE)
                 elif todo:
-                    self.index.add_packs(self._read_all(todo, others))
+                    self.index.add_packs(self._read_all(todo, others), lambda: self._notes(todo))
             except BadIndex:
                 others.clear()
                 self.index = self._fresh()
-                self.index.replace_all(self._read_all(listed, others))
+                self.index.replace_all(self._read_all(listed, others), lambda: self._notes(listed), NOTE)
         return others
 
     def sizes(self) -> dict[str, int]:
@@ -136,15 +153,21 @@ class StoredMap:
         except BadIndex:
             with self._locked():
                 self.index = self._fresh()
-                self.index.replace_all(self._read_all(self._listed, {}))
+                self.index.replace_all(self._read_all(self._listed, {}), lambda: self._notes(self._listed), NOTE)
             return ask(self.index)
 
     def close(self) -> None:
         if self.index is not None:
             self.index.close()
 
-    def add(self, pack_id: str, size: int, entries: list[BlobEntry]) -> None:
-        self.query(lambda index: index.add_pack(pack_id, size, entries))
+    def add(self, pack_id: str, size: int, entries: list[BlobEntry]) -> int:
+        """Add a pack just published (its `.idx` cached); returns how many of its blobs are new to the map."""
+        return self.query(lambda index: index.add_packs([(pack_id, size, entries)], lambda: self._notes([pack_id])))
+
+    def _notes(self, pack_ids: list[str]) -> dict[str, str | None]:
+        """The notes of these packs' cached `.idx` copies as they are now (None: no copy)."""
+        copies = self.copies(pack_ids)
+        return {NOTE + p: copies.get(p) for p in pack_ids}
 
     def _read_all(self, pack_ids: list[str], others: dict[str, object]) -> Iterator[tuple[str, int, list[BlobEntry]]]:
         """(id, size, entries) of each pack whose `.idx` reads, MAP_BATCH packs at a time on `jobs` threads."""

@@ -98,14 +98,19 @@ class Fetcher:
         return self._view
 
     def fetch_blobs(self, blob_ids: Iterable[bytes]) -> None:
-        """Fetch the blobs the local store lacks; a manifest root brings its whole manifest along."""
-        missing = self.store.missing(blob_ids)
-        if not missing:
-            return
-        located = self._check_on_remote(missing)
-        roots = {b for b, (_, entry) in located.items() if entry.flags & packfmt.FLAG_MANIFEST}
-        del located
-        self._fetch(missing - roots)
+        """Fetch the blobs the local store lacks, FETCH_BATCH at a time (checkout may ask for every
+        chunk of a dataset at once); a manifest root brings its whole manifest along, after them."""
+        ids = blob_ids if isinstance(blob_ids, (list, tuple)) else list(blob_ids)
+        roots: set[bytes] = set()
+        for start in range(0, len(ids), FETCH_BATCH):
+            missing = self.store.missing(ids[start:start + FETCH_BATCH])
+            if not missing:
+                continue
+            located = self._check_on_remote(missing)
+            found = {b for b, (_, entry) in located.items() if entry.flags & packfmt.FLAG_MANIFEST}
+            del located
+            self._fetch(missing - found)
+            roots |= found
         if roots:
             self.fetch_manifests(r.hex() for r in roots)
 

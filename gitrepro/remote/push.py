@@ -9,14 +9,16 @@ it names was pushed before it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from gitrepro.errors import GitreproError
 from gitrepro.formats import pack as packfmt
+from gitrepro.formats.manifestdiff import dirty_lines
 from gitrepro.git import plumbing
 from gitrepro.store import manifests
 from gitrepro.store.repo import Repo
@@ -41,7 +43,7 @@ class PushResult:
     manifests: int = 0
     manifests_on_remote: int = 0
     manifests_imported: int = 0   # imported datasets not here: their source's remote holds them, not pushed
-    blobs_sent: int = 0
+    blobs_sent: int = 0           # blobs the packs uploaded held that the remote did not
     packs_uploaded: int = 0
     bytes_uploaded: int = 0
     indexes_repaired: int = 0     # damaged `.idx` files rewritten from their packs' own footers
@@ -74,25 +76,24 @@ def push(repo: Repo, remote_name: str | None = None, revs: list[str] | None = No
     result = PushResult(settings.name, settings.url, manifests=len(roots))
     result.indexes_repaired = len(repair_indexes(remote, store, view))
     complete = CompleteRoots(store, remote.url)
-    wanted = _needed_for_push(store, roots, view, complete, result, imported.keys())
-    to_send = view.blobs.missing(wanted)
-    packs = _local_packs_holding(store, to_send, settings.name)
-    result.blobs_sent = len(to_send)
-    _upload(remote, store, packs, jobs, progress, result)
+    packs = _packs_to_send(store, roots, view, complete, result, imported.keys())
+    _upload(remote, store, view, packs, jobs, progress, result)
     complete.save(roots & complete.known_local)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _needed_for_push(store: Store, roots: set[str], view: RemoteView, complete: CompleteRoots,
-                     result: PushResult, imported=frozenset()) -> set[bytes]:
-    """Every blob of every manifest that is not complete on the remote; each manifest part and
-    line is read once however many of those manifests share it (`manifests.SharedLines`). An
-    imported dataset's data that is not here is left to its source's remote (clones fetch it
-    from there); when it is here, it is pushed like any other."""
-    wanted: set[bytes] = set()
+def _packs_to_send(store: Store, roots: set[str], view: RemoteView, complete: CompleteRoots,
+                   result: PushResult, imported=frozenset()) -> dict[str, bool]:
+    """{local pack id: holds a manifest root} for the packs holding a blob of a manifest that is not
+    complete on the remote, which the remote lacks. Each manifest's blobs are streamed a batch at a
+    time (`_SeenParts`: the parts earlier manifests had are not read again), so no set of all of a
+    million-file dataset's chunks is ever held. An imported dataset's data that is not here is
+    left to its source's remote (clones fetch it from there); when it is here, it is pushed like
+    any other."""
+    packs: dict[str, bool] = {}
     absent = []
-    shared = manifests.SharedLines()
+    seen = _SeenParts()
     for manifest_id in sorted(roots):
         root = bytes.fromhex(manifest_id)
         if not store.has(root):
@@ -107,52 +108,84 @@ def _needed_for_push(store: Store, roots: set[str], view: RemoteView, complete: 
         if root in view.blobs and manifest_id in complete.ids:
             result.manifests_on_remote += 1
             continue
-        needs = manifests.blobs_of(store, [manifest_id], shared if len(roots) > 1 else None)
-        if root in view.blobs and not view.blobs.missing(needs):
-            result.manifests_on_remote += 1
-        wanted |= needs
+        on_remote = root in view.blobs
+        for batch in seen.blob_batches(store, manifest_id, len(roots) > 1):
+            lacking = view.blobs.missing(batch)
+            if lacking:
+                on_remote = False
+                _local_packs_holding(store, lacking, result.remote, packs)
+        result.manifests_on_remote += on_remote
     if absent:
         raise PushError(f"{plural(len(absent), 'manifest')} these commits need {verb(len(absent), 'is', 'are')} "
                         f"neither in the local store nor on "
                         f"the remote, e.g. {absent[0]}; run `gitrepro fetch` from the remote that has them, "
                         "or push from the clone that made them")
-    return wanted
-
-
-def _local_packs_holding(store: Store, blobs: set[bytes], remote_name: str) -> dict[str, bool]:
-    """{pack id: holds a manifest root} for the local packs that hold `blobs` (looked up a batch at
-    a time: a million locations at once would hold hundreds of MB)."""
-    packs: dict[str, bool] = {}
-    wanted = list(blobs)
-    for start in range(0, len(wanted), LOCATE_BATCH):
-        batch = wanted[start:start + LOCATE_BATCH]
-        locs = store.index.locate_many(batch)
-        if len(locs) != len(batch):
-            missing = next(b for b in batch if b not in locs)
-            lacking = len(batch) - len(locs)
-            raise PushError(f"{plural(lacking, 'chunk')} to push {verb(lacking, 'is', 'are')} not in the local store "
-                            f"(e.g. {missing.hex()}) and not on remote {remote_name}; run `gitrepro fsck`")
-        for loc in locs.values():
-            packs[loc.pack] = packs.get(loc.pack, False) or bool(loc.flags & packfmt.FLAG_MANIFEST)
     return packs
 
 
-LOCATE_BATCH = 50_000
+class _SeenParts:
+    """Manifests read one after another, the parts each shares with those before it skipped (a
+    part seen before, after the same neighbour: its lines were read): versions sharing most of
+    their lines cost little more than the lines they do not share. Unlike `manifests.SharedLines`
+    no line is kept (memory: the part ids seen), so a line of a part read again is looked up again."""
+
+    def __init__(self) -> None:
+        self.parts: set[bytes] = set()
+        self.pairs: set[tuple[bytes, bytes]] = set()
+
+    def blob_batches(self, store: Store, manifest_id: str, skip_seen: bool) -> Iterator[set[bytes]]:
+        """The root, parts and chunks of a manifest not read before, the chunks of PUSH_BATCH lines at a time."""
+        m = manifests.StoredManifest.open(store, manifest_id)
+        ids = m.ids
+        yield {bytes.fromhex(manifest_id), *ids}
+        parts = {i for i, p in enumerate(ids) if p not in self.parts} if skip_seen else set(range(len(ids)))
+        bounds = {i for i in range(1, len(ids)) if (ids[i - 1], ids[i]) not in self.pairs} if skip_seen else set()
+        if len(parts) * 2 > len(ids):   # most of it is new: every line, a block of parts at a time
+            lines: Iterable[bytes] = (line for block in m.blocks() for line in block.split(b"\n") if line)
+        else:
+            lines = (line[:-1] for _, line, _ in dirty_lines(m, parts, bounds, keys=False))
+        origin = f"manifest {manifest_id}"
+        while True:
+            batch = list(itertools.islice(lines, PUSH_BATCH))
+            if not batch:
+                break
+            yield manifests.chunk_ids(batch, origin)
+        if skip_seen:
+            self.parts.update(ids)
+            self.pairs.update(zip(ids, ids[1:]))
 
 
-def _upload(remote: Remote, store: Store, packs: dict[str, bool], jobs: int, progress: Progress,
+def _local_packs_holding(store: Store, blobs: set[bytes], remote_name: str, packs: dict[str, bool]) -> None:
+    """Add to `packs` ({pack id: holds a manifest root}) the local packs that hold `blobs`."""
+    locs = store.index.locate_many(blobs)
+    if len(locs) != len(blobs):
+        missing = next(b for b in blobs if b not in locs)
+        lacking = len(blobs) - len(locs)
+        raise PushError(f"{plural(lacking, 'chunk')} to push {verb(lacking, 'is', 'are')} not in the local store "
+                        f"(e.g. {missing.hex()}) and not on remote {remote_name}; run `gitrepro fsck`")
+    for loc in locs.values():
+        packs[loc.pack] = packs.get(loc.pack, False) or bool(loc.flags & packfmt.FLAG_MANIFEST)
+
+
+PUSH_BATCH = 100_000   # blob ids looked up on the remote (and, those it lacks, in the local store) at once
+
+
+def _upload(remote: Remote, store: Store, view: RemoteView, packs: dict[str, bool], jobs: int, progress: Progress,
             result: PushResult) -> None:
-    """Data packs first, then packs holding manifest roots; within a phase, `jobs` at a time."""
+    """Data packs first, then packs holding manifest roots; within a phase, `jobs` at a time. Each
+    pack uploaded is added to the view (and its blob map), so the next push or fetch reads nothing for
+    it; `blobs_sent` counts the blobs new to the remote."""
     lock = threading.Lock()
     announce = getattr(progress, "announce", None)   # a progress bar takes the total first (cli.common)
     if announce:
         announce(sum(os.path.getsize(store.pack_path(p)) for p in packs))
 
     def one(pack_id: str) -> None:
-        size = upload_pack(remote, store, pack_id)
+        size, entries = upload_pack(remote, store, pack_id)
         with lock:
             result.packs_uploaded += 1
             result.bytes_uploaded += size
+            result.blobs_sent += view.add(pack_id, size, entries, time.time())
         if progress:
             progress(size)
 
@@ -161,16 +194,16 @@ def _upload(remote: Remote, store: Store, packs: dict[str, bool], jobs: int, pro
         run_all(jobs, one, batch)
 
 
-def upload_pack(remote: Remote, store: Store, pack_id: str) -> int:
-    """Pack body, then its `.idx` (the publish point). Returns the pack's size."""
+def upload_pack(remote: Remote, store: Store, pack_id: str) -> tuple[int, list[packfmt.BlobEntry]]:
+    """Pack body, then its `.idx` (the publish point). Returns the pack's size and entries."""
     with open(store.pack_path(pack_id), "rb") as f:
         size = os.fstat(f.fileno()).st_size
         tail_len = packfmt.footer_size_hint(f, size)
         f.seek(size - tail_len)
         idx = layout.encode_idx(size, f.read(tail_len))
-        layout.parse_idx(idx, pack_id, f"local pack {pack_id}")   # never publish a bad footer
+        _, entries = layout.parse_idx(idx, pack_id, f"local pack {pack_id}")   # never publish a bad footer
         f.seek(0)
         remote.put(layout.pack_key(pack_id), f)
     remote.put(layout.idx_key(pack_id), idx)
     cache_idx(store, pack_id, idx)
-    return size
+    return size, entries

@@ -11,6 +11,7 @@ start from a view; `manifest_blobs` says what a manifest needs to be complete on
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -84,9 +85,12 @@ class RemoteView:
         """Close the blob map's connections (a view asked again reopens it)."""
         self._stored.close()
 
-    def add(self, pack_id: str, size: int, entries: list[packfmt.BlobEntry], published: float) -> None:
-        self._stored.add(pack_id, size, entries)
+    def add(self, pack_id: str, size: int, entries: list[packfmt.BlobEntry], published: float) -> int:
+        """List a pack just published (its `.idx` cached) and add it to the blob map; returns how
+        many of its blobs the remote did not hold before."""
+        added = self._stored.add(pack_id, size, entries)
         self.packs[pack_id] = RemotePack(pack_id, size, published, self._read_entries)
+        return added
 
     def damage_lines(self, name: str, absent: Iterable[bytes] = ()) -> list[str]:
         """One sentence per damaged `.idx` that may hide some of `absent` (all of them when no
@@ -126,8 +130,8 @@ def load_view(remote: Remote, store: Store, jobs: int = 8) -> RemoteView:
         pack_id = layout.pack_id_of_idx_key(obj.key)
         if pack_id:
             listed[pack_id] = obj.mtime
-    stored = StoredMap(store, remote.url, lambda p: _read_idx(remote, cache, p), jobs)
-    others = stored.update(listed, _cached_ids(cache))
+    stored = StoredMap(store, remote.url, lambda p: _read_idx(remote, cache, p), lambda ids: _copies(cache, ids), jobs)
+    others = stored.update(listed)
     sizes = stored.sizes()
     view = RemoteView(stored, lambda p: _entries_of(remote, cache, p))
     for pack_id, mtime in listed.items():
@@ -175,12 +179,24 @@ def _idx_dir(store: Store) -> Path:
     return store.remote_cache_dir / "idx"
 
 
-def _cached_ids(cache: Path) -> set[str]:
-    """The packs whose `.idx` the local cache holds (one directory listing)."""
+def _copies(cache: Path, pack_ids: Iterable[str] | None) -> dict[str, str]:
+    """{pack id: "size:mtime_ns"} of the `.idx` copies the local cache holds, of these packs (None:
+    all, by one directory listing): what the blob map notes to see a copy changed or gone."""
+    found = {}
     try:
-        return {name[:-4] for name in os.listdir(cache) if name.endswith(".idx")}
+        if pack_ids is None:
+            for entry in os.scandir(cache):
+                if entry.name.endswith(".idx") and not entry.name.startswith("."):
+                    st = entry.stat()
+                    found[entry.name[:-4]] = f"{st.st_size}:{st.st_mtime_ns}"
+            return found
+        for pack_id in pack_ids:
+            with contextlib.suppress(OSError):
+                st = os.stat(cache / f"{pack_id}.idx")
+                found[pack_id] = f"{st.st_size}:{st.st_mtime_ns}"
     except OSError:
-        return set()
+        pass
+    return found
 
 
 def _entries_of(remote: Remote, cache: Path, pack_id: str) -> list[packfmt.BlobEntry]:

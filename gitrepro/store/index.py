@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from gitrepro.errors import GitreproError
 from gitrepro.formats.pack import FLAG_MANIFEST, MAX_BLOB, BlobEntry
@@ -46,6 +46,8 @@ _BLOB_ROW_OK = (f"(typeof(pack)='text' AND typeof(offset)='integer' AND offset>=
 _PACK_ROW_OK = ("(typeof(id)='text' AND length(id) BETWEEN 1 AND 64 AND typeof(size)='integer' AND size>=0"
                 " AND typeof(blobs)='integer' AND blobs>=0)")
 _LOCATION = "pack, offset, length, raw_length, flags"
+Notes = Callable[[], dict[str, "str | None"]]
+LOOKUP_BATCH = 900   # ids per `IN (...)` query (under the 999 variables of older SQLite)
 
 
 class BadIndex(GitreproError):
@@ -114,7 +116,7 @@ class Index:
         self._durable = durable
         self._pid = os.getpid()
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[list] = []   # [owner thread, connection, generation]: handed on when the owner ends
         self._all_lock = threading.Lock()
         self._generation = 0   # bumped when the connections must be remade (the file was created)
         self.missing_file = not create and not self._path.exists()
@@ -135,28 +137,50 @@ class Index:
             self._pid, self._local, self._all = os.getpid(), threading.local(), []
         db = getattr(self._local, "db", None)
         if db is None or self._local.generation != self._generation:
-            db = self._connect()
+            db = self._adopt() or self._connect()
             self._local.db, self._local.generation = db, self._generation
-            with self._all_lock:
-                self._all.append(db)
         return db
+
+    def _adopt(self) -> sqlite3.Connection | None:
+        """The connection of a thread that has ended, for this thread: a fetch or push runs a new
+        pool of threads per batch, and a connection each, kept to the end, held ~16 MiB apiece."""
+        me = threading.current_thread()
+        if me is threading.main_thread():   # its connection has the larger cache; never one of a worker's
+            return None
+        with self._all_lock:
+            for held in self._all:
+                if held[2] == self._generation and not held[0].is_alive():
+                    held[0] = me
+                    return held[1]
+        return None
 
     def _connect(self) -> sqlite3.Connection:
         if self.missing_file:      # nothing to read: an empty index, in memory, until the first write
             db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             db.executescript(_SCHEMA)
-            return db
-        if self.read_only:
-            return _connect_read_only(self._path)
+        elif self.read_only:
+            db = _connect_read_only(self._path)
+        else:
+            return self._connect_writable()
+        with self._all_lock:
+            self._all.append([threading.current_thread(), db, self._generation])
+        return db
+
+    def _connect_writable(self) -> sqlite3.Connection:
         db = sqlite3.connect(self._path, timeout=60, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         # The index must survive a crash once a pointer names its blobs; a hint need not.
         db.execute("PRAGMA synchronous=FULL" if self._durable else "PRAGMA synchronous=NORMAL")
         # Ids are random, so lookups touch pages all over the file: with SQLite's default 2 MiB
-        # page cache, a 50,000-file checkout made ~90,000 pread calls. 16 MiB (per connection, grown
-        # on use) holds the whole index of ~120,000 chunks.
-        db.execute("PRAGMA cache_size=-16384")
+        # page cache, a 50,000-file checkout made ~90,000 pread calls. 16 MiB (grown on use) holds
+        # the whole index of ~120,000 chunks. Lookups run on the main thread; worker threads (a
+        # fetch publishing the packs it wrote, a push recording what it uploaded) only write a
+        # pack's rows at a time, and keep SQLite's default 2 MiB each.
+        main = threading.current_thread() is threading.main_thread()
+        db.execute("PRAGMA cache_size=-16384" if main else "PRAGMA cache_size=-2048")
         db.executescript(_SCHEMA)
+        with self._all_lock:
+            self._all.append([threading.current_thread(), db, self._generation])
         return db
 
     def _check_version(self, db: sqlite3.Connection) -> None:
@@ -182,7 +206,7 @@ class Index:
 
     def close(self) -> None:
         with self._all_lock:
-            for db in self._all:
+            for _, db, _ in self._all:
                 db.close()
             self._all.clear()
         self._local = threading.local()
@@ -213,31 +237,38 @@ class Index:
     @_guarded
     def add_pack(self, pack_id: str, size: int, entries: Iterable[BlobEntry]) -> None:
         """Record a pack and its blobs in one transaction (first location of a blob wins)."""
-        entries = list(entries)
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO packs VALUES(?,?,?)", (pack_id, size, len(entries)))
-            db.executemany(
-                "INSERT OR IGNORE INTO blobs VALUES(?,?,?,?,?,?)",
-                [(e.id, pack_id, e.offset, e.length, e.raw_length, e.flags) for e in entries])
+            _insert_pack(db, pack_id, size, list(entries))
 
     @_guarded
-    def add_packs(self, packs: Iterable[tuple[str, int, list[BlobEntry]]]) -> None:
-        """`add_pack` for each of `packs` ((id, size, entries) each, consumed one by one), in one transaction."""
+    def add_packs(self, packs: Iterable[tuple[str, int, list[BlobEntry]]], notes: Notes | None = None) -> int:
+        """`add_pack` for each of `packs` ((id, size, entries) each, consumed one by one), in one
+        transaction, with the notes `notes()` gives once `packs` is consumed set (a value of None
+        deletes one). Returns how many blobs the index did not hold before."""
         with self._transaction() as db:
+            before = db.total_changes
+            added = 0
             for pack_id, size, entries in packs:
                 _insert_pack(db, pack_id, size, entries)
+                added += 1
+            new_blobs = db.total_changes - before - added   # a packs row is one change each
+            _set_notes(db, notes() if notes else {})
+        return new_blobs
+
+    @_guarded
+    def notes(self, prefix: str) -> dict[str, str]:
+        """{key: value} of the notes whose key starts with `prefix` (kept in `meta` beside the version:
+        what a user of the index records about its packs, e.g. a remote map's `.idx` copies)."""
+        rows = self._db.execute("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+        return {k: v for k, v in rows if isinstance(k, str) and isinstance(v, str)}
 
     @_guarded
     def replace_pack(self, old_id: str, new_id: str, size: int, entries: Iterable[BlobEntry]) -> None:
         """Swap a pack for its rewritten copy in one transaction (gc), so no reader sees a gap."""
-        entries = list(entries)
         with self._transaction() as db:
             db.execute("DELETE FROM blobs WHERE pack=?", (old_id,))
             db.execute("DELETE FROM packs WHERE id=?", (old_id,))
-            db.execute("INSERT OR REPLACE INTO packs VALUES(?,?,?)", (new_id, size, len(entries)))
-            db.executemany(
-                "INSERT OR IGNORE INTO blobs VALUES(?,?,?,?,?,?)",
-                [(e.id, new_id, e.offset, e.length, e.raw_length, e.flags) for e in entries])
+            _insert_pack(db, new_id, size, list(entries))
 
     @_guarded
     def remove_pack(self, pack_id: str) -> None:
@@ -246,13 +277,18 @@ class Index:
             db.execute("DELETE FROM packs WHERE id=?", (pack_id,))
 
     @_guarded
-    def replace_all(self, packs: Iterable[tuple[str, int, list[BlobEntry]]]) -> None:
-        """Make the index hold exactly `packs` ((id, size, entries) each), in one transaction."""
+    def replace_all(self, packs: Iterable[tuple[str, int, list[BlobEntry]]], notes: Notes | None = None,
+                    notes_prefix: str = "") -> None:
+        """Make the index hold exactly `packs` ((id, size, entries) each), in one transaction; with
+        `notes_prefix`, the notes under it become those `notes()` gives once `packs` is consumed."""
         with self._transaction() as db:
             db.execute("DELETE FROM blobs")
             db.execute("DELETE FROM packs")
             for pack_id, size, entries in packs:
                 _insert_pack(db, pack_id, size, entries)
+            if notes_prefix:
+                db.execute("DELETE FROM meta WHERE substr(key, 1, ?) = ?", (len(notes_prefix), notes_prefix))
+                _set_notes(db, notes() if notes else {})
 
     @_guarded
     def clear(self) -> None:
@@ -279,10 +315,14 @@ class Index:
         return self._db.execute("SELECT 1 FROM blobs WHERE id=?", (blob_id,)).fetchone() is not None
 
     @_guarded
-    def missing(self, blob_ids: Iterable[bytes]) -> set[bytes]:
-        """The ids among `blob_ids` that the index does not hold."""
+    def missing(self, blob_ids: Iterable[bytes], checked: bool = False) -> set[bytes]:
+        """The ids among `blob_ids` that the index does not hold; `checked`: a damaged row for
+        one of them is BadIndex, as in `locate_many`."""
         ids = set(blob_ids)
-        return ids.difference(row[0] for row in self._rows("id", ids))
+        absent = ids.difference(row[0] for row in self._rows("id", ids, _BLOB_ROW_OK if checked else "1"))
+        if checked and absent:
+            self._refuse_garbage(absent)
+        return absent
 
     @_guarded
     def locate(self, blob_id: bytes) -> Location | None:
@@ -308,20 +348,21 @@ class Index:
 
     def _rows(self, columns: str, ids: set[bytes], where: str = "1") -> Iterator[tuple]:
         """`columns` (the first being id) of the rows whose id is in `ids` (and that meet `where`):
-        by one pass over the table when most of it is wanted, else by id in batches of 500."""
+        by one pass over the table when most of it is wanted, else by id in batches (LOOKUP_BATCH)."""
         db = self._db
         if self._most_of_table(len(ids)):
             yield from (row for row in db.execute(f"SELECT {columns} FROM blobs WHERE {where}") if row[0] in ids)
             return
-        ordered = list(ids)
-        for i in range(0, len(ordered), 500):
-            batch = ordered[i:i + 500]
+        # Sorted, so the batches walk the table's B-tree once from end to end, each page read
+        # once: unsorted, every batch of random ids read pages all over it again (2x slower).
+        ordered = sorted(ids)
+        for i in range(0, len(ordered), LOOKUP_BATCH):
+            batch = ordered[i:i + LOOKUP_BATCH]
             yield from db.execute(f"SELECT {columns} FROM blobs WHERE id IN ({','.join('?' * len(batch))}) "
                                   f"AND {where}", batch)
 
     def _most_of_table(self, wanted: int) -> bool:
-        """Is a quarter of the index or more wanted (a whole-dataset checkout)? Then one sequential
-        pass over the table is 2-5x faster than a B-tree search per id."""
+        """Is a quarter of the index or more wanted? Then one pass over the table is faster."""
         if wanted <= 4096:
             return False
         total = self._db.execute("SELECT COALESCE(SUM(blobs), 0) FROM packs").fetchone()[0]
@@ -417,6 +458,11 @@ def _insert_pack(db: sqlite3.Connection, pack_id: str, size: int, entries: list[
     db.execute("INSERT OR REPLACE INTO packs VALUES(?,?,?)", (pack_id, size, len(entries)))
     db.executemany("INSERT OR IGNORE INTO blobs VALUES(?,?,?,?,?,?)",
                    ((e.id, pack_id, e.offset, e.length, e.raw_length, e.flags) for e in entries))
+
+
+def _set_notes(db: sqlite3.Connection, notes: dict[str, str | None]) -> None:
+    db.executemany("DELETE FROM meta WHERE key=?", [(k,) for k, v in notes.items() if v is None])
+    db.executemany("INSERT OR REPLACE INTO meta VALUES(?,?)", [(k, v) for k, v in notes.items() if v is not None])
 
 
 def read_only_cause(path: Path) -> str:

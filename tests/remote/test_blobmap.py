@@ -51,21 +51,25 @@ def test_the_map_is_kept_between_runs_and_only_new_packs_are_read_into_it(pushed
     (old_pack,) = first.packs
     count = len(first.blobs)
     assert count > 8 and len(map_files(repo.store)) == 1
-    # The old pack's cached .idx is made unreadable: a load that read it again would drop and re-fetch it.
+    # The old pack's cached .idx is made unreadable, keeping its size and mtime (what the map notes
+    # of it): a load that read it again would drop and re-fetch it.
     cached = repo.store.remote_cache_dir / "idx" / f"{old_pack}.idx"
-    cached.write_bytes(b"not an idx")
+    st = cached.stat()
+    garbage = b"not an idx".ljust(st.st_size, b"!")
+    cached.write_bytes(garbage)
+    os.utime(cached, ns=(st.st_atime_ns, st.st_mtime_ns))
     (git_repo / "data" / "new.bin").write_bytes(random.Random(5).randbytes(50_000))
     snapshot.add(repo, ["data"])
     commit("v2")
     push_op.push(repo)
     second = remote_view.load_view(pushed, repo.store)
     assert set(second.packs) == pack_ids(pushed) and len(second.packs) == 2
-    assert cached.read_bytes() == b"not an idx", "the pack the map already held was read again"
+    assert cached.read_bytes() == garbage, "the pack the map already held was read again"
     assert len(second.blobs) > count
     (new_pack,) = set(second.packs) - {old_pack}
     assert second.blobs.missing(e.id for e in second.packs[new_pack].entries) == set()
     old_entries = second.packs[old_pack].entries   # read lazily: the damaged cached copy is read again
-    assert old_entries and cached.read_bytes() != b"not an idx"
+    assert old_entries and cached.read_bytes() != garbage
     assert second.blobs.missing(e.id for e in old_entries) == set()
 
 
@@ -167,3 +171,27 @@ def test_two_processes_loading_the_view_at_once_both_get_all_of_it(pushed, git_r
         packs, count, roots = got[0]
         assert set(packs) == pack_ids(pushed) and len(packs) == 6
         assert count == len(remote_view.load_view(pushed, repo.store).blobs) and len(roots) == 6
+
+
+def test_push_adds_the_packs_it_uploads_to_the_map_with_their_idx_copies_noted(pushed, git_repo, repo, commit):
+    from gitrepro.remote import blobmap
+    from gitrepro.store.index import Index
+
+    (path,) = map_files(repo.store)
+    (make_tree(git_repo / "more", random_files(31, 5, 30_000)))
+    snapshot.add(repo, ["more"])
+    commit("more")
+    result = push_op.push(repo)
+    assert result.packs_uploaded == 1 and result.blobs_sent > 5
+    index = Index(path, durable=False)
+    try:
+        assert set(index.packs()) == pack_ids(pushed)    # before any view is loaded again
+        notes = index.notes(blobmap.NOTE)
+        for pack_id in pack_ids(pushed):
+            st = (repo.store.remote_cache_dir / "idx" / f"{pack_id}.idx").stat()
+            assert notes[blobmap.NOTE + pack_id] == f"{st.st_size}:{st.st_mtime_ns}"
+        assert index.missing(repo.store.index.manifest_roots()) == set()
+    finally:
+        index.close()
+    again = push_op.push(repo)
+    assert again.packs_uploaded == 0 and again.blobs_sent == 0 and again.manifests_on_remote == 2

@@ -130,6 +130,32 @@ def test_threads_read_through_their_own_connections_while_one_writes(index):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_pools_of_threads_one_after_another_reuse_the_connections_of_threads_that_ended(index):
+    from concurrent.futures import ThreadPoolExecutor
+
+    index.add_pack("p0", 100, entries(0, 10))
+    for round_ in range(1, 6):   # as fetch and push do: a new pool per batch
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda n: index.add_pack(f"p{round_}-{n}", 100, entries(1000 * round_ + 10 * n, 10)),
+                          range(3)))
+    connections = {id(db) for _, db, _ in index._all}
+    assert len(connections) <= 1 + 3, "a connection per thread that ever ran is kept open"
+    assert index.missing(blob_id(n) for n in [0, 9, 1000, 5029]) == set()
+    assert len(index.packs()) == 16
+    pages = [db.execute("PRAGMA cache_size").fetchone()[0] for t, db, _ in index._all if t is not threading.main_thread()]
+    assert pages and all(p == -2048 for p in pages)   # worker threads keep SQLite's default 2 MiB
+
+
+def test_notes_are_kept_with_the_packs_they_are_about(index):
+    assert index.add_packs([("p1", 100, entries(0, 5)), ("p2", 100, entries(3, 5))], lambda: {"n p1": "a", "n p2": "b"}) == 8
+    assert index.notes("n ") == {"n p1": "a", "n p2": "b"}
+    assert index.add_packs([], lambda: {"n p1": None, "n p3": "c"}) == 0
+    assert index.notes("n ") == {"n p2": "b", "n p3": "c"} and index.notes("x") == {}
+    index.replace_all([("p9", 100, entries(50, 2))], lambda: {"n p9": "z"}, "n ")
+    assert index.notes("n ") == {"n p9": "z"} and set(index.packs()) == {"p9"}
+    assert index.notes("version") == {"version": str(INDEX_VERSION)}
+
+
 def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(index):
     index.add_pack("p1", 1000, entries(0, 3))
     assert index.has(blob_id(0))                         # the parent's connection is open
