@@ -46,14 +46,9 @@ def _equal_run(old: bytes, i: int, new: bytes, j: int) -> int:
     return lo
 
 
-def _line_end(data: bytes, start: int) -> int:
-    end = data.find(b"\n", start)
-    return len(data) if end < 0 else end + 1
-
-
 def hunks(old: bytes, new: bytes, key: Callable[[bytes], bytes], i: int = 0, j: int = 0) -> Iterator[Hunk]:
     """The hunks between old[i:] and new[j:] (both starting at a line start), in order. `key`
-    gives a line's sort key: where the two differ, lines are stepped over by key (the smaller
+    gives a line's sort key (the line without its newline): where the two differ, lines are stepped over by key (the smaller
     one, or both when the keys are equal) until a line of each is the same again."""
     while True:
         k = _equal_run(old, i, new, j)
@@ -64,9 +59,12 @@ def hunks(old: bytes, new: bytes, key: Callable[[bytes], bytes], i: int = 0, j: 
             j, i = j + cut - i, cut
         p, q = i, j
         while p < len(old) and q < len(new):
-            pe, qe = _line_end(old, p), _line_end(new, q)
-            a, b = old[p:pe], new[q:qe]
-            if a == b:
+            ea, eb = old.find(b"\n", p), new.find(b"\n", q)
+            a = old[p:ea] if ea >= 0 else old[p:]     # without its newline, as `key` gets it
+            b = new[q:eb] if eb >= 0 else new[q:]
+            pe = ea + 1 if ea >= 0 else len(old)
+            qe = eb + 1 if eb >= 0 else len(new)
+            if a == b and (ea < 0) == (eb < 0):
                 if p == i and q == j:   # still equal (the run ended within FINE bytes of this line)
                     i, j = p, q = pe, qe
                     continue

@@ -18,7 +18,6 @@ from gitrepro.formats import pointer as pointerfmt
 from gitrepro.formats.pointer import Pointer
 from gitrepro.store.repo import Repo
 from gitrepro.repro import versions
-from gitrepro.store.manifests import StoredManifest
 from gitrepro.store.store import Store
 
 
@@ -126,11 +125,11 @@ class LocalData(DataJudge):
         return verdicts
 
     def _by_change(self, m: str, base: "versions.Version") -> None:
-        lines = versions.lines_of(self.store, m)
-        version, looked_up, absent = versions.judge_by_change(self.store, base, m, lines, self.missing)
+        data = versions.bytes_of(self.store, m)
+        version, looked_up, absent = versions.judge_by_change(self.store, base, m, data, self.missing)
         self.checked |= looked_up
         self.absent.update(absent)
-        if absent:
+        if version is None:
             raise versions.NotByChange("chunks are missing: the full judgment counts them")
         files, nbytes, count, first_type = version.summary
         self.summaries[m] = (files, nbytes, count == 1 and first_type == manifestfmt.FILE)
@@ -140,11 +139,11 @@ class LocalData(DataJudge):
     def _remember(self, m: str, dataset: str) -> None:
         """Keep a manifest judged available in full as the version its dataset's next is judged against."""
         try:
-            lines = versions.lines_of(self.store, m)
-            entries = [e for block in StoredManifest.open(self.store, m).entries() for e in block]
+            data = versions.bytes_of(self.store, m)
+            entries = list(manifestfmt.parse(data, f"manifest {m}").entries)
         except GitreproError:
             return
-        self._last[dataset] = versions.version_of(m, lines, entries)
+        self._last[dataset] = versions.version_of(m, data, entries)
 
     @property
     def store(self) -> Store | None:
