@@ -49,7 +49,8 @@ BASE = {  # the package, its error root, and what finding the repository needs
 FAST_CLI = {"gitrepro.cli", "gitrepro.cli.fast", "gitrepro.cli.render"}
 STAT_CHECK = {"gitrepro.formats.hashing", "gitrepro.store.statcache", "gitrepro.store.stattable",
               "gitrepro.worktree", "gitrepro.worktree.statwalk"}
-STORE = {"gitrepro.formats.pack", "gitrepro.store.store", "gitrepro.store.index", "gitrepro.store.writer",
+STORE = {"gitrepro.formats.pack", "gitrepro.store.store", "gitrepro.store.index", "gitrepro.store.indexfile",
+         "gitrepro.store.writer",
          "gitrepro.util.directio"}
 HOOK_ENTRY = {"gitrepro.hooks", "gitrepro.repro", "gitrepro.repro.hooks"}   # the dispatcher; each hook adds its module
 POLICY = {"gitrepro.formats.pointer", "gitrepro.formats.manifest", "gitrepro.formats.runrecord",
@@ -62,7 +63,7 @@ POLICY = {"gitrepro.formats.pointer", "gitrepro.formats.manifest", "gitrepro.for
           *(f"gitrepro.repro.config.{m}" for m in ("keys", "resolved", "interpolate", "overrides", "resolve", "drift"))}
 PUSH_CHECK = {"gitrepro.remote", "gitrepro.remote.base", "gitrepro.remote.local", "gitrepro.remote.retry",
               "gitrepro.remote.settings", "gitrepro.remote.layout", "gitrepro.remote.reach",
-              "gitrepro.remote.prepush", "gitrepro.remote.view", "gitrepro.remote.urls",
+              "gitrepro.remote.prepush", "gitrepro.remote.view", "gitrepro.remote.blobmap", "gitrepro.remote.urls",
               "gitrepro.store.manifests", "gitrepro.formats.manifestparts", "gitrepro.formats.manifestdiff"}
 RESTORE = {"gitrepro.worktree.checkout", "gitrepro.worktree.restore", "gitrepro.worktree.scan"}
 FOLLOW = {"gitrepro.repro.hooks.autocheckout", "gitrepro.repro.hooks.clone"}   # the post-* hooks' "what changed"
@@ -90,7 +91,7 @@ def fast_paths(head: str) -> list[FastPath]:
                                                            "gitrepro.worktree.unchanged"}),
                  frozenset({"gitrepro.worktree.checkout", "gitrepro.worktree.snapshot", "gitrepro.worktree.scan",
                             "gitrepro.worktree.status", "gitrepro.formats.manifest", "gitrepro.store.store",
-                            "gitrepro.store.index"}),
+                            "gitrepro.store.index", "gitrepro.store.indexfile"}),
                  frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS | SQLITE | SLOW_STDLIB), "data/train: clean"),
         FastPath("no-op add", ("-m", "gitrepro", "add", "data/train"),
                  frozenset(BASE | FAST_CLI | STAT_CHECK | STORE | {"gitrepro.formats.pointer", "gitrepro.git.tracking",

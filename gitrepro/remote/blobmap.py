@@ -164,6 +164,22 @@ class StoredMap:
         """Add a pack just published (its `.idx` cached); returns how many of its blobs are new to the map."""
         return self.query(lambda index: index.add_packs([(pack_id, size, entries)], lambda: self._notes([pack_id])))
 
+    def add_published(self, pack_ids: list[str]) -> tuple[dict[str, int], int]:
+        """Add packs just published, read from their cached `.idx` copies, in one transaction (one
+        sorted insert: a transaction per pack rewrote the map's pages once each). Returns their
+        sizes and how many of their blobs are new to the map."""
+        sizes: dict[str, int] = {}
+
+        def read() -> Iterator[tuple[str, int, list[BlobEntry]]]:
+            for pack_id, size, entries in self._read_all(pack_ids, {}):
+                sizes[pack_id] = size
+                yield pack_id, size, entries
+
+        def ask(index: Index) -> int:
+            sizes.clear()   # asked again after a rebuild
+            return index.add_packs(read(), lambda: self._notes(pack_ids))
+        return sizes, self.query(ask)
+
     def _notes(self, pack_ids: list[str]) -> dict[str, str | None]:
         """The notes of these packs' cached `.idx` copies as they are now (None: no copy)."""
         copies = self.copies(pack_ids)

@@ -157,14 +157,13 @@ class _SeenParts:
 
 def _local_packs_holding(store: Store, blobs: set[bytes], remote_name: str, packs: dict[str, bool]) -> None:
     """Add to `packs` ({pack id: holds a manifest root}) the local packs that hold `blobs`."""
-    locs = store.index.locate_many(blobs)
-    if len(locs) != len(blobs):
-        missing = next(b for b in blobs if b not in locs)
-        lacking = len(blobs) - len(locs)
-        raise PushError(f"{plural(lacking, 'chunk')} to push {verb(lacking, 'is', 'are')} not in the local store "
-                        f"(e.g. {missing.hex()}) and not on remote {remote_name}; run `gitrepro fsck`")
-    for loc in locs.values():
-        packs[loc.pack] = packs.get(loc.pack, False) or bool(loc.flags & packfmt.FLAG_MANIFEST)
+    holding, found = store.index.packs_holding(blobs)
+    if found != len(blobs):
+        lost = store.index.missing(blobs, checked=True)
+        raise PushError(f"{plural(len(lost), 'chunk')} to push {verb(len(lost), 'is', 'are')} not in the local store "
+                        f"(e.g. {min(lost).hex()}) and not on remote {remote_name}; run `gitrepro fsck`")
+    for pack, has_root in holding.items():
+        packs[pack] = packs.get(pack, False) or has_root
 
 
 PUSH_BATCH = 100_000   # blob ids looked up on the remote (and, those it lacks, in the local store) at once
@@ -172,38 +171,44 @@ PUSH_BATCH = 100_000   # blob ids looked up on the remote (and, those it lacks, 
 
 def _upload(remote: Remote, store: Store, view: RemoteView, packs: dict[str, bool], jobs: int, progress: Progress,
             result: PushResult) -> None:
-    """Data packs first, then packs holding manifest roots; within a phase, `jobs` at a time. Each
-    pack uploaded is added to the view (and its blob map), so the next push or fetch reads nothing for
-    it; `blobs_sent` counts the blobs new to the remote."""
+    """Data packs first, then packs holding manifest roots; within a phase, `jobs` at a time. The
+    packs uploaded are then added to the view's blob map (from their cached `.idx` copies, even
+    after a failure), so the next push or fetch reads nothing for them; `blobs_sent` counts the
+    blobs new to the remote."""
     lock = threading.Lock()
     announce = getattr(progress, "announce", None)   # a progress bar takes the total first (cli.common)
     if announce:
         announce(sum(os.path.getsize(store.pack_path(p)) for p in packs))
+    uploaded: list[str] = []
 
     def one(pack_id: str) -> None:
-        size, entries = upload_pack(remote, store, pack_id)
+        size = upload_pack(remote, store, pack_id)
         with lock:
             result.packs_uploaded += 1
             result.bytes_uploaded += size
-            result.blobs_sent += view.add(pack_id, size, entries, time.time())
+            uploaded.append(pack_id)
         if progress:
             progress(size)
 
-    for phase in (False, True):
-        batch = sorted(p for p, has_root in packs.items() if has_root == phase)
-        run_all(jobs, one, batch)
+    try:
+        for phase in (False, True):
+            batch = sorted(p for p, has_root in packs.items() if has_root == phase)
+            run_all(jobs, one, batch)
+    finally:
+        if uploaded:
+            result.blobs_sent = view.add_published(uploaded)
 
 
-def upload_pack(remote: Remote, store: Store, pack_id: str) -> tuple[int, list[packfmt.BlobEntry]]:
-    """Pack body, then its `.idx` (the publish point). Returns the pack's size and entries."""
+def upload_pack(remote: Remote, store: Store, pack_id: str) -> int:
+    """Pack body, then its `.idx` (the publish point). Returns the pack's size."""
     with open(store.pack_path(pack_id), "rb") as f:
         size = os.fstat(f.fileno()).st_size
         tail_len = packfmt.footer_size_hint(f, size)
         f.seek(size - tail_len)
         idx = layout.encode_idx(size, f.read(tail_len))
-        _, entries = layout.parse_idx(idx, pack_id, f"local pack {pack_id}")   # never publish a bad footer
+        layout.parse_idx(idx, pack_id, f"local pack {pack_id}")   # never publish a bad footer
         f.seek(0)
         remote.put(layout.pack_key(pack_id), f)
     remote.put(layout.idx_key(pack_id), idx)
     cache_idx(store, pack_id, idx)
-    return size, entries
+    return size

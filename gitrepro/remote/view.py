@@ -92,6 +92,14 @@ class RemoteView:
         self.packs[pack_id] = RemotePack(pack_id, size, published, self._read_entries)
         return added
 
+    def add_published(self, pack_ids: list[str]) -> int:
+        """`add` for packs just published whose `.idx` is cached (read from there, added at once)."""
+        sizes, added = self._stored.add_published(pack_ids)
+        now = time.time()
+        for pack_id, size in sizes.items():
+            self.packs[pack_id] = RemotePack(pack_id, size, now, self._read_entries)
+        return added
+
     def damage_lines(self, name: str, absent: Iterable[bytes] = ()) -> list[str]:
         """One sentence per damaged `.idx` that may hide some of `absent` (all of them when no
         blob is given), saying which file, what is wrong and the command that repairs it."""

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 from gitrepro.errors import GitreproError
 from gitrepro.formats.pack import FLAG_MANIFEST, MAX_BLOB, BlobEntry
+from gitrepro.store.indexfile import connect_read_only, disk_full, read_only_cause, writable
 
 INDEX_VERSION = 1
 REBUILD = "run `gitrepro fsck --repair` to rebuild it"
@@ -159,7 +160,7 @@ class Index:
             db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             db.executescript(_SCHEMA)
         elif self.read_only:
-            db = _connect_read_only(self._path)
+            db = connect_read_only(self._path)
         else:
             return self._connect_writable()
         with self._all_lock:
@@ -246,12 +247,7 @@ class Index:
         transaction, with the notes `notes()` gives once `packs` is consumed set (a value of None
         deletes one). Returns how many blobs the index did not hold before."""
         with self._transaction() as db:
-            before = db.total_changes
-            added = 0
-            for pack_id, size, entries in packs:
-                _insert_pack(db, pack_id, size, entries)
-                added += 1
-            new_blobs = db.total_changes - before - added   # a packs row is one change each
+            new_blobs = _insert_sorted(db, packs)
             _set_notes(db, notes() if notes else {})
         return new_blobs
 
@@ -284,8 +280,7 @@ class Index:
         with self._transaction() as db:
             db.execute("DELETE FROM blobs")
             db.execute("DELETE FROM packs")
-            for pack_id, size, entries in packs:
-                _insert_pack(db, pack_id, size, entries)
+            _insert_sorted(db, packs)
             if notes_prefix:
                 db.execute("DELETE FROM meta WHERE substr(key, 1, ?) = ?", (len(notes_prefix), notes_prefix))
                 _set_notes(db, notes() if notes else {})
@@ -339,6 +334,19 @@ class Index:
         if len(found) != len(wanted):
             self._refuse_garbage(wanted.difference(found))
         return found
+
+    @_guarded
+    def packs_holding(self, blob_ids: Iterable[bytes]) -> tuple[dict[str, bool], int]:
+        """({pack: holds a manifest root} of the packs where these blobs are, how many of them were
+        found): one aggregate query per LOOKUP_BATCH ids, no row per blob made (push)."""
+        ordered, packs, found = sorted(set(blob_ids)), {}, 0
+        for i in range(0, len(ordered), LOOKUP_BATCH):
+            batch = ordered[i:i + LOOKUP_BATCH]
+            for pack, n, root in self._db.execute(
+                    f"SELECT pack, COUNT(*), MAX(flags & {FLAG_MANIFEST}) FROM blobs WHERE id IN "
+                    f"({','.join('?' * len(batch))}) AND {_BLOB_ROW_OK} GROUP BY pack", batch):
+                packs[pack], found = packs.get(pack, False) or bool(root), found + n
+        return packs, found
 
     def _refuse_garbage(self, ids: set[bytes]) -> None:
         """Rows a lookup passed over as not a location (checked only for ids it did not find,
@@ -460,48 +468,24 @@ def _insert_pack(db: sqlite3.Connection, pack_id: str, size: int, entries: list[
                    ((e.id, pack_id, e.offset, e.length, e.raw_length, e.flags) for e in entries))
 
 
+def _insert_sorted(db: sqlite3.Connection, packs: Iterable[tuple[str, int, list[BlobEntry]]]) -> int:
+    """Insert many packs' rows through a temp table, into `blobs` in id order (first location
+    first): a B-tree filled in key order writes each page once, where random ids rewrote pages
+    all over it (1M rows: 23 s, or 51 s a pack per transaction, against 7 s). Returns how many
+    blobs were new."""
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS staged(id BLOB, pack TEXT, offset INTEGER, length INTEGER, "
+               "raw_length INTEGER, flags INTEGER)")
+    db.execute("DELETE FROM staged")
+    for pack_id, size, entries in packs:
+        db.execute("INSERT OR REPLACE INTO packs VALUES(?,?,?)", (pack_id, size, len(entries)))
+        db.executemany("INSERT INTO staged VALUES(?,?,?,?,?,?)",
+                       ((e.id, pack_id, e.offset, e.length, e.raw_length, e.flags) for e in entries))
+    added = db.execute("INSERT OR IGNORE INTO blobs SELECT id, pack, offset, length, raw_length, flags FROM staged "
+                       "ORDER BY id, rowid").rowcount
+    db.execute("DELETE FROM staged")
+    return added
+
+
 def _set_notes(db: sqlite3.Connection, notes: dict[str, str | None]) -> None:
     db.executemany("DELETE FROM meta WHERE key=?", [(k,) for k, v in notes.items() if v is None])
     db.executemany("INSERT OR REPLACE INTO meta VALUES(?,?)", [(k, v) for k, v in notes.items() if v is not None])
-
-
-def read_only_cause(path: Path) -> str:
-    """Why `path` (in a store) cannot be written, in words for an error message."""
-    try:
-        read_only_fs = bool(os.statvfs(path if path.is_dir() else path.parent).f_flag & os.ST_RDONLY)
-    except OSError:
-        read_only_fs = False
-    return f"{path} is on a read-only file system" if read_only_fs else \
-        f"{path} is not writable by this user (permission denied)"
-
-
-def disk_full(path: Path) -> bool:
-    """Is the file system holding `path` out of space (for this user)?"""
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return False
-    return st.f_bavail == 0 or st.f_bfree == 0
-
-
-def writable(path: Path) -> bool:
-    """May this process write the index (and its WAL files beside it)? Answered by the kernel,
-    so a read-only mount counts even for root."""
-    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
-
-
-def _connect_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection (`mode=ro`). A WAL database needs its shared-memory file to read;
-    where none is left and none can be made (a read-only store after a clean close), the file
-    is read as immutable: no process can be writing it there."""
-    uri = "file:" + "".join(f"%{ord(c):02X}" if c in "?#%" else c for c in str(path.resolve()))
-    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60, isolation_level=None, check_same_thread=False)
-    try:
-        db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
-        return db
-    except sqlite3.OperationalError as e:   # CANTOPEN on a read-only mount, READONLY_DIRECTORY without permission
-        name = getattr(e, "sqlite_errorname", "")
-        if not name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")) and "unable to open" not in str(e):
-            raise
-        db.close()
-    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
