@@ -211,16 +211,18 @@ class SharedLines:
         ids = m.ids
         parts = {i for i, p in enumerate(ids) if p not in self.parts}
         bounds = {i for i in range(1, len(ids)) if (ids[i - 1], ids[i]) not in self.pairs}
-        if len(parts) * 2 > len(ids):   # most of it is new: read it all
+        if len(parts) * 2 > len(ids) and lineage is None:   # most of it is new: set algebra finds the lines
+            fresh = list(_all_lines(m) - self.lines)
+        elif len(parts) * 2 > len(ids):   # ... and it has a lineage: read it whole
             data = _joined(m)
-            base = self.last[1] if lineage is not None and self.last and self.last[0] == lineage else None
-            if base is None:    # let set algebra find the lines
+            base = self.last[1] if self.last and self.last[0] == lineage else None
+            if base is None:
                 fresh = list(_split(data) - self.lines)
             else:               # every line outside the hunks is a line of `base`, handed out before
                 found = {line for h in linediff.hunks(base, data, line_key)
                          for line in linediff.lines(data, h.new_start, h.new_end)}
                 fresh = list(found - {b"", _HEADER} - self.lines)
-            self.last = (lineage, data) if lineage is not None else None
+            self.last = (lineage, data)
         else:
             fresh = [line[:-1] for _, line, _ in dirty_lines(m, parts, bounds, keys=False) if line[:-1] not in self.lines]
         self.lines.update(fresh)
@@ -236,6 +238,19 @@ def _joined(m: PartedManifest) -> bytes:
     """All of a manifest's bytes, read a block of parts at a time."""
     return b"".join(b"".join(m.read(list(range(start, min(start + BLOCK_PARTS, len(m.parts))))))
                     for start in range(0, len(m.parts), BLOCK_PARTS))
+
+
+def _all_lines(m: PartedManifest) -> set[bytes]:
+    """Every entry line of a manifest (without its newline), read a block of parts at a time."""
+    found: set[bytes] = set()
+    tail = b""
+    for start in range(0, len(m.parts), BLOCK_PARTS):
+        data = tail + b"".join(m.read(list(range(start, min(start + BLOCK_PARTS, len(m.parts))))))
+        *lines, tail = data.split(b"\n")
+        found.update(lines)
+    found.discard(b"")
+    found.discard(_HEADER)
+    return found
 
 
 def _split(data: bytes) -> set[bytes]:
