@@ -58,13 +58,15 @@ POLICY = {"gitrepro.formats.pointer", "gitrepro.formats.manifest", "gitrepro.for
           "gitrepro.repro.policy", "gitrepro.repro.producers", "gitrepro.repro.recordrules", "gitrepro.repro.treefiles",
           "gitrepro.repro.freshness", "gitrepro.repro.codeid", "gitrepro.formats.stages",   # the state rule (pipelines)
           "gitrepro.repro.versions", "gitrepro.store.manifests", "gitrepro.formats.manifestparts",   # judged by change
+          "gitrepro.formats.linediff",   # only the lines two versions differ in are parsed
           "gitrepro.formats.manifestdiff",
           "gitrepro.repro.appendonly", "gitrepro.repro.availability", "gitrepro.repro.config", "gitrepro.repro.redact",
           *(f"gitrepro.repro.config.{m}" for m in ("keys", "resolved", "interpolate", "overrides", "resolve", "drift"))}
 PUSH_CHECK = {"gitrepro.remote", "gitrepro.remote.base", "gitrepro.remote.local", "gitrepro.remote.retry",
               "gitrepro.remote.settings", "gitrepro.remote.layout", "gitrepro.remote.reach",
               "gitrepro.remote.prepush", "gitrepro.remote.view", "gitrepro.remote.blobmap", "gitrepro.remote.urls",
-              "gitrepro.store.manifests", "gitrepro.formats.manifestparts", "gitrepro.formats.manifestdiff"}
+              "gitrepro.store.manifests", "gitrepro.formats.manifestparts", "gitrepro.formats.manifestdiff",
+              "gitrepro.formats.linediff"}
 RESTORE = {"gitrepro.worktree.checkout", "gitrepro.worktree.restore", "gitrepro.worktree.scan"}
 FOLLOW = {"gitrepro.repro.hooks.autocheckout", "gitrepro.repro.hooks.clone"}   # the post-* hooks' "what changed"
 
