@@ -38,7 +38,7 @@ Progress = Callable[[int], None] | None
 WHOLE_PACK_RATIO = 0.5        # fetch the whole pack when at least this share of it is needed
 RANGE_MAX = 16 * 1024 * 1024  # never merge needed byte ranges into one GET larger than this
 FETCH_BATCH = 100_000         # chunk ids looked up and fetched at once while a manifest is streamed
-IN_FLIGHT = 64 * 1024 * 1024  # bytes of downloads held in memory at once, over all jobs (peak RSS)
+IN_FLIGHT = 96 * 1024 * 1024  # bytes of downloads held in memory at once, over all jobs (peak RSS)
 COPY_BATCH = 256              # blobs of a downloaded pack copied into a new local pack at once
 
 
