@@ -19,6 +19,7 @@ from pathlib import Path
 from gitrepro.errors import GitreproError
 from gitrepro.formats.runrecord import METRIC_KEYS
 from gitrepro.util import tomlcompat, yamlcompat
+from gitrepro.util.flatten import Leaves
 from gitrepro.util.fsutil import UnsafePath, safe_join
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -93,22 +94,15 @@ def parse_metrics(data: bytes, name: str) -> dict:
 def flatten(doc: dict) -> dict:
     """Nested tables as `a.b.c` keys; numbers, booleans and short strings kept, anything else
     (lists, nulls, dates, long strings) left out. Bounded: MAX_NODES visited, METRIC_KEYS kept."""
+    def too_large() -> MetricsFileError:
+        return MetricsFileError(f"too large: more than {METRIC_KEYS} metrics or {MAX_NODES} values")
+
     out: dict = {}
-    stack = [("", doc)]
-    visited = 0
-    while stack:
-        prefix, table = stack.pop()
-        for key, value in table.items():
-            visited += 1
-            if visited > MAX_NODES or len(out) > METRIC_KEYS:
-                raise MetricsFileError(f"too large: more than {METRIC_KEYS} metrics or {MAX_NODES} values")
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if name.startswith("!"):
-                continue
-            if isinstance(value, dict):
-                stack.append((name, value))
-            elif metric_value(value):
-                out[name] = float(value) if isinstance(value, int) and not -INT64 <= value < INT64 else value
+    for name, value in Leaves(doc, MAX_NODES, too_large, skip=lambda name: name.startswith("!")):
+        if metric_value(value):
+            if len(out) >= METRIC_KEYS:
+                raise too_large()
+            out[name] = float(value) if isinstance(value, int) and not -INT64 <= value < INT64 else value
     return dict(sorted(out.items()))
 
 

@@ -22,6 +22,7 @@ from gitrepro.errors import GitreproError
 from gitrepro.formats.hashing import hash_bytes
 from gitrepro.formats.runrecord import METRIC_KEYS
 from gitrepro.util import tomlcompat, yamlcompat
+from gitrepro.util.flatten import Leaves
 from gitrepro.util.fsutil import UnsafePath, safe_join
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -87,22 +88,15 @@ def _parse_error(name: str, fmt: str, message: str) -> str:
 def flatten(doc: dict, name: str = "params") -> dict:
     """Every leaf as `a.b.c`: numbers, booleans and strings as they are; lists, nulls, dates and empty
     tables as their JSON text (a record holds only numbers, booleans and strings). Bounded."""
+    def too_many() -> ParamsError:
+        return ParamsError(f"params file {name}: more than {MAX_NODES} values")
+
     out: dict = {}
-    stack = [("", doc)]
-    visited = 0
-    while stack:
-        prefix, table = stack.pop()
-        for key, value in table.items():
-            visited += 1
-            if visited > MAX_NODES:
-                raise ParamsError(f"params file {name}: more than {MAX_NODES} values")
-            flat = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(value, dict) and value:
-                stack.append((flat, value))
-                continue
-            if isinstance(value, (list, dict)):
-                visited += _nodes(value, MAX_NODES - visited, name)   # aliases: a list may be huge walked
-            out[flat] = record_value(value)
+    walk = Leaves(doc, MAX_NODES, too_many)
+    for flat, value in walk:
+        if isinstance(value, (list, dict)):
+            walk.spend(_nodes(value, MAX_NODES - walk.visited, name))   # aliases: a list may be huge walked
+        out[flat] = record_value(value)
     return dict(sorted(out.items()))
 
 
