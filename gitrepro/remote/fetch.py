@@ -368,13 +368,3 @@ def fetch(repo: Repo, remote_name: str | None = None, revs: list[str] | None = N
     fetcher.fetch_manifests(reach.at_commits(repo.root, revs or ["HEAD"]))
     fetcher.result.seconds = time.monotonic() - started
     return fetcher.result
-
-
-def fetch_worktree(repo: Repo, remote_name: str | None = None, *, jobs: int | None = None,
-                   progress: Progress = None) -> FetchResult:
-    """Download what the working tree's pointers need (the first half of `gitrepro pull`)."""
-    started = time.monotonic()
-    fetcher = open_fetcher(repo, remote_name, jobs=jobs, progress=progress)
-    fetcher.fetch_manifests(reach.in_worktree(repo.root))
-    fetcher.result.seconds = time.monotonic() - started
-    return fetcher.result
