@@ -134,13 +134,13 @@ class StoredMap:
                         self.index.add_packs((), lambda: self._notes(changed))
                 todo = listed if stale else [p for p in listed if p not in have]
                 if stale:
-                    self.index.replace_all(self._read_all(todo, others), lambda: self._notes(todo), NOTE)
+                    self._refill(todo, others)
                 elif todo:
                     self.index.add_packs(self._read_all(todo, others), lambda: self._notes(todo))
             except BadIndex:
                 others.clear()
                 self.index = self._fresh()
-                self.index.replace_all(self._read_all(listed, others), lambda: self._notes(listed), NOTE)
+                self._refill(listed, others)
         return others
 
     def sizes(self) -> dict[str, int]:
@@ -153,7 +153,7 @@ class StoredMap:
         except BadIndex:
             with self._locked():
                 self.index = self._fresh()
-                self.index.replace_all(self._read_all(self._listed, {}), lambda: self._notes(self._listed), NOTE)
+                self._refill(self._listed, {})
             return ask(self.index)
 
     def close(self) -> None:
@@ -179,6 +179,10 @@ class StoredMap:
             sizes.clear()   # asked again after a rebuild
             return index.add_packs(read(), lambda: self._notes(pack_ids))
         return sizes, self.query(ask)
+
+    def _refill(self, pack_ids: list[str], others: dict[str, object]) -> None:
+        """Make the map hold exactly these packs, read from their `.idx` files, with their notes."""
+        self.index.replace_all(self._read_all(pack_ids, others), lambda: self._notes(pack_ids), NOTE)
 
     def _notes(self, pack_ids: list[str]) -> dict[str, str | None]:
         """The notes of these packs' cached `.idx` copies as they are now (None: no copy)."""
