@@ -162,7 +162,7 @@ class Index:
         elif self.read_only:
             db = connect_read_only(self._path)
         else:
-            return self._connect_writable()
+            db = self._connect_writable()
         with self._all_lock:
             self._all.append([threading.current_thread(), db, self._generation])
         return db
@@ -180,8 +180,6 @@ class Index:
         main = threading.current_thread() is threading.main_thread()
         db.execute("PRAGMA cache_size=-16384" if main else "PRAGMA cache_size=-2048")
         db.executescript(_SCHEMA)
-        with self._all_lock:
-            self._all.append([threading.current_thread(), db, self._generation])
         return db
 
     def _check_version(self, db: sqlite3.Connection) -> None:
