@@ -78,11 +78,12 @@ def gc(repo: Repo, *, dry_run: bool = False, grace: float = GRACE, remote_name: 
         live = mark(store, roots | _roots_in(store, young), order)
         result.live_blobs = len(live)
         dead = _dead_by_pack(store, live)
+        written: set[str] = set()   # packs this run's repacks wrote: the plans above predate them
         for pack_id in sorted(packs.keys() - young):
             action = _plan_local(pack_id, packs[pack_id], dead.get(pack_id))
-            if action is None:
+            if action is None or pack_id in written:
                 continue
-            if dry_run or _apply_local(store, action, live, result):
+            if dry_run or _apply_local(store, action, live, result, written):
                 result.local.append(action)
                 result.local_freed += action.freed
             if progress:
@@ -176,12 +177,16 @@ def _plan_local(pack_id: str, size: int, dead: DeadBlobs | None) -> PackAction |
     return None
 
 
-def _apply_local(store: Store, action: PackAction, live: set[bytes], result: GcResult) -> bool:
-    """Carry out one action; False (with a note) when the pack had to be kept."""
+def _apply_local(store: Store, action: PackAction, live: set[bytes], result: GcResult,
+                 written: set[str]) -> bool:
+    """Carry out one action; False (with a note) when the pack had to be kept. A repack adds the
+    pack it wrote to `written`: that pack may be one the plans saw as holding nothing (a copy a
+    killed gc renamed into place before indexing it, which `recover` indexed without blobs, since
+    the old pack held them first), and deleting it now would delete the blobs just moved there."""
     path = store.pack_path(action.pack)
     if action.action == "repack":
         try:
-            _repack(store, action.pack, live)
+            written.add(_repack(store, action.pack, live))
         except packfmt.CorruptPack as e:
             result.notes.append(f"pack {action.pack} kept: {e}; run `gitrepro fsck`")
             return False
@@ -192,8 +197,9 @@ def _apply_local(store: Store, action: PackAction, live: set[bytes], result: GcR
     return True
 
 
-def _repack(store: Store, pack_id: str, live: set[bytes]) -> None:
-    """Copy the live blobs (verified, still compressed) into a new pack; publish it; unindex the old."""
+def _repack(store: Store, pack_id: str, live: set[bytes]) -> str:
+    """Copy the live blobs (verified, still compressed) into a new pack; publish it; unindex the
+    old. Returns the new pack's id."""
     keep = sorted((e for e in store.index.blobs_in_pack(pack_id) if e.id in live), key=lambda e: e.offset)
     fd, tmp = tempfile.mkstemp(dir=store.tmp_dir, suffix=".pack")
     try:
@@ -214,6 +220,7 @@ def _repack(store: Store, pack_id: str, live: set[bytes]) -> None:
         Path(tmp).unlink(missing_ok=True)
     # The new pack is durable; a crash from here on leaves packs that `recover` re-indexes.
     store.index.replace_pack(pack_id, new_id, final.stat().st_size, writer.entries)
+    return new_id
 
 
 # -- remote ------------------------------------------------------------------------

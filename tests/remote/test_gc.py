@@ -241,3 +241,46 @@ def test_gc_and_push_see_a_pointer_whose_bytes_are_also_committed_under_another_
     assert manifest in reach.in_history(git_repo, ["HEAD"])
     gc_op.gc(repo, grace=0)
     assert repo.store.missing(remote_view.manifest_blobs(repo.store, manifest)) == set()
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_gc_after_one_killed_between_writing_a_repacked_copy_and_indexing_it_keeps_the_live_blobs(
+        git_repo, repo, commit, monkeypatch, tmp_path):
+    """The killed gc left the copy renamed into place but unindexed; `recover` indexes it with no
+    blobs (the old pack holds them first), so the next gc plans it as empty. Its repack of the old
+    pack then writes that same copy again: deleting it as planned would lose every live blob.
+    The loss needs the old pack to sort before its copy, so datasets are tried until one does."""
+    index_type = type(repo.store.index)
+    real_replace = index_type.replace_pack
+    orders = []
+    for seed in range(20):
+        name = f"d{seed}"
+        make_tree(git_repo / name, files(100 + seed, count=4, size=60_000))
+        snapshot.add(repo, [name])
+        (git_repo / name / "f3.bin").unlink()
+        manifest = manifestfmt.parse(repo.store.read_manifest(snapshot.add(repo, [name])[0].manifest))
+        commit(f"{name} without f3")
+        state = tree_state(git_repo / name)
+        old = repo.store.index.locate(bytes.fromhex(manifest.by_path()["f0.bin"].chunks[0])).pack
+        before = set(repo.store.pack_files())
+
+        def killed(*args, **kwargs):
+            raise _Killed()
+        monkeypatch.setattr(index_type, "replace_pack", killed)
+        with pytest.raises(_Killed):
+            gc_op.gc(repo, grace=0)
+        monkeypatch.setattr(index_type, "replace_pack", real_replace)
+        (copy,) = set(repo.store.pack_files()) - before
+        orders.append(old < copy)
+
+        gc_op.gc(repo, grace=0)
+        assert fsck.fsck(repo.store).findings == [], (old, copy)
+        out = tmp_path / f"restored-{seed}"
+        checkout(repo, None, to=str(out))
+        assert tree_state(out / name) == state
+        if orders[-1]:
+            break
+    assert orders[-1], orders
