@@ -95,7 +95,11 @@ class _File:
         self.direct = mode == DIRECT and directio.set_direct(self.fd, True)
         limit = (DURABLE_LIMIT if mode == DURABLE else DIRTY_LIMIT) // share
         self.writeback = directio.Writeback(self.fd, limit, max(limit // 4, WINDOW), drop) if not self.direct else None
-        self.whole_hash = whole_hash
+        # The whole-file hash, fed each window's verified bytes in file order (`_hash_in_order`).
+        self.hasher = new_hasher() if whole_hash else None
+        self.hashed = 0                      # bytes fed to it so far
+        self.hash_broken = False             # a window failed before feeding it: none after it can
+        self.hash_turn = threading.Condition()
         try:
             os.ftruncate(self.fd, self.entry.size)   # chunks of zeros are left as holes
         except BaseException:   # a full disk, a file too large for the file system
@@ -169,10 +173,10 @@ class LargeFileWriter:
         data. It proves only that the manifest's `hash` field tells the truth about its own
         chunk list, which matters because `status` and `checkout` compare files by that field
         (`Entry.same_content`), and a manifest from a commit or a remote is untrusted. So the
-        second pass (the written file read back before its rename) is kept for entries nobody
-        vouches for, and dropped for a `vouched` one
-        (the same size, hash and chunks as a file gitrepro hashed at `add` or restored and
-        checked before: the stat cache's records, which only ever hold such entries)."""
+        whole-file hash is kept for entries nobody vouches for, computed from the verified bytes
+        while they are in memory (`_hash_in_order`), and dropped for a `vouched` one (the same
+        size, hash and chunks as a file gitrepro hashed at `add` or restored and checked before:
+        the stat cache's records, which only ever hold such entries)."""
         open_files: list[_File] = []
         with ThreadPoolExecutor(self.jobs + 1) as pool:   # +1: a file's final fdatasync blocks a worker
             try:
@@ -256,7 +260,23 @@ class LargeFileWriter:
         return PreviousFile.open(target.dest, old_ids, sizes, shared)
 
     def _write_window(self, f: _File, w: Window) -> None:
-        """Read and verify the window's chunks, write their bytes inside it."""
+        """Read and verify the window's chunks, write their bytes inside it, feed the file's hash."""
+        try:
+            views = self._verified_views(f, w)
+            if f.direct:
+                self._write_direct(f, w, views)
+            else:
+                _write_views(f.fd, w.start, views)
+            if f.writeback is not None:
+                f.writeback.written(w.start, w.end - w.start)
+        except BaseException:
+            _hash_stopped(f)   # so the windows after this one stop waiting for it
+            raise
+        if f.hasher is not None:
+            _hash_in_order(f, w, views)
+
+    def _verified_views(self, f: _File, w: Window) -> list:
+        """The window's bytes, in order: views of verified chunks, ints for runs of zeros."""
         try:
             blobs = self.source.read((p for p in w.pieces if p.id not in self.zeros), f.previous)
         except packfmt.CorruptPack as e:
@@ -269,12 +289,7 @@ class LargeFileWriter:
             lo, hi = max(w.start - p.offset, 0), min(w.end - p.offset, p.length)
             data = blobs.get(p.id)
             views.append(memoryview(data)[lo:hi] if data is not None and p.id not in self.zeros else hi - lo)
-        if f.direct:
-            self._write_direct(f, w, views)
-        else:
-            _write_views(f.fd, w.start, views)
-        if f.writeback is not None:
-            f.writeback.written(w.start, w.end - w.start)
+        return views
 
     def _write_direct(self, f: _File, w: Window, views: list) -> None:
         """Copy the window into an aligned buffer (the copy the page cache would make) and write
@@ -303,7 +318,7 @@ class LargeFileWriter:
         e, target = f.entry, f.target
         if f.direct:
             os.ftruncate(f.fd, e.size)   # the padding of the last block
-        if f.whole_hash and _hash_written(target.write_to, e.size) != e.hash:
+        if f.hasher is not None and f.hasher.hexdigest() != e.hash:
             raise InconsistentFile(f"{target.dest}: restored content does not match the manifest's hash "
                                    f"(its chunks verify: the manifest is inconsistent); run `gitrepro fsck`")
         if e.mode & ~UMASK != e.mode:
@@ -346,33 +361,39 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         view, offset = view[n:], offset + n
 
 
-def _hash_written(path: str, size: int) -> str:
-    """The BLAKE3 of a file just written, read back from the page cache into one buffer (a
-    mapping would count every page in this process's RSS); BLAKE3 releases the GIL, so other
-    files' windows go on meanwhile. Holes are hashed as the zeros they read as, without
-    reading them (reading a hole fills the page cache with zero pages)."""
-    hasher, zeros, buf = new_hasher(), memoryview(bytes(WINDOW)), memoryview(bytearray(WINDOW))
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+def _hash_in_order(f: _File, w: Window, views: list) -> None:
+    """Feed the window's verified bytes (ints: runs of zeros) to the file's hasher once every
+    window before it has been fed. Windows are submitted in file order to a FIFO pool, so the
+    one this waits for is running already, never queued behind it; one that fails says so
+    (`_hash_stopped`) instead of feeding. Hashing the bytes while they are in memory replaces
+    reading the written file back, which cost a second pass through the page cache (through
+    the disk, after O_DIRECT writes)."""
+    with f.hash_turn:
+        f.hash_turn.wait_for(lambda: f.hashed == w.start or f.hash_broken)
+        if f.hash_broken:
+            return
     try:
-        at = 0
-        while at < size:
-            start = _next_data(fd, at, size)
-            for hole in range(at, start, WINDOW):
-                hasher.update(zeros[:min(WINDOW, start - hole)])
-            at = min(os.lseek(fd, start, os.SEEK_HOLE), size) if start < size else size
-            for pos in range(start, at, WINDOW):
-                n = os.preadv(fd, [buf[:min(WINDOW, at - pos)]], pos)
-                hasher.update(buf[:n])
-    finally:
-        os.close(fd)
-    return hasher.hexdigest()
+        for v in views:
+            if isinstance(v, int):
+                for at in range(0, v, WINDOW):
+                    f.hasher.update(_ZEROS[:min(WINDOW, v - at)])
+            else:
+                f.hasher.update(v)
+    except BaseException:
+        _hash_stopped(f)
+        raise
+    with f.hash_turn:
+        f.hashed = w.end
+        f.hash_turn.notify_all()
 
 
-def _next_data(fd: int, at: int, size: int) -> int:
-    try:
-        return os.lseek(fd, at, os.SEEK_DATA)
-    except OSError:   # ENXIO: only a hole is left (or no SEEK_DATA: then read it all)
-        return size if hasattr(os, "SEEK_DATA") else at
+def _hash_stopped(f: _File) -> None:
+    with f.hash_turn:
+        f.hash_broken = True
+        f.hash_turn.notify_all()
+
+
+_ZEROS = memoryview(bytes(WINDOW))
 
 
 def _all_zero(data) -> bool:
