@@ -14,8 +14,9 @@ once under `--work` (default /work/bench-scale, outside the repository) and reus
   * big files: 1, 4, 16 GiB (random; 16 GiB repeats a random 4 GiB, so its store stays 4 GiB):
     `add`, `add` after 1 MiB changed, `checkout` of a version 1 MiB apart, restore from nothing.
   * history: 20k files, 1 % of them (chosen at random) rewritten per commit; 10 / 100 / 500
-    commits. `verify` of one commit and `--all`, `gc --dry-run`, `push --all` to a directory
-    remote, and an incremental `push` after one new commit.
+    commits. `verify` of one commit and `--all`, `gc --dry-run` (each of the two first without
+    the change cache, which that run fills, then again), `push --all` to a directory remote, and
+    an incremental `push` after one new commit.
 
     .venv/bin/python benchmarks/bench_scale.py --quick      # 10k/100k files, 1 GiB, 10/100 commits
     .venv/bin/python benchmarks/bench_scale.py              # everything (about an hour)
@@ -337,6 +338,7 @@ def history_repo(bench: Bench, source: Path, commits: int) -> Path:
             copy.unlink()
             shutil.copy2(source / ".git/gitrepro" / name, copy)
     shutil.rmtree(repo / ".git/gitrepro/statcache", ignore_errors=True)
+    shutil.rmtree(repo / ".git/gitrepro/changes", ignore_errors=True)   # the change cache: hints of its own
     # The packs were written minutes ago: gc would keep (and mark through) every one as younger
     # than its grace period, the versions past this history's end too. Dated two hours back,
     # gc judges them as a repository that only ever held these commits would.
@@ -352,7 +354,12 @@ def run_history(bench: Bench, counts: list[int]) -> None:
         repo, col = history_repo(bench, source, n), f"{n} commits"
         r = bench.repeat if n < 500 else max(1, min(bench.repeat, 3))
         bench.put("history", col, "verify HEAD (one commit)", median([bench.cli(repo, "verify") for _ in range(r)]))
+        changes = repo / ".git/gitrepro/changes"    # the change cache: each first run below starts without it
+        remove(changes)
+        bench.put("history", col, "verify --all, first (no change cache)", bench.cli(repo, "verify", "--all"))
         bench.put("history", col, "verify --all", median([bench.cli(repo, "verify", "--all") for _ in range(r)]))
+        remove(changes)
+        bench.put("history", col, "gc --dry-run, first (no change cache)", bench.cli(repo, "gc", "--dry-run"))
         bench.put("history", col, "gc --dry-run", median([bench.cli(repo, "gc", "--dry-run") for _ in range(r)]))
         remote = bench.work / f"history-{n}-remote"
         bench.cli(repo, "remote", "add", "origin", str(remote))

@@ -59,6 +59,7 @@ POLICY = {"gitrepro.formats.pointer", "gitrepro.formats.manifest", "gitrepro.for
           "gitrepro.repro.freshness", "gitrepro.repro.codeid", "gitrepro.formats.stages",   # the state rule (pipelines)
           "gitrepro.repro.versions", "gitrepro.store.manifests", "gitrepro.formats.manifestparts",   # judged by change
           "gitrepro.formats.linediff",   # only the lines two versions differ in are parsed
+          "gitrepro.store.changes",      # ... once: a change judged before comes from the change cache
           "gitrepro.formats.manifestdiff",
           "gitrepro.repro.appendonly", "gitrepro.repro.availability", "gitrepro.repro.config", "gitrepro.repro.redact",
           *(f"gitrepro.repro.config.{m}" for m in ("keys", "resolved", "interpolate", "overrides", "resolve", "drift"))}
@@ -66,7 +67,7 @@ PUSH_CHECK = {"gitrepro.remote", "gitrepro.remote.base", "gitrepro.remote.local"
               "gitrepro.remote.settings", "gitrepro.remote.layout", "gitrepro.remote.reach",
               "gitrepro.remote.prepush", "gitrepro.remote.view", "gitrepro.remote.blobmap", "gitrepro.remote.urls",
               "gitrepro.store.manifests", "gitrepro.formats.manifestparts", "gitrepro.formats.manifestdiff",
-              "gitrepro.formats.linediff"}
+              "gitrepro.formats.linediff", "gitrepro.store.changes"}
 RESTORE = {"gitrepro.worktree.checkout", "gitrepro.worktree.restore", "gitrepro.worktree.scan"}
 FOLLOW = {"gitrepro.repro.hooks.autocheckout", "gitrepro.repro.hooks.clone"}   # the post-* hooks' "what changed"
 

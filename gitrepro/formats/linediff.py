@@ -90,3 +90,11 @@ def lines(data: bytes, start: int, end: int) -> list[bytes]:
     if found[-1] == b"":
         found.pop()
     return found
+
+
+def added(old: bytes, new: bytes, key: Callable[[bytes], bytes], i: int = 0, j: int = 0) -> list[bytes]:
+    """The lines of new[j:] in the hunks that are not among the lines of old[i:] in them (without
+    their newlines): every line of `new` not listed is a line of `old`."""
+    found = list(hunks(old, new, key, i, j))
+    gone = {line for h in found for line in lines(old, h.old_start, h.old_end)}
+    return [line for h in found for line in lines(new, h.new_start, h.new_end) if line not in gone]

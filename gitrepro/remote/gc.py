@@ -25,6 +25,7 @@ from gitrepro.formats import pack as packfmt
 from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import fsync_dir
 from gitrepro.store import manifests
+from gitrepro.store.changes import ChangeCache
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import Store
 from gitrepro.remote import layout, reach
@@ -75,7 +76,8 @@ def gc(repo: Repo, *, dry_run: bool = False, grace: float = GRACE, remote_name: 
         now = time.time()
         packs = store.index.packs()
         young = {p for p in packs if _mtime(store.pack_path(p)) > now - grace}
-        live = mark(store, roots | _roots_in(store, young), order)
+        kept = roots | _roots_in(store, young)
+        live = mark(store, kept, order)
         result.live_blobs = len(live)
         dead = _dead_by_pack(store, live)
         written: set[str] = set()   # packs this run's repacks wrote: the plans above predate them
@@ -88,6 +90,8 @@ def gc(repo: Repo, *, dry_run: bool = False, grace: float = GRACE, remote_name: 
                 result.local_freed += action.freed
             if progress:
                 progress(action.size)
+        if not dry_run:
+            ChangeCache(store.path).prune(kept)
     if sweep_remote:
         _gc_remote(repo, remote_name, roots, grace, dry_run, result)
     return result
@@ -133,10 +137,10 @@ def _dead_by_pack(store: Store, live: set[bytes]) -> dict[str, DeadBlobs]:
 
 
 def mark(store: Store, roots: set[str], order: reach.Order | None = None) -> set[bytes]:
-    """Every blob the manifests `roots` need, as far as the local store holds them; each
-    manifest part and line is read once however many manifests share it (`manifests.SharedLines`).
-    Those in `order` (path, manifest) are read path by path in its order, each compared with the
-    one before it at its path; the others after them.
+    """Every blob the manifests `roots` need, as far as the local store holds them. Those in
+    `order` (path, manifest) are read path by path in its order, each by what it adds over the
+    one before it at its path (`manifests.Lineages`, from the change cache where it can); the
+    others after them, each part and line read once however many share it (`manifests.SharedLines`).
 
     A manifest whose root is absent locally marks nothing (its chunks cannot be
     here either, unless fetched alone, and then they are kept by nothing). A root
@@ -144,12 +148,13 @@ def mark(store: Store, roots: set[str], order: reach.Order | None = None) -> set
     chunks that manifest needs.
     """
     live: set[bytes] = set()
-    shared = manifests.SharedLines()
+    lineages, shared = manifests.Lineages(store), manifests.SharedLines()
     for path, manifest_id in _lineages(roots, order or []):
         if not store.has(bytes.fromhex(manifest_id)):
             continue
         try:
-            live |= manifests.blobs_of(store, [manifest_id], shared, path)
+            live |= lineages.blobs(manifest_id, path) if path is not None else \
+                manifests.blobs_of(store, [manifest_id], shared)
         except GitreproError as e:
             raise GcError(f"reachable manifest {manifest_id} cannot be read ({e}); gc stopped without deleting "
                           "anything: run `gitrepro fetch` or `gitrepro fsck --repair` first") from None
@@ -157,10 +162,11 @@ def mark(store: Store, roots: set[str], order: reach.Order | None = None) -> set
 
 
 def _lineages(roots: set[str], order: reach.Order) -> list[tuple[str | None, str]]:
-    """Every root once, with the path it was met at: by path in walk order, then the rest."""
+    """Every root once, with the path it was met at: by path, oldest first (the walk meets the
+    newest first), as verify meets them, so the two read each other's change cache; then the rest."""
     seen: set[str] = set()
     found: list[tuple[str | None, str]] = []
-    for path, m in sorted(order, key=lambda item: item[0]):   # stable: walk order within a path
+    for path, m in sorted(reversed(order), key=lambda item: item[0]):   # stable: within a path
         if m in roots and m not in seen:
             seen.add(m)
             found.append((path, m))

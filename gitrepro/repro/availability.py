@@ -18,7 +18,8 @@ from gitrepro.formats import pointer as pointerfmt
 from gitrepro.formats.pointer import Pointer
 from gitrepro.store.repo import Repo
 from gitrepro.repro import versions
-from gitrepro.store.store import Store
+from gitrepro.store.changes import ManifestChange, ChangeCache
+from gitrepro.store.store import Store, parse_manifest_root
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ class LocalData(DataJudge):
         self.repo = repo
         self._store: Store | None = None
         self._opened = False
-        self._last: dict[str, versions.Version] = {}   # dataset -> its last version judged available
+        self._last: dict[str, versions.Version | str] = {}   # dataset -> its last version judged available
+        self._changes: ChangeCache | None = None
 
     def _judge(self, ids: list[str]) -> dict[str, DataProblem | None]:
         """Each manifest judged by its change from the last available version of its dataset
@@ -115,16 +117,29 @@ class LocalData(DataJudge):
         for m in ids:
             dataset = self.lineage.get(m, "")
             try:
-                verdicts[m] = self._by_change(m, self._last[dataset])
+                verdicts[m] = self._by_change(m, dataset)
                 continue
             except (KeyError, GitreproError):
                 pass   # no earlier version, or one this change cannot be judged against: in full
             verdicts.update(super()._judge([m]))
-            if verdicts[m] is None:
-                self._remember(m, dataset)
+            if verdicts[m] is None:   # the version its dataset's next is judged against (read if need be)
+                self._last[dataset] = m
         return verdicts
 
-    def _by_change(self, m: str, base: "versions.Version") -> None:
+    def _by_change(self, m: str, dataset: str) -> None:
+        """Judge `m` by its change from its dataset's last version: from the change cache when it
+        has judged this change before (then only the presence of `m`'s root, parts and added
+        chunks is looked up), else by comparing the two versions' bytes (and cached)."""
+        base = self._last[dataset]
+        base_id = base if isinstance(base, str) else base.manifest
+        cache = self._changes = self._changes or ChangeCache(self.store.path)
+        change = cache.get(m, base_id)
+        if change is not None and change.summary is not None and self._present(m, change.added):
+            self.summaries[m] = change.summary
+            self._last[dataset] = m       # its bytes are read only if a later change is not cached
+            return None
+        if isinstance(base, str):
+            base = self._last[dataset] = versions.load(self.store, base)
         data = versions.bytes_of(self.store, m)
         version, looked_up, absent = versions.judge_by_change(self.store, base, m, data, self.missing)
         self.checked |= looked_up
@@ -133,17 +148,23 @@ class LocalData(DataJudge):
             raise versions.NotByChange("chunks are missing: the full judgment counts them")
         files, nbytes, count, first_type = version.summary
         self.summaries[m] = (files, nbytes, count == 1 and first_type == manifestfmt.FILE)
-        self._last[self.lineage.get(m, "")] = version
+        cache.put(m, base_id, ManifestChange(frozenset(looked_up), self.summaries[m]))
+        self._last[dataset] = version
         return None
 
-    def _remember(self, m: str, dataset: str) -> None:
-        """Keep a manifest judged available in full as the version its dataset's next is judged against."""
+    def _present(self, m: str, added: frozenset[bytes]) -> bool:
+        """Are `m`'s root and parts in the store, and each of `added` (chunks, looked up once)?"""
         try:
-            data = versions.bytes_of(self.store, m)
-            entries = list(manifestfmt.parse(data, f"manifest {m}").entries)
+            parts = set(parse_manifest_root(self.store.get(bytes.fromhex(m)), m))
         except GitreproError:
-            return
-        self._last[dataset] = versions.version_of(m, data, entries)
+            return False
+        unknown = added - self.checked
+        absent = self.missing(unknown | parts)
+        if absent & parts:
+            return False
+        self.checked |= unknown
+        self.absent |= absent
+        return not added & self.absent
 
     @property
     def store(self) -> Store | None:

@@ -46,6 +46,12 @@ def version_of(manifest_id: str, data: bytes, entries: list[Entry]) -> Version:
     return Version(manifest_id, data, leaves, (files, nbytes, len(entries), entries[0].type if entries else ""))
 
 
+def load(store: Store, manifest_id: str) -> Version:
+    """A manifest judged available before, read (verified) again to judge its next version against."""
+    data = bytes_of(store, manifest_id)
+    return version_of(manifest_id, data, list(manifestfmt.parse(data, f"manifest {manifest_id}").entries))
+
+
 def bytes_of(store: Store, manifest_id: str) -> bytes:
     """A stored manifest's bytes, each part verified; NotByChange unless they start with the
     header line this judge compares and end with a line end."""

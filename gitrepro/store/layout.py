@@ -20,6 +20,7 @@ PACKS_DIR = "packs"                    # packs/<id[:2]>/<id>.pack
 TMP_DIR = "tmp"                        # packs being written, before they are published
 STATCACHE_DIR = "statcache"            # statcache/<key>.stat and <key>.entries
 REMOTE_CACHE_DIR = "remote-cache"      # rebuildable hints about remotes
+CHANGES_DIR = "changes"                # changes/<manifest[:2]>/<manifest>.<base>: what a version adds (a hint)
 LOCK_FILE = "lock"
 LOG_FILE = "log"                       # tracebacks of unexpected errors
 DAMAGED_DIR = "damaged"                # packs `fsck --repair` salvaged and moved out of packs/
@@ -56,6 +57,14 @@ def tmp_dir(store: Path) -> Path:
 
 def remote_cache_dir(store: Path) -> Path:
     return store / REMOTE_CACHE_DIR
+
+
+def changes_dir(store: Path) -> Path:
+    return store / CHANGES_DIR
+
+
+def change_file(store: Path, manifest: str, base: str) -> Path:
+    return store / CHANGES_DIR / manifest[:2] / f"{manifest}.{base}"
 
 
 def lock_file(store: Path) -> Path:

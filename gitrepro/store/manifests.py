@@ -21,6 +21,7 @@ from gitrepro.formats.hashing import hash_bytes
 from gitrepro.formats.manifest import BadManifest, Entry, ManifestReader
 from gitrepro.formats.manifestdiff import changed_lines, dirty_lines
 from gitrepro.formats.manifestparts import Edit, Part, PartedManifest, edit_parts, line_key, write_parts
+from gitrepro.store.changes import ManifestChange, ChangeCache
 from gitrepro.store.store import MANIFEST_ROOT_HEADER, MissingBlob, Store, StoreError, parse_manifest_root
 
 BLOCK_PARTS = 64          # parts read (and parsed) at once when streaming: a few MiB
@@ -191,44 +192,64 @@ def chunk_ids(lines: Iterable[bytes], origin: str) -> set[bytes]:
 class SharedLines:
     """Manifests read one after another, what each shares with those before it skipped: a part
     seen before (after the same neighbour) is not read again, and a line seen before is not
-    handed out again. gc, push and verify read a history of manifests this way, so versions
-    sharing most of their lines cost little more than the lines they do not share.
-
-    A version that rewrites a few lines in most of its parts (1 % of 20k files, spread out) is
-    read whole; given its `lineage` (say the pointer path naming it), it is compared on its bytes
-    with the last version of that lineage read whole (`linediff.hunks`), so only the lines in its
-    hunks are looked at. Memory: the distinct lines seen, and the bytes of one manifest."""
+    handed out again. The pre-push check and remote gc read many manifests this way, so versions
+    sharing most of their lines cost little more than the lines they do not share (a version that
+    rewrites a few lines in most of its parts is read whole). Memory: the distinct lines seen."""
 
     def __init__(self) -> None:
         self.parts: set[bytes] = set()
         self.pairs: set[tuple[bytes, bytes]] = set()
         self.lines: set[bytes] = set()
-        self.last: tuple[str, bytes] | None = None   # (lineage, bytes) of the last manifest read whole
 
-    def new_lines(self, m: PartedManifest, lineage: str | None = None) -> list[bytes]:
+    def new_lines(self, m: PartedManifest) -> list[bytes]:
         """The lines of manifest `m` that no manifest read before had (the header left out; without
         their newlines), as far as this can tell: a line it hands out again is harmless."""
         ids = m.ids
         parts = {i for i, p in enumerate(ids) if p not in self.parts}
         bounds = {i for i in range(1, len(ids)) if (ids[i - 1], ids[i]) not in self.pairs}
-        if len(parts) * 2 > len(ids) and lineage is None:   # most of it is new: set algebra finds the lines
+        if len(parts) * 2 > len(ids):   # most of it is new: set algebra finds the lines
             fresh = list(_all_lines(m) - self.lines)
-        elif len(parts) * 2 > len(ids):   # ... and it has a lineage: read it whole
-            data = _joined(m)
-            base = self.last[1] if self.last and self.last[0] == lineage else None
-            if base is None:
-                fresh = list(_split(data) - self.lines)
-            else:               # every line outside the hunks is a line of `base`, handed out before
-                found = {line for h in linediff.hunks(base, data, line_key)
-                         for line in linediff.lines(data, h.new_start, h.new_end)}
-                fresh = list(found - {b"", _HEADER} - self.lines)
-            self.last = (lineage, data)
         else:
             fresh = [line[:-1] for _, line, _ in dirty_lines(m, parts, bounds, keys=False) if line[:-1] not in self.lines]
         self.lines.update(fresh)
         self.parts.update(ids)
         self.pairs.update(zip(ids, ids[1:]))
         return fresh
+
+
+class Lineages:
+    """Manifests read version after version of each lineage (local gc: a pointer path, its
+    versions in walk order, one lineage after another). A version needs its root, its parts and
+    the chunks of the lines it adds over the version read before it (`changes.ManifestChange`): the
+    change comes from the change cache, else from comparing the two versions' bytes
+    (`linediff.added`), and is kept there; the first version of a lineage is read whole. So a
+    history read before costs its roots and part lookups. Memory: one manifest's bytes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.cache = store, ChangeCache(store.path)
+        self.last: tuple[str, str, bytes | None] | None = None   # (lineage, manifest, its bytes if read)
+
+    def blobs(self, manifest_id: str, lineage: str) -> set[bytes]:
+        """Every blob `manifest_id` needs that the versions of `lineage` before it did not.
+        MissingBlob when its root or a part is not in the store."""
+        m = StoredManifest.open(self.store, manifest_id)
+        found = {bytes.fromhex(manifest_id), *m.ids}
+        base = self.last[1] if self.last and self.last[0] == lineage else None
+        change = self.cache.get(manifest_id, base) if base else None
+        if change is not None:
+            self.last = (lineage, manifest_id, None)
+            return found | change.added
+        data = _joined(m)
+        origin = f"manifest {manifest_id}"
+        if base is None:
+            found |= chunk_ids(_split(data), origin)
+        else:
+            before = self.last[2] if self.last[2] is not None else _joined(StoredManifest.open(self.store, base))
+            added = chunk_ids(linediff.added(before, data, line_key), origin)
+            self.cache.put(manifest_id, base, ManifestChange(frozenset(added), None))
+            found |= added
+        self.last = (lineage, manifest_id, data)
+        return found
 
 
 _HEADER = manifestfmt.HEADER_LINE[:-1]
@@ -261,11 +282,9 @@ def _split(data: bytes) -> set[bytes]:
     return found
 
 
-def blobs_of(store: Store, manifest_ids: Iterable[str], shared: SharedLines | None = None,
-             lineage: str | None = None) -> set[bytes]:
+def blobs_of(store: Store, manifest_ids: Iterable[str], shared: SharedLines | None = None) -> set[bytes]:
     """Every blob these manifests need (roots, parts, chunks), each line read once however many
-    of them hold it (`lineage`: as for `SharedLines.new_lines`). MissingBlob for a manifest the
-    store lacks."""
+    of them hold it. MissingBlob for a manifest the store lacks."""
     manifest_ids = list(manifest_ids)
     if shared is None and len(manifest_ids) == 1:   # one manifest: streamed, no lines kept
         found = {bytes.fromhex(manifest_ids[0]), *StoredManifest.open(store, manifest_ids[0]).ids}
@@ -278,7 +297,7 @@ def blobs_of(store: Store, manifest_ids: Iterable[str], shared: SharedLines | No
         m = StoredManifest.open(store, manifest_id)
         found.add(bytes.fromhex(manifest_id))
         found.update(m.ids)
-        found |= chunk_ids(shared.new_lines(m, lineage), f"manifest {manifest_id}")
+        found |= chunk_ids(shared.new_lines(m), f"manifest {manifest_id}")
     return found
 
 
@@ -295,5 +314,5 @@ def chunks_streamed(store: Store, manifest_id: str, batch: int, root: bytes | No
         yield found
 
 
-__all__ = ["SharedLines", "blobs_of", "chunk_ids", "chunks_streamed", "BLOCK_PARTS", "StoredManifest", "StoreError", "Written", "changes", "find", "parse_lines",
+__all__ = ["Lineages", "SharedLines", "blobs_of", "chunk_ids", "chunks_streamed", "BLOCK_PARTS", "StoredManifest", "StoreError", "Written", "changes", "find", "parse_lines",
            "scan_map", "write_edited", "write_entries"]

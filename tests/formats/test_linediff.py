@@ -1,7 +1,7 @@
 """Tests for gitrepro.formats.linediff: the hunks between two manifests' bytes cover every byte
-where they differ, line for line, on sorted manifests and on garbage alike; and SharedLines,
-which gc reads a history of manifests with, hands out every line of a version compared with
-the one before it (so its chunks are all marked), also when the new version is not sorted."""
+where they differ, line for line, on sorted manifests and on garbage alike; and the lines a
+version adds over the one before it (`added`, what gc marks a version by) leave out only lines
+of the old version, so with them every chunk of every version is marked, also unsorted."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from hypothesis import strategies as st
 
 from gitrepro.formats import linediff
 from gitrepro.formats import manifest as manifestfmt
-from gitrepro.formats.chunker import ChunkerParams, new_cutter
 from gitrepro.formats.manifest import FILE, Entry
-from gitrepro.formats.manifestparts import PartedManifest, line_key, write_parts
-from gitrepro.store.manifests import SharedLines, chunk_ids
+from gitrepro.formats.manifestparts import line_key
+from gitrepro.store.manifests import chunk_ids
 
 
 def check(old: bytes, new: bytes) -> list[linediff.Hunk]:
@@ -66,19 +65,10 @@ def test_hunks_cover_every_difference_of_any_lines(a, b, common):
     check(b"".join(a + [b"z" * 5000 + b"\n"] + b), b"".join(b + [b"z" * 5000 + b"\n"] + a))
 
 
-def parted(data: bytes, blobs: dict[bytes, bytes]) -> PartedManifest:
-    cutter = new_cutter(ChunkerParams(min_size=1024, avg_size=4096, max_size=16384))   # ~20 parts
-    lines = [(line + b"\n", b"") for line in data.split(b"\n")[:-1]]
-    parts = []
-    for piece, part in write_parts(lines, cutter):
-        blobs[part.id] = piece
-        parts.append(part)
-    return PartedManifest(parts, lambda idx: [blobs[parts[i].id] for i in idx])
-
-
-def test_shared_lines_by_lineage_hands_out_every_new_line():
-    """Three versions at one path, each rewriting lines in most parts, and a third that is out of
-    order and repeats an old line: the chunk ids handed out over all of them are every version's."""
+def test_added_lines_are_every_new_line_of_three_versions():
+    """Three versions, each rewriting lines in most of the file, and a third that is out of order
+    and repeats a line of the first: the first version's chunks and those of each version's added
+    lines are every version's chunks, and each added line is a line of its version."""
     rng = random.Random(3)
     files = {f"f{n:04}": f"{n:064x}" for n in range(400)}
     versions = [files]
@@ -92,12 +82,21 @@ def test_shared_lines_by_lineage_hands_out_every_new_line():
     body[10], body[300] = body[300], body[10]            # unsorted, and ...
     body.insert(200, datas[0].split(b"\n")[5])           # ... a line of the first version again
     datas[3] = b"\n".join(body)
-    blobs: dict[bytes, bytes] = {}
-    shared, handed = SharedLines(), set()
-    for data in datas:
-        handed |= chunk_ids(shared.new_lines(parted(data, blobs), "data.gitrepro"), "test")
-        assert shared.last == ("data.gitrepro", data)    # read whole: compared by its hunks
+    handed = chunk_ids(datas[0].split(b"\n")[1:-1], "test")
+    for old, new in zip(datas, datas[1:]):
+        added = linediff.added(old, new, line_key)
+        assert set(added) <= set(new.split(b"\n")) and len(added) < 130
+        handed |= chunk_ids(added, "test")
     wanted = set()
     for data in datas:
         wanted |= chunk_ids(data.split(b"\n")[1:-1], "test")
     assert handed == wanted
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines_st, lines_st, st.integers(0, 3))
+def test_every_line_not_added_is_a_line_of_the_old_version(a, b, common):
+    shared = [b"%d\n" % n for n in range(common)]
+    for old, new in ((b"".join(shared + a), b"".join(shared + b)), (b"".join(a + shared), b"".join(b + shared))):
+        added = linediff.added(old, new, line_key)
+        assert set(linediff.lines(new, 0, len(new))) - set(added) <= set(linediff.lines(old, 0, len(old)))

@@ -284,3 +284,39 @@ def test_gc_after_one_killed_between_writing_a_repacked_copy_and_indexing_it_kee
         if orders[-1]:
             break
     assert orders[-1], orders
+
+
+def test_gc_marks_a_history_from_its_change_cache_as_it_marks_it_without(git_repo, repo, commit):
+    """Versions of a 200-file dataset, each rewriting files spread over it: gc marks the same blobs
+    with no change cache, from the cache it wrote, and with an entry damaged and one deleted; and
+    a gc that drops a version drops the cache entries naming it."""
+    repo.init()
+    rng = random.Random(4)
+    for n in range(6):
+        for i in ([*range(200)] if n == 0 else rng.sample(range(200), 8)):
+            (git_repo / "data" / f"d{i % 9}").mkdir(parents=True, exist_ok=True)
+            (git_repo / "data" / f"d{i % 9}" / f"f{i:03}").write_bytes(rng.randbytes(100 + i))
+        snapshot.add(repo, ["data"])
+        commit(f"v{n}")
+    order: reach.Order = []
+    roots = reach.everything(git_repo, order)
+    wanted = set().union(*(blobs_of(repo.store, m) for m in roots))
+    changes_dir = repo.store.path / "changes"
+    assert gc_op.mark(repo.store, roots, order) == wanted
+    entries = sorted(changes_dir.rglob("*.*"))
+    assert len(entries) == 5
+    assert gc_op.mark(repo.store, roots, order) == wanted
+    entries[1].write_bytes(entries[1].read_bytes()[:-3] + b"abc")
+    entries[3].unlink()
+    assert gc_op.mark(repo.store, roots, order) == wanted
+    assert len(sorted(changes_dir.rglob("*.*"))) == 5
+    run_git(git_repo, "reset", "-q", "--hard", "HEAD~2")
+    run_git(git_repo, "reflog", "expire", "--expire=now", "--all")
+    dropped = roots - reach.everything(git_repo)
+    named = lambda: {m for p in changes_dir.rglob("*.*") for m in p.name.split(".")}   # noqa: E731
+    assert len(dropped) == 2 and dropped <= named()
+    gc_op.gc(repo, grace=0)
+    assert not dropped & named() and len(sorted(changes_dir.rglob("*.*"))) >= 3
+    kept = roots - dropped
+    assert not repo.store.missing(set().union(*(blobs_of(repo.store, m) for m in kept)))
+    assert fsck.fsck(repo.store).findings == []

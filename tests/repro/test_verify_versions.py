@@ -6,14 +6,18 @@ while the versions around it pass; and only the first version is read in full.""
 
 from __future__ import annotations
 
+import random
+import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from conftest import run_git
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats import pointer as pointerfmt
-from gitrepro.repro import availability, verify
+from gitrepro.repro import availability, verify, versions
+from gitrepro.store import layout
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import parse_manifest_root
 from gitrepro.worktree import snapshot
@@ -120,3 +124,83 @@ def test_a_missing_chunk_of_a_rewritten_file_fails_also_under_another_path(histo
         found = [f for f in failing[subject] if f.path == path]
         assert len(found) == 1 and found[0].object == f"chunk {lost.chunks[0]}", subject
         assert f"lacks 1 of its {FILES} chunks" in found[0].message
+
+
+# -- the change cache -------------------------------------------------------------------------------
+
+def outcome(result) -> tuple:
+    """What a verify says: each commit's findings, and how many manifests and chunks it judged."""
+    return ([(rep.subject, [str(f) for f in rep.findings]) for rep in result.reports],
+            result.stats.datasets, result.stats.chunks)
+
+
+def counted(monkeypatch) -> list[str]:
+    """The manifests whose bytes `verify` reads to judge them by their change."""
+    read: list[str] = []
+    real = versions.bytes_of
+    monkeypatch.setattr(versions, "bytes_of", lambda store, m: read.append(m) or real(store, m))
+    return read
+
+
+def random_history(root, seed: int) -> list[str]:
+    """v1 of 300 files, then 6 versions each rewriting, adding or deleting a few random files."""
+    rng = random.Random(seed)
+    ids = [version(root, 1, range(FILES))]
+    for n in range(2, 7):
+        ids.append(version(root, n, rng.sample(range(FILES), rng.randint(1, 20))))
+        for i in rng.sample(range(FILES), rng.randint(0, 3)):
+            (root / "data" / f"d{i % 7}" / f"f{i:04}.txt").unlink(missing_ok=True)
+    ids.append(version(root, 7, [rng.randrange(FILES)]))
+    return ids
+
+
+def changes_dir(root) -> Path:
+    return layout.changes_dir(root / ".git" / "gitrepro")
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_a_history_judged_again_from_the_change_cache_gets_the_same_verdicts(git_repo, monkeypatch, seed):
+    """Random histories: verify with no cache, again from the cache it wrote (no version's bytes
+    read, only the first version judged in full), and again with entries damaged or deleted
+    (those worked out and written again) say the same."""
+    ids = random_history(git_repo, seed)
+    first, _ = judged(git_repo)
+    assert first.ok
+    entries = sorted(changes_dir(git_repo).rglob("*.*"))
+    assert len(entries) == len(set(ids)) - 1
+    read = counted(monkeypatch)
+    again, judge = judged(git_repo)
+    assert outcome(again) == outcome(first) and read == [] and judge.full == [ids[0]]
+    entries[0].write_bytes(entries[0].read_bytes().replace(b"judged", b"jVdged"))
+    entries[1].write_bytes(b"")
+    entries[2].unlink()
+    rebuilt, _ = judged(git_repo)
+    assert outcome(rebuilt) == outcome(first) and 3 <= len(read) <= 6   # each version, and its base if need be
+    assert len(sorted(changes_dir(git_repo).rglob("*.*"))) == len(entries)
+    read.clear()
+    assert outcome(judged(git_repo)[0]) == outcome(first) and read == []
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_a_chunk_deleted_after_a_cached_verify_fails_the_next_one_as_without_the_cache(git_repo, seed):
+    """The cache says what a version adds, never that it is in the store: each commit whose data
+    lacks the chunk now fails, with the findings verify gives when it has no cache."""
+    ids = random_history(git_repo, seed)
+    assert judged(git_repo)[0].ok
+    r = Repo.find(git_repo)
+    rng = random.Random(seed)
+    m = ids[rng.randrange(1, len(ids) - 1)]
+    before = {e.path: e for e in manifestfmt.parse(r.store.read_manifest(ids[ids.index(m) - 1])).entries}
+    fresh = [e for e in manifestfmt.parse(r.store.read_manifest(m)).entries if e.chunks and before.get(e.path) != e]
+    lost = rng.choice(fresh).chunks[0]
+    index = r.store_path / "index.sqlite"
+    r.close()
+    with sqlite3.connect(index) as db:
+        assert db.execute("DELETE FROM blobs WHERE id=?", (bytes.fromhex(lost),)).rowcount == 1
+    db.close()
+    cached, _ = judged(git_repo)
+    shutil.rmtree(changes_dir(git_repo))
+    uncached, _ = judged(git_repo)
+    assert not cached.ok and outcome(cached) == outcome(uncached)
+    failing = [f for rep in cached.reports for f in rep.findings]
+    assert failing and all(f.object == f"chunk {lost}" for f in failing)

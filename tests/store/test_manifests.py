@@ -10,9 +10,10 @@ import pytest
 from gitrepro.formats import manifest as manifestfmt
 from gitrepro.formats.chunker import ChunkerParams
 from gitrepro.formats.manifest import DIR, FILE, SYMLINK, BadManifest, Entry, Manifest
-from gitrepro.store import manifests
+from gitrepro.store import layout, manifests
+from gitrepro.store.changes import ChangeCache
 from gitrepro.store.manifests import StoredManifest
-from gitrepro.store.store import Store, StoreConfig
+from gitrepro.store.store import MissingBlob, Store, StoreConfig
 
 H = "cd" * 32
 
@@ -105,3 +106,54 @@ def test_a_bad_line_is_one_error_naming_the_manifest(store):
     with pytest.raises(BadManifest, match="unsafe path"):
         for _ in StoredManifest.open(store, other).entries():
             pass
+
+
+def history(store, versions: int, seed: int) -> list[str]:
+    """Manifests of one dataset, each rewriting a few files (new chunk ids) spread over it."""
+    import random
+    rng = random.Random(seed)
+    files = {f"d{i % 5}/f{i:04d}": f"{i:064x}" for i in range(300)}
+    ids = []
+    for _ in range(versions):
+        entries = [Entry(p, FILE, 0o644, 1, c, (c,)) for p, c in files.items()]
+        ids.append(write(store, sorted(entries, key=lambda e: manifestfmt.sort_key(e.path))).manifest)
+        for p in rng.sample(sorted(files), 6):
+            files[p] = f"{rng.getrandbits(256):064x}"
+    return ids
+
+
+def every_blob(store, ids) -> set[bytes]:
+    return set().union(*(manifests.blobs_of(store, [m]) for m in ids))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_lineage_read_by_its_changes_needs_every_blob_its_versions_need_cached_or_not(store, seed):
+    """The second reading comes from the change cache; a damaged and a deleted entry are worked
+    out again, and every reading gives each version's every blob."""
+    ids = history(store, 8, seed)
+    wanted = every_blob(store, ids)
+    first = manifests.Lineages(store)
+    assert set().union(*(first.blobs(m, "data.gitrepro") for m in ids)) == wanted
+    entries = sorted(layout.changes_dir(store.path).rglob("*.*"))
+    assert len(entries) == 7
+    entries[2].write_bytes(entries[2].read_bytes()[:-1] + b"\0")
+    entries[4].unlink()
+    again = manifests.Lineages(store)
+    read = []
+    again.cache.get = lambda m, base: read.append(m) or ChangeCache.get(again.cache, m, base)
+    assert set().union(*(again.blobs(m, "data.gitrepro") for m in ids)) == wanted
+    assert read == ids[1:] and len(sorted(layout.changes_dir(store.path).rglob("*.*"))) == 7
+    assert ChangeCache(store.path).get(ids[3], ids[2]) is not None
+
+
+def test_a_cached_change_still_needs_the_version_s_parts_in_the_store(store):
+    ids = history(store, 3, 5)
+    for m in ids:
+        manifests.Lineages(store).blobs(m, "p")
+    reading = manifests.Lineages(store)
+    reading.blobs(ids[0], "p")
+    reading.blobs(ids[1], "p")
+    part = next(p for p in StoredManifest.open(store, ids[2]).ids if p not in StoredManifest.open(store, ids[1]).ids)
+    store.index._db.execute("DELETE FROM blobs WHERE id=?", (part,))
+    with pytest.raises(MissingBlob):
+        reading.blobs(ids[2], "p")
