@@ -21,6 +21,7 @@ from gitrepro.formats import pack as packfmt
 from gitrepro.formats.manifestdiff import dirty_lines
 from gitrepro.git import plumbing
 from gitrepro.store import manifests
+from gitrepro.store.changes import ChangeCache
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import Store
 from gitrepro.remote import layout, reach
@@ -70,13 +71,14 @@ def push(repo: Repo, remote_name: str | None = None, revs: list[str] | None = No
     remote, store = open_settings(repo, settings), repo.store
     jobs = jobs or settings.jobs
     imported: reach.Imported = {}
-    roots = reach.in_history(repo.root, rev_args_for(repo, revs, all_refs), imported)
+    order: reach.Order = []
+    roots = reach.in_history(repo.root, rev_args_for(repo, revs, all_refs), imported, order)
     ensure_config(remote, create=True)
     view = load_view(remote, store, jobs)
     result = PushResult(settings.name, settings.url, manifests=len(roots))
     result.indexes_repaired = len(repair_indexes(remote, store, view))
     complete = CompleteRoots(store, remote.url)
-    packs = _packs_to_send(store, roots, view, complete, result, imported.keys())
+    packs = _packs_to_send(store, roots, view, complete, result, imported.keys(), _bases(order, complete.ids))
     _upload(remote, store, view, packs, jobs, progress, result)
     complete.save(roots & complete.known_local)
     result.seconds = time.monotonic() - started
@@ -84,20 +86,25 @@ def push(repo: Repo, remote_name: str | None = None, revs: list[str] | None = No
 
 
 def _packs_to_send(store: Store, roots: set[str], view: RemoteView, complete: CompleteRoots,
-                   result: PushResult, imported=frozenset()) -> dict[str, bool]:
+                   result: PushResult, imported=frozenset(), bases: dict[str, str] | None = None) -> dict[str, bool]:
     """{local pack id: holds a manifest root} for the packs holding a blob of a manifest that is not
-    complete on the remote, which the remote lacks. Each manifest's blobs are streamed a batch at a
-    time (`_SeenParts`: the parts earlier manifests had are not read again), so no set of all of a
-    million-file dataset's chunks is ever held. An imported dataset's data that is not here is
-    left to its source's remote (clones fetch it from there); when it is here, it is pushed like
-    any other."""
+    complete on the remote, which the remote lacks. A manifest with a version before it at its
+    path that is complete on the remote (`bases`) needs only its root, its parts and the chunks
+    of the lines it adds over that version (`manifests.added_over`) looked up; any other one's
+    blobs are streamed a batch at a time (`_SeenParts`: the parts earlier manifests had are not
+    read again), so no set of all of a million-file dataset's chunks is ever held. An imported
+    dataset's data that is not here is left to its source's remote (clones fetch it from there);
+    when it is here, it is pushed like any other."""
     packs: dict[str, bool] = {}
     absent = []
     seen = _SeenParts()
+    ids = [bytes.fromhex(m) for m in roots]
+    here, there = set(ids) - store.missing(ids), set(ids) - view.blobs.missing(ids)   # one lookup each for all
+    bases = {m: b for m, b in (bases or {}).items() if bytes.fromhex(b) in here and bytes.fromhex(b) in there}
     for manifest_id in sorted(roots):
         root = bytes.fromhex(manifest_id)
-        if not store.has(root):
-            if root in view.blobs:
+        if root not in here:
+            if root in there:
                 result.manifests_on_remote += 1   # pushed by a clone that had it, data first
             elif manifest_id in imported:
                 result.manifests_imported += 1
@@ -105,11 +112,13 @@ def _packs_to_send(store: Store, roots: set[str], view: RemoteView, complete: Co
                 absent.append(manifest_id)
             continue
         complete.known_local.add(manifest_id)
-        if root in view.blobs and manifest_id in complete.ids:
+        if root in there and manifest_id in complete.ids:
             result.manifests_on_remote += 1
             continue
-        on_remote = root in view.blobs
-        for batch in seen.blob_batches(store, manifest_id, len(roots) > 1):
+        on_remote = root in there
+        batches = _changed_blobs(store, manifest_id, bases.get(manifest_id)) or \
+            seen.blob_batches(store, manifest_id, len(roots) > 1)
+        for batch in batches:
             lacking = view.blobs.missing(batch)
             if lacking:
                 on_remote = False
@@ -121,6 +130,46 @@ def _packs_to_send(store: Store, roots: set[str], view: RemoteView, complete: Co
                         f"the remote, e.g. {absent[0]}; run `gitrepro fetch` from the remote that has them, "
                         "or push from the clone that made them")
     return packs
+
+
+CHANGE_READ_MAX = 64 << 20   # a manifest is compared with its base on their bytes only up to this size each
+
+
+def _bases(order: reach.Order, complete: set[str]) -> dict[str, str]:
+    """{manifest: the last version before it at one of its paths that is known complete on the
+    remote} (`order`: the walk's, newest first)."""
+    by_path: dict[str, list[str]] = {}
+    for path, m in order:
+        by_path.setdefault(path, []).append(m)
+    bases: dict[str, str] = {}
+    for versions in by_path.values():
+        last = None
+        for m in reversed(versions):
+            if m in complete:
+                last = m
+            elif last is not None:
+                bases.setdefault(m, last)
+    return bases
+
+
+def _changed_blobs(store: Store, manifest_id: str, base: str | None) -> list[set[bytes]] | None:
+    """The root, parts and added chunks of a manifest over a `base` complete on the remote (every
+    other chunk it needs is one of base's); None without a base, or when either is too large
+    to compare on its bytes."""
+    if base is None:
+        return None
+    try:
+        m = manifests.StoredManifest.open(store, manifest_id)
+        if max(_size(m), _size(manifests.StoredManifest.open(store, base))) > CHANGE_READ_MAX:
+            return None
+        added, _ = manifests.added_over(store, ChangeCache(store.path), m, base)
+    except GitreproError:
+        return None     # read as any other manifest: its own faults are found and told there
+    return [{bytes.fromhex(manifest_id), *m.ids} | added]
+
+
+def _size(m: manifests.StoredManifest) -> int:
+    return sum(p.size for p in m.parts)
 
 
 class _SeenParts:

@@ -234,22 +234,29 @@ class Lineages:
         MissingBlob when its root or a part is not in the store."""
         m = StoredManifest.open(self.store, manifest_id)
         found = {bytes.fromhex(manifest_id), *m.ids}
-        base = self.last[1] if self.last and self.last[0] == lineage else None
-        change = self.cache.get(manifest_id, base) if base else None
-        if change is not None:
-            self.last = (lineage, manifest_id, None)
-            return found | change.added
-        data = _joined(m)
-        origin = f"manifest {manifest_id}"
-        if base is None:
-            found |= chunk_ids(_split(data), origin)
-        else:
-            before = self.last[2] if self.last[2] is not None else _joined(StoredManifest.open(self.store, base))
-            added = chunk_ids(linediff.added(before, data, line_key), origin)
-            self.cache.put(manifest_id, base, ManifestChange(frozenset(added), None))
+        if self.last and self.last[0] == lineage:
+            added, data = added_over(self.store, self.cache, m, self.last[1], self.last[2])
             found |= added
+        else:
+            data = _joined(m)
+            found |= chunk_ids(_split(data), f"manifest {manifest_id}")
         self.last = (lineage, manifest_id, data)
         return found
+
+
+def added_over(store: Store, cache: ChangeCache, m: StoredManifest, base: str,
+               base_data: bytes | None = None) -> tuple[frozenset[bytes], bytes | None]:
+    """The chunk ids of the lines manifest `m` adds over manifest `base` (`linediff.added`), and
+    `m`'s bytes if they were read: the change cache's, else worked out from the two manifests'
+    bytes (base's may be given) and kept there. Every chunk of `m` is one of them or one of base's."""
+    change = cache.get(m.manifest_id, base)
+    if change is not None:
+        return change.added, None
+    data = _joined(m)
+    before = base_data if base_data is not None else _joined(StoredManifest.open(store, base))
+    added = frozenset(chunk_ids(linediff.added(before, data, line_key), f"manifest {m.manifest_id}"))
+    cache.put(m.manifest_id, base, ManifestChange(added, None))
+    return added, data
 
 
 _HEADER = manifestfmt.HEADER_LINE[:-1]
@@ -314,5 +321,5 @@ def chunks_streamed(store: Store, manifest_id: str, batch: int, root: bytes | No
         yield found
 
 
-__all__ = ["Lineages", "SharedLines", "blobs_of", "chunk_ids", "chunks_streamed", "BLOCK_PARTS", "StoredManifest", "StoreError", "Written", "changes", "find", "parse_lines",
+__all__ = ["Lineages", "SharedLines", "added_over", "blobs_of", "chunk_ids", "chunks_streamed", "BLOCK_PARTS", "StoredManifest", "StoreError", "Written", "changes", "find", "parse_lines",
            "scan_map", "write_edited", "write_entries"]
