@@ -100,13 +100,14 @@ def in_history(root: Path, rev_args: list[str], imported: Imported | None = None
                order: Order | None = None) -> set[str]:
     """Manifest ids in every commit `git log <rev_args>` walks (one git process for all); the
     imported pointers among them go into `imported` when given, and (path, manifest) in walk
-    order into `order` (consecutive versions of a pointer path are alike: gc reads them so).
+    order into `order`: children before parents (`--topo-order`, not by commit date, which ties
+    within a second), so consecutive versions of a pointer path are alike (gc and push read them so).
 
     `history.changed_blobs` sees every pointer and run record in history under each path it had
     (so a pointer also committed as `copy.txt` is not missed).
     """
     wanted: dict[str, str] = {}
-    for sha, path in history.changed_blobs(root, rev_args, PATHSPECS):
+    for sha, path in history.changed_blobs(root, rev_args if order is None else ["--topo-order", *rev_args], PATHSPECS):
         if is_interesting(path):
             wanted.setdefault(sha, path)
     return _named_by(root, wanted, imported, order)

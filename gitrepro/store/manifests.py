@@ -136,8 +136,14 @@ def write_entries(store: Store, w, entries: Iterable[Entry]) -> Written:
 
 
 def write_edited(store: Store, w, base: StoredManifest, edits: list[Edit]) -> Written:
-    """Write `base` with sorted `edits` applied (manifestparts.edit_parts) through writer `w`."""
-    return _store_parts(store, w, edit_parts(base, edits, new_cutter(store.config.chunker)))
+    """Write `base` with sorted `edits` applied (manifestparts.edit_parts) through writer `w`.
+    What the new manifest adds over `base` is known here (its only new lines are the edits'), so
+    it goes into the change cache at once: gc of the history this builds reads no version whole."""
+    written = _store_parts(store, w, edit_parts(base, edits, new_cutter(store.config.chunker)))
+    if written.manifest != base.manifest_id:
+        added = chunk_ids([line.rstrip(b"\n") for _, line in edits if line is not None], f"manifest {written.manifest}")
+        ChangeCache(store.path).put(written.manifest, base.manifest_id, ManifestChange(frozenset(added), None))
+    return written
 
 
 # -- reading by path and comparing ---------------------------------------------------------------

@@ -288,8 +288,9 @@ def test_gc_after_one_killed_between_writing_a_repacked_copy_and_indexing_it_kee
 
 def test_gc_marks_a_history_from_its_change_cache_as_it_marks_it_without(git_repo, repo, commit):
     """Versions of a 200-file dataset, each rewriting files spread over it: gc marks the same blobs
-    with no change cache, from the cache it wrote, and with an entry damaged and one deleted; and
-    a gc that drops a version drops the cache entries naming it."""
+    from the change cache `add` wrote, with no change cache (writing the same entries), from the
+    cache, and with an entry damaged and one deleted; and a gc that drops a version drops the
+    cache entries naming it."""
     repo.init()
     rng = random.Random(4)
     for n in range(6):
@@ -302,9 +303,12 @@ def test_gc_marks_a_history_from_its_change_cache_as_it_marks_it_without(git_rep
     roots = reach.everything(git_repo, order)
     wanted = set().union(*(blobs_of(repo.store, m) for m in roots))
     changes_dir = repo.store.path / "changes"
+    written_by_add = sorted(changes_dir.rglob("*.*"))
+    assert len(written_by_add) == 5 and gc_op.mark(repo.store, roots, order) == wanted
+    shutil.rmtree(changes_dir)
     assert gc_op.mark(repo.store, roots, order) == wanted
     entries = sorted(changes_dir.rglob("*.*"))
-    assert len(entries) == 5
+    assert entries == written_by_add
     assert gc_op.mark(repo.store, roots, order) == wanted
     entries[1].write_bytes(entries[1].read_bytes()[:-3] + b"abc")
     entries[3].unlink()

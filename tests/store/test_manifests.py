@@ -157,3 +157,17 @@ def test_a_cached_change_still_needs_the_version_s_parts_in_the_store(store):
     store.index._db.execute("DELETE FROM blobs WHERE id=?", (part,))
     with pytest.raises(MissingBlob):
         reading.blobs(ids[2], "p")
+
+
+def test_an_edited_manifest_s_change_is_cached_as_comparing_the_bytes_finds_it(store):
+    base = StoredManifest.open(store, write(store, tree(300)).manifest)
+    new = Entry("d2/f0102", FILE, 0o755, 7, "ef" * 32, ("ef" * 32,))
+    edits = sorted([(manifestfmt.sort_key(new.path), manifestfmt.entry_line(new)),
+                    (manifestfmt.sort_key("d4/f0004"), None)])
+    with store.writer() as w:
+        edited = manifests.write_edited(store, w, base, edits).manifest
+    cache = ChangeCache(store.path)
+    assert cache.get(edited, base.manifest_id).added == {bytes.fromhex("ef" * 32)}
+    layout.change_file(store.path, edited, base.manifest_id).unlink()
+    found, _ = manifests.added_over(store, cache, StoredManifest.open(store, edited), base.manifest_id)
+    assert found == {bytes.fromhex("ef" * 32)}
