@@ -69,6 +69,11 @@ PUSH_CHECK = {"gitrepro.remote", "gitrepro.remote.base", "gitrepro.remote.local"
               "gitrepro.store.manifests", "gitrepro.formats.manifestparts", "gitrepro.formats.manifestdiff",
               "gitrepro.formats.linediff", "gitrepro.store.changes"}
 RESTORE = {"gitrepro.worktree.checkout", "gitrepro.worktree.restore", "gitrepro.worktree.scan"}
+CHECKOUT_PLAN = {"gitrepro.formats.pointer", "gitrepro.git.tracking", "gitrepro.formats.manifest",
+                 "gitrepro.store.manifests", "gitrepro.formats.manifestparts", "gitrepro.formats.manifestdiff",
+                 "gitrepro.formats.linediff", "gitrepro.worktree.plan", "gitrepro.worktree.status",
+                 "gitrepro.worktree.unchanged",
+                 "gitrepro.cli.projectfile", "gitrepro.cli.deferred"}   # gitrepro.toml checked; the bar, deferred
 FOLLOW = {"gitrepro.repro.hooks.autocheckout", "gitrepro.repro.hooks.clone"}   # the post-* hooks' "what changed"
 
 
@@ -102,6 +107,12 @@ def fast_paths(head: str) -> list[FastPath]:
                  frozenset({"gitrepro.worktree.checkout", "gitrepro.worktree.snapshot", "gitrepro.worktree.status",
                             "gitrepro.worktree.scan", "gitrepro.formats.manifest"}),
                  frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS | SLOW_STDLIB), "data/train.gitrepro (unchanged)"),
+        # a checkout of what is there reads no data: no progress bar, no remote code, no full CLI
+        FastPath("no-op checkout", ("-m", "gitrepro", "checkout"),
+                 frozenset(BASE | FAST_CLI | STAT_CHECK | STORE | RESTORE | CHECKOUT_PLAN),
+                 frozenset({"gitrepro.worktree.snapshot", "gitrepro.cli.common", "gitrepro.cli.app",
+                            "gitrepro.remote.datafetch", "gitrepro.remote.fetch"}),
+                 frozenset(CLI_LIBS | S3_LIBS), "data/train: wrote 0 files"),
         FastPath("pre-commit hook", ("-m", "gitrepro.hooks", "pre-commit"),
                  frozenset(pre_commit), hook_never, frozenset(CLI_LIBS | S3_LIBS | DATA_LIBS)),
         FastPath("pre-commit via hook-impl", ("-m", "gitrepro", "hook-impl", "pre-commit"),

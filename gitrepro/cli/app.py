@@ -9,9 +9,9 @@ The conventions every command keeps are applied here, once, as each is built (`c
 gitrepro.toml checked before a command that reads it runs. The root takes git's global
 options: `-C DIR`, `--no-pager`, `--version`, and the shell completion options (docs/cli.md).
 
-Errors are converted once, in `main`: a GitreproError is one stderr line and
-exit 1; verification findings exit 2; anything unexpected exits 3 with the
-traceback written to `<git dir>/gitrepro/log`.
+Errors are converted once, in `main` (by `fast.converted`, as the fast path converts them): a
+GitreproError is one stderr line and exit 1; verification findings exit 2; anything unexpected
+exits 3 with the traceback written to `<git dir>/gitrepro/log`.
 """
 
 from __future__ import annotations
@@ -35,10 +35,9 @@ except ImportError:  # pragma: no cover
 
 from gitrepro.cli import common
 from gitrepro.cli.common import err
-from gitrepro.errors import GitreproError, one_line
-from gitrepro.formats.chunker import BadChunkerParams
-from gitrepro.formats.project import PROJECT_FILE, ProjectError
-from gitrepro.store.repo import Repo, log_traceback
+from gitrepro.cli.fast import converted
+from gitrepro.cli.projectfile import check_project
+from gitrepro.errors import GitreproError
 
 CORE, CHECKOUT, RUN, REMOTE = "gitrepro.cli.core", "gitrepro.cli.checkout", "gitrepro.cli.run", "gitrepro.cli.remote"
 PROVENANCE, VERIFY, CONFIG = "gitrepro.cli.provenance", "gitrepro.cli.verify", "gitrepro.cli.config"
@@ -119,19 +118,6 @@ def _wrapped(callback, path: tuple[str, ...]):
         with pager.paged(enabled=not get_current_context().meta.get(NO_PAGER)):
             return callback(*args, **kwargs)
     return run
-
-
-def check_project() -> None:
-    """A broken gitrepro.toml (invalid TOML, a bad [chunker] value) is the command's error, even
-    when the store exists and the command would not otherwise look at the chunker settings."""
-    try:
-        repo = Repo.find()
-    except GitreproError:
-        return   # outside a repository: the command says so itself, if it needs one
-    try:
-        repo.project.chunker()
-    except BadChunkerParams as e:
-        raise ProjectError(f"{PROJECT_FILE}: bad [chunker] ({e}); fix it and retry") from None
 
 
 class _CommandTable(MutableMapping):
@@ -250,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
+    return converted(lambda: _typer_run(argv), _error)
+
+
+def _typer_run(argv: list[str] | None) -> int:
+    """typer's own outcomes (exit codes, usage errors, ^C) as exit codes; the rest `converted`."""
     try:
         if argv and argv[0] in COMPLETION and len(argv) <= 2:
             return _completion(argv)
@@ -258,21 +249,14 @@ def _run(argv: list[str] | None) -> int:
         if code == 130:   # typer returns ^C (KeyboardInterrupt) as exit code 130, silently
             return _error("gitrepro: interrupted", 130)
         return code
-    except GitreproError as e:
-        return _error(f"gitrepro: error: {one_line(e)}", 1)
     except typer.Exit as e:
         return e.exit_code
     except click_exc.ClickException as e:  # usage errors: one line, exit 1 (2 means "findings")
         if e.format_message():  # empty when no arguments were given and help was shown
             return _error(f"gitrepro: error: {e.format_message()} (see `gitrepro --help`)", 1)
         return 1
-    except (typer.Abort, KeyboardInterrupt):
+    except typer.Abort:
         return _error("gitrepro: interrupted", 130)
-    except BrokenPipeError:
-        return 1
-    except Exception as e:  # the one place allowed: nothing escapes as a traceback
-        where = log_traceback()
-        return _error(f"gitrepro: unexpected error: {type(e).__name__}: {one_line(e)} (details in {where})", 3)
 
 
 def _error(line: str, code: int) -> int:

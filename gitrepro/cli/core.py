@@ -12,9 +12,10 @@ import typer
 from gitrepro import demo as demo_op
 from gitrepro.cli.common import BadFormat, JsonOpt, out, print_json, progress_bar
 from gitrepro.cli.paths import Shown, select
+from gitrepro.cli.projectfile import project_committed
 from gitrepro.cli.render import add_lines, human_size, plural, status_lines, status_porcelain
 from gitrepro.formats.project import PROJECT_FILE
-from gitrepro.git import plumbing, tracking
+from gitrepro.git import tracking
 from gitrepro.store import fsck as fsck_op
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import snapshot
@@ -30,14 +31,6 @@ def init() -> None:
     if not project_committed(repo):
         out.print(f"next: git add {Shown(repo.root)(PROJECT_FILE)} && git commit  (the project settings: "
                   f"chunker, remotes, stages)", markup=False)
-
-
-def project_committed(repo: Repo) -> bool:
-    """gitrepro.toml is absent, or committed as it is (it holds the chunker settings every clone needs)."""
-    if not (repo.root / PROJECT_FILE).exists():
-        return True
-    return not plumbing.git("status", "--porcelain", "--untracked-files=all", "--", f":(literal){PROJECT_FILE}",
-                            cwd=repo.root).strip()
 
 
 def add(paths: List[Path] = typer.Argument(..., help="Data directories or files to snapshot."),

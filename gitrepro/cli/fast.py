@@ -2,25 +2,29 @@
 dispatched without the full CLI.
 
 Importing typer and rich costs more than checking 50,000 unchanged files, so a plain
-`gitrepro status [--json|--porcelain|--quiet] [DATASET...]`, an `add` of datasets that have not
-changed, `--version` and `hook-impl` are answered here and rendered as plain text (`render`, as
-the full CLI does), after any leading `-C DIR`; anything else (help, options, real work needing progress bars) goes to the full CLI,
+`gitrepro status [--json|--porcelain|--quiet] [DATASET...]`, `add [-q] PATH...`, `checkout [-q]
+[REV]`, `--version` and `hook-impl` are answered here and rendered as plain text (`render`, as
+the full CLI does), after any leading `-C DIR`; a progress bar is drawn only when the work is
+big enough to show one (`deferred`). Anything else (help, options) goes to the full CLI,
 `cli.app`. Dispatch only: `FAST` names the module that answers each command, imported when
 the command runs (with `cli.app.COMMANDS`, the one lazy-import boundary).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+from typing import Callable
 
 from gitrepro.cli import render
 from gitrepro.errors import GitreproError, one_line
-from gitrepro.store.repo import Repo
+from gitrepro.store.repo import Repo, log_traceback
 
 FULL_CLI = "gitrepro.cli.app"
 STATUS_DIFFERENCES = "gitrepro.worktree.status"   # loaded only when a dataset is not clean by stat data
+SNAPSHOT = "gitrepro.worktree.snapshot"           # loaded only when `add` has something to snapshot
 
 
 def main(argv: list[str]) -> int:
@@ -114,20 +118,90 @@ def _differences(repo, ptr, table, walked):
 
 
 def _add(op, args: list[str]) -> int | None:
+    """`add [-q] PATH...`: answered by stat data alone when nothing changed (`unchanged.add`),
+    else snapshotted here, going on from the walks that made (each tree is walked once)."""
     quiet = [a for a in args if a in ("-q", "--quiet")]
     args = [a for a in args if a not in quiet]
     if not args or any(a.startswith("-") for a in args):
         return None
+    walks = op.Walks()
     try:
-        repo = Repo.find()
-        results = op.add(repo, args)
-    except GitreproError:
-        return None  # let the full CLI report it
-    if results is None:
-        return None
+        try:
+            repo = Repo.find()
+            results = op.add(repo, args, walks)
+        except GitreproError:
+            return None  # let the full CLI report it
+        if results is None:
+            return converted(lambda: _snapshot(repo, args, walks, bool(quiet)), _error)
+    finally:
+        walks.close()
     if not quiet:
         sys.stdout.write("".join(line + "\n" for line in render.add_lines(results, _shown(repo))))
     return 0
+
+
+def _snapshot(repo, args: list[str], walks, quiet: bool) -> int:
+    """The real `add`, as cli.core.add runs and prints it."""
+    from gitrepro.cli import deferred, projectfile   # not on a no-op's path
+
+    projectfile.check_project()
+    snapshot = importlib.import_module(SNAPSHOT)
+    with contextlib.ExitStack() as stack:
+        results = snapshot.add(repo, args, progress=deferred.LazyBar("add", stack, not quiet), walks=walks)
+    if not quiet:
+        project = None if projectfile.project_committed(repo) else projectfile.PROJECT_FILE
+        sys.stdout.write("".join(line + "\n" for line in render.add_lines(results, _shown(repo), project)))
+    return 0
+
+
+def _checkout(op, args: list[str]) -> int | None:
+    """`checkout [-q] [REV]`, as cli.checkout.checkout runs and prints it; the other forms (and
+    a commit with no datasets: perhaps one from before `gitrepro migrate dvc`) go to the full CLI."""
+    quiet = [a for a in args if a in ("-q", "--quiet")]
+    args = [a for a in args if a not in quiet]
+    if len(args) > 1 or any(a.startswith("-") for a in args):
+        return None
+    try:
+        repo = Repo.find()
+    except GitreproError:
+        return None  # let the full CLI report it
+    return converted(lambda: _restore(op, repo, args[0] if args else None, bool(quiet)), _error)
+
+
+def _restore(op, repo, rev: str | None, quiet: bool) -> int | None:
+    from gitrepro.cli import deferred, projectfile
+
+    projectfile.check_project()
+    with contextlib.ExitStack() as stack:
+        bar = deferred.LazyBar("checkout", stack, not quiet)
+        result = op.checkout(repo, rev, fetch=deferred.LazyFetcher(repo, bar), progress=bar)
+    if not result.datasets:
+        return None   # nothing was done: the full CLI looks further
+    if not quiet:
+        sys.stdout.write("".join(line + "\n" for line in render.checkout_lines(result, _shown(repo))))
+    return 0
+
+
+def converted(body: Callable[[], int | None], error: Callable[[str, int], int]) -> int | None:
+    """Run a command with its errors converted, once (the full CLI's `main` runs through this too):
+    a GitreproError is one line (`error(line, code)`) and exit 1, ^C exit 130, anything else exit 3
+    with the traceback written to `<git dir>/gitrepro/log`."""
+    try:
+        return body()
+    except GitreproError as e:
+        return error(f"gitrepro: error: {one_line(e)}", 1)
+    except KeyboardInterrupt:
+        return error("gitrepro: interrupted", 130)
+    except BrokenPipeError:
+        return 1
+    except Exception as e:  # the one place allowed: nothing escapes as a traceback
+        where = log_traceback()
+        return error(f"gitrepro: unexpected error: {type(e).__name__}: {one_line(e)} (details in {where})", 3)
+
+
+def _error(line: str, code: int) -> int:
+    sys.stderr.write(line + "\n")
+    return code
 
 
 def _version(op, args: list[str]) -> int | None:
@@ -145,6 +219,7 @@ def _hook(op, args: list[str]) -> int | None:
 FAST = {
     "status": ("gitrepro.worktree.unchanged", _status),
     "add": ("gitrepro.worktree.unchanged", _add),
+    "checkout": ("gitrepro.worktree.checkout", _checkout),
     "hook-impl": ("gitrepro.repro.hooks", _hook),   # the dispatcher: its HOOKS names each hook's module
     "--version": ("gitrepro.util.version", _version),
 }

@@ -26,7 +26,8 @@ from gitrepro.util.fsutil import UnsafePath, atomic_write, safe_join
 from gitrepro.store.repo import Repo
 from gitrepro.worktree import statwalk
 from gitrepro.worktree.scan import FileStat, Found, UnsupportedFile, iter_scan, local_path, read_entry
-from gitrepro.worktree.unchanged import NothingToAdd, SnapshotResult, dataset_name, ignore_pattern, unchanged_dataset
+from gitrepro.worktree.unchanged import (NothingToAdd, SnapshotResult, Walks, dataset_name, ignore_pattern,
+                                         unchanged_dataset)
 
 __all__ = ["NothingToAdd", "Overlap", "SnapshotResult", "add", "add_dataset", "ignore_datasets", "ignore_pattern"]
 
@@ -35,12 +36,14 @@ class Overlap(GitreproError):
     pass
 
 
-def add(repo: Repo, paths: list[str], progress: Callable[[int], None] | None = None) -> list[SnapshotResult]:
-    """Snapshot each dataset path (a directory or a file) and write `<path>.gitrepro`."""
+def add(repo: Repo, paths: list[str], progress: Callable[[int], None] | None = None,
+        walks: Walks | None = None) -> list[SnapshotResult]:
+    """Snapshot each dataset path (a directory or a file) and write `<path>.gitrepro`. `walks`:
+    the stat walks `unchanged.add` already made (a dataset there is not walked again)."""
     datasets = list(dict.fromkeys(dataset_name(repo, p) for p in paths))
     refuse_overlaps(repo, datasets)
     ignore_datasets(repo, datasets)   # first: even if a later dataset fails, `git add -A` never takes data
-    return [add_dataset(repo, d, progress) for d in datasets]
+    return [add_dataset(repo, d, progress, (walks or {}).get(d)) for d in datasets]
 
 
 def refuse_overlaps(repo: Repo, datasets: list[str]) -> None:
@@ -65,26 +68,27 @@ def refuse_overlaps(repo: Repo, datasets: list[str]) -> None:
                       f"`git rm -r --cached {d}` first, or add another path")
 
 
-def add_dataset(repo: Repo, dataset: str, progress=None) -> SnapshotResult:
+def add_dataset(repo: Repo, dataset: str, progress=None,
+                walked: tuple[statcache.Table, statwalk.Differences] | None = None) -> SnapshotResult:
     """Snapshot one dataset. With a stat table saved for a manifest still in the store, only the
     files whose stat data changed are read and only the manifest parts their lines are in are
-    re-cut (`_add_changes`); else every file is read and the manifest written whole, streamed."""
-    root = repo.root / dataset
-    table = statcache.load(repo.store.path, repo.root, dataset)
+    re-cut (`_add_changes`); else every file is read and the manifest written whole, streamed.
+    `walked`: the dataset's stat table and the walk already made against it (the caller closes
+    the table)."""
+    table, diffs = walked or (statcache.load(repo.store.path, repo.root, dataset), None)
     try:
-        if table is not None:
-            diffs = statwalk.differences(root, table.kind, table)
-            if diffs is not None:
-                unchanged = unchanged_dataset(repo, dataset, table.manifest, table,
-                                              lambda ptr: diffs.none and ptr.kind == table.kind)
-                if unchanged is not None:
-                    return unchanged
-                result = _add_changes(repo, dataset, table, diffs, progress)
-                if result is not None:
-                    return result
+        if table is not None and walked is None:
+            diffs = statwalk.differences(repo.root / dataset, table.kind, table)
+        if diffs is not None:
+            unchanged = unchanged_dataset(repo, dataset, table, diffs)
+            if unchanged is not None:
+                return unchanged
+            result = _add_changes(repo, dataset, table, diffs, progress)
+            if result is not None:
+                return result
         return _add_all(repo, dataset, progress)
     finally:
-        if table is not None:
+        if table is not None and walked is None:
             table.close()
 
 

@@ -120,9 +120,22 @@ def clean_status(repo: Repo, ptr: Pointer, table: stattable.Table | None,
 
 # ---------------------------------------------------------------- add
 
-def add(repo: Repo, paths: list[str]) -> list[SnapshotResult] | None:
+class Walks(dict):
+    """The stat walks `add` made, by dataset: (its stat table, what differs from it), for
+    `snapshot.add` to go on from when a dataset changed, so its tree is walked once. The tables
+    stay open until `close`."""
+
+    def close(self) -> None:
+        for table, _ in self.values():
+            table.close()
+        self.clear()
+
+
+def add(repo: Repo, paths: list[str], walks: Walks | None = None) -> list[SnapshotResult] | None:
     """`add`'s results when every dataset still equals its pointer and is already ignored,
-    judged by stat data alone; None when any of them needs the real `add`."""
+    judged by stat data alone; None when any of them needs the real `add`. Each dataset with a
+    stat table is walked in full (a clean one is walked to the end either way) and, given
+    `walks`, the walk is kept there for the real `add`."""
     datasets = [dataset_name(repo, p) for p in paths]
     try:
         ignored = set((repo.root / ".gitignore").read_text().splitlines())
@@ -131,37 +144,36 @@ def add(repo: Repo, paths: list[str]) -> list[SnapshotResult] | None:
     if any(ignore_pattern(d) not in ignored for d in datasets):
         return None
     results = []
-    for dataset in datasets:
+    for dataset in dict.fromkeys(datasets):
         table = stattable.load(repo.store_path, repo.root, dataset)
+        if table is None:
+            results.append(None)
+            continue
+        diffs = statwalk.differences(repo.root / dataset, table.kind, table)
+        if walks is not None and diffs is not None:
+            walks[dataset] = (table, diffs)
         try:
-            result = None if table is None else unchanged_dataset(repo, dataset, table.manifest, table)
+            results.append(unchanged_dataset(repo, dataset, table, diffs))
         finally:
-            if table is not None:
+            if dataset not in (walks or {}):
                 table.close()
-        if result is None:
-            return None
-        results.append(result)
-    return results
+    return None if None in results else results
 
 
-def unchanged_dataset(repo: Repo, dataset: str, manifest: str | None, table: stattable.Table,
-                      matches: Callable[[Pointer], bool] | None = None) -> SnapshotResult | None:
+def unchanged_dataset(repo: Repo, dataset: str, table: stattable.Table,
+                      diffs: statwalk.Differences | None) -> SnapshotResult | None:
     """The result of re-adding a dataset that still equals its pointer's snapshot, by stat data
-    alone (no file, manifest or chunk is read), or None when anything may have changed.
-    `matches(pointer)` says whether the files still match the stat table (default: walk them;
-    `add` passes the answer of a walk it already made)."""
+    alone (no file, manifest or chunk is read): the table was saved for the pointer's manifest,
+    of its kind, and the walk made against it (`diffs`) found every path as the table has it (a
+    killed checkout's temp files are never data); None when anything may have changed."""
     pointer_path = pointerfmt.pointer_path_for(dataset)
     try:
         ptr = pointerfmt.parse((repo.root / pointer_path).read_bytes(), pointer_path)
     except (OSError, GitreproError):
         return None
-    if ptr.path != dataset or manifest != ptr.manifest:
+    if ptr.path != dataset or table.manifest != ptr.manifest or ptr.kind != table.kind:
         return None
-    if matches is not None:
-        same = matches(ptr)
-    else:
-        same = ptr.kind == table.kind and statwalk.tree_matches(repo.root / dataset, ptr.kind, table)
-    if not same or repo.store.missing([bytes.fromhex(ptr.manifest)]):
+    if diffs is None or not diffs.none or repo.store.missing([bytes.fromhex(ptr.manifest)]):
         return None
     return SnapshotResult(dataset, pointer_path, ptr.manifest, ptr.kind, ptr.files, ptr.bytes, 0,
                           table.count, 0, 0, False)
