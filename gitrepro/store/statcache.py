@@ -155,10 +155,8 @@ def update(store_path: Path, root: Path, dataset: str, old: Table, changes: dict
     except OSError:
         return False
     try:
-        for d in sorted(old.dirs.keys() | by_dir.keys()):
-            if d not in by_dir:
-                out.copy(old, d)
-                continue
+        out.copy(old, sorted(old.dirs.keys() - by_dir.keys(), key=lambda d: old.dirs[d][0]))
+        for d in sorted(by_dir):
             names = old.section(d)
             for name, key in by_dir[d].items():
                 if key is None:

@@ -115,6 +115,26 @@ def test_an_update_copies_untouched_sections_as_they_are_and_edits_the_others(tm
     assert table.count == len(RELS)
 
 
+def test_an_update_reads_the_untouched_sections_in_one_go_and_keeps_them_whole(tmp_path, monkeypatch):
+    store, wt = tmp_path / "store", tmp_path / "wt"
+    store.mkdir()
+    out = statcache.SortedTableWriter(store, wt, "data")
+    for d in range(300):
+        for n in range(5):
+            out.add(f"d{d:03d}/f{n}", stat_key(os.lstat(tmp_path)))
+    assert out.finish("m" * 64, "dir", (1500, 0), None)
+    old = statcache.load(store, wt, "data")
+    before = old.stats()
+    reads: list[int] = []
+    real = old.raw
+    monkeypatch.setattr(old, "raw", lambda offset, length: reads.append(length) or real(offset, length))
+    assert statcache.update(store, wt, "data", old, {"d150/f2": b"n" * 36, "d299/new": b"n" * 36}, "n" * 64,
+                            (1501, 0), 0, None)
+    assert len(reads) <= 3   # the sections before, between and after the two edited ones
+    after = statcache.load(store, wt, "data").stats()
+    assert after == {**before, "d150/f2": b"n" * 36, "d299/new": b"n" * 36}
+
+
 def test_a_directory_whose_paths_all_go_loses_its_section(tmp_path, dataset):
     assert save_sorted(tmp_path, dataset)
     store, wt = stores(tmp_path)
