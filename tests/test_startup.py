@@ -71,7 +71,7 @@ PUSH_CHECK = {"gitrepro.remote", "gitrepro.remote.base", "gitrepro.remote.local"
 RESTORE = {"gitrepro.worktree.checkout", "gitrepro.worktree.restore", "gitrepro.worktree.scan"}
 CHECKOUT_PLAN = {"gitrepro.formats.pointer", "gitrepro.git.tracking", "gitrepro.formats.manifest",
                  "gitrepro.store.manifests", "gitrepro.formats.manifestparts", "gitrepro.formats.manifestdiff",
-                 "gitrepro.formats.linediff", "gitrepro.worktree.plan", "gitrepro.worktree.status",
+                 "gitrepro.formats.linediff", "gitrepro.store.changes", "gitrepro.worktree.plan", "gitrepro.worktree.status",
                  "gitrepro.worktree.unchanged",
                  "gitrepro.cli.projectfile", "gitrepro.cli.deferred"}   # gitrepro.toml checked; the bar, deferred
 FOLLOW = {"gitrepro.repro.hooks.autocheckout", "gitrepro.repro.hooks.clone"}   # the post-* hooks' "what changed"
