@@ -68,7 +68,8 @@ PUSH_CHECK = {"gitrepro.remote", "gitrepro.remote.base", "gitrepro.remote.local"
               "gitrepro.remote.prepush", "gitrepro.remote.view", "gitrepro.remote.blobmap", "gitrepro.remote.urls",
               "gitrepro.store.manifests", "gitrepro.formats.manifestparts", "gitrepro.formats.manifestdiff",
               "gitrepro.formats.linediff", "gitrepro.store.changes"}
-RESTORE = {"gitrepro.worktree.checkout", "gitrepro.worktree.restore", "gitrepro.worktree.scan"}
+RESTORE = {"gitrepro.worktree.checkout", "gitrepro.worktree.restore", "gitrepro.worktree.scan",
+           "gitrepro.store.proofs"}   # a large file hashed at add or restore is not hashed again
 CHECKOUT_PLAN = {"gitrepro.formats.pointer", "gitrepro.git.tracking", "gitrepro.formats.manifest",
                  "gitrepro.store.manifests", "gitrepro.formats.manifestparts", "gitrepro.formats.manifestdiff",
                  "gitrepro.formats.linediff", "gitrepro.store.changes", "gitrepro.worktree.plan", "gitrepro.worktree.status",

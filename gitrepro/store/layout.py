@@ -21,6 +21,7 @@ TMP_DIR = "tmp"                        # packs being written, before they are pu
 STATCACHE_DIR = "statcache"            # statcache/<key>.stat and <key>.entries
 REMOTE_CACHE_DIR = "remote-cache"      # rebuildable hints about remotes
 CHANGES_DIR = "changes"                # changes/<manifest[:2]>/<manifest>.<base>: what a version adds (a hint)
+PROOFS_DIR = "proofs"                  # proofs/<digest[:2]>/<digest>: large-file hashes proven (a hint)
 LOCK_FILE = "lock"
 LOG_FILE = "log"                       # tracebacks of unexpected errors
 DAMAGED_DIR = "damaged"                # packs `fsck --repair` salvaged and moved out of packs/
@@ -65,6 +66,10 @@ def changes_dir(store: Path) -> Path:
 
 def change_file(store: Path, manifest: str, base: str) -> Path:
     return store / CHANGES_DIR / manifest[:2] / f"{manifest}.{base}"
+
+
+def proof_file(store: Path, digest: str) -> Path:
+    return store / PROOFS_DIR / digest[:2] / digest
 
 
 def lock_file(store: Path) -> Path:

@@ -19,6 +19,7 @@ from gitrepro.errors import GitreproError
 from gitrepro.formats import pack as packfmt
 from gitrepro.formats.hashing import new_hasher
 from gitrepro.formats.manifest import Entry
+from gitrepro.store import proofs
 from gitrepro.store.store import MissingBlob, Store
 from gitrepro.util import directio
 from gitrepro.util.fsutil import UMASK
@@ -318,9 +319,11 @@ class LargeFileWriter:
         e, target = f.entry, f.target
         if f.direct:
             os.ftruncate(f.fd, e.size)   # the padding of the last block
-        if f.hasher is not None and f.hasher.hexdigest() != e.hash:
-            raise InconsistentFile(f"{target.dest}: restored content does not match the manifest's hash "
-                                   f"(its chunks verify: the manifest is inconsistent); run `gitrepro fsck`")
+        if f.hasher is not None:
+            if f.hasher.hexdigest() != e.hash:
+                raise InconsistentFile(f"{target.dest}: restored content does not match the manifest's hash "
+                                       f"(its chunks verify: the manifest is inconsistent); run `gitrepro fsck`")
+            proofs.record(self.store.path, e)
         if e.mode & ~UMASK != e.mode:
             os.fchmod(f.fd, e.mode)
         if f.mode == DURABLE:

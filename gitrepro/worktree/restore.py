@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 from gitrepro.errors import GitreproError
 from gitrepro.formats.hashing import new_hasher
 from gitrepro.formats.manifest import DIR, FILE, SYMLINK, Entry
-from gitrepro.store import statcache
+from gitrepro.store import proofs, statcache
 from gitrepro.store.stattable import stat_key
 from gitrepro.store.store import JOBS, Store
 from gitrepro.util import forkpool
@@ -66,7 +66,7 @@ def write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry],
             from gitrepro.worktree import largefiles   # here: `status` and small checkouts never load it
 
             writer = largefiles.LargeFileWriter(store, largefiles.jobs_for_machine(), largefiles.io_mode(), replace)
-            for e, st in writer.write(_large_targets(dataset_root, kind, large, direct, known), progress):
+            for e, st in writer.write(_large_targets(store.path, dataset_root, kind, large, direct, known), progress):
                 yield e, _record(st, e)
         for job in jobs:
             for e, rec in job.result():
@@ -75,10 +75,10 @@ def write_all(store: Store, dataset_root: Path, kind: str, entries: list[Entry],
                     progress(e.size)
 
 
-LARGE_FROM = 8 * 1024 * 1024   # bytes: larger files are cut into windows and written on every core
+LARGE_FROM = proofs.MIN_SIZE   # bytes: larger files are cut into windows and written on every core
 
 
-def _large_targets(dataset_root: Path, kind: str, large: list[Entry], direct: bool,
+def _large_targets(store_path: Path, dataset_root: Path, kind: str, large: list[Entry], direct: bool,
                    known: statcache.StatCache | None) -> Iterator:
     from gitrepro.worktree.largefiles import Target
 
@@ -88,7 +88,8 @@ def _large_targets(dataset_root: Path, kind: str, large: list[Entry], direct: bo
         dest = _dest(dataset_root, kind, e)
         old = records.get(e.path)
         yield Target(e, dest if direct else _tmp_name(dest), dest, previous=old[5] if old else b"",
-                     vouched=bool(vouched) and statcache.record(b"", e)[3:6] in vouched)
+                     vouched=(bool(vouched) and statcache.record(b"", e)[3:6] in vouched)
+                     or proofs.proven(store_path, e))
 FORK_FROM = 512   # small files: fewer are written faster than worker processes start
 
 

@@ -19,6 +19,7 @@ from gitrepro.errors import GitreproError
 from gitrepro.util.fsutil import UnsafePath, check_relpath
 from gitrepro.formats.hashing import OrderedHasher, hash_bytes
 from gitrepro.formats.manifest import DIR, FILE, SYMLINK, Entry, check_symlink
+from gitrepro.store import proofs
 from gitrepro.worktree.statwalk import TEMP_SUFFIX
 
 
@@ -132,15 +133,21 @@ def _read_file(path: Path, found: Found, cutter, writer, progress) -> Entry:
     mode = stat.S_IMODE(found.st.st_mode) & 0o777
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     try:
+        entry = None
         if found.st.st_size < SMALL_FILE:
             data = os.read(fd, found.st.st_size + 1)
             if len(data) == found.st.st_size:  # all of it in one call (we asked for one byte more)
-                return _small_file_entry(found.rel, mode, data, cutter, writer, progress)
-            os.lseek(fd, 0, os.SEEK_SET)  # a short read or a file that changed: take the general path
-        with open(fd, "rb", buffering=0, closefd=False) as f:
-            return _streamed_file_entry(found, mode, f, cutter, writer, progress)
+                entry = _small_file_entry(found.rel, mode, data, cutter, writer, progress)
+            else:
+                os.lseek(fd, 0, os.SEEK_SET)  # a short read or a file that changed: take the general path
+        if entry is None:
+            with open(fd, "rb", buffering=0, closefd=False) as f:
+                entry = _streamed_file_entry(found, mode, f, cutter, writer, progress)
     finally:
         os.close(fd)
+    if writer is not None and entry.size > proofs.MIN_SIZE:   # hashed whole just now: a restore need not again
+        proofs.record(writer.store.path, entry)
+    return entry
 
 
 def _small_file_entry(rel: str, mode: int, data: bytes, cutter, writer, progress) -> Entry:

@@ -17,6 +17,7 @@ from helpers_trees import set_old_mtimes
 from gitrepro.formats.hashing import hash_bytes
 from gitrepro.formats.manifest import FILE, Entry
 from gitrepro.formats.pack import CorruptPack
+from gitrepro.store import proofs
 from gitrepro.store import store as store_module
 from gitrepro.worktree import chunksource, largefiles, restore, snapshot
 from gitrepro.worktree.checkout import checkout
@@ -228,6 +229,61 @@ def test_a_manifest_whose_hash_field_lies_about_its_chunks_is_refused(repo, tmp_
     writer = largefiles.LargeFileWriter(repo.store, 2, largefiles.CACHED)
     with pytest.raises(largefiles.InconsistentFile, match="manifest's hash"):
         list(writer.write([largefiles.Target(liar, dest + ".tmp", dest)]))
-    assert not os.listdir(tmp_path / "out")
+    assert not os.listdir(tmp_path / "out") and not proofs.proven(repo.store.path, liar)
     vouched = largefiles.Target(e, dest + ".tmp", dest, vouched=True)
     assert [x for x, _ in writer.write([vouched])] == [e]
+
+
+def count_whole_hashes(monkeypatch) -> list:
+    fed = []
+    original = largefiles._hash_in_order
+
+    def counted(f, w, views):
+        fed.append(f.entry.path)
+        return original(f, w, views)
+
+    monkeypatch.setattr(largefiles, "_hash_in_order", counted)
+    return fed
+
+
+def test_a_large_file_hashed_whole_at_add_or_restore_is_not_hashed_whole_again(
+        small_chunks, repo, commit, monkeypatch):
+    """A version switch to v1, whose entry no stat-cache record vouches for: proven at `add`, it
+    is not hashed as a whole; unproven, the first restore hashes it and keeps the proof."""
+    monkeypatch.setattr(proofs, "MIN_SIZE", 10**12)   # add proves nothing
+    path, v1, v2, commits = two_versions(repo, commit, small_chunks, 200_000, shared=True)
+    [entry_v1] = snapshot_entries(repo, commits[0])
+    assert not proofs.proven(repo.store.path, entry_v1)
+    fed = count_whole_hashes(monkeypatch)
+    checkout(repo, commits[0])
+    assert path.read_bytes() == v1 and fed and proofs.proven(repo.store.path, entry_v1)
+    checkout(repo, commits[1])
+    assert path.read_bytes() == v2
+    fed.clear()
+    checkout(repo, commits[0])
+    assert path.read_bytes() == v1 and fed == []
+
+    monkeypatch.setattr(proofs, "MIN_SIZE", 0)        # add proves what it hashes
+    path.write_bytes(b"v3" * 100_000)
+    set_old_mtimes(path)
+    snapshot.add(repo, [str(path)])
+    v3 = commit()
+    [entry_v3] = snapshot_entries(repo, v3)
+    assert proofs.proven(repo.store.path, entry_v3)
+    checkout(repo, commits[1])
+    fed.clear()
+    checkout(repo, v3)
+    assert path.read_bytes() == b"v3" * 100_000 and fed == []
+
+
+def test_proofs_name_the_whole_claim_and_a_store_that_cannot_take_one_is_left_alone(repo, tmp_path):
+    e = Entry("f", FILE, 0o644, 3, "ab" * 32, ("cd" * 32, "ef" * 32))
+    others = [e._replace(size=4), e._replace(hash="ac" * 32), e._replace(chunks=("ef" * 32, "cd" * 32))]
+    assert len({proofs.digest(x) for x in [e, *others]}) == 4
+    repo.init()
+    proofs.record(repo.store.path, e)
+    assert proofs.proven(repo.store.path, e) and not any(proofs.proven(repo.store.path, x) for x in others)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the proofs directory would be")
+    proofs.record(blocked, others[0])    # no error: a proof only ever saves work
+    assert not proofs.proven(blocked, others[0])
