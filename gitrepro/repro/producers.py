@@ -107,8 +107,17 @@ def judge_added(state: TreeState, added: dict[str, RunRecord]) -> list[Violation
     the current ones (a sweep point is restored by `checkout --run` and reproduced from here)."""
     if shallow_boundary(state.tree):
         return []
-    return [Violation(reason.subject, reason.text, reason.fix or fix_command(rec), reason.object or f"run {rec.id}")
+    return [Violation(reason.subject, reason.text, reason.fix or _rerun_added(path, rec), reason.object or f"run {rec.id}")
             for path, rec in sorted(added.items()) if rec.version >= 2 for reason in judge(rec, state)]
+
+
+def _rerun_added(path: str, rec: RunRecord) -> str:
+    """Re-run it; a plain run also takes its stale record out of the commit: added, it would
+    still be judged against this tree and refuse the commit the re-run makes (a stage's re-run
+    replaces its record). `:/` names the record from the top level, wherever a `cd` left the shell."""
+    if rec.stage:
+        return fix_command(rec)
+    return f"{fix_command(rec)} && git rm -q -f -- {shlex.quote(':/' + path)}"
 
 
 def shallow_boundary(tree: Tree) -> bool:
