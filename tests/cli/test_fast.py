@@ -22,9 +22,10 @@ from gitrepro.formats.chunker import new_cutter
 from gitrepro.formats.pointer import parse as parse_pointer
 from gitrepro.store import manifests
 from gitrepro.store.repo import Repo
-from gitrepro.worktree import plan, scan, statwalk
+from gitrepro.worktree import scan, statwalk
 from gitrepro.worktree.checkout import checkout
 from gitrepro.worktree.status import status
+from helpers_plan import planned
 from helpers_trees import (File, Link, make_tree, mutate_tree, random_bytes, random_tree, set_old_mtimes, tree_state,
                            write_node)
 from helpers_tty import on_tty, tty_env
@@ -58,19 +59,6 @@ def counted(monkeypatch, module, name: str) -> list[int]:
         return real(*args, **kwargs)
     monkeypatch.setattr(module, name, counting)
     return calls
-
-
-def planned(monkeypatch) -> list[str]:
-    """Which way each checkout planned."""
-    ways: list[str] = []
-    for name in ("by_table", "by_scan"):
-        def traced(*args, _real=getattr(plan, name), _name=name, **kwargs):
-            found = _real(*args, **kwargs)
-            if found is not None:
-                ways.append(_name)
-            return found
-        monkeypatch.setattr(plan, name, traced)
-    return ways
 
 
 def full_manifest(repo: Repo, dataset: str) -> str:

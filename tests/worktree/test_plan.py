@@ -18,6 +18,7 @@ from gitrepro.worktree import plan, snapshot
 from gitrepro.worktree.checkout import checkout
 from gitrepro.worktree.status import status
 
+from helpers_plan import planned
 from helpers_trees import File, Link, make_tree, mutate_tree, random_tree, set_old_mtimes, tree_state
 
 
@@ -41,21 +42,6 @@ def commit(root, message: str) -> str:
     return git(root, "rev-parse", "HEAD").strip()
 
 
-def spied(monkeypatch) -> list[str]:
-    """Which way each checkout planned."""
-    ways: list[str] = []
-    for name in ("by_table", "by_scan"):
-        real = getattr(plan, name)
-
-        def traced(*args, _real=real, _name=name, **kwargs):
-            found = _real(*args, **kwargs)
-            if found is not None:
-                ways.append(_name)
-            return found
-        monkeypatch.setattr(plan, name, traced)
-    return ways
-
-
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**20), links=st.booleans(), files=st.integers(1, 20))
 def test_a_checkout_planned_by_the_table_equals_a_full_checkout_byte_for_byte(tmp_path_factory, monkeypatch,
@@ -72,7 +58,7 @@ def test_a_checkout_planned_by_the_table_equals_a_full_checkout_byte_for_byte(tm
     set_old_mtimes(data)
     snapshot.add(repo, [str(data)])
     second = commit(root, "v2")
-    ways = spied(monkeypatch)
+    ways = planned(monkeypatch)
     for rev in (first, second, first):
         checkout(repo, rev)
         full = tmp_path_factory.mktemp("full")
@@ -131,7 +117,7 @@ def test_a_target_no_snapshot_could_be_is_refused_by_the_table_plan_too(tmp_path
         raw = b"\n".join(body)
     entries.sort(key=lambda e: manifestfmt.sort_key(e.path))
     point_at(repo, entries, raw)
-    ways = spied(monkeypatch)
+    ways = planned(monkeypatch)
     with pytest.raises(BadManifest):
         checkout(repo)
     assert ways == [] or ways == ["by_table"]
