@@ -11,7 +11,6 @@ and chunks, so an interrupted fetch never leaves a manifest whose data is missin
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from typing import Callable, Iterable
 from gitrepro.formats import pack as packfmt
 from gitrepro.formats.manifestparts import Part
 from gitrepro.store import manifests
+from gitrepro.util import malloc
 from gitrepro.util.budget import ByteBudget
 from gitrepro.store.repo import Repo
 from gitrepro.store.store import PACK_TARGET, Store, parse_manifest_root
@@ -39,6 +39,7 @@ WHOLE_PACK_RATIO = 0.5        # fetch the whole pack when at least this share of
 RANGE_MAX = 16 * 1024 * 1024  # never merge needed byte ranges into one GET larger than this
 FETCH_BATCH = 100_000         # chunk ids looked up and fetched at once while a manifest is streamed
 IN_FLIGHT = 96 * 1024 * 1024  # bytes of downloads held in memory at once, over all jobs (peak RSS)
+PIECE = 8 * 1024 * 1024       # a whole pack is downloaded this much at a time, each piece written out at once
 COPY_BATCH = 256              # blobs of a downloaded pack copied into a new local pack at once
 
 
@@ -84,6 +85,7 @@ class Fetcher:
         self._in_flight = ByteBudget(IN_FLIGHT)   # 8 jobs of 32 MiB packs would otherwise hold 256 MiB
         self._tmp = store.remote_cache_dir / "tmp"
         _drop_stale_temp(self._tmp)
+        malloc.cap_arenas()   # before the download threads start: each would keep its own arena
 
     def __call__(self, store: Store, blob_ids: set[bytes]) -> None:
         self.fetch_blobs(blob_ids)
@@ -191,6 +193,7 @@ class Fetcher:
                         + [partial(self._span, p, span, builder) for p, span in ranges])
             finally:
                 builder.publish()   # keep every verified blob that arrived, even when something failed
+        malloc.trim()
         return builder.held
 
     def _count(self, nbytes: int, blobs: int, whole: bool) -> None:
@@ -211,37 +214,40 @@ class Fetcher:
                              "from a clone that has the data")
 
     def _whole_pack(self, pack: RemotePack, builder: "_PackBuilder") -> None:
-        with self._in_flight.hold(pack.size):
-            self._take_whole_pack(pack, self.remote.get(layout.pack_key(pack.id)), builder)
-
-    def _take_whole_pack(self, pack: RemotePack, data: bytes, builder: "_PackBuilder") -> None:
-        if len(data) != pack.size:
-            raise self._corrupt(pack, f"{len(data)} bytes where its index says {pack.size}")
+        """Download a pack PIECE bytes at a time straight into a temp file (held in memory one
+        piece at a time, under the budget), verify it there, and publish that file as it is."""
+        fd, tmp = tempfile.mkstemp(dir=self._tmp, suffix=".pack")
         try:
-            if packfmt.pack_id_of(io.BytesIO(data), len(data)) != pack.id:
+            with os.fdopen(fd, "w+b") as f:
+                for start in range(0, pack.size, PIECE):
+                    end = min(start + PIECE, pack.size)
+                    with self._in_flight.hold(end - start):
+                        data = self.remote.get(layout.pack_key(pack.id), start, end)
+                        if len(data) != end - start:
+                            raise self._corrupt(pack, f"{start + len(data)} bytes where its index says {pack.size}")
+                        f.write(data)
+                        del data
+                self._take_whole_pack(pack, f, Path(tmp), builder)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _take_whole_pack(self, pack: RemotePack, f, tmp: Path, builder: "_PackBuilder") -> None:
+        f.flush()
+        try:
+            if packfmt.pack_id_of(f, pack.size) != pack.id:
                 raise packfmt.CorruptPack("its footer does not match its id")
-            entries = [entry for entry, _ in packfmt.iter_pack(io.BytesIO(data), len(data))]
+            entries = [entry for entry, _ in packfmt.iter_pack(f, pack.size)]
         except (packfmt.CorruptPack, ValueError, OSError) as e:   # ValueError/OSError: shorter than a trailer
             raise self._corrupt(pack, str(e)) from None
         if any(e.flags & packfmt.FLAG_MANIFEST for e in entries):   # roots go last: copied blob by blob
-            for start in range(0, len(entries), COPY_BATCH):         # (a copy of it all would double the pack)
-                builder.add([(e, data[e.offset: e.offset + e.length]) for e in entries[start:start + COPY_BATCH]])
+            for start in range(0, len(entries), COPY_BATCH):
+                batch = entries[start:start + COPY_BATCH]
+                builder.add([(e, _read_at(f, e.offset, e.length)) for e in batch])
         else:
-            self._publish_whole(pack.id, data, entries)
-        self._count(len(data), len(entries), whole=True)
-
-    def _publish_whole(self, pack_id: str, data: bytes, entries: list[packfmt.BlobEntry]) -> None:
-        """Store a verified pack as it came: fsync a temp file, rename it into place, index it."""
-        fd, tmp = tempfile.mkstemp(dir=self._tmp, suffix=".pack")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            os.fsync(f.fileno())   # stored as it came: fsynced, renamed into place, indexed
             with self.store.lock():
-                self.store.publish_pack(Path(tmp), pack_id, entries)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+                self.store.publish_pack(tmp, pack.id, entries)
+        self._count(pack.size, len(entries), whole=True)
 
     def _span(self, pack: RemotePack, span: list[packfmt.BlobEntry], builder: "_PackBuilder") -> None:
         start, end = span[0].offset, span[-1].offset + span[-1].length
@@ -263,6 +269,11 @@ class Fetcher:
             verified.append((entry, stored))
         builder.add(verified)
         self._count(len(data), len(verified), whole=False)
+
+
+def _read_at(f, offset: int, length: int) -> bytes:
+    f.seek(offset)
+    return f.read(length)
 
 
 def _drop_stale_temp(tmp_dir: Path, age: float = 3600) -> None:

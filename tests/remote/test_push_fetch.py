@@ -13,7 +13,7 @@ from conftest import run_git
 from gitrepro.store import fsck
 from gitrepro.worktree import snapshot
 from gitrepro.worktree.checkout import checkout
-from gitrepro.remote import layout, settings
+from gitrepro.remote import layout, reach, settings
 from gitrepro.remote import fetch as fetch_op
 from gitrepro.remote import push as push_op
 from gitrepro.remote import view as remote_view
@@ -214,4 +214,39 @@ def test_a_push_after_new_versions_looks_up_only_what_they_add_and_the_remote_ha
         checkout(other, sha, to=str(tmp_path / f"v{n}"), fetch=fetch_op.make_fetcher(other))
     assert tree_state(tmp_path / "v4" / "data") == tree_state(git_repo / "data")
     assert tree_state(tmp_path / "v1" / "data") != tree_state(tmp_path / "v2" / "data")
+    other.close()
+
+
+class _RecordingRemote:
+    """A remote that notes how many bytes each read returns (what one download holds in memory)."""
+
+    def __init__(self, inner):
+        self.inner, self.reads = inner, []
+
+    def get(self, key, start=None, end=None):
+        data = self.inner.get(key, start, end)
+        self.reads.append(len(data))
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_whole_pack_is_downloaded_a_piece_at_a_time(origin, git_repo, repo, commit, tmp_path, monkeypatch):
+    make_tree(git_repo / "data", random_files(4, 4, 200_000))
+    snapshot.add(repo, ["data"])
+    commit("v1")
+    push_op.push(repo)
+    clone = tmp_path / "clone"
+    run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
+    other = Repo.find(clone)
+    monkeypatch.setattr(fetch_op, "PIECE", 64 * 1024)
+    fetcher = fetch_op.open_fetcher(other)
+    fetcher.remote = _RecordingRemote(fetcher.remote)
+    fetcher.fetch_manifests(reach.at_commits(other.root, ["HEAD"]))
+    assert fetcher.result.packs_downloaded == 1 and fetcher.result.bytes_downloaded > 4 * fetch_op.PIECE
+    assert max(fetcher.remote.reads) <= fetch_op.PIECE   # never the whole pack in memory at once
+    checkout(other, None)
+    assert tree_state(clone / "data") == tree_state(git_repo / "data")
+    assert fsck.fsck(other.store).findings == []
     other.close()
