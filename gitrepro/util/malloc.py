@@ -10,15 +10,18 @@ nothing changes.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 
 M_ARENA_MAX = -8
 ARENAS = 2
 
 
+@functools.cache
 def _libc():
+    """The C library this process runs on, if it is glibc (looked up once: the process's own
+    symbols, not `ctypes.util.find_library`, which starts a subprocess every call)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)
         return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
     except OSError:
         return None
