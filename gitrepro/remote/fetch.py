@@ -11,6 +11,7 @@ and chunks, so an interrupted fetch never leaves a manifest whose data is missin
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import threading
@@ -215,7 +216,17 @@ class Fetcher:
 
     def _whole_pack(self, pack: RemotePack, builder: "_PackBuilder") -> None:
         """Download a pack PIECE bytes at a time straight into a temp file (held in memory one
-        piece at a time, under the budget), verify it there, and publish that file as it is."""
+        piece at a time, under the budget), verify it there, and publish that file as it is.
+        A pack holding manifest roots is copied blob by blob into a new local pack instead (roots
+        go last), so it is held in memory: a temp file beside that copy would need its size twice
+        on disk, and a fetch that fits a nearly full disk would stop fetching."""
+        if any(e.flags & packfmt.FLAG_MANIFEST for e in pack.entries):
+            with self._in_flight.hold(pack.size):
+                data = self.remote.get(layout.pack_key(pack.id))
+                if len(data) != pack.size:
+                    raise self._corrupt(pack, f"{len(data)} bytes where its index says {pack.size}")
+                self._take_whole_pack(pack, io.BytesIO(data), None, builder)
+            return
         fd, tmp = tempfile.mkstemp(dir=self._tmp, suffix=".pack")
         try:
             with os.fdopen(fd, "w+b") as f:
@@ -231,7 +242,8 @@ class Fetcher:
         finally:
             Path(tmp).unlink(missing_ok=True)
 
-    def _take_whole_pack(self, pack: RemotePack, f, tmp: Path, builder: "_PackBuilder") -> None:
+    def _take_whole_pack(self, pack: RemotePack, f, tmp: Path | None, builder: "_PackBuilder") -> None:
+        """Verify a downloaded pack (`f`: the temp file `tmp`, or its bytes in memory) and keep it."""
         f.flush()
         try:
             if packfmt.pack_id_of(f, pack.size) != pack.id:
@@ -239,7 +251,7 @@ class Fetcher:
             entries = [entry for entry, _ in packfmt.iter_pack(f, pack.size)]
         except (packfmt.CorruptPack, ValueError, OSError) as e:   # ValueError/OSError: shorter than a trailer
             raise self._corrupt(pack, str(e)) from None
-        if any(e.flags & packfmt.FLAG_MANIFEST for e in entries):   # roots go last: copied blob by blob
+        if tmp is None or any(e.flags & packfmt.FLAG_MANIFEST for e in entries):   # roots go last: blob by blob
             for start in range(0, len(entries), COPY_BATCH):
                 batch = entries[start:start + COPY_BATCH]
                 builder.add([(e, _read_at(f, e.offset, e.length)) for e in batch])

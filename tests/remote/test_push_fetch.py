@@ -233,6 +233,11 @@ class _RecordingRemote:
 
 
 def test_a_whole_pack_is_downloaded_a_piece_at_a_time(origin, git_repo, repo, commit, tmp_path, monkeypatch):
+    """Packs of chunks only, that is: the one holding the manifest root is copied blob by blob
+    into a new local pack, so it is read whole (a temp file would need it twice on disk)."""
+    from gitrepro.store import store as store_module
+
+    monkeypatch.setattr(store_module, "PACK_TARGET", 200_000)
     make_tree(git_repo / "data", random_files(4, 4, 200_000))
     snapshot.add(repo, ["data"])
     commit("v1")
@@ -244,8 +249,8 @@ def test_a_whole_pack_is_downloaded_a_piece_at_a_time(origin, git_repo, repo, co
     fetcher = fetch_op.open_fetcher(other)
     fetcher.remote = _RecordingRemote(fetcher.remote)
     fetcher.fetch_manifests(reach.at_commits(other.root, ["HEAD"]))
-    assert fetcher.result.packs_downloaded == 1 and fetcher.result.bytes_downloaded > 4 * fetch_op.PIECE
-    assert max(fetcher.remote.reads) <= fetch_op.PIECE   # never the whole pack in memory at once
+    assert fetcher.result.packs_downloaded >= 2 and fetcher.result.bytes_downloaded > 4 * fetch_op.PIECE
+    assert sorted(fetcher.remote.reads)[-2] <= fetch_op.PIECE   # but the root pack's, never a whole pack at once
     checkout(other, None)
     assert tree_state(clone / "data") == tree_state(git_repo / "data")
     assert fsck.fsck(other.store).findings == []
