@@ -7,7 +7,7 @@ manifest's parts and chunks. Sweep, under the store lock: a pack none of whose
 blobs is marked is dropped from the index, then deleted; a pack with enough
 unmarked bytes is rewritten with its marked blobs only: the new pack is
 written, renamed into place and indexed before the old one is unindexed and
-deleted. Packs younger than the grace period are never touched, so a
+deleted. Packs holding dead manifest roots go first, so no root outlives its chunks. Packs younger than the grace period are never touched, so a
 concurrent `add` or `fetch` whose pointer is not yet written is safe.
 See docs/design.md, "Write order", and docs/remotes.md, "gc".
 """
@@ -81,7 +81,7 @@ def gc(repo: Repo, *, dry_run: bool = False, grace: float = GRACE, remote_name: 
         result.live_blobs = len(live)
         dead = _dead_by_pack(store, live)
         written: set[str] = set()   # packs this run's repacks wrote: the plans above predate them
-        for pack_id in sorted(packs.keys() - young):
+        for pack_id in _roots_first(packs.keys() - young, dead):
             action = _plan_local(pack_id, packs[pack_id], dead.get(pack_id))
             if action is None or pack_id in written:
                 continue
@@ -95,6 +95,13 @@ def gc(repo: Repo, *, dry_run: bool = False, grace: float = GRACE, remote_name: 
     if sweep_remote:
         _gc_remote(repo, remote_name, roots, grace, dry_run, result)
     return result
+
+
+def _roots_first(packs: set[str], dead: dict[str, "DeadBlobs"]) -> list[str]:
+    """The packs holding dead manifest roots first: a root goes before the chunks it names, so
+    a gc killed at any moment never leaves a manifest in the store whose chunks are gone (fsck
+    would rightly call it damaged, and `checkout` of it would fail mid-way)."""
+    return sorted(packs, key=lambda p: (not (p in dead and dead[p].root), p))
 
 
 def _mtime(path: Path) -> float:
