@@ -7,7 +7,8 @@ manifest's parts and chunks. Sweep, under the store lock: a pack none of whose
 blobs is marked is dropped from the index, then deleted; a pack with enough
 unmarked bytes is rewritten with its marked blobs only: the new pack is
 written, renamed into place and indexed before the old one is unindexed and
-deleted. Packs holding dead manifest roots go first, so no root outlives its chunks. Packs younger than the grace period are never touched, so a
+deleted. Packs holding dead manifest roots go first, so no root outlives its
+chunks. Packs younger than the grace period are never touched, so a
 concurrent `add` or `fetch` whose pointer is not yet written is safe.
 See docs/design.md, "Write order", and docs/remotes.md, "gc".
 """

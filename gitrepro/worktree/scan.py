@@ -133,21 +133,15 @@ def _read_file(path: Path, found: Found, cutter, writer, progress) -> Entry:
     mode = stat.S_IMODE(found.st.st_mode) & 0o777
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     try:
-        entry = None
         if found.st.st_size < SMALL_FILE:
             data = os.read(fd, found.st.st_size + 1)
             if len(data) == found.st.st_size:  # all of it in one call (we asked for one byte more)
-                entry = _small_file_entry(found.rel, mode, data, cutter, writer, progress)
-            else:
-                os.lseek(fd, 0, os.SEEK_SET)  # a short read or a file that changed: take the general path
-        if entry is None:
-            with open(fd, "rb", buffering=0, closefd=False) as f:
-                entry = _streamed_file_entry(found, mode, f, cutter, writer, progress)
+                return _small_file_entry(found.rel, mode, data, cutter, writer, progress)
+            os.lseek(fd, 0, os.SEEK_SET)  # a short read or a file that changed: take the general path
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            return _streamed_file_entry(found, mode, f, cutter, writer, progress)
     finally:
         os.close(fd)
-    if writer is not None and entry.size > proofs.MIN_SIZE:   # hashed whole just now: a restore need not again
-        proofs.record(writer.store.path, entry)
-    return entry
 
 
 def _small_file_entry(rel: str, mode: int, data: bytes, cutter, writer, progress) -> Entry:
@@ -185,7 +179,10 @@ def _streamed_file_entry(found: Found, mode: int, f, cutter, writer, progress) -
             take(*hashing.popleft())
     while hashing:
         take(*hashing.popleft())
-    return Entry(found.rel, FILE, mode, size, reader.hexdigest(), tuple(chunks))
+    entry = Entry(found.rel, FILE, mode, size, reader.hexdigest(), tuple(chunks))
+    if writer is not None and size > proofs.MIN_SIZE:   # hashed whole just now: a restore need not again
+        proofs.record(writer.store.path, entry)   # (small files, read in one call, never are this large)
+    return entry
 
 
 def _hash_chunks(batch: list) -> list[bytes]:

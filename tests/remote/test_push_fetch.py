@@ -22,6 +22,13 @@ from helpers_trees import make_tree, random_files, tree_state
 from s3server import ensure_cli, origin, remote_args, remote_kind, s3, s3_server  # noqa: F401 - fixtures
 
 
+def cloned(git_repo, tmp_path) -> tuple:
+    """A git clone of `git_repo` at tmp_path/clone and its gitrepro Repo (no data fetched)."""
+    clone = tmp_path / "clone"
+    run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
+    return clone, Repo.find(clone)
+
+
 def test_push_then_a_fresh_clone_fetches_and_checks_out_identical_bytes(origin, git_repo, repo, commit, tmp_path):
     make_tree(git_repo / "data", random_files(1, 6, 200_000))
     snapshot.add(repo, ["data"])
@@ -36,9 +43,7 @@ def test_push_then_a_fresh_clone_fetches_and_checks_out_identical_bytes(origin, 
     assert first.packs_uploaded == 2 and first.manifests == 2
     assert push_op.push(repo).packs_uploaded == 0
 
-    clone = tmp_path / "clone"
-    run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
-    other = Repo.find(clone)
+    clone, other = cloned(git_repo, tmp_path)
     fetched = fetch_op.fetch(other)
     assert fetched.blobs_fetched > 0 and fetched.manifests == 1
     checkout(other, None)
@@ -70,9 +75,7 @@ def test_a_few_chunks_of_a_big_pack_come_by_range_reads(origin, git_repo, repo, 
     snapshot.add(repo, ["data"])
     commit("v1")
     push_op.push(repo)
-    clone = tmp_path / "clone"
-    run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
-    other = Repo.find(clone)
+    clone, other = cloned(git_repo, tmp_path)
     fetcher = fetch_op.open_fetcher(other)
     some = [e for e in next(iter(fetcher.view.packs.values())).entries if not e.flags][:3]
     fetcher.fetch_blobs({e.id for e in some})
@@ -173,9 +176,7 @@ def test_a_push_repairs_a_manifest_published_before_a_pack_it_needs(origin, git_
         hint.unlink()                           # ...and so never recorded the manifest as complete
 
     assert push_op.push(repo).packs_uploaded == 1
-    clone = tmp_path / "clone"
-    run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
-    other = Repo.find(clone)
+    clone, other = cloned(git_repo, tmp_path)
     fetch_op.fetch(other)
     checkout(other, None)
     assert tree_state(clone / "data") == tree_state(git_repo / "data")
@@ -207,9 +208,7 @@ def test_a_push_after_new_versions_looks_up_only_what_they_add_and_the_remote_ha
         result = push_op.push(repo)
         assert result.packs_uploaded >= 1 and result.manifests_on_remote == n - 1
     assert streamed == []
-    clone = tmp_path / "clone"
-    run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
-    other = Repo.find(clone)
+    clone, other = cloned(git_repo, tmp_path)
     for n, sha in enumerate(commits, 1):
         checkout(other, sha, to=str(tmp_path / f"v{n}"), fetch=fetch_op.make_fetcher(other))
     assert tree_state(tmp_path / "v4" / "data") == tree_state(git_repo / "data")
@@ -242,9 +241,7 @@ def test_a_whole_pack_is_downloaded_a_piece_at_a_time(origin, git_repo, repo, co
     snapshot.add(repo, ["data"])
     commit("v1")
     push_op.push(repo)
-    clone = tmp_path / "clone"
-    run_git(tmp_path, "clone", "-q", str(git_repo), str(clone))
-    other = Repo.find(clone)
+    clone, other = cloned(git_repo, tmp_path)
     monkeypatch.setattr(fetch_op, "PIECE", 64 * 1024)
     fetcher = fetch_op.open_fetcher(other)
     fetcher.remote = _RecordingRemote(fetcher.remote)

@@ -263,8 +263,8 @@ def test_a_large_file_hashed_whole_at_add_or_restore_is_not_hashed_whole_again(
     checkout(repo, commits[0])
     assert path.read_bytes() == v1 and fed == []
 
-    monkeypatch.setattr(proofs, "MIN_SIZE", 0)        # add proves what it hashes
-    path.write_bytes(b"v3" * 100_000)
+    monkeypatch.setattr(proofs, "MIN_SIZE", 0)        # add proves what it streams (1 MiB and more)
+    path.write_bytes(b"v3" * 600_000)
     set_old_mtimes(path)
     snapshot.add(repo, [str(path)])
     v3 = commit()
@@ -273,7 +273,7 @@ def test_a_large_file_hashed_whole_at_add_or_restore_is_not_hashed_whole_again(
     checkout(repo, commits[1])
     fed.clear()
     checkout(repo, v3)
-    assert path.read_bytes() == b"v3" * 100_000 and fed == []
+    assert path.read_bytes() == b"v3" * 600_000 and fed == []
 
 
 def test_proofs_name_the_whole_claim_and_a_store_that_cannot_take_one_is_left_alone(repo, tmp_path):
